@@ -1,0 +1,278 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration of a Concierge box: one YAML file,
+// `${VAR}` references expanded from the environment, then CONCIERGE_*
+// variables overriding single keys (CONCIERGE_NATS_URL sets nats.url).
+// docs/config.md documents every key; deploy/concierge.yaml is an example.
+type Config struct {
+	Branch  string        `yaml:"branch"`
+	DB      string        `yaml:"db"`
+	Models  ModelsConfig  `yaml:"models"`
+	Vision  VisionConfig  `yaml:"vision"`
+	Match   MatchConfig   `yaml:"match"`
+	NATS    NATSConfig    `yaml:"nats"`
+	HTTP    HTTPConfig    `yaml:"http"`
+	Cameras []Camera      `yaml:"cameras"`
+	Tiering TieringConfig `yaml:"tiering"`
+	Log     LogConfig     `yaml:"log"`
+}
+
+// ModelsConfig says where model files live.
+type ModelsConfig struct {
+	Dir string `yaml:"dir"`
+}
+
+// VisionConfig tunes the face engine and the quality gate for enrollment photos.
+type VisionConfig struct {
+	Engine       string  `yaml:"engine"`        // "dlib"
+	Pool         int     `yaml:"pool"`          // recognisers working at once; 0 = GOMAXPROCS
+	MaxPixels    int     `yaml:"max_pixels"`    // larger images are refused before decoding
+	MinFacePx    int     `yaml:"min_face_px"`   // smaller faces are ignored
+	MinSharpness float64 `yaml:"min_sharpness"` // enrollment photos below are "too blurry"
+	MinFrontal   float64 `yaml:"min_frontal"`   // enrollment photos below are "not facing the camera"
+}
+
+// MatchConfig is the open-set decision rule for one face or one track.
+type MatchConfig struct {
+	Threshold float64 `yaml:"threshold"` // accept a customer only at or below this distance
+	Margin    float64 `yaml:"margin"`    // ... and this much closer than the runner-up customer
+	// DuplicateThreshold refuses an enrollment whose face is this close to a
+	// different customer.
+	DuplicateThreshold float64 `yaml:"duplicate_threshold"`
+}
+
+// NATSConfig: an empty URL starts an embedded server listening on Listen.
+type NATSConfig struct {
+	URL      string `yaml:"url"`
+	Listen   string `yaml:"listen"`
+	StoreDir string `yaml:"store_dir"` // JetStream storage of the embedded server
+}
+
+// HTTPConfig is the daemon's HTTP listener (health, metrics, pages, API).
+type HTTPConfig struct {
+	Addr string `yaml:"addr"`
+}
+
+// Camera is one video source.
+type Camera struct {
+	ID     string `yaml:"id"`
+	Source string `yaml:"source"` // RTSP/HTTP URL, device index, or video file path
+}
+
+// TieringConfig selects the tier scheme used for alerts.
+type TieringConfig struct {
+	Scheme     string `yaml:"scheme"`      // preset or custom scheme name
+	SchemesDir string `yaml:"schemes_dir"` // extra scheme YAML files
+}
+
+// LogConfig controls slog output.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// DefaultConfig is what a box runs with when the file says nothing.
+func DefaultConfig() Config {
+	return Config{
+		Branch: "b001",
+		DB:     defaultDataPath("concierge.db"),
+		Models: ModelsConfig{Dir: defaultModelsDir()},
+		Vision: VisionConfig{
+			Engine:       "dlib",
+			Pool:         runtime.GOMAXPROCS(0),
+			MaxPixels:    40_000_000,
+			MinFacePx:    60,
+			MinSharpness: 15,
+			MinFrontal:   0.35,
+		},
+		Match: MatchConfig{
+			Threshold:          0.40,
+			Margin:             0.06,
+			DuplicateThreshold: 0.40,
+		},
+		NATS: NATSConfig{Listen: "127.0.0.1:4222", StoreDir: defaultDataPath("jetstream")},
+		HTTP: HTTPConfig{Addr: "127.0.0.1:8080"},
+		Log:  LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+func defaultModelsDir() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "concierge", "models")
+	}
+	return filepath.Join(os.TempDir(), "concierge-models")
+}
+
+func defaultDataPath(name string) string {
+	if os.Geteuid() == 0 {
+		return filepath.Join("/var/lib/concierge", name)
+	}
+	if d, err := os.UserConfigDir(); err == nil {
+		return filepath.Join(filepath.Dir(d), ".local", "share", "concierge", name)
+	}
+	return filepath.Join(os.TempDir(), "concierge", name)
+}
+
+// ReadConfigFile parses the file at path over DefaultConfig; an empty path
+// gives the defaults with environment overrides applied.
+func ReadConfigFile(path string) (Config, error) {
+	if path == "" {
+		c := DefaultConfig()
+		if err := applyEnv(&c, os.LookupEnv); err != nil {
+			return c, err
+		}
+		return c, c.Validate()
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	c, err := ParseConfig(f)
+	if err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ParseConfig reads YAML over DefaultConfig, expands ${VAR} references,
+// applies CONCIERGE_* overrides and validates the result.
+func ParseConfig(r io.Reader) (Config, error) {
+	c := DefaultConfig()
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return c, err
+	}
+	raw = []byte(os.Expand(string(raw), func(k string) string { return os.Getenv(k) }))
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true) // a misspelt key is an error, not a silent default
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return c, err
+	}
+	if err := applyEnv(&c, os.LookupEnv); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// Validate names the first bad field.
+func (c Config) Validate() error {
+	switch {
+	case c.Branch == "" || strings.ContainsAny(c.Branch, ".*> \t"):
+		return fmt.Errorf("branch: %q must be non-empty and hold no '.', '*', '>' or spaces (it is a NATS subject token)", c.Branch)
+	case c.DB == "":
+		return errors.New("db: must be set")
+	case c.Models.Dir == "":
+		return errors.New("models.dir: must be set")
+	case c.Vision.Engine != "dlib":
+		return fmt.Errorf("vision.engine: %q is not one of: dlib", c.Vision.Engine)
+	case c.Vision.Pool < 0:
+		return errors.New("vision.pool: must be >= 0")
+	case c.Vision.MaxPixels <= 0:
+		return errors.New("vision.max_pixels: must be > 0")
+	case c.Vision.MinFacePx < 0:
+		return errors.New("vision.min_face_px: must be >= 0")
+	case c.Match.Threshold <= 0 || c.Match.Threshold > 2:
+		return fmt.Errorf("match.threshold: %v must be in (0, 2]", c.Match.Threshold)
+	case c.Match.Margin < 0:
+		return errors.New("match.margin: must be >= 0")
+	case c.Match.DuplicateThreshold < 0:
+		return errors.New("match.duplicate_threshold: must be >= 0")
+	}
+	seen := map[string]bool{}
+	for i, cam := range c.Cameras {
+		if cam.ID == "" || cam.Source == "" {
+			return fmt.Errorf("cameras[%d]: id and source must be set", i)
+		}
+		if seen[cam.ID] {
+			return fmt.Errorf("cameras[%d]: duplicate id %q", i, cam.ID)
+		}
+		seen[cam.ID] = true
+	}
+	return nil
+}
+
+// applyEnv walks the config's scalar fields and sets each from
+// CONCIERGE_<YAML PATH> when that variable exists: nats.url is CONCIERGE_NATS_URL.
+func applyEnv(c *Config, lookup func(string) (string, bool)) error {
+	return walkEnv(reflect.ValueOf(c).Elem(), "CONCIERGE", lookup)
+}
+
+func walkEnv(v reflect.Value, prefix string, lookup func(string) (string, bool)) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		name := prefix + "_" + strings.ToUpper(tag)
+		fv := v.Field(i)
+		if f.Type.Kind() == reflect.Struct {
+			if err := walkEnv(fv, name, lookup); err != nil {
+				return err
+			}
+			continue
+		}
+		s, ok := lookup(name)
+		if !ok {
+			continue
+		}
+		if err := setScalar(fv, s); err != nil {
+			return fmt.Errorf("env %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func setScalar(v reflect.Value, s string) error {
+	if v.Type() == reflect.TypeOf(time.Duration(0)) {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(d))
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(s)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return err
+		}
+		v.SetInt(n)
+	case reflect.Float64:
+		n, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return err
+		}
+		v.SetFloat(n)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		v.SetBool(b)
+	default:
+		return nil // lists (cameras) are configured in the file only
+	}
+	return nil
+}
