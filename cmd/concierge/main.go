@@ -27,6 +27,10 @@ type command struct {
 
 // commands lists every subcommand; each lives in its own cmd_*.go file.
 var commands = map[string]command{
+	"enroll":   {"enroll a consenting customer from photos", runEnroll},
+	"identify": {"identify faces in photos against the gallery", runIdentify},
+	"demo":     {"enroll people from real photos and recognise them (the README's demo)", runDemo},
+	"forget":   {"delete a customer's biometric data (consent withdrawal)", runForget},
 }
 
 // Main holds what every subcommand shares. Tests build one with their own

@@ -1,0 +1,24 @@
+# The two commands of the README: `make demo` and `make test`. Each runs
+# deploy/setup.sh first, so either works on a fresh Debian 12 machine.
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+
+.PHONY: setup demo test vet bench clean
+
+setup:
+	deploy/setup.sh
+
+demo: setup
+	bin/concierge demo
+
+test: setup
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	go vet ./...
+	go test -race $$(go list ./... | grep -v -e /vision -e /cmd/)
+	go test -count=1 -timeout 30m ./vision/... ./cmd/...
+
+bench: setup
+	go test -run XXX -bench . -benchtime 20x ./vision/ ./enroll/
+
+clean:
+	rm -rf bin

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"concierge"
+	"concierge/enroll"
+	"concierge/sqlite"
+	"concierge/vision"
+)
+
+// faceApp is what the face subcommands share: the database, the engine and
+// the enrollment service over them.
+type faceApp struct {
+	cfg    Config
+	db     *sqlite.DB
+	engine *vision.Engine
+	svc    *enroll.Service
+}
+
+func (a *faceApp) Close() error {
+	var errs []error
+	if a.engine != nil {
+		errs = append(errs, a.engine.Close())
+	}
+	if a.db != nil {
+		errs = append(errs, a.db.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// openFaceApp opens the database and the engine. The engine is skipped when
+// withEngine is false (forget needs no models).
+func (m *Main) openFaceApp(ctx context.Context, cfg Config, withEngine bool) (*faceApp, error) {
+	db, err := sqlite.Open(ctx, cfg.DB)
+	if err != nil {
+		return nil, err
+	}
+	a := &faceApp{cfg: cfg, db: db}
+	var det enroll.Detector
+	model := vision.ModelDlib
+	if withEngine {
+		a.engine, err = vision.NewEngine(vision.Config{
+			ModelDir:  cfg.Models.Dir,
+			Pool:      cfg.Vision.Pool,
+			MaxPixels: cfg.Vision.MaxPixels,
+			MinFacePx: cfg.Vision.MinFacePx,
+			Logger:    m.Logger,
+		})
+		if err != nil {
+			a.Close()
+			return nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch` first)", err)
+		}
+		det = a.engine
+		model = a.engine.Model()
+	}
+	a.svc = &enroll.Service{
+		Store:    db,
+		Detector: det,
+		Gallery:  enroll.NewGallery(model),
+		Quality: enroll.QualityRule{
+			MinFacePx:    max(cfg.Vision.MinFacePx, enroll.DefaultQualityRule.MinFacePx),
+			MinSharpness: cfg.Vision.MinSharpness,
+			MinFrontal:   cfg.Vision.MinFrontal,
+		},
+		Rule:               enroll.Rule{Threshold: cfg.Match.Threshold, Margin: cfg.Match.Margin},
+		DuplicateThreshold: cfg.Match.DuplicateThreshold,
+		Logger:             m.Logger,
+	}
+	if err := a.svc.Open(ctx); err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func runEnroll(ctx context.Context, m *Main, args []string) error {
+	fs := m.flags("enroll")
+	id := fs.String("customer", "", "customer id (required)")
+	name := fs.String("name", "", "display name shown to staff (required)")
+	consentRef := fs.String("consent", "", "consent reference, e.g. the signed form's number (required)")
+	consentText := fs.String("consent-text", "v1", "version of the consent text the customer agreed to")
+	channel := fs.String("channel", "cli", "where consent was given: cli, counter, kiosk")
+	lang := fs.String("lang", "", "language of the consent text (zh, en)")
+	allowDup := fs.Bool("allow-duplicate", false, "enroll even if the face matches another customer (operators only)")
+	fs.Usage = func() {
+		fmt.Fprintln(m.Stderr, "usage: concierge enroll --customer ID --name NAME --consent REF IMAGE...")
+		fs.PrintDefaults()
+	}
+	files, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if *id == "" || *name == "" || *consentRef == "" || len(files) == 0 {
+		fs.Usage()
+		return usagef("enroll needs --customer, --name, --consent and at least one image")
+	}
+	cfg, err := m.config()
+	if err != nil {
+		return err
+	}
+	photos := make([]enroll.Photo, 0, len(files))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return concierge.Errorf(concierge.EINVALID, "read %s: %v", f, errors.Unwrap(err))
+		}
+		photos = append(photos, enroll.Photo{Name: filepath.Base(f), Data: data})
+	}
+	app, err := m.openFaceApp(ctx, cfg, true)
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	res, err := app.svc.Enroll(ctx, enroll.Request{
+		CustomerID:  *id,
+		DisplayName: *name,
+		Consent: enroll.Consent{
+			Reference: *consentRef, TextVersion: *consentText, Channel: *channel, Language: *lang,
+		},
+		Photos:         photos,
+		AllowDuplicate: *allowDup,
+	})
+	if err != nil {
+		// The per-photo reasons are the useful part of a refusal.
+		if res.Photos != nil {
+			writeJSON(m, res)
+		}
+		return err
+	}
+	return writeJSON(m, res)
+}
+
+func runForget(ctx context.Context, m *Main, args []string) error {
+	fs := m.flags("forget")
+	id := fs.String("customer", "", "customer id whose biometric data is deleted (required)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *id == "" {
+		return usagef("forget needs --customer ID")
+	}
+	cfg, err := m.config()
+	if err != nil {
+		return err
+	}
+	app, err := m.openFaceApp(ctx, cfg, false)
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	n, err := app.svc.Forget(ctx, *id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(m, map[string]any{"customer_id": *id, "templates_deleted": n, "consent": "withdrawn"})
+}
+
+func writeJSON(m *Main, v any) error {
+	enc := json.NewEncoder(m.Stdout)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}

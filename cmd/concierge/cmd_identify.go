@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"concierge"
+	"concierge/enroll"
+)
+
+// identifyLine is the stable JSON shape of `concierge identify`: one object
+// per detected face.
+type identifyLine struct {
+	Image      string   `json:"image"`
+	Box        [4]int   `json:"box"`
+	CustomerID *string  `json:"customer_id"`
+	Name       *string  `json:"name"`
+	Distance   float64  `json:"distance"`
+	Margin     *float64 `json:"margin"`
+	Tier       any      `json:"tier"`
+	Quality    float64  `json:"quality"`
+}
+
+func runIdentify(ctx context.Context, m *Main, args []string) error {
+	fs := m.flags("identify")
+	fs.Bool("json", true, "one JSON object per face per line (the only format; kept for scripts that pass it)")
+	fs.Usage = func() {
+		fmt.Fprintln(m.Stderr, "usage: concierge identify [--json] IMAGE...")
+		fs.PrintDefaults()
+	}
+	files, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		fs.Usage()
+		return usagef("identify needs at least one image")
+	}
+	cfg, err := m.config()
+	if err != nil {
+		return err
+	}
+	app, err := m.openFaceApp(ctx, cfg, true)
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+
+	failed := 0
+	for _, f := range files {
+		if err := m.identifyOne(ctx, app, f); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if concierge.ErrorCode(err) == concierge.EINTERNAL && !enroll.IsBadInput(err) {
+				return err
+			}
+			failed++
+			fmt.Fprintf(m.Stderr, "concierge: %s: %s\n", f, describe(err))
+		}
+	}
+	if failed > 0 {
+		return exitError{1}
+	}
+	return nil
+}
+
+func (m *Main) identifyOne(ctx context.Context, app *faceApp, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return concierge.Errorf(concierge.EINVALID, "%v", errors.Unwrap(err))
+	}
+	ids, err := app.svc.Identify(ctx, data)
+	if err != nil {
+		return err
+	}
+	names := map[string]string{}
+	for _, id := range ids {
+		line := identifyLine{
+			Image:    filepath.Base(path),
+			Box:      [4]int{id.Box.Min.X, id.Box.Min.Y, id.Box.Max.X, id.Box.Max.Y},
+			Distance: round3(id.Match.Distance),
+			Quality:  round3(id.Quality.Score()),
+		}
+		if id.Match.RunnerUp != "" {
+			mg := round3(id.Match.Margin)
+			line.Margin = &mg
+		}
+		if id.Known {
+			cid := id.Match.CustomerID
+			line.CustomerID = &cid
+			name, ok := names[cid]
+			if !ok {
+				if c, err := app.db.Customer(ctx, cid); err == nil {
+					name = c.DisplayName
+				}
+				names[cid] = name
+			}
+			line.Name = &name
+		}
+		if err := writeJSON(m, line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func describe(err error) string {
+	if enroll.IsBadInput(err) {
+		return err.Error()
+	}
+	return concierge.ErrorMessage(err)
+}
+
+func round3(v float64) float64 {
+	if v != v || v > 1e9 {
+		return 0
+	}
+	return float64(int64(v*1000+0.5)) / 1000
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Concierge set-up for Debian 12: installs the build's system packages,
+# builds the binary, fetches and verifies the models, and fetches the real
+# face photos the demo and the tests use. Idempotent: what is present is
+# skipped. Run as root, or as a user with sudo.
+#
+#   deploy/setup.sh            packages, binary (bin/concierge), models, photos
+#   deploy/setup.sh --no-apt   skip the package step (packages already present)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+CACHE=${CONCIERGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/concierge}
+MODELS_DIR=${CONCIERGE_MODELS_DIR:-$CACHE/models}
+PHOTOS_DIR=${CONCIERGE_TEST_PHOTOS:-$CACHE/testdata/photos}
+SHARED=${CONCIERGE_SHARED:-$ROOT/../shared}
+APT=1
+for a in "$@"; do
+  case "$a" in
+    --no-apt) APT=0 ;;
+    *) echo "setup: unknown option $a" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf '== %s\n' "$*"; }
+
+# 1. System packages. dlib needs a CBLAS (libatlas-base-dev provides
+# libcblas.so, which go-face links by name); OpenCV 4.6 is what gocv v0.31.0
+# builds against; npm fetches the model and photo tarballs.
+PKGS=(gcc g++ pkg-config libdlib-dev libopencv-dev libblas-dev liblapack-dev libatlas-base-dev
+      libjpeg62-turbo-dev npm)
+if [ "$APT" = 1 ]; then
+  missing=()
+  for p in "${PKGS[@]}"; do
+    if [ "$p" = npm ] && command -v npm >/dev/null 2>&1; then continue; fi
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]}"
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    say "system packages present"
+  fi
+fi
+
+if ! command -v go >/dev/null 2>&1; then
+  if [ -x /usr/local/go/bin/go ]; then export PATH=$PATH:/usr/local/go/bin; else
+    echo "setup: Go 1.26 is required (go.mod says so); install it to /usr/local/go" >&2; exit 1
+  fi
+fi
+
+# 2. The binary.
+say "building bin/concierge"
+go build -o bin/concierge ./cmd/concierge
+
+# 3. Models: dlib's three files (npm tarball first, dlib.net second); the
+# ONNX engine's files from the shared folder when this checkout has one.
+say "models in $MODELS_DIR"
+bin/concierge models fetch --dir "$MODELS_DIR" --set dlib
+if [ -d "$SHARED/models" ]; then
+  bin/concierge models fetch --dir "$MODELS_DIR" --set onnx --from "$SHARED/models"
+fi
+
+# 4. Real photos for the demo and the tests (never committed).
+declare -A PHOTO_SHA=(
+  [sample1.jpg]=8ecae4b267b2d3169e06e00c7dee97097aa2a94635d45216f7732a5f4943cb51
+  [sample2.jpg]=7d2b60ae6f13bf30f422e04df87451081a02c83de469056f25afb44b7000c691
+  [sample3.jpg]=8eb081c9efb14370fa94d9feab9e5fbeafd19a627491853a80c2bf67f7ffa936
+  [sample4.jpg]=729efa5923061d40eb4ed5f267a18cc7b8ba6f852bb2757b16d8b7e4937476fc
+  [sample5.jpg]=6d45095ebb182d8f975c0790e0e4eefd86fbb40609cf4b271776d92e12662938
+  [sample6.jpg]=9baad80f9d5e306fb9b8c0913d44445f1e95848df317530efb03d0934c57ba87
+)
+photos_ok() {
+  for f in "${!PHOTO_SHA[@]}"; do
+    [ -f "$PHOTOS_DIR/$f" ] || return 1
+    echo "${PHOTO_SHA[$f]}  $PHOTOS_DIR/$f" | sha256sum -c --status || return 1
+  done
+}
+if photos_ok; then
+  say "photos present in $PHOTOS_DIR"
+else
+  say "fetching photos into $PHOTOS_DIR"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && npm pack --silent @vladmandic/face-api@1.7.15 >/dev/null)
+  tar -xzf "$tmp"/vladmandic-face-api-1.7.15.tgz -C "$tmp" package/demo
+  mkdir -p "$PHOTOS_DIR"
+  for f in "${!PHOTO_SHA[@]}"; do cp "$tmp/package/demo/$f" "$PHOTOS_DIR/$f"; done
+  photos_ok || { echo "setup: photo checksum mismatch in $PHOTOS_DIR" >&2; exit 1; }
+fi
+say "ready"

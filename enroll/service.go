@@ -1,0 +1,299 @@
+package enroll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"concierge"
+	"concierge/face"
+)
+
+// QualityRule is the bar an enrollment photo's face must clear. Enrollment is
+// stricter than recognition: a poor template makes every later match worse.
+type QualityRule struct {
+	MinFacePx    int     `json:"min_face_px"`
+	MinSharpness float64 `json:"min_sharpness"`
+	MinFrontal   float64 `json:"min_frontal"`
+}
+
+// DefaultQualityRule suits 1–2 MP kiosk and phone photos.
+var DefaultQualityRule = QualityRule{MinFacePx: 80, MinSharpness: 15, MinFrontal: 0.35}
+
+// Photo rejection reasons, stable strings that kiosks translate.
+const (
+	ReasonUnreadable = "unreadable"
+	ReasonNoFace     = "no_face"
+	ReasonManyFaces  = "several_faces"
+	ReasonTooSmall   = "too_small"
+	ReasonBlurry     = "too_blurry"
+	ReasonNotFrontal = "not_frontal"
+)
+
+// Check returns "" when the face is good enough to enroll, or the reason.
+func (r QualityRule) Check(q face.Quality) string {
+	switch {
+	case q.SizePx < r.MinFacePx:
+		return ReasonTooSmall
+	case q.Sharpness < r.MinSharpness:
+		return ReasonBlurry
+	case q.Frontal < r.MinFrontal:
+		return ReasonNotFrontal
+	}
+	return ""
+}
+
+// Photo is one uploaded or file image.
+type Photo struct {
+	Name string
+	Data []byte
+}
+
+// PhotoResult tells the customer (or operator) what happened to one photo.
+type PhotoResult struct {
+	Name    string          `json:"name"`
+	OK      bool            `json:"ok"`
+	Reason  string          `json:"reason,omitempty"`
+	Detail  string          `json:"detail,omitempty"`
+	Faces   int             `json:"faces"`
+	Box     image.Rectangle `json:"-"`
+	Quality *face.Quality   `json:"quality,omitempty"`
+}
+
+// Request is one enrollment of one customer.
+type Request struct {
+	CustomerID  string
+	DisplayName string
+	Consent     Consent
+	Photos      []Photo
+	// AllowDuplicate lets an operator enroll a face that matches another
+	// customer (twins, a data fix); kiosks never set it.
+	AllowDuplicate bool
+}
+
+// Result reports an enrollment.
+type Result struct {
+	CustomerID string        `json:"customer_id"`
+	Templates  int           `json:"templates"`
+	Model      string        `json:"model"`
+	Photos     []PhotoResult `json:"photos"`
+}
+
+// Identification is one face found in a probe image.
+type Identification struct {
+	Box     image.Rectangle `json:"box"`
+	Quality face.Quality    `json:"quality"`
+	// Match is the best candidate whether accepted or not; Known says
+	// whether the rule accepted it.
+	Match Match `json:"match"`
+	Known bool  `json:"known"`
+}
+
+// Service enrolls, forgets and identifies customers.
+type Service struct {
+	Store    Store
+	Detector Detector
+	Gallery  *Gallery
+	Quality  QualityRule
+	Rule     Rule
+	// DuplicateThreshold refuses a new face this close to another customer.
+	DuplicateThreshold float64
+	Now                func() time.Time
+	Logger             *slog.Logger
+}
+
+// Open loads the gallery from the store. Call it once before use.
+func (s *Service) Open(ctx context.Context) error {
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	if s.Gallery == nil {
+		s.Gallery = NewGallery(s.Detector.Model())
+	}
+	ts, err := s.Store.Templates(ctx, s.Gallery.Model())
+	if err != nil {
+		return fmt.Errorf("load gallery: %w", err)
+	}
+	s.Gallery.Load(ts)
+	s.Logger.Debug("gallery loaded", "model", s.Gallery.Model(), "customers", s.Gallery.Customers(), "templates", len(ts))
+	return nil
+}
+
+// Validate checks the fields of a request that do not need the photos.
+func (r Request) Validate() error {
+	switch {
+	case !validID(r.CustomerID):
+		return concierge.Errorf(concierge.EINVALID, "customer id %q: want 1-64 letters, digits, '-', '_' or '.'", r.CustomerID)
+	case strings.TrimSpace(r.DisplayName) == "" || utf8.RuneCountInString(r.DisplayName) > 100:
+		return concierge.Errorf(concierge.EINVALID, "display name: must be 1-100 characters")
+	case strings.TrimSpace(r.Consent.Reference) == "":
+		return concierge.Errorf(concierge.EINVALID, "consent reference is required: only customers who consented may be enrolled")
+	case len(r.Photos) == 0:
+		return concierge.Errorf(concierge.EINVALID, "at least one photo is required")
+	}
+	return nil
+}
+
+func validID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// Assess detects faces in every photo and reports which are usable,
+// without storing anything. Kiosks call it for live feedback.
+func (s *Service) Assess(ctx context.Context, photos []Photo) ([]PhotoResult, []face.Face, error) {
+	results := make([]PhotoResult, len(photos))
+	var usable []face.Face
+	for i, p := range photos {
+		res := PhotoResult{Name: p.Name}
+		faces, err := s.Detector.Detect(ctx, p.Data)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return nil, nil, ctx.Err()
+		case err != nil:
+			if !IsBadInput(err) {
+				return nil, nil, fmt.Errorf("detect %s: %w", p.Name, err)
+			}
+			res.Reason, res.Detail = ReasonUnreadable, err.Error()
+		case len(faces) == 0:
+			res.Reason = ReasonNoFace
+		case len(faces) > 1:
+			res.Reason, res.Faces = ReasonManyFaces, len(faces)
+			res.Detail = fmt.Sprintf("%d faces found; each photo must show the customer alone", len(faces))
+		default:
+			f := faces[0]
+			res.Faces, res.Box, res.Quality = 1, f.Box, &f.Quality
+			if reason := s.Quality.Check(f.Quality); reason != "" {
+				res.Reason = reason
+				res.Detail = fmt.Sprintf("face %d px, sharpness %.0f, frontal %.2f", f.Quality.SizePx, f.Quality.Sharpness, f.Quality.Frontal)
+			} else {
+				res.OK = true
+				usable = append(usable, f)
+			}
+		}
+		results[i] = res
+	}
+	return results, usable, nil
+}
+
+// badInput is implemented by detector errors that describe an unusable
+// image (vision.InputError) rather than a failure of the engine; the domain
+// cannot import vision, so it asks the error.
+type badInput interface{ BadInput() bool }
+
+// IsBadInput reports whether err says the image itself is unusable.
+func IsBadInput(err error) bool {
+	var b badInput
+	return errors.As(err, &b) && b.BadInput()
+}
+
+// Enroll stores templates for the customer from the usable photos. Photos
+// that fail are reported with their reason; when none is usable nothing is
+// stored and the error is EINVALID. A face that matches a different
+// customer is refused with ECONFLICT naming them, unless AllowDuplicate.
+func (s *Service) Enroll(ctx context.Context, req Request) (Result, error) {
+	res := Result{CustomerID: req.CustomerID, Model: s.Gallery.Model()}
+	if err := req.Validate(); err != nil {
+		return res, err
+	}
+	photos, usable, err := s.Assess(ctx, req.Photos)
+	if err != nil {
+		return res, fmt.Errorf("enroll %s: %w", req.CustomerID, err)
+	}
+	res.Photos = photos
+	if len(usable) == 0 {
+		e := concierge.Errorf(concierge.EINVALID, "no usable photo for customer %s: %s", req.CustomerID, reasons(photos))
+		e.Detail = map[string]any{"photos": photos}
+		return res, e
+	}
+	if !req.AllowDuplicate {
+		for _, f := range usable {
+			if m, ok := s.Gallery.Search(&f.Embedding, req.CustomerID); ok && m.Distance <= s.DuplicateThreshold {
+				e := concierge.Errorf(concierge.ECONFLICT,
+					"this face already matches enrolled customer %s (distance %.3f); refused for staff review", m.CustomerID, m.Distance)
+				e.Detail = map[string]any{"customer_id": m.CustomerID, "distance": m.Distance}
+				return res, e
+			}
+		}
+	}
+	now := s.Now().UTC()
+	consent := req.Consent
+	consent.CustomerID = req.CustomerID
+	consent.GrantedAt = now
+	consent.WithdrawnAt = nil
+	if consent.Channel == "" {
+		consent.Channel = "cli"
+	}
+	ts := make([]Template, len(usable))
+	for i, f := range usable {
+		ts[i] = Template{CustomerID: req.CustomerID, Embedding: f.Embedding, Quality: f.Quality, Model: f.Model, Created: now}
+	}
+	cust := Customer{ID: req.CustomerID, DisplayName: strings.TrimSpace(req.DisplayName), Created: now}
+	saved, err := s.Store.SaveEnrollment(ctx, cust, consent, ts)
+	if err != nil {
+		return res, fmt.Errorf("enroll %s: %w", req.CustomerID, err)
+	}
+	s.Gallery.Add(saved...)
+	res.Templates = len(saved)
+	s.Logger.Info("customer enrolled", "customer", req.CustomerID, "templates", len(saved), "photos", len(req.Photos))
+	return res, nil
+}
+
+func reasons(ps []PhotoResult) string {
+	var b strings.Builder
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s: %s", p.Name, p.Reason)
+	}
+	return b.String()
+}
+
+// Forget withdraws the customer's consent and deletes their templates from
+// the store and the gallery at once.
+func (s *Service) Forget(ctx context.Context, customerID string) (int, error) {
+	if !validID(customerID) {
+		return 0, concierge.Errorf(concierge.EINVALID, "customer id %q is not valid", customerID)
+	}
+	n, err := s.Store.Forget(ctx, customerID, s.Now().UTC())
+	if err != nil {
+		return 0, fmt.Errorf("forget %s: %w", customerID, err)
+	}
+	s.Gallery.Remove(customerID)
+	s.Logger.Info("customer forgotten", "customer", customerID, "templates_deleted", n)
+	return n, nil
+}
+
+// Identify finds every face in the image and matches it against the gallery.
+func (s *Service) Identify(ctx context.Context, img []byte) ([]Identification, error) {
+	faces, err := s.Detector.Detect(ctx, img)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Identification, 0, len(faces))
+	for _, f := range faces {
+		id := Identification{Box: f.Box, Quality: f.Quality}
+		if m, ok := s.Gallery.Search(&f.Embedding); ok {
+			id.Match = m
+			id.Known = s.Rule.Accept(m)
+		}
+		out = append(out, id)
+	}
+	return out, nil
+}
