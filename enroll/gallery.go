@@ -28,14 +28,16 @@ type Gallery struct {
 	model string
 
 	mu    sync.RWMutex
-	ids   []string  // customer of each template, parallel to vecs
+	owner []int32   // customer index of each template, parallel to vecs
 	vecs  []float32 // templates back to back, face.Dim floats each
-	count map[string]int
+	ids   []string  // customer id by index
+	index map[string]int32
+	count []int // templates per customer index
 }
 
 // NewGallery returns an empty gallery for embeddings of model.
 func NewGallery(model string) *Gallery {
-	return &Gallery{model: model, count: map[string]int{}}
+	return &Gallery{model: model, index: map[string]int32{}}
 }
 
 // Model is the embedding model the gallery holds.
@@ -44,19 +46,10 @@ func (g *Gallery) Model() string { return g.model }
 // Load replaces the gallery's content with ts; templates of other models are
 // ignored.
 func (g *Gallery) Load(ts []Template) {
-	ids := make([]string, 0, len(ts))
-	vecs := make([]float32, 0, len(ts)*face.Dim)
-	count := map[string]int{}
-	for _, t := range ts {
-		if t.Model != g.model {
-			continue
-		}
-		ids = append(ids, t.CustomerID)
-		vecs = append(vecs, t.Embedding[:]...)
-		count[t.CustomerID]++
-	}
+	fresh := NewGallery(g.model)
+	fresh.add(ts)
 	g.mu.Lock()
-	g.ids, g.vecs, g.count = ids, vecs, count
+	g.owner, g.vecs, g.ids, g.index, g.count = fresh.owner, fresh.vecs, fresh.ids, fresh.index, fresh.count
 	g.mu.Unlock()
 }
 
@@ -64,13 +57,24 @@ func (g *Gallery) Load(ts []Template) {
 func (g *Gallery) Add(ts ...Template) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.add(ts)
+}
+
+func (g *Gallery) add(ts []Template) {
 	for _, t := range ts {
 		if t.Model != g.model {
 			continue
 		}
-		g.ids = append(g.ids, t.CustomerID)
+		ci, ok := g.index[t.CustomerID]
+		if !ok {
+			ci = int32(len(g.ids))
+			g.index[t.CustomerID] = ci
+			g.ids = append(g.ids, t.CustomerID)
+			g.count = append(g.count, 0)
+		}
+		g.owner = append(g.owner, ci)
 		g.vecs = append(g.vecs, t.Embedding[:]...)
-		g.count[t.CustomerID]++
+		g.count[ci]++
 	}
 }
 
@@ -78,22 +82,23 @@ func (g *Gallery) Add(ts ...Template) {
 func (g *Gallery) Remove(customerID string) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	n := g.count[customerID]
-	if n == 0 {
+	ci, ok := g.index[customerID]
+	if !ok {
 		return 0
 	}
-	j := 0
-	for i, id := range g.ids {
-		if id == customerID {
+	n := g.count[ci]
+	// Rebuild without the customer: removal is rare (consent withdrawal)
+	// and a compact layout keeps every search fast.
+	fresh := NewGallery(g.model)
+	for i, o := range g.owner {
+		if o == ci {
 			continue
 		}
-		g.ids[j] = id
-		copy(g.vecs[j*face.Dim:(j+1)*face.Dim], g.vecs[i*face.Dim:(i+1)*face.Dim])
-		j++
+		var e face.Embedding
+		copy(e[:], g.vecs[i*face.Dim:(i+1)*face.Dim])
+		fresh.add([]Template{{CustomerID: g.ids[o], Embedding: e, Model: g.model}})
 	}
-	g.ids = g.ids[:j]
-	g.vecs = g.vecs[:j*face.Dim]
-	delete(g.count, customerID)
+	g.owner, g.vecs, g.ids, g.index, g.count = fresh.owner, fresh.vecs, fresh.ids, fresh.index, fresh.count
 	return n
 }
 
@@ -101,14 +106,33 @@ func (g *Gallery) Remove(customerID string) int {
 func (g *Gallery) Customers() int {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	return len(g.count)
+	return len(g.ids)
 }
 
 // Templates is the number of templates of the customer in the gallery.
 func (g *Gallery) Templates(customerID string) int {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	return g.count[customerID]
+	if ci, ok := g.index[customerID]; ok {
+		return g.count[ci]
+	}
+	return 0
+}
+
+// bestPerCustomer returns the smallest squared distance from probe to each
+// customer's templates, indexed like g.ids. The caller holds g.mu.
+func (g *Gallery) bestPerCustomer(probe *face.Embedding) []float32 {
+	best := make([]float32, len(g.ids))
+	for i := range best {
+		best[i] = float32(math.Inf(1))
+	}
+	for i, o := range g.owner {
+		sum := sqDist((*face.Embedding)(g.vecs[i*face.Dim:(i+1)*face.Dim]), probe)
+		if sum < best[o] {
+			best[o] = sum
+		}
+	}
+	return best
 }
 
 // Search returns the best customer for the probe, skipping the customers in
@@ -121,42 +145,31 @@ func (g *Gallery) Templates(customerID string) int {
 func (g *Gallery) Search(probe *face.Embedding, exclude ...string) (m Match, ok bool) {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	best := map[string]float32{}
-	for i, id := range g.ids {
-		if len(exclude) > 0 && contains(exclude, id) {
+	best := g.bestPerCustomer(probe)
+	for _, id := range exclude {
+		if ci, ok := g.index[id]; ok {
+			best[ci] = float32(math.Inf(1))
+		}
+	}
+	first, second := -1, -1
+	for ci, d := range best {
+		if math.IsInf(float64(d), 1) {
 			continue
 		}
-		v := g.vecs[i*face.Dim : (i+1)*face.Dim]
-		var sum float32
-		for k, x := range v {
-			d := x - probe[k]
-			sum += d * d
-		}
-		if b, seen := best[id]; !seen || sum < b {
-			best[id] = sum
+		switch {
+		case first < 0 || d < best[first]:
+			second, first = first, ci
+		case second < 0 || d < best[second]:
+			second = ci
 		}
 	}
-	if len(best) == 0 {
+	if first < 0 {
 		return Match{}, false
 	}
-	type cand struct {
-		id string
-		d  float32
-	}
-	top := []cand{{"", float32(math.Inf(1))}, {"", float32(math.Inf(1))}}
-	for id, d := range best {
-		switch {
-		case d < top[0].d || (d == top[0].d && id < top[0].id):
-			top[1] = top[0]
-			top[0] = cand{id, d}
-		case d < top[1].d || (d == top[1].d && id < top[1].id):
-			top[1] = cand{id, d}
-		}
-	}
-	m = Match{CustomerID: top[0].id, Distance: math.Sqrt(float64(top[0].d)), Margin: math.Inf(1)}
-	if top[1].id != "" {
-		m.RunnerUp = top[1].id
-		m.Margin = math.Sqrt(float64(top[1].d)) - m.Distance
+	m = Match{CustomerID: g.ids[first], Distance: math.Sqrt(float64(best[first])), Margin: math.Inf(1)}
+	if second >= 0 {
+		m.RunnerUp = g.ids[second]
+		m.Margin = math.Sqrt(float64(best[second])) - m.Distance
 	}
 	return m, true
 }
@@ -165,19 +178,12 @@ func (g *Gallery) Search(probe *face.Embedding, exclude ...string) (m Match, ok 
 // and evaluation.
 func (g *Gallery) Nearest(probe *face.Embedding, k int) []Match {
 	g.mu.RLock()
-	best := map[string]float64{}
-	for i, id := range g.ids {
-		v := (*face.Embedding)(g.vecs[i*face.Dim : (i+1)*face.Dim])
-		d := face.Distance(v, probe)
-		if b, seen := best[id]; !seen || d < b {
-			best[id] = d
-		}
+	best := g.bestPerCustomer(probe)
+	out := make([]Match, 0, len(best))
+	for ci, d := range best {
+		out = append(out, Match{CustomerID: g.ids[ci], Distance: math.Sqrt(float64(d))})
 	}
 	g.mu.RUnlock()
-	out := make([]Match, 0, len(best))
-	for id, d := range best {
-		out = append(out, Match{CustomerID: id, Distance: d})
-	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Distance != out[j].Distance {
 			return out[i].Distance < out[j].Distance
@@ -196,13 +202,22 @@ func (g *Gallery) Nearest(probe *face.Embedding, k int) []Match {
 	return out
 }
 
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
+// sqDist is the squared Euclidean distance, unrolled with four
+// accumulators: Go does not vectorise, and this loop is the whole cost of a
+// 1:N search.
+func sqDist(a, b *face.Embedding) float32 {
+	var s0, s1, s2, s3 float32
+	for k := 0; k < face.Dim; k += 4 {
+		d0 := a[k] - b[k]
+		d1 := a[k+1] - b[k+1]
+		d2 := a[k+2] - b[k+2]
+		d3 := a[k+3] - b[k+3]
+		s0 += d0 * d0
+		s1 += d1 * d1
+		s2 += d2 * d2
+		s3 += d3 * d3
 	}
-	return false
+	return (s0 + s1) + (s2 + s3)
 }
 
 // Rule is the open-set decision: a probe is customer C only when it is close

@@ -23,7 +23,7 @@ type QualityRule struct {
 }
 
 // DefaultQualityRule suits 1–2 MP kiosk and phone photos.
-var DefaultQualityRule = QualityRule{MinFacePx: 80, MinSharpness: 15, MinFrontal: 0.35}
+var DefaultQualityRule = QualityRule{MinFacePx: 80, MinSharpness: 100, MinFrontal: 0.35}
 
 // Photo rejection reasons, stable strings that kiosks translate.
 const (

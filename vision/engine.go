@@ -152,6 +152,9 @@ func (e *Engine) DetectMat(ctx context.Context, img gocv.Mat) ([]face.Face, erro
 }
 
 func (e *Engine) recognize(ctx context.Context, jpeg []byte) ([]goface.Face, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	var rec *goface.Recognizer
 	select {
 	case rec = <-e.pool:

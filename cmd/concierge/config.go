@@ -98,7 +98,7 @@ func DefaultConfig() Config {
 			Pool:         runtime.GOMAXPROCS(0),
 			MaxPixels:    40_000_000,
 			MinFacePx:    60,
-			MinSharpness: 15,
+			MinSharpness: 100,
 			MinFrontal:   0.35,
 		},
 		Match: MatchConfig{
