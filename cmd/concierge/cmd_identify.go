@@ -80,10 +80,13 @@ func (m *Main) identifyOne(ctx context.Context, app *faceApp, path string) error
 	names := map[string]string{}
 	for _, id := range ids {
 		line := identifyLine{
-			Image:    filepath.Base(path),
-			Box:      [4]int{id.Box.Min.X, id.Box.Min.Y, id.Box.Max.X, id.Box.Max.Y},
-			Distance: round3(id.Match.Distance),
-			Quality:  round3(id.Quality.Score()),
+			Image:   filepath.Base(path),
+			Box:     [4]int{id.Box.Min.X, id.Box.Min.Y, id.Box.Max.X, id.Box.Max.Y},
+			Quality: round3(id.Quality.Score()),
+		}
+		if id.Match.CustomerID != "" {
+			d := round3(id.Match.Distance)
+			line.Distance = &d
 		}
 		if id.Match.RunnerUp != "" {
 			mg := round3(id.Match.Margin)

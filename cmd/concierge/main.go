@@ -30,6 +30,7 @@ var commands = map[string]command{
 	"enroll":   {"enroll a consenting customer from photos", runEnroll},
 	"identify": {"identify faces in photos against the gallery", runIdentify},
 	"demo":     {"enroll people from real photos and recognise them (the README's demo)", runDemo},
+	"models":   {"fetch or verify model files (models fetch|verify)", runModels},
 	"forget":   {"delete a customer's biometric data (consent withdrawal)", runForget},
 }
 

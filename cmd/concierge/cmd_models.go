@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"text/tabwriter"
+
+	"concierge"
+	"concierge/models"
+)
+
+const modelsUsage = `usage: concierge models fetch [--from DIR] [--set dlib|onnx|all] [--dir DIR]
+       concierge models verify [--set dlib|onnx|all] [--dir DIR]`
+
+func runModels(ctx context.Context, m *Main, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprintln(m.Stderr, modelsUsage)
+		return usagef("models: missing action (fetch or verify)")
+	}
+	switch args[0] {
+	case "fetch":
+		return m.modelsFetch(ctx, args[1:])
+	case "verify":
+		return m.modelsVerify(args[1:])
+	case "-h", "--help", "help":
+		fmt.Fprintln(m.Stderr, modelsUsage)
+		return nil
+	}
+	fmt.Fprintln(m.Stderr, modelsUsage)
+	return usagef("models: unknown action %q (want fetch or verify)", args[0])
+}
+
+// modelsFlags are the flags of models fetch and verify, with dir already
+// defaulted from the configuration.
+type modelsFlags struct {
+	dir, set, from string
+}
+
+// parseModelsFlags also loads the configuration, which sets m.Logger.
+func (m *Main) parseModelsFlags(action string, args []string, withFrom bool) (modelsFlags, error) {
+	var mf modelsFlags
+	fset := m.flags("models " + action)
+	fset.StringVar(&mf.dir, "dir", "", "model directory (overrides the config's models.dir)")
+	defaultSet := "dlib, plus the ONNX files already in --dir"
+	if withFrom {
+		defaultSet = "dlib, plus the ONNX files --from holds"
+	}
+	fset.StringVar(&mf.set, "set", "", "model set: dlib, onnx or all (default: "+defaultSet+")")
+	if withFrom {
+		fset.StringVar(&mf.from, "from", "", "directory holding model files, tried before any download")
+	}
+	pos, err := parse(fset, args)
+	if err != nil {
+		return mf, err
+	}
+	if len(pos) > 0 {
+		return mf, usagef("models %s: unexpected argument %q", action, pos[0])
+	}
+	c, err := m.config()
+	if err != nil {
+		return mf, err
+	}
+	if mf.dir == "" {
+		mf.dir = c.Models.Dir
+	}
+	return mf, nil
+}
+
+// chooseSet resolves --set; without it, the dlib files are required and
+// the ONNX ones are taken along only when present in optionalDir.
+func chooseSet(name, optionalDir string) (models.Set, error) {
+	if name == "" {
+		return models.DefaultSet(optionalDir), nil
+	}
+	s, err := models.ParseSet(name)
+	if err != nil {
+		return s, usagef("--set: %v", err)
+	}
+	return s, nil
+}
+
+func (m *Main) modelsFetch(ctx context.Context, args []string) error {
+	mf, err := m.parseModelsFlags("fetch", args, true)
+	if err != nil {
+		return err
+	}
+	set, err := chooseSet(mf.set, mf.from)
+	if err != nil {
+		return err
+	}
+	res, err := models.Fetch(ctx, mf.dir, set, models.Options{From: mf.from, Logger: m.Logger})
+	tw := tabwriter.NewWriter(m.Stdout, 0, 0, 2, ' ', 0)
+	for _, r := range res {
+		fmt.Fprintf(tw, "%s\t%s\tsha256 ok\n", r.File.Name, r.Source)
+	}
+	tw.Flush()
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return err
+	}
+	// A wrong file is the operator's to look at; a file no source could
+	// supply means a source (network, npm, the --from directory) is missing.
+	var he *models.HashError
+	var se *models.SizeError
+	switch {
+	case errors.As(err, &he) || errors.As(err, &se):
+		return concierge.Errorf(concierge.EINVALID, "models fetch into %s:\n%s", mf.dir, indent(err))
+	case errors.Is(err, models.ErrNoDownload):
+		return concierge.Errorf(concierge.ENOTFOUND, "models fetch into %s:\n%s", mf.dir, indent(err))
+	}
+	return concierge.Errorf(concierge.EUNAVAILABLE, "models fetch into %s:\n%s", mf.dir, indent(err))
+}
+
+func (m *Main) modelsVerify(args []string) error {
+	mf, err := m.parseModelsFlags("verify", args, false)
+	if err != nil {
+		return err
+	}
+	set, err := chooseSet(mf.set, mf.dir)
+	if err != nil {
+		return err
+	}
+	var bad []error
+	missingOnly := true
+	for _, f := range set.Files() {
+		if err := models.VerifyFile(mf.dir, f); err != nil {
+			bad = append(bad, err)
+			missingOnly = missingOnly && errors.Is(err, fs.ErrNotExist)
+			continue
+		}
+		fmt.Fprintf(m.Stdout, "ok %s\n", f.Name)
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	code := concierge.EINVALID
+	if missingOnly {
+		code = concierge.ENOTFOUND
+	}
+	return concierge.Errorf(code, "models verify %s: %d of %d files bad (run `concierge models fetch`):\n%s",
+		mf.dir, len(bad), len(set.Files()), indent(errors.Join(bad...)))
+}
+
+// indent puts each line of err's message on its own indented line: fetch
+// and verify errors list one file (or one source) per line.
+func indent(err error) string {
+	lines := strings.Split(err.Error(), "\n")
+	return "  " + strings.Join(lines, "\n  ")
+}
