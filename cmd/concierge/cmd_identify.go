@@ -18,7 +18,7 @@ type identifyLine struct {
 	Box        [4]int   `json:"box"`
 	CustomerID *string  `json:"customer_id"`
 	Name       *string  `json:"name"`
-	Distance   float64  `json:"distance"`
+	Distance   *float64 `json:"distance"`
 	Margin     *float64 `json:"margin"`
 	Tier       any      `json:"tier"`
 	Quality    float64  `json:"quality"`
