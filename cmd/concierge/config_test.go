@@ -1,0 +1,53 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseConfig(t *testing.T) {
+	t.Setenv("CAM_PW", "s3cret")
+	t.Setenv("CONCIERGE_NATS_URL", "nats://hq.example:4222")
+	t.Setenv("CONCIERGE_MATCH_THRESHOLD", "0.35")
+	c, err := ParseConfig(strings.NewReader(`
+branch: b042
+db: /tmp/x.db
+cameras:
+  - id: door-1
+    source: rtsp://u:${CAM_PW}@cam/1
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Branch != "b042" || c.DB != "/tmp/x.db" || c.Cameras[0].Source != "rtsp://u:s3cret@cam/1" {
+		t.Fatalf("file values: %+v", c)
+	}
+	if c.NATS.URL != "nats://hq.example:4222" || c.Match.Threshold != 0.35 {
+		t.Fatalf("env overrides: nats.url %q threshold %v", c.NATS.URL, c.Match.Threshold)
+	}
+	if c.HTTP.Addr != DefaultConfig().HTTP.Addr || c.Match.Margin != DefaultConfig().Match.Margin {
+		t.Fatal("defaults lost")
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"unknown key", "brnach: b1\n", "brnach"},
+		{"bad branch", "branch: a.b\n", "branch"},
+		{"bad threshold", "match:\n  threshold: 0\n", "match.threshold"},
+		{"duplicate camera", "cameras:\n  - {id: a, source: '0'}\n  - {id: a, source: '1'}\n", "duplicate id"},
+		{"camera without source", "cameras:\n  - {id: a}\n", "cameras[0]"},
+		{"not yaml", "branch: [\n", "yaml"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig(strings.NewReader(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want mention of %q", err, tc.want)
+			}
+		})
+	}
+	t.Setenv("CONCIERGE_VISION_POOL", "many")
+	if _, err := ParseConfig(strings.NewReader("")); err == nil || !strings.Contains(err.Error(), "CONCIERGE_VISION_POOL") {
+		t.Fatalf("bad env value: %v", err)
+	}
+}
