@@ -59,7 +59,7 @@ func TestModelsCommand(t *testing.T) {
 
 	// One fetched directory serves the verify cases, each on its own copy.
 	fetched := filepath.Join(t.TempDir(), "models")
-	r := runConcierge(t, "models", "fetch", "--from", src, "--dir", fetched)
+	r := runConcierge(t, "models", "fetch", "--set", "dlib", "--from", src, "--dir", fetched)
 	if r.code != 0 {
 		t.Fatalf("fetch: exit %d\n%s", r.code, r.stderr)
 	}
@@ -71,7 +71,7 @@ func TestModelsCommand(t *testing.T) {
 	if got := strings.Count(r.stdout, "sha256 ok"); got != len(names) {
 		t.Errorf("fetch printed %d ok lines, want %d:\n%s", got, len(names), r.stdout)
 	}
-	r = runConcierge(t, "models", "fetch", "--dir", fetched)
+	r = runConcierge(t, "models", "fetch", "--set", "dlib", "--dir", fetched)
 	if r.code != 0 || strings.Count(r.stdout, models.SourcePresent) != len(names) {
 		t.Errorf("re-fetch: exit %d, want every file present:\n%s%s", r.code, r.stdout, r.stderr)
 	}

@@ -32,6 +32,7 @@ var commands = map[string]command{
 	"demo":     {"enroll people from real photos and recognise them (the README's demo)", runDemo},
 	"models":   {"fetch or verify model files (models fetch|verify)", runModels},
 	"forget":   {"delete a customer's biometric data (consent withdrawal)", runForget},
+	"tiers":    {"import, show, evaluate tier data (tiers import|show|evaluate|schemes)", runTiers},
 }
 
 // Main holds what every subcommand shares. Tests build one with their own

@@ -1,0 +1,353 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"concierge"
+	"concierge/sqlite"
+	"concierge/tiering"
+)
+
+const tiersUsage = `usage: concierge tiers import [--dry-run] [--skip-bad-rows] [--encoding auto|utf-8|gb18030] FILE.csv
+       concierge tiers show --customer ID [--at YYYY-MM-DD] [--history]
+       concierge tiers evaluate --customer ID [--at YYYY-MM-DD] [--scheme NAME]
+       concierge tiers evaluate [--scheme NAME] [--points N] [--assets CNY] [--loan-balance CNY]
+                                [--card-spend CNY] [--card NAME]... [--private-banking] [--indicator NAME=VALUE]...
+       concierge tiers schemes [NAME]
+Every action also takes --config FILE and --db PATH. docs/tiering.md describes schemes and the CSV.`
+
+// tiersNow is the clock behind --at's default, replaced by tests.
+var tiersNow = time.Now
+
+func runTiers(ctx context.Context, m *Main, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprintln(m.Stderr, tiersUsage)
+		return usagef("tiers: missing action (import, show, evaluate or schemes)")
+	}
+	switch args[0] {
+	case "import":
+		return m.tiersImport(ctx, args[1:])
+	case "show":
+		return m.tiersShow(ctx, args[1:])
+	case "evaluate":
+		return m.tiersEvaluate(ctx, args[1:])
+	case "schemes":
+		return m.tiersSchemes(args[1:])
+	case "-h", "--help", "help":
+		fmt.Fprintln(m.Stderr, tiersUsage)
+		return nil
+	}
+	fmt.Fprintln(m.Stderr, tiersUsage)
+	return usagef("tiers: unknown action %q (want import, show, evaluate or schemes)", args[0])
+}
+
+// tiersSetup loads the configuration and the schemes it names.
+func (m *Main) tiersSetup() (Config, *tiering.Schemes, error) {
+	cfg, err := m.config()
+	if err != nil {
+		return cfg, nil, err
+	}
+	schemes, err := tiering.LoadSchemes(cfg.Tiering.SchemesDir, cfg.Tiering.Scheme)
+	if err != nil {
+		return cfg, nil, concierge.Errorf(concierge.EINVALID, "%v", err)
+	}
+	return cfg, schemes, nil
+}
+
+func (m *Main) tiersImport(ctx context.Context, args []string) error {
+	fs := m.flags("tiers import")
+	dryRun := fs.Bool("dry-run", false, "validate and report what would change, change nothing")
+	skipBad := fs.Bool("skip-bad-rows", false, "import the valid rows of a file that has bad ones")
+	encoding := fs.String("encoding", tiering.EncodingAuto, "file encoding: auto, utf-8 or gb18030")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("tiers import: want exactly one FILE.csv (or - for standard input)")
+	}
+	cfg, schemes, err := m.tiersSetup()
+	if err != nil {
+		return err
+	}
+	path := pos[0]
+	var data []byte
+	if path == "-" {
+		data, err = io.ReadAll(m.Stdin)
+	} else {
+		data, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return concierge.Errorf(concierge.EINVALID, "tiers import: %v", err)
+	}
+	db, err := sqlite.Open(ctx, cfg.DB)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	im := &tiering.Importer{Store: db, Schemes: schemes}
+	rep, err := im.Import(ctx, data, tiering.ImportOptions{
+		Source: path, Encoding: *encoding, DryRun: *dryRun, SkipBadRows: *skipBad,
+	})
+	for _, p := range rep.BadRows {
+		fmt.Fprintf(m.Stderr, "concierge: %s:%v\n", path, strings.TrimPrefix(p.Error(), "line "))
+	}
+	if err != nil {
+		if concierge.ErrorCode(err) == concierge.EINVALID && len(rep.BadRows) > 0 && rep.Valid > 0 {
+			return concierge.Errorf(concierge.EINVALID, "%s (--skip-bad-rows imports the %d valid rows)",
+				concierge.ErrorMessage(err), rep.Valid)
+		}
+		return err
+	}
+	m.Logger.Info("tiers imported", "source", path, "rows", rep.Rows, "bad_rows", len(rep.BadRows),
+		"inserted", rep.Inserted, "revised", rep.Revised, "unchanged", rep.Unchanged, "dry_run", rep.DryRun)
+	return writeJSON(m, rep)
+}
+
+// tiersDate parses --at, defaulting to today in the box's time zone.
+func tiersDate(at string) (tiering.Date, error) {
+	if at == "" {
+		return tiering.DateOf(tiersNow()), nil
+	}
+	d, err := tiering.ParseDate(at)
+	if err != nil {
+		return 0, usagef("--at: %v", err)
+	}
+	return d, nil
+}
+
+func (m *Main) tiersShow(ctx context.Context, args []string) error {
+	fs := m.flags("tiers show")
+	customer := fs.String("customer", "", "customer id")
+	at := fs.String("at", "", "date to evaluate the tier on, YYYY-MM-DD (default today)")
+	history := fs.Bool("history", false, "list every revision of every month, not only the latest")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if *customer == "" || len(pos) > 0 {
+		return usagef("tiers show: want --customer ID and no other arguments")
+	}
+	day, err := tiersDate(*at)
+	if err != nil {
+		return err
+	}
+	cfg, schemes, err := m.tiersSetup()
+	if err != nil {
+		return err
+	}
+	db, err := sqlite.Open(ctx, cfg.DB)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	snaps, err := db.TierSnapshots(ctx, *customer)
+	if err != nil {
+		return err
+	}
+	p, err := tiering.NewProfile(schemes, *customer, snaps, "")
+	if err != nil {
+		return err
+	}
+	if *history {
+		if snaps, err = db.TierSnapshotHistory(ctx, *customer); err != nil {
+			return err
+		}
+	}
+	out := struct {
+		CustomerID string             `json:"customer_id"`
+		At         tiering.Date       `json:"at"`
+		Status     *tiering.Status    `json:"status"` // null before the customer's first month
+		Changes    []tiering.Change   `json:"changes"`
+		Snapshots  []tiering.Snapshot `json:"snapshots"`
+	}{CustomerID: *customer, At: day, Changes: nonNilChanges(p.ChangesUntil(day)), Snapshots: snaps}
+	if st, ok := p.On(day); ok {
+		out.Status = &st
+	}
+	return writeJSON(m, out)
+}
+
+func nonNilChanges(c []tiering.Change) []tiering.Change {
+	if c == nil {
+		return []tiering.Change{}
+	}
+	return c
+}
+
+// tiersList collects repeated flags such as --card A --card B.
+type tiersList []string
+
+func (l *tiersList) String() string     { return strings.Join(*l, ",") }
+func (l *tiersList) Set(v string) error { *l = append(*l, v); return nil }
+
+func (m *Main) tiersEvaluate(ctx context.Context, args []string) error {
+	fs := m.flags("tiers evaluate")
+	customer := fs.String("customer", "", "evaluate a stored customer's history")
+	at := fs.String("at", "", "with --customer: the date, YYYY-MM-DD (default today)")
+	scheme := fs.String("scheme", "", "tier scheme (default: the config's tiering.scheme, else icbc-stars)")
+	raw := map[string]*string{
+		"points":         fs.String("points", "", "star points (星点值)"),
+		"assets":         fs.String("assets", "", "average daily financial assets of the month, CNY"),
+		"loan_balance":   fs.String("loan-balance", "", "month-end personal loan balance, CNY"),
+		"card_spend_12m": fs.String("card-spend", "", "credit-card spend over 12 months without single purchases ≥ 100,000, CNY"),
+	}
+	var cards, indicators tiersList
+	fs.Var(&cards, "card", "card product held, e.g. credit_platinum (repeatable)")
+	fs.Var(&indicators, "indicator", "any indicator a scheme declares, NAME=VALUE (repeatable)")
+	privateBanking := fs.Bool("private-banking", false, "holds a private-banking agreement")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("tiers evaluate: unexpected argument %q", pos[0])
+	}
+	hasFacts := len(cards) > 0 || len(indicators) > 0 || *privateBanking
+	for _, v := range raw {
+		hasFacts = hasFacts || *v != ""
+	}
+	switch {
+	case *customer != "" && hasFacts:
+		return usagef("tiers evaluate: --customer uses stored data; give indicators only without it")
+	case *customer == "" && *at != "":
+		return usagef("tiers evaluate: --at needs --customer")
+	case *customer == "" && !hasFacts && *scheme == "":
+		return usagef("tiers evaluate: want --customer ID, or --scheme and indicators such as --points N")
+	}
+	cfg, schemes, err := m.tiersSetup()
+	if err != nil {
+		return err
+	}
+	if *customer != "" {
+		return m.tiersEvaluateCustomer(ctx, cfg, schemes, *customer, *scheme, *at)
+	}
+
+	sc, err := schemes.Resolve(*scheme)
+	if err != nil {
+		return err
+	}
+	f := tiering.Facts{Indicators: map[string]tiering.Decimal{}, PrivateBanking: *privateBanking}
+	set := func(name, value string) error {
+		in, ok := schemes.Indicator(name)
+		if !ok {
+			return concierge.Errorf(concierge.EINVALID, "unknown indicator %q", name)
+		}
+		d, err := tiering.ParseDecimal(strings.TrimSpace(value))
+		if err != nil {
+			return concierge.Errorf(concierge.EINVALID, "%s %q: %v", name, value, err)
+		}
+		if d < 0 && !in.Unit.AllowsNegative() {
+			return concierge.Errorf(concierge.EINVALID, "%s must not be negative", name)
+		}
+		f.Indicators[name] = d
+		return nil
+	}
+	for name, v := range raw {
+		if *v != "" {
+			if err := set(name, *v); err != nil {
+				return err
+			}
+		}
+	}
+	for _, kv := range indicators {
+		name, value, ok := strings.Cut(kv, "=")
+		if !ok {
+			return usagef("--indicator %q: want NAME=VALUE", kv)
+		}
+		if err := set(strings.TrimSpace(name), value); err != nil {
+			return err
+		}
+	}
+	for _, c := range cards {
+		f.Cards = append(f.Cards, strings.ToLower(strings.TrimSpace(c)))
+	}
+	slices.Sort(f.Cards)
+	f.Cards = slices.Compact(f.Cards)
+	return writeJSON(m, struct {
+		tiering.Rating
+		Facts tiering.Facts `json:"facts"`
+	}{sc.Rate(f), f})
+}
+
+func (m *Main) tiersEvaluateCustomer(ctx context.Context, cfg Config, schemes *tiering.Schemes, id, scheme, at string) error {
+	day, err := tiersDate(at)
+	if err != nil {
+		return err
+	}
+	db, err := sqlite.Open(ctx, cfg.DB)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	snaps, err := db.TierSnapshots(ctx, id)
+	if err != nil {
+		return err
+	}
+	p, err := tiering.NewProfile(schemes, id, snaps, scheme)
+	if err != nil {
+		return err
+	}
+	st, ok := p.On(day)
+	if !ok {
+		return concierge.Errorf(concierge.ENOTFOUND, "customer %q has no tier data on or before %s (first month %s)", id, day, p.First)
+	}
+	return writeJSON(m, struct {
+		tiering.Status
+		At       tiering.Date     `json:"at"`
+		Greeting string           `json:"greeting,omitempty"`
+		Changes  []tiering.Change `json:"changes"`
+	}{st, day, st.Greeting(), nonNilChanges(p.ChangesUntil(day))})
+}
+
+func (m *Main) tiersSchemes(args []string) error {
+	fs := m.flags("tiers schemes")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return usagef("tiers schemes: want at most one scheme NAME")
+	}
+	_, schemes, err := m.tiersSetup()
+	if err != nil {
+		return err
+	}
+	if len(pos) == 1 {
+		sc, ok := schemes.Get(pos[0])
+		if !ok {
+			return concierge.Errorf(concierge.ENOTFOUND, "unknown tier scheme %q (known: %s)", pos[0], strings.Join(schemes.Names(), ", "))
+		}
+		return writeJSON(m, sc)
+	}
+	type levelSummary struct {
+		ID       string           `json:"id"`
+		Name     string           `json:"name"`
+		VIP      bool             `json:"vip"`
+		Priority tiering.Priority `json:"priority"`
+	}
+	type schemeSummary struct {
+		Name      string            `json:"name"`
+		Title     string            `json:"title,omitempty"`
+		Source    string            `json:"source"`
+		Default   bool              `json:"default"`
+		Effective tiering.Effective `json:"effective"`
+		Levels    []levelSummary    `json:"levels"`
+	}
+	var out []schemeSummary
+	for _, sc := range schemes.List() {
+		s := schemeSummary{Name: sc.Name, Title: sc.Title, Source: sc.Source, Default: sc.Name == schemes.Default,
+			Effective: sc.Calendar.Effective}
+		for _, l := range sc.Levels {
+			s.Levels = append(s.Levels, levelSummary{l.ID, l.Name, l.VIP, l.Service.Priority})
+		}
+		out = append(out, s)
+	}
+	return writeJSON(m, out)
+}
