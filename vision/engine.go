@@ -231,3 +231,74 @@ func measure(img gocv.Mat, f *face.Face) {
 	f.Quality.Sharpness = sd * sd
 	f.Quality.Brightness = grey.Mean().Val1
 }
+
+// ErrNoFace is returned by EmbedFace when dlib finds no face where the
+// detector saw one (a profile view, heavy blur): the frame is skipped.
+var ErrNoFace = errors.New("no face at the detected box")
+
+// embedSide is the face size EmbedFace scales crops to: comfortably above
+// the 80 pixels dlib's HOG detector needs, and near the 150-pixel chip the
+// ResNet embeds.
+const embedSide = 160
+
+// EmbedFace embeds the face a (faster) detector found at box in img. The
+// crop around the box is rescaled so the face is about 160 pixels and given
+// to dlib, whose own 5-point landmarks drive the alignment its ResNet was
+// trained with. It costs about one face's embedding, not a full-frame pass.
+func (e *Engine) EmbedFace(ctx context.Context, img gocv.Mat, box image.Rectangle) (face.Face, error) {
+	side := max(box.Dx(), box.Dy())
+	if side < 8 {
+		return face.Face{}, ErrNoFace
+	}
+	grow := side / 2
+	r := image.Rectangle{Min: box.Min.Sub(image.Pt(grow, grow)), Max: box.Max.Add(image.Pt(grow, grow))}.
+		Intersect(image.Rect(0, 0, img.Cols(), img.Rows()))
+	if r.Empty() {
+		return face.Face{}, ErrNoFace
+	}
+	crop := img.Region(r)
+	defer crop.Close()
+	scale := float64(embedSide) / float64(side)
+	scaled := gocv.NewMat()
+	defer scaled.Close()
+	gocv.Resize(crop, &scaled, image.Pt(max(1, int(float64(r.Dx())*scale)), max(1, int(float64(r.Dy())*scale))), 0, 0, gocv.InterpolationLinear)
+	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, scaled, []int{gocv.IMWriteJpegQuality, 95})
+	if err != nil {
+		return face.Face{}, fmt.Errorf("encode face: %w", err)
+	}
+	jpeg := append([]byte(nil), buf.GetBytes()...)
+	buf.Close()
+	faces, err := e.recognize(ctx, jpeg)
+	if err != nil {
+		return face.Face{}, err
+	}
+	// Map results back to frame coordinates; keep the one on the box.
+	var best face.Face
+	bestIoU := 0.0
+	for _, f := range faces {
+		ff := fromDlib(f, 1/scale)
+		ff.Box = ff.Box.Add(r.Min)
+		lm := &ff.Landmarks
+		for _, p := range []*image.Point{&lm.LeftEye, &lm.RightEye, &lm.Nose} {
+			*p = p.Add(r.Min)
+		}
+		if iou := IoU(ff.Box, box); iou > bestIoU {
+			best, bestIoU = ff, iou
+		}
+	}
+	if bestIoU < 0.3 {
+		return face.Face{}, ErrNoFace
+	}
+	measure(img, &best)
+	return best, nil
+}
+
+// IoU is the intersection over union of two boxes.
+func IoU(a, b image.Rectangle) float64 {
+	in := a.Intersect(b)
+	if in.Empty() {
+		return 0
+	}
+	ia := float64(in.Dx() * in.Dy())
+	return ia / (float64(a.Dx()*a.Dy()+b.Dx()*b.Dy()) - ia)
+}

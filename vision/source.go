@@ -1,0 +1,266 @@
+package vision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gocv.io/x/gocv"
+)
+
+// SourceConfig describes one camera's video source.
+type SourceConfig struct {
+	// Source is an RTSP/HTTP URL, a device index ("0"), or a video file path.
+	Source string
+	// Loop restarts a video file at its end instead of treating the end
+	// as a dropped stream.
+	Loop bool
+	// Realtime paces a video file at its own frame rate, as a camera would
+	// deliver it. When false a file is read as fast as the consumer takes
+	// frames, without drops: for benchmarks and tests.
+	Realtime bool
+	// Backoff bounds the wait between reconnection attempts; it doubles
+	// from Min up to Max. Zero values mean 200 ms and 10 s.
+	BackoffMin, BackoffMax time.Duration
+	// Reconnect retries a dropped or ended stream forever; when false the
+	// source stops at the end (a file without Loop, or a test).
+	Reconnect bool
+	Logger    *slog.Logger
+}
+
+// Frame is one captured image. The Mat belongs to the source: the consumer
+// reads it during the callback and must not keep or close it.
+type Frame struct {
+	Mat gocv.Mat
+	// At is the capture time: wall clock for live sources, the position in
+	// the file (from its frame rate) added to the start for files.
+	At  time.Time
+	Seq int64
+}
+
+// SourceStats counts what a source did; safe to read while it runs.
+type SourceStats struct {
+	Frames     atomic.Int64 // frames read
+	Dropped    atomic.Int64 // frames replaced before the consumer took them
+	Reconnects atomic.Int64
+}
+
+// Source reads frames from one camera in its own goroutine and hands the
+// newest to the consumer: a slow consumer skips stale frames (counted as
+// drops) instead of building a backlog.
+type Source struct {
+	cfg   SourceConfig
+	log   *slog.Logger
+	Stats SourceStats
+}
+
+// NewSource validates cfg.
+func NewSource(cfg SourceConfig) (*Source, error) {
+	if strings.TrimSpace(cfg.Source) == "" {
+		return nil, errors.New("video source: empty")
+	}
+	if cfg.BackoffMin <= 0 {
+		cfg.BackoffMin = 200 * time.Millisecond
+	}
+	if cfg.BackoffMax <= 0 {
+		cfg.BackoffMax = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Source{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// IsFile reports whether the source names an existing file.
+func (s *Source) IsFile() bool {
+	st, err := os.Stat(s.cfg.Source)
+	return err == nil && st.Mode().IsRegular()
+}
+
+func (s *Source) open() (*gocv.VideoCapture, error) {
+	if idx, err := strconv.Atoi(s.cfg.Source); err == nil {
+		return gocv.OpenVideoCapture(idx)
+	}
+	vc, err := gocv.OpenVideoCapture(s.cfg.Source)
+	if err != nil {
+		return nil, err
+	}
+	if !vc.IsOpened() {
+		vc.Close()
+		return nil, fmt.Errorf("cannot open %s", redact(s.cfg.Source))
+	}
+	// Live streams: keep OpenCV's own buffer minimal so frames are fresh.
+	vc.Set(gocv.VideoCaptureBufferSize, 1)
+	return vc, nil
+}
+
+// redact hides credentials in stream URLs before they reach logs.
+func redact(src string) string {
+	if i := strings.Index(src, "://"); i >= 0 {
+		if j := strings.Index(src[i+3:], "@"); j >= 0 {
+			return src[:i+3] + "***@" + src[i+3+j+1:]
+		}
+	}
+	return src
+}
+
+// Run reads until ctx is done (or, without Reconnect, until the stream
+// ends) and calls consume with the newest frame each time the consumer is
+// free. consume runs on one goroutine, never concurrently with itself.
+func (s *Source) Run(ctx context.Context, consume func(Frame)) error {
+	var (
+		mu      sync.Mutex
+		cond    = sync.NewCond(&mu)
+		latest  = gocv.NewMat()
+		spare   = gocv.NewMat()
+		pending bool
+		have    Frame
+		done    bool
+		readErr error
+	)
+	defer latest.Close()
+	defer spare.Close()
+
+	// The consumer goroutine: takes the newest frame, swaps buffers so the
+	// reader never writes into a Mat being processed.
+	work := gocv.NewMat()
+	defer work.Close()
+	consumerDone := make(chan struct{})
+	go func() {
+		defer close(consumerDone)
+		for {
+			mu.Lock()
+			for !pending && !done {
+				cond.Wait()
+			}
+			if !pending && done {
+				mu.Unlock()
+				return
+			}
+			latest, work = work, latest
+			f := have
+			pending = false
+			cond.Broadcast()
+			mu.Unlock()
+			f.Mat = work
+			consume(f)
+		}
+	}()
+	stopConsumer := func() {
+		mu.Lock()
+		done = true
+		cond.Broadcast()
+		mu.Unlock()
+		<-consumerDone
+	}
+	// Wake the consumer's wait when ctx ends.
+	stopWake := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		cond.Broadcast()
+		mu.Unlock()
+	})
+	defer stopWake()
+
+	backoff := s.cfg.BackoffMin
+	var seq int64
+	start := time.Now()
+	for ctx.Err() == nil {
+		vc, err := s.open()
+		if err != nil {
+			readErr = err
+			s.log.Warn("camera open failed", "source", redact(s.cfg.Source), "err", err, "retry_in", backoff)
+			if !s.cfg.Reconnect || !sleepCtx(ctx, backoff) {
+				break
+			}
+			backoff = min(2*backoff, s.cfg.BackoffMax)
+			s.Stats.Reconnects.Add(1)
+			continue
+		}
+		fps := vc.Get(gocv.VideoCaptureFPS)
+		isFile := s.IsFile()
+		if fps <= 0 || fps > 240 {
+			fps = 25
+		}
+		interval := time.Duration(float64(time.Second) / fps)
+		s.log.Info("camera open", "source", redact(s.cfg.Source), "fps", fps)
+		got := 0
+		next := time.Now()
+		for ctx.Err() == nil {
+			if !vc.Read(&spare) || spare.Empty() {
+				break
+			}
+			got++
+			backoff = s.cfg.BackoffMin
+			seq++
+			at := time.Now()
+			if isFile {
+				at = start.Add(time.Duration(seq-1) * interval)
+			}
+			s.Stats.Frames.Add(1)
+			mu.Lock()
+			if isFile && !s.cfg.Realtime {
+				// Benchmarks: wait for the consumer instead of dropping.
+				for pending && ctx.Err() == nil {
+					cond.Wait()
+				}
+			}
+			if pending {
+				s.Stats.Dropped.Add(1)
+			}
+			latest, spare = spare, latest
+			have = Frame{At: at, Seq: seq}
+			pending = true
+			cond.Broadcast()
+			mu.Unlock()
+			if isFile && s.cfg.Realtime {
+				next = next.Add(interval)
+				if !sleepCtx(ctx, time.Until(next)) {
+					break
+				}
+			}
+		}
+		vc.Close()
+		if ctx.Err() != nil {
+			break
+		}
+		if isFile && s.cfg.Loop && got > 0 {
+			continue
+		}
+		readErr = fmt.Errorf("stream %s ended after %d frames", redact(s.cfg.Source), got)
+		if !s.cfg.Reconnect {
+			break
+		}
+		s.log.Warn("camera stream ended; reconnecting", "source", redact(s.cfg.Source), "frames", got, "retry_in", backoff)
+		if !sleepCtx(ctx, backoff) {
+			break
+		}
+		backoff = min(2*backoff, s.cfg.BackoffMax)
+		s.Stats.Reconnects.Add(1)
+	}
+	stopConsumer()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return readErr
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

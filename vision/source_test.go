@@ -1,0 +1,130 @@
+package vision_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"concierge/internal/testenv"
+	"concierge/vision"
+)
+
+// faceShot cuts one face of a demo photo with some room around it.
+func faceShot(t testing.TB, photo string, i int) []byte {
+	t.Helper()
+	src := testenv.ReadPhoto(t, photo)
+	faces, err := mustEngine(t).Detect(context.Background(), src)
+	if err != nil || i >= len(faces) {
+		t.Fatalf("%s: %d faces, %v", photo, len(faces), err)
+	}
+	b, err := vision.Reframe(src, faces[i].Box, 0.5, 1, 92)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func writeClip(t testing.TB, seconds float64, actors ...vision.Actor) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "clip.avi")
+	if err := vision.WriteClip(p, vision.Scene{Width: 640, Height: 360, FPS: 15, Seconds: seconds, Actors: actors}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestClipRoundTrip(t *testing.T) {
+	clip := writeClip(t, 2, vision.Actor{Photo: faceShot(t, "sample2.jpg", 0),
+		Keys: []vision.Key{{T: 0, X: 100, Y: 180, Height: 120}, {T: 2, X: 500, Y: 180, Height: 200}}})
+	src, err := vision.NewSource(vision.SourceConfig{Source: clip})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames int
+	var lastSeq int64
+	err = src.Run(context.Background(), func(f vision.Frame) {
+		frames++
+		if f.Mat.Cols() != 640 || f.Mat.Rows() != 360 || f.Seq <= lastSeq {
+			t.Errorf("frame %d: %dx%d seq %d", frames, f.Mat.Cols(), f.Mat.Rows(), f.Seq)
+		}
+		lastSeq = f.Seq
+	})
+	if err == nil {
+		t.Fatal("a file without Loop or Reconnect must report its end")
+	}
+	// As fast as possible from a file: every frame, none dropped.
+	if frames != 30 || src.Stats.Dropped.Load() != 0 {
+		t.Fatalf("frames %d dropped %d, want 30 and 0", frames, src.Stats.Dropped.Load())
+	}
+}
+
+// A consumer slower than the camera sees the newest frames and the source
+// counts the ones it skipped, instead of queueing them.
+func TestSourceDropsStaleFrames(t *testing.T) {
+	clip := writeClip(t, 2)
+	src, _ := vision.NewSource(vision.SourceConfig{Source: clip, Realtime: true})
+	var got atomic.Int64
+	src.Run(context.Background(), func(f vision.Frame) {
+		got.Add(1)
+		time.Sleep(200 * time.Millisecond) // far slower than 15 fps
+	})
+	if got.Load()+src.Stats.Dropped.Load() != 30 || src.Stats.Dropped.Load() == 0 {
+		t.Fatalf("consumed %d, dropped %d of 30", got.Load(), src.Stats.Dropped.Load())
+	}
+}
+
+// An ended stream is reopened with backoff until the context ends.
+func TestSourceReconnects(t *testing.T) {
+	clip := writeClip(t, 0.5)
+	src, _ := vision.NewSource(vision.SourceConfig{Source: clip, Reconnect: true, BackoffMin: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var frames atomic.Int64
+	done := make(chan error)
+	go func() { done <- src.Run(ctx, func(vision.Frame) { frames.Add(1) }) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for src.Stats.Reconnects.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run after cancel: %v", err)
+	}
+	if src.Stats.Reconnects.Load() < 2 || frames.Load() < 14 {
+		t.Fatalf("reconnects %d frames %d", src.Stats.Reconnects.Load(), frames.Load())
+	}
+}
+
+func TestSourceMissing(t *testing.T) {
+	src, _ := vision.NewSource(vision.SourceConfig{Source: filepath.Join(t.TempDir(), "none.mp4")})
+	if err := src.Run(context.Background(), func(vision.Frame) {}); err == nil {
+		t.Fatal("want an error for a missing file")
+	}
+	if _, err := os.Stat("none.mp4"); err == nil {
+		t.Fatal("unexpected file")
+	}
+}
+
+func TestMotionGate(t *testing.T) {
+	clip := writeClip(t, 3, vision.Actor{Photo: faceShot(t, "sample2.jpg", 0),
+		Keys: []vision.Key{{T: 1, X: 100, Y: 180, Height: 120}, {T: 2, X: 500, Y: 180, Height: 200}}})
+	src, _ := vision.NewSource(vision.SourceConfig{Source: clip})
+	gate := vision.NewMotionGate(0)
+	defer gate.Close()
+	moved := map[int]bool{}
+	src.Run(context.Background(), func(f vision.Frame) {
+		_, m := gate.Moved(f.Mat)
+		moved[int(f.Seq)] = m
+	})
+	// Frames 2..15: empty lobby; 17..30: a person walking; the first frame
+	// always counts.
+	for seq, m := range moved {
+		switch {
+		case seq == 1 && !m, seq > 1 && seq < 15 && m, seq > 17 && seq <= 30 && !m:
+			t.Errorf("frame %d: moved=%v", seq, m)
+		}
+	}
+}
