@@ -22,9 +22,15 @@ type Arrival struct {
 	// DisplayName is the name as staff may see it, already masked by policy.
 	DisplayName string  `json:"display_name"`
 	Distance    float64 `json:"distance"` // fused distance to the customer's templates
-	Margin      float64 `json:"margin"`   // how much closer than the runner-up customer
-	Votes       int     `json:"votes"`    // embeddings of the track that agreed
-	Tier        *Tier   `json:"tier,omitempty"`
+	// Margin is how much closer the fused embedding is to the customer than
+	// to the runner-up customer, capped at 1 (no runner-up at all).
+	Margin float64 `json:"margin"`
+	Votes  int     `json:"votes"` // embeddings of the track that agreed
+	Tier   *Tier   `json:"tier,omitempty"`
+	// FirstSeen is the frame time of the track's first usable face (quality
+	// at least Config.MinQuality): At minus FirstSeen is the decision
+	// latency, and staff can see how long the customer has been inside.
+	FirstSeen time.Time `json:"first_seen"`
 }
 
 // Tier is what staff need to know of the customer's standing with the bank.

@@ -216,3 +216,17 @@ func decodeEmbedding(b []byte, e *face.Embedding) error {
 	}
 	return nil
 }
+
+// TemplatesVersion changes whenever templates are added or deleted or a
+// consent is withdrawn, so a running daemon can notice enrollments made by
+// another process (the CLI, a second kiosk service) and reload its gallery.
+func (d *DB) TemplatesVersion(ctx context.Context) (string, error) {
+	var n, maxID int64
+	var withdrawn sql.NullString
+	err := d.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM templates), (SELECT COALESCE(MAX(id), 0) FROM templates),
+		(SELECT MAX(withdrawn_at) FROM consents)`).Scan(&n, &maxID, &withdrawn)
+	if err != nil {
+		return "", fmt.Errorf("templates version: %w", err)
+	}
+	return fmt.Sprintf("%d/%d/%s", n, maxID, withdrawn.String), nil
+}

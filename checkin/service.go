@@ -1,0 +1,641 @@
+package checkin
+
+import (
+	"context"
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"concierge"
+	"concierge/enroll"
+	"concierge/face"
+)
+
+// EmbedFunc computes the embedding of detection i of the frame passed to
+// Observe. The caller's closure holds the frame, so checkin never sees
+// pixels; Observe calls it only for the faces it chose, before returning.
+type EmbedFunc func(i int) (face.Embedding, error)
+
+// Matcher is the 1:N search of the enrolled customers.
+type Matcher interface {
+	Search(probe *face.Embedding, exclude ...string) (enroll.Match, bool)
+}
+
+var _ Matcher = (*enroll.Gallery)(nil)
+
+// Directory gives the name staff may see for a customer.
+type Directory interface {
+	DisplayName(ctx context.Context, customerID string) (string, error)
+}
+
+// TierLookup gives a customer's tier and risk flags on a date; nil tier and
+// no flags for customers it does not know. It is called on the camera path
+// and must be fast (tiering.Cache answers from memory).
+type TierLookup interface {
+	Lookup(customerID string, at time.Time) (*Tier, []RiskFlag)
+}
+
+// Service turns the faces the cameras of one branch see into arrivals.
+// Observe may be called concurrently for different cameras; calls for one
+// camera must come one at a time, in frame order.
+//
+// The collaborators below are optional and must be set before the first
+// Observe and not changed after.
+type Service struct {
+	// Notifier gets every arrival, with the customer's risk flags.
+	Notifier Notifier
+	// VisitLog records every arrival before it is notified.
+	VisitLog VisitLog
+	// Directory supplies DisplayName; without it arrivals carry none.
+	Directory Directory
+	// Mask applies the branch's name-masking policy (e.g. "王女士" for
+	// "王小明") before a name leaves checkin. Nil leaves names as they are.
+	Mask func(name string) string
+	// Tiers supplies the tier, risk flags and per-tier cooldown.
+	Tiers TierLookup
+	// Strictness tightens the rule for one customer, e.g. for the rest of
+	// the day after staff answered "not this person" to an alert: the track
+	// then needs extraVotes more votes, and thresholdDelta is added to the
+	// threshold for that customer's votes and fused distance. It can only
+	// tighten: negative extraVotes and positive thresholdDelta count as
+	// zero, so a bug in feedback handling cannot make anyone easier to
+	// match. It is called on the camera path and must be fast and safe for
+	// concurrent use.
+	Strictness func(customerID string, at time.Time) (extraVotes int, thresholdDelta float64)
+	// Logger is the parent logger; checkin logs under the group "checkin".
+	// Nil means slog.Default().
+	Logger *slog.Logger
+	// Now is the clock of PurgeLoop's retention; frames carry their own
+	// time. Nil means time.Now.
+	Now func() time.Time
+
+	// Stats counts tracks, embeddings and arrivals for the metrics endpoint.
+	Stats Stats
+
+	cfg     Config
+	matcher Matcher
+
+	logOnce sync.Once
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	cameras map[string]*camera
+
+	// until holds, per recognised customer, the end of the cooldown: the
+	// only per-person state that outlives a track, and only for enrolled
+	// customers who were recognised.
+	coolMu sync.Mutex
+	until  map[string]time.Time
+
+	idMu    sync.Mutex
+	entropy *ulid.MonotonicEntropy
+}
+
+// camera is the tracking state of one video source.
+type camera struct {
+	mu     sync.Mutex
+	closed bool // removed by EndCamera; Observe must fetch a fresh one
+	tracks []*track
+	nextID uint64
+	last   time.Time // time of the last frame
+}
+
+// NewService returns a service deciding with cfg against the gallery m.
+func NewService(cfg Config, m Matcher) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, concierge.Errorf(concierge.EINVALID, "checkin: no matcher")
+	}
+	return &Service{
+		cfg:     cfg,
+		matcher: m,
+		cameras: map[string]*camera{},
+		until:   map[string]time.Time{},
+		entropy: ulid.Monotonic(crand.Reader, 0),
+	}, nil
+}
+
+// Config returns the rules the service decides with.
+func (s *Service) Config() Config { return s.cfg }
+
+func (s *Service) logger() *slog.Logger {
+	s.logOnce.Do(func() {
+		l := s.Logger
+		if l == nil {
+			l = slog.Default()
+		}
+		s.log = l.WithGroup("checkin")
+	})
+	return s.log
+}
+
+// seen is a detection of the current frame with the track it belongs to.
+type seen struct {
+	tr  *track
+	det int
+}
+
+// decision is an arrival decided under the camera lock and published after
+// it is released.
+type decision struct {
+	camera    string
+	trackID   uint64
+	customer  string
+	distance  float64
+	margin    float64
+	votes     int
+	at        time.Time
+	firstSeen time.Time
+	tier      *Tier
+	risk      []RiskFlag
+}
+
+// Observe processes one frame of a camera taken at time at: it links dets to
+// the camera's tracks, ends tracks unseen for TrackTimeout, calls embed for
+// the few faces worth embedding, and publishes the arrivals decided. Frame
+// times, never the wall clock, drive tracking and cooldowns, so a recorded
+// clip replays exactly.
+//
+// A nil embed tracks without embedding, for a loop that is behind and
+// sheds the costly step for a frame.
+//
+// The returned error reports embed failures and a cancelled ctx; the frame
+// is processed as far as possible either way. Failures to record or notify
+// an arrival are logged and counted in Stats, not returned: the decision
+// stands, and a retry by the caller would alert twice.
+func (s *Service) Observe(ctx context.Context, cameraID string, at time.Time, dets []Detection, embed EmbedFunc) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if cameraID == "" {
+		return concierge.Errorf(concierge.EINVALID, "observe: empty camera id")
+	}
+	var cam *camera
+	for {
+		cam = s.camera(cameraID)
+		cam.mu.Lock()
+		if !cam.closed {
+			break
+		}
+		cam.mu.Unlock()
+	}
+	var ended []*track
+	if !cam.last.IsZero() && at.Before(cam.last) {
+		// The camera's clock stepped back (NTP, stream restart): motion
+		// and timeouts across the jump mean nothing, so start afresh.
+		s.logger().Warn("frame time went backwards; tracks reset",
+			slog.String("camera", cameraID), slog.Duration("jump", cam.last.Sub(at)))
+		ended = append(ended, cam.tracks...)
+		clear(cam.tracks)
+		cam.tracks = cam.tracks[:0]
+	}
+	cam.last = at
+	ended = append(ended, cam.expire(at, s.cfg.TrackTimeout)...)
+
+	embedded, errs := s.track(ctx, cam, at, dets, embed)
+	var out []decision
+	for _, f := range embedded {
+		if d, ok := s.decide(cameraID, f.tr, at); ok {
+			out = append(out, d)
+		}
+	}
+	cam.mu.Unlock()
+
+	s.ended(cameraID, ended, at)
+	for _, d := range out {
+		s.publish(ctx, d)
+	}
+	return errors.Join(errs...)
+}
+
+// track updates the camera's tracks with the frame's detections, embeds the
+// chosen faces and returns the tracks that got an embedding. The caller
+// holds cam.mu.
+func (s *Service) track(ctx context.Context, cam *camera, at time.Time, dets []Detection, embed EmbedFunc) ([]seen, []error) {
+	cfg := &s.cfg
+	idx := make([]int, 0, len(dets))
+	boxes := make([]box, 0, len(dets))
+	for i := range dets {
+		d := &dets[i]
+		if d.Box.Empty() || d.sizePx() < cfg.MinFacePx {
+			continue
+		}
+		idx = append(idx, i)
+		boxes = append(boxes, boxOf(d.Box))
+	}
+	link := associate(cam.tracks, boxes, at, cfg)
+	frame := make([]seen, len(idx))
+	for k, i := range idx {
+		if link[k] >= 0 {
+			tr := cam.tracks[link[k]]
+			tr.update(boxes[k], at)
+			frame[k] = seen{tr, i}
+			continue
+		}
+		cam.nextID++
+		tr := &track{id: cam.nextID, pos: boxes[k], first: at, last: at, hits: 1}
+		cam.tracks = append(cam.tracks, tr)
+		s.Stats.TracksStarted.Add(1)
+		frame[k] = seen{tr, i}
+	}
+
+	var embedded []seen
+	var errs []error
+	for _, f := range frame {
+		q := quality(&dets[f.det])
+		if q >= cfg.MinQuality && f.tr.firstUsable.IsZero() {
+			f.tr.firstUsable = at
+		}
+		if embed == nil || !f.tr.wantsEmbedding(q, at, cfg) {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		f.tr.embedCalls++
+		f.tr.lastEmbed = at
+		e, err := embed(f.det)
+		if err != nil {
+			s.Stats.EmbedErrors.Add(1)
+			errs = append(errs, fmt.Errorf("embed face %d: %w", f.det, err))
+			s.exhaust(f.tr)
+			continue
+		}
+		s.Stats.Embeddings.Add(1)
+		m, ok := s.matcher.Search(&e)
+		f.tr.samples = append(f.tr.samples, sample{emb: e, quality: q, match: m, found: ok})
+		f.tr.bestQuality = max(f.tr.bestQuality, q)
+		embedded = append(embedded, f)
+	}
+	return embedded, errs
+}
+
+// quality scores a detection. A caller that measured no frontality but
+// passed landmarks gets it from the landmarks rather than a zero score.
+func quality(d *Detection) float64 {
+	q := d.Quality
+	if q.SizePx == 0 {
+		q.SizePx = d.sizePx()
+	}
+	if q.Frontal == 0 && d.Landmarks != (face.Landmarks{}) {
+		q.Frontal = d.Landmarks.Frontal()
+	}
+	return q.Score()
+}
+
+// exhaust closes a pending track that has spent its embeddings: no decision
+// can change any more, so its embeddings are forgotten now rather than when
+// the person leaves.
+func (s *Service) exhaust(tr *track) {
+	if tr.state == pending && tr.embedCalls >= s.cfg.MaxEmbeddings {
+		tr.state = exhausted
+		tr.forget()
+	}
+}
+
+// decide applies the decision rule to a pending track that just got an
+// embedding. The caller holds the camera lock.
+//
+// A track is customer C when no embedding names anyone else under the base
+// rule, at least Votes embeddings name C under C's rule, and the
+// quality-weighted mean of all the track's embeddings is nearest to C and
+// within C's threshold. The mean is the fused evidence: one embedding of a turned head may be
+// noisy, the mean of several is closer to the person's true template, and
+// an embedding of someone else that crept into the track pulls it away.
+func (s *Service) decide(cameraID string, tr *track, at time.Time) (decision, bool) {
+	if tr.state != pending {
+		return decision{}, false
+	}
+	defer s.exhaust(tr)
+	base := enroll.Rule{Threshold: s.cfg.Threshold, Margin: s.cfg.Margin}
+	cand := ""
+	for i := range tr.samples {
+		sm := &tr.samples[i]
+		if !sm.found || !base.Accept(sm.match) {
+			continue
+		}
+		if cand != "" && sm.match.CustomerID != cand {
+			// Two customers in one track: a tracker swap, a look-alike
+			// pair or a bad enrollment. Neither may be alerted on this
+			// evidence, and more embeddings cannot undo it.
+			tr.state = conflicted
+			tr.forget()
+			s.Stats.Conflicts.Add(1)
+			s.logger().Debug("track conflict", slog.String("camera", cameraID), slog.Uint64("track", tr.id))
+			return decision{}, false
+		}
+		cand = sm.match.CustomerID
+	}
+	if cand == "" {
+		return decision{}, false
+	}
+	extra, delta := s.strictness(cand, at)
+	rule := enroll.Rule{Threshold: s.cfg.Threshold + delta, Margin: s.cfg.Margin}
+	votes := 0
+	for i := range tr.samples {
+		if sm := &tr.samples[i]; sm.found && sm.match.CustomerID == cand && rule.Accept(sm.match) {
+			votes++
+		}
+	}
+	if votes < s.cfg.Votes+extra {
+		return decision{}, false
+	}
+	fused := fuse(tr.samples)
+	fm, ok := s.matcher.Search(&fused)
+	// The fused embedding must name C within C's threshold; its margin is
+	// reported, not required: each vote already cleared the margin, and on
+	// the idols descriptors requiring it again lost a quarter of genuine
+	// tracks without stopping a single impostor track more.
+	if !ok || fm.CustomerID != cand || fm.Distance > rule.Threshold {
+		return decision{}, false
+	}
+
+	tier, risk := s.lookup(cand, at)
+	cooldown := s.cooldown(tier)
+	tr.customer = cand
+	tr.forget()
+	s.coolMu.Lock()
+	until, cooling := s.until[cand]
+	cooling = cooling && at.Before(until)
+	// The window slides with every recognition, so a customer who waits in
+	// the lobby longer than the cooldown and is seen again is not announced
+	// as arriving a second time.
+	s.until[cand] = maxTime(until, at.Add(cooldown))
+	s.coolMu.Unlock()
+	if cooling {
+		tr.state = suppressed
+		s.Stats.Suppressed.Add(1)
+		s.logger().Debug("arrival suppressed by cooldown", slog.String("camera", cameraID),
+			slog.Uint64("track", tr.id), slog.String("customer", cand))
+		return decision{}, false
+	}
+	tr.state = arrived
+	return decision{
+		camera:    cameraID,
+		trackID:   tr.id,
+		customer:  cand,
+		distance:  fm.Distance,
+		margin:    fm.Margin,
+		votes:     votes,
+		at:        at,
+		firstSeen: tr.firstUsable,
+		tier:      tier,
+		risk:      risk,
+	}, true
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func (s *Service) strictness(customerID string, at time.Time) (int, float64) {
+	if s.Strictness == nil {
+		return 0, 0
+	}
+	extra, delta := s.Strictness(customerID, at)
+	return max(extra, 0), min(delta, 0)
+}
+
+func (s *Service) lookup(customerID string, at time.Time) (*Tier, []RiskFlag) {
+	if s.Tiers == nil {
+		return nil, nil
+	}
+	return s.Tiers.Lookup(customerID, at)
+}
+
+func (s *Service) cooldown(t *Tier) time.Duration {
+	if t != nil && t.Service != nil && t.Service.Cooldown > 0 {
+		return t.Service.Cooldown
+	}
+	return s.cfg.Cooldown
+}
+
+// Cooldown is the least time between two arrivals of the customer on the
+// date at: the service level's cooldown when the customer's tier sets one,
+// else Config.Cooldown.
+func (s *Service) Cooldown(customerID string, at time.Time) time.Duration {
+	t, _ := s.lookup(customerID, at)
+	return s.cooldown(t)
+}
+
+// fuse is the quality-weighted mean of the samples' embeddings. Engines
+// whose embeddings are unit vectors compare on the sphere, so the mean is
+// put back on it; dlib's are compared as they are.
+func fuse(ss []sample) face.Embedding {
+	var acc [face.Dim]float64
+	var wsum float64
+	unit := true
+	for i := range ss {
+		w := math.Max(ss[i].quality, 1e-6)
+		wsum += w
+		var n float64
+		for k, v := range ss[i].emb {
+			acc[k] += w * float64(v)
+			n += float64(v) * float64(v)
+		}
+		if math.Abs(math.Sqrt(n)-1) > 1e-3 {
+			unit = false
+		}
+	}
+	var out face.Embedding
+	for k := range out {
+		out[k] = float32(acc[k] / wsum)
+	}
+	if unit {
+		out.Normalize()
+	}
+	return out
+}
+
+// maxMargin stands for "no runner-up" in an Arrival: +Inf cannot travel in
+// JSON, and no two faces of one model are this much further apart in
+// practice.
+const maxMargin = 1.0
+
+// publish builds the arrival, records and notifies it. Each call is bounded
+// by DeliverTimeout so a dead dependency slows the camera, never stops it.
+func (s *Service) publish(ctx context.Context, d decision) {
+	log := s.logger()
+	id, err := s.newID(d.at)
+	if err != nil {
+		// Only a clock before 1970 or 2^80 ids in one millisecond get here.
+		log.Error("arrival id", slog.Any("error", err))
+		s.Stats.NotifyErrors.Add(1)
+		return
+	}
+	a := Arrival{
+		ID:         id,
+		Branch:     s.cfg.Branch,
+		Camera:     d.camera,
+		At:         d.at,
+		CustomerID: d.customer,
+		Distance:   d.distance,
+		Margin:     math.Min(d.margin, maxMargin),
+		Votes:      d.votes,
+		Tier:       d.tier,
+		FirstSeen:  d.firstSeen,
+	}
+	if s.Directory != nil {
+		dctx, cancel := context.WithTimeout(ctx, s.cfg.DeliverTimeout)
+		name, err := s.Directory.DisplayName(dctx, d.customer)
+		cancel()
+		if err != nil {
+			// Staff still get the tier and the customer id.
+			log.Warn("display name", slog.String("customer", d.customer), slog.Any("error", err))
+		}
+		a.DisplayName = name
+	}
+	if s.Mask != nil && a.DisplayName != "" {
+		a.DisplayName = s.Mask(a.DisplayName)
+	}
+	s.Stats.Arrivals.Add(1)
+	log.Info("arrival", slog.Any("arrival", a), slog.Uint64("track", d.trackID),
+		slog.Duration("latency", d.at.Sub(d.firstSeen)), slog.Bool("risk", len(d.risk) > 0))
+	if s.VisitLog != nil {
+		rctx, cancel := context.WithTimeout(ctx, s.cfg.DeliverTimeout)
+		err := s.VisitLog.RecordVisit(rctx, a)
+		cancel()
+		if err != nil {
+			s.Stats.RecordErrors.Add(1)
+			log.Error("record visit", slog.String("id", a.ID), slog.Any("error", err))
+		}
+	}
+	if s.Notifier != nil {
+		nctx, cancel := context.WithTimeout(ctx, s.cfg.DeliverTimeout)
+		err := s.Notifier.Notify(nctx, a, d.risk)
+		cancel()
+		if err != nil {
+			s.Stats.NotifyErrors.Add(1)
+			log.Error("notify arrival", slog.String("id", a.ID), slog.Any("error", err))
+		}
+	}
+}
+
+// newID returns a ULID for time at. The monotonic entropy keeps ids of one
+// millisecond sorted; it is not safe for concurrent use, hence the lock.
+func (s *Service) newID(at time.Time) (string, error) {
+	s.idMu.Lock()
+	defer s.idMu.Unlock()
+	id, err := ulid.New(ulid.Timestamp(at), s.entropy)
+	if err != nil {
+		return "", fmt.Errorf("new arrival id: %w", err)
+	}
+	return id.String(), nil
+}
+
+func (s *Service) camera(id string) *camera {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.cameras[id]
+	if !ok {
+		c = &camera{}
+		s.cameras[id] = c
+	}
+	return c
+}
+
+// expire removes and returns the tracks unseen for timeout at time at.
+// The caller holds c.mu.
+func (c *camera) expire(at time.Time, timeout time.Duration) []*track {
+	var ended []*track
+	keep := c.tracks[:0]
+	for _, t := range c.tracks {
+		if at.Sub(t.last) >= timeout {
+			ended = append(ended, t)
+		} else {
+			keep = append(keep, t)
+		}
+	}
+	clear(c.tracks[len(keep):])
+	c.tracks = keep
+	return ended
+}
+
+// ended accounts for tracks that are gone and forgets their embeddings.
+func (s *Service) ended(cameraID string, ts []*track, at time.Time) {
+	for _, t := range ts {
+		t.forget()
+		s.Stats.TracksEnded.Add(1)
+		if t.state != arrived && t.state != suppressed {
+			s.Stats.TracksDropped.Add(1)
+		}
+		s.logger().Debug("track ended", slog.String("camera", cameraID), slog.Uint64("track", t.id),
+			slog.String("outcome", t.state.String()), slog.Int("embeddings", t.embedCalls),
+			slog.Duration("seen", t.last.Sub(t.first)), slog.Duration("unseen", at.Sub(t.last)))
+	}
+}
+
+// Tick ends, on every camera, the tracks unseen for TrackTimeout at time at,
+// and forgets expired cooldowns. The daemon calls it periodically so that a
+// camera whose stream stalled does not keep its tracks, and their
+// embeddings, until its next frame.
+func (s *Service) Tick(at time.Time) {
+	s.mu.Lock()
+	cams := make(map[string]*camera, len(s.cameras))
+	for id, c := range s.cameras {
+		cams[id] = c
+	}
+	s.mu.Unlock()
+	for id, c := range cams {
+		c.mu.Lock()
+		ended := c.expire(at, s.cfg.TrackTimeout)
+		c.mu.Unlock()
+		s.ended(id, ended, at)
+	}
+	s.coolMu.Lock()
+	for id, u := range s.until {
+		if !at.Before(u) {
+			delete(s.until, id)
+		}
+	}
+	s.coolMu.Unlock()
+}
+
+// EndCamera ends every track of the camera at time at and forgets the
+// camera, at the end of a stream or when a camera is removed. A later
+// Observe for the same id starts afresh. Cooldowns are kept: they are per
+// branch, not per camera.
+func (s *Service) EndCamera(cameraID string, at time.Time) {
+	s.mu.Lock()
+	c, ok := s.cameras[cameraID]
+	delete(s.cameras, cameraID)
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	c.closed = true
+	ended := c.tracks
+	c.tracks = nil
+	c.mu.Unlock()
+	s.ended(cameraID, ended, at)
+}
+
+// ActiveTracks is the number of live tracks over all cameras.
+func (s *Service) ActiveTracks() int {
+	s.mu.Lock()
+	cams := make([]*camera, 0, len(s.cameras))
+	for _, c := range s.cameras {
+		cams = append(cams, c)
+	}
+	s.mu.Unlock()
+	n := 0
+	for _, c := range cams {
+		c.mu.Lock()
+		n += len(c.tracks)
+		c.mu.Unlock()
+	}
+	return n
+}
