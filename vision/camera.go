@@ -1,0 +1,233 @@
+package vision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"concierge/checkin"
+	"concierge/face"
+)
+
+// Embedder turns one detected face of a frame into an embedding.
+type Embedder interface {
+	Model() string
+	EmbedDetection(ctx context.Context, img gocv.Mat, d Detection) (face.Embedding, error)
+}
+
+// EmbedDetection implements Embedder with dlib: it re-finds the face in a
+// crop around the box so that dlib's own landmarks drive its alignment.
+func (e *Engine) EmbedDetection(ctx context.Context, img gocv.Mat, d Detection) (face.Embedding, error) {
+	f, err := e.EmbedFace(ctx, img, d.Box)
+	return f.Embedding, err
+}
+
+// AlignedEmbedder implements Embedder with a MobileFaceNet on crops aligned
+// by the detector's five landmarks.
+type AlignedEmbedder struct {
+	Net  *MobileFaceNet
+	Flip bool
+}
+
+// Model names the embedding model.
+func (a AlignedEmbedder) Model() string { return a.Net.Model() }
+
+// EmbedDetection implements Embedder.
+func (a AlignedEmbedder) EmbedDetection(_ context.Context, img gocv.Mat, d Detection) (face.Embedding, error) {
+	crop, err := Align(img, d.Landmarks)
+	if err != nil {
+		return face.Embedding{}, err
+	}
+	defer crop.Close()
+	return a.Net.Embed(crop, a.Flip)
+}
+
+// Observer receives what a camera sees: checkin.Service.
+type Observer interface {
+	Observe(ctx context.Context, camera string, at time.Time, dets []checkin.Detection, embed checkin.EmbedFunc) error
+}
+
+// CameraConfig sets up one camera's pipeline.
+type CameraConfig struct {
+	ID     string
+	Source SourceConfig
+	// MinScore is YuNet's confidence threshold.
+	MinScore float64
+	// MinFacePx ignores smaller faces (shorter side of the box).
+	MinFacePx int
+	// ROI is the doorway polygon in frame pixels; faces whose centre lies
+	// outside are ignored. Empty means the whole frame.
+	ROI []image.Point
+	// MotionThreshold is the changed-pixel fraction that wakes detection.
+	MotionThreshold float64
+	// DetectInterval is the least frame time between two detections: at 15
+	// fps, 120 ms detects on every other frame, halving the CPU while a
+	// walking person still moves only a fraction of their face per detection.
+	DetectInterval time.Duration
+	// Linger keeps detecting this long after the last motion or face, so a
+	// customer standing still in the doorway is still tracked.
+	Linger time.Duration
+	Logger *slog.Logger
+}
+
+// CameraStats counts a camera pipeline's work; safe to read while it runs.
+type CameraStats struct {
+	Frames     atomic.Int64 // frames looked at
+	Gated      atomic.Int64 // frames skipped by the motion gate
+	Skipped    atomic.Int64 // frames skipped to keep to the detection interval
+	Detections atomic.Int64 // detector runs
+	Faces      atomic.Int64 // faces found
+	Embeddings atomic.Int64 // embeddings computed
+	Errors     atomic.Int64
+	busyNanos  atomic.Int64 // time spent processing frames
+}
+
+// Busy is the total processing time, a proxy of the CPU the camera uses.
+func (s *CameraStats) Busy() time.Duration { return time.Duration(s.busyNanos.Load()) }
+
+// Camera runs one camera: source, motion gate, detection, and the
+// check-in observer, which asks for embeddings of the faces it chooses.
+type Camera struct {
+	cfg      CameraConfig
+	source   *Source
+	detector *YuNet
+	embedder Embedder
+	observer Observer
+	log      *slog.Logger
+	Stats    CameraStats
+	// lastFaces is the number of faces in the last detected frame; only
+	// the frame callback touches it.
+	lastFaces int
+}
+
+// NewCamera builds a camera. The detector belongs to the camera (YuNet is
+// not shared between goroutines); the embedder may be shared.
+func NewCamera(cfg CameraConfig, detector *YuNet, embedder Embedder, observer Observer) (*Camera, error) {
+	if cfg.ID == "" {
+		return nil, errors.New("camera: empty id")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.Source.Logger = cfg.Logger
+	src, err := NewSource(cfg.Source)
+	if err != nil {
+		return nil, fmt.Errorf("camera %s: %w", cfg.ID, err)
+	}
+	if cfg.MinScore <= 0 {
+		cfg.MinScore = DefaultYuNetScore
+	}
+	if cfg.Linger <= 0 {
+		cfg.Linger = time.Second
+	}
+	return &Camera{cfg: cfg, source: src, detector: detector, embedder: embedder, observer: observer,
+		log: cfg.Logger.With("camera", cfg.ID)}, nil
+}
+
+// ID is the camera's id.
+func (c *Camera) ID() string { return c.cfg.ID }
+
+// Source exposes the camera's source statistics.
+func (c *Camera) Source() *Source { return c.source }
+
+// Run processes frames until ctx ends or the source gives up.
+func (c *Camera) Run(ctx context.Context) error {
+	gate := NewMotionGate(c.cfg.MotionThreshold)
+	defer gate.Close()
+	var lastActive, lastDetect time.Time
+	err := c.source.Run(ctx, func(f Frame) {
+		t0 := time.Now()
+		defer func() { c.Stats.busyNanos.Add(int64(time.Since(t0))) }()
+		c.Stats.Frames.Add(1)
+		_, moved := gate.Moved(f.Mat)
+		if !moved && f.At.Sub(lastActive) > c.cfg.Linger {
+			c.Stats.Gated.Add(1)
+			// Tracks still age on skipped frames, so a visit ends on time.
+			if err := c.observer.Observe(ctx, c.cfg.ID, f.At, nil, nil); err != nil {
+				c.Stats.Errors.Add(1)
+			}
+			return
+		}
+		if moved {
+			lastActive = f.At
+		}
+		if f.At.Sub(lastDetect) < c.cfg.DetectInterval {
+			c.Stats.Skipped.Add(1)
+			return
+		}
+		lastDetect = f.At
+		if err := c.process(ctx, f); err != nil && ctx.Err() == nil {
+			c.Stats.Errors.Add(1)
+			c.log.Warn("frame failed", "err", err)
+		}
+		if c.lastFaces > 0 {
+			lastActive = f.At
+		}
+	})
+	if ctx.Err() == nil {
+		// The stream is over: let the observer close the camera's tracks.
+		if end, ok := c.observer.(interface {
+			EndCamera(camera string, at time.Time)
+		}); ok {
+			end.EndCamera(c.cfg.ID, time.Now())
+		}
+	}
+	return err
+}
+
+func (c *Camera) process(ctx context.Context, f Frame) error {
+	c.Stats.Detections.Add(1)
+	found, err := c.detector.Detect(f.Mat, c.cfg.MinScore)
+	if err != nil {
+		return err
+	}
+	dets := make([]checkin.Detection, 0, len(found))
+	kept := make([]Detection, 0, len(found))
+	for _, d := range found {
+		size := min(d.Box.Dx(), d.Box.Dy())
+		if size < c.cfg.MinFacePx || !inPolygon(c.cfg.ROI, center(d.Box)) {
+			continue
+		}
+		ff := face.Face{Box: d.Box, Landmarks: d.Landmarks, Score: d.Score}
+		ff.Quality.SizePx = size
+		measure(f.Mat, &ff)
+		dets = append(dets, checkin.Detection{Box: d.Box, Landmarks: d.Landmarks, Quality: ff.Quality, Score: d.Score})
+		kept = append(kept, d)
+	}
+	c.lastFaces = len(dets)
+	c.Stats.Faces.Add(int64(len(dets)))
+	embed := func(i int) (face.Embedding, error) {
+		if i < 0 || i >= len(kept) {
+			return face.Embedding{}, fmt.Errorf("embed: detection %d of %d", i, len(kept))
+		}
+		c.Stats.Embeddings.Add(1)
+		return c.embedder.EmbedDetection(ctx, f.Mat, kept[i])
+	}
+	return c.observer.Observe(ctx, c.cfg.ID, f.At, dets, embed)
+}
+
+func center(r image.Rectangle) image.Point {
+	return image.Pt((r.Min.X+r.Max.X)/2, (r.Min.Y+r.Max.Y)/2)
+}
+
+// inPolygon is the even-odd rule; an empty polygon contains everything.
+func inPolygon(poly []image.Point, p image.Point) bool {
+	if len(poly) < 3 {
+		return true
+	}
+	in := false
+	for i, j := 0, len(poly)-1; i < len(poly); j, i = i, i+1 {
+		a, b := poly[i], poly[j]
+		if (a.Y > p.Y) != (b.Y > p.Y) &&
+			float64(p.X) < float64(b.X-a.X)*float64(p.Y-a.Y)/float64(b.Y-a.Y)+float64(a.X) {
+			in = !in
+		}
+	}
+	return in
+}
