@@ -9,30 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"concierge"
-	"concierge/enroll"
-	"concierge/vision"
+	"concierge/alert"
 )
-
-// demoCustomer is one person the demo enrolls: a face in one of the demo
-// photos, named like a bank's customer.
-type demoCustomer struct {
-	id, name, photo string
-	face            int // index of the face in the photo, left to right
-}
-
-var demoCustomers = []demoCustomer{
-	{"C1001", "王女士 Ms Wang", "sample2.jpg", 0},
-	{"C1002", "李女士 Ms Li", "sample6.jpg", 2},
-	{"C1003", "赵女士 Ms Zhao", "sample3.jpg", 1},
-}
-
-// demoShots are the kiosk-style enrollment shots cut from a photo: other
-// framing, size and JPEG quality than the photo identified later.
-var demoShots = []struct {
-	margin, scale float64
-	quality       int
-}{{0.6, 1.0, 90}, {0.9, 0.75, 70}, {0.4, 1.3, 85}}
 
 func runDemo(ctx context.Context, m *Main, args []string) error {
 	fs := m.flags("demo")
@@ -54,13 +32,6 @@ func runDemo(ctx context.Context, m *Main, args []string) error {
 		defer os.RemoveAll(dir)
 		cfg.DB = filepath.Join(dir, "concierge.db")
 	}
-	read := func(name string) ([]byte, error) {
-		b, err := os.ReadFile(filepath.Join(*photos, name))
-		if err != nil {
-			return nil, concierge.Errorf(concierge.ENOTFOUND, "demo photo %s: %v (deploy/setup.sh fetches them)", name, err)
-		}
-		return b, nil
-	}
 	app, err := m.openFaceApp(ctx, cfg, true)
 	if err != nil {
 		return err
@@ -70,37 +41,19 @@ func runDemo(ctx context.Context, m *Main, args []string) error {
 	out := m.Stdout
 	fmt.Fprintf(out, "Concierge demo: enroll customers who consented, then recognise them in group photos.\n")
 	fmt.Fprintf(out, "engine %s, match rule: distance <= %.2f and %.2f ahead of the runner-up; database %s\n\n",
-		app.engine.Model(), cfg.Match.Threshold, cfg.Match.Margin, cfg.DB)
+		app.svc.Gallery.Model(), cfg.rule().Threshold, cfg.rule().Margin, cfg.DB)
 
 	fmt.Fprintln(out, "Enrollment (3 kiosk-style shots per customer, cut from a photo at other framing, size and JPEG quality):")
-	for _, c := range demoCustomers {
-		src, err := read(c.photo)
-		if err != nil {
-			return err
-		}
-		faces, err := app.engine.Detect(ctx, src)
-		if err != nil {
-			return fmt.Errorf("demo %s: %w", c.photo, err)
-		}
-		if c.face >= len(faces) {
-			return fmt.Errorf("demo %s: expected at least %d faces, found %d", c.photo, c.face+1, len(faces))
-		}
-		var shots []enroll.Photo
-		for i, s := range demoShots {
-			b, err := vision.Reframe(src, faces[c.face].Box, s.margin, s.scale, s.quality)
-			if err != nil {
-				return err
-			}
-			shots = append(shots, enroll.Photo{Name: fmt.Sprintf("%s-shot%d.jpg", c.id, i+1), Data: b})
-		}
-		res, err := app.svc.Enroll(ctx, enroll.Request{
-			CustomerID: c.id, DisplayName: c.name, Photos: shots,
-			Consent: enroll.Consent{Reference: "DEMO-" + c.id, TextVersion: "v1", Channel: "demo"},
-		})
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "  %s  %-16s %d templates  (from %s)\n", c.id, c.name, res.Templates, c.photo)
+	world, err := loadDemoWorld(ctx, app, *photos)
+	if err != nil {
+		return err
+	}
+	results, err := world.enroll(ctx, app.svc)
+	if err != nil {
+		return err
+	}
+	for i, c := range demoCustomers {
+		fmt.Fprintf(out, "  %s  %-16s %d templates  (from %s)\n", c.id, c.name, results[i].Templates, c.photo)
 	}
 
 	fmt.Fprintln(out, "\nIdentification of every face in the six photos (everyone else was never enrolled):")
@@ -110,7 +63,7 @@ func runDemo(ctx context.Context, m *Main, args []string) error {
 	var faces int
 	for i := 1; i <= 6; i++ {
 		name := fmt.Sprintf("sample%d.jpg", i)
-		b, err := read(name)
+		b, err := world.read(name)
 		if err != nil {
 			return err
 		}
@@ -137,9 +90,66 @@ func runDemo(ctx context.Context, m *Main, args []string) error {
 	tw.Flush()
 	fmt.Fprintf(out, "\n%d faces in 6 photos (about 1920x1400 each) in %v: %.0f ms per photo on average.\n",
 		faces, total.Round(time.Millisecond), float64(total.Milliseconds())/6)
+	app.Close()
+	if err := demoDaemon(ctx, m, cfg, world); err != nil {
+		return err
+	}
 	fmt.Fprintln(out, strings.TrimSpace(`
 Try it yourself: bin/concierge enroll --db my.db --customer C1 --name "Ms Wang" --consent FORM-1 photo.jpg
-                 bin/concierge identify --db my.db other.jpg`))
+                 bin/concierge identify --db my.db other.jpg
+                 bin/concierge run --config deploy/concierge.yaml     (cameras, NATS and HTTP from the file)`))
+	return nil
+}
+
+// demoDaemon runs the real daemon on an entrance clip made from the demo
+// photos, with the embedded NATS server, and prints the alerts a lobby
+// terminal subscribed to NATS receives.
+func demoDaemon(ctx context.Context, m *Main, cfg Config, world *demoWorld) error {
+	out := m.Stdout
+	dir := filepath.Dir(cfg.DB)
+	clip := filepath.Join(dir, "door.avi")
+	seconds, err := world.doorClip(clip)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nThe live daemon: a %.0f s entrance clip (1280x720, 15 fps) in which Ms Wang, a stranger, Ms Li,\n"+
+		"a second stranger beside Ms Zhao, and Ms Wang again walk in. Alerts as a NATS subscriber receives them:\n", seconds)
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.NATS.URL = ""
+	cfg.NATS.Listen = "127.0.0.1:-1"
+	cfg.NATS.StoreDir = filepath.Join(dir, "jetstream")
+	cfg.Cameras = []Camera{{ID: "door-1", Source: clip}}
+	d := NewDaemon(cfg, m.Logger)
+	if err := d.Open(ctx); err != nil {
+		return err
+	}
+	defer d.Close()
+	sub, err := alert.NewSubscriber(alert.SubscriberConfig{Branch: cfg.Branch, Conn: alert.ConnConfig{URL: d.NATSURL(), Name: "demo-terminal"}, Logger: m.Logger})
+	if err != nil {
+		return err
+	}
+	if err := sub.Open(); err != nil {
+		return err
+	}
+	defer sub.Close()
+	// Read until the clip has played and the last track has timed out.
+	wctx, cancel := context.WithTimeout(ctx, time.Duration(seconds*float64(time.Second))+3*time.Second)
+	defer cancel()
+	n := 0
+	for a, err := range sub.Alerts(wctx, alert.FeedArrival, alert.Start{All: true}) {
+		if err != nil {
+			if wctx.Err() != nil {
+				break
+			}
+			return err
+		}
+		n++
+		fmt.Fprintf(out, "  %s  %s  %-8s %-6s distance %.3f, %d votes  (%s)\n", a.Time.Local().Format("15:04:05.000"), a.Camera,
+			a.Customer.ID, a.Customer.DisplayName, a.Match.Distance, a.Match.Votes, a.Subject)
+	}
+	st := d.checkin.Stats.Snapshot()
+	fmt.Fprintf(out, "%d alerts; %d face tracks, %d embeddings, %d arrivals suppressed by the 30-minute cooldown.\n\n",
+		n, st.TracksStarted, st.Embeddings, st.Suppressed)
 	return nil
 }
 

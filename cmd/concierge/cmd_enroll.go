@@ -17,16 +17,25 @@ import (
 // faceApp is what the face subcommands share: the database, the engine and
 // the enrollment service over them.
 type faceApp struct {
-	cfg    Config
-	db     *sqlite.DB
+	cfg Config
+	db  *sqlite.DB
+	// engine is dlib; always loaded, since the demo and the naive
+	// benchmark use it whatever the configured engine is.
 	engine *vision.Engine
-	svc    *enroll.Service
+	// dnn is the YuNet + MobileFaceNet engine when vision.engine selects it.
+	dnn *vision.DNNEngine
+	// embedder embeds camera detections with the configured engine.
+	embedder vision.Embedder
+	svc      *enroll.Service
 }
 
 func (a *faceApp) Close() error {
 	var errs []error
 	if a.engine != nil {
 		errs = append(errs, a.engine.Close())
+	}
+	if a.dnn != nil {
+		errs = append(errs, a.dnn.Close())
 	}
 	if a.db != nil {
 		errs = append(errs, a.db.Close())
@@ -56,8 +65,16 @@ func (m *Main) openFaceApp(ctx context.Context, cfg Config, withEngine bool) (*f
 			a.Close()
 			return nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch` first)", err)
 		}
-		det = a.engine
-		model = a.engine.Model()
+		det, a.embedder = a.engine, a.engine
+		if cfg.Vision.Engine == engineMobileFaceNet {
+			a.dnn, err = vision.NewDNNEngine(cfg.Models.Dir, cfg.Vision.MaxPixels, cfg.Vision.MinFacePx)
+			if err != nil {
+				a.Close()
+				return nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch --set onnx`)", err)
+			}
+			det, a.embedder = a.dnn, a.dnn.Embedder()
+		}
+		model = det.Model()
 	}
 	a.svc = &enroll.Service{
 		Store:    db,
@@ -68,8 +85,8 @@ func (m *Main) openFaceApp(ctx context.Context, cfg Config, withEngine bool) (*f
 			MinSharpness: cfg.Vision.MinSharpness,
 			MinFrontal:   cfg.Vision.MinFrontal,
 		},
-		Rule:               enroll.Rule{Threshold: cfg.Match.Threshold, Margin: cfg.Match.Margin},
-		DuplicateThreshold: cfg.Match.DuplicateThreshold,
+		Rule:               cfg.rule(),
+		DuplicateThreshold: cfg.duplicateThreshold(),
 		Logger:             m.Logger,
 	}
 	if err := a.svc.Open(ctx); err != nil {

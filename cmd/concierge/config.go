@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"concierge/enroll"
 )
 
 // Config is the whole configuration of a Concierge box: one YAML file,
@@ -30,7 +32,22 @@ type Config struct {
 	HTTP    HTTPConfig    `yaml:"http"`
 	Cameras []Camera      `yaml:"cameras"`
 	Tiering TieringConfig `yaml:"tiering"`
+	Checkin CheckinConfig `yaml:"checkin"`
 	Log     LogConfig     `yaml:"log"`
+}
+
+// CheckinConfig tunes the arrival decision beyond the match rule
+// (docs/checkin.md has the measurements behind the defaults).
+type CheckinConfig struct {
+	Votes         int `yaml:"votes"`          // embeddings of one track that must name the customer
+	MaxEmbeddings int `yaml:"max_embeddings"` // per track, however long the person stays
+	// MinEmbedInterval spaces a track's embeddings in frame time unless the
+	// face got clearly better: the second vote of an arrival waits for it.
+	MinEmbedInterval time.Duration `yaml:"min_embed_interval"`
+	Cooldown         time.Duration `yaml:"cooldown"`      // one arrival per customer per window, unless the tier sets one
+	TrackTimeout     time.Duration `yaml:"track_timeout"` // a face unseen this long has left
+	Retention        time.Duration `yaml:"retention"`     // visits older than this are purged
+	NameMask         string        `yaml:"name_mask"`     // surname (王*), initial, or full
 }
 
 // ModelsConfig says where model files live.
@@ -40,12 +57,15 @@ type ModelsConfig struct {
 
 // VisionConfig tunes the face engine and the quality gate for enrollment photos.
 type VisionConfig struct {
-	Engine       string  `yaml:"engine"`        // "dlib"
-	Pool         int     `yaml:"pool"`          // recognisers working at once; 0 = GOMAXPROCS
-	MaxPixels    int     `yaml:"max_pixels"`    // larger images are refused before decoding
-	MinFacePx    int     `yaml:"min_face_px"`   // smaller faces are ignored
-	MinSharpness float64 `yaml:"min_sharpness"` // enrollment photos below are "too blurry"
-	MinFrontal   float64 `yaml:"min_frontal"`   // enrollment photos below are "not facing the camera"
+	Engine    string `yaml:"engine"`      // "dlib" or "mobilefacenet"
+	Pool      int    `yaml:"pool"`        // recognisers working at once; 0 = GOMAXPROCS
+	MaxPixels int    `yaml:"max_pixels"`  // larger images are refused before decoding
+	MinFacePx int    `yaml:"min_face_px"` // smaller faces are ignored
+	// DetectInterval is the least time between two face detections on one
+	// camera; frames in between only feed the motion gate.
+	DetectInterval time.Duration `yaml:"detect_interval"`
+	MinSharpness   float64       `yaml:"min_sharpness"` // enrollment photos below are "too blurry"
+	MinFrontal     float64       `yaml:"min_frontal"`   // enrollment photos below are "not facing the camera"
 }
 
 // MatchConfig is the open-set decision rule for one face or one track.
@@ -62,6 +82,23 @@ type NATSConfig struct {
 	URL      string `yaml:"url"`
 	Listen   string `yaml:"listen"`
 	StoreDir string `yaml:"store_dir"` // JetStream storage of the embedded server
+	// ServerConfig is a nats-server configuration file for the embedded
+	// server (leaf node to HQ, accounts, TLS); listen and store_dir win.
+	ServerConfig string `yaml:"server_config"`
+	// Client credentials: at most one of user (+ password), token,
+	// nkey_seed_file and creds_file. Put secrets in ${VAR}s or
+	// CONCIERGE_NATS_PASSWORD / CONCIERGE_NATS_TOKEN, not in the file.
+	User         string `yaml:"user"`
+	Password     string `yaml:"password"`
+	Token        string `yaml:"token"`
+	NKeySeedFile string `yaml:"nkey_seed_file"`
+	CredsFile    string `yaml:"creds_file"`
+	TLSCA        string `yaml:"tls_ca"`   // CA that signs the server's certificate
+	TLSCert      string `yaml:"tls_cert"` // client certificate, when the server asks for one
+	TLSKey       string `yaml:"tls_key"`
+	// StreamMaxAge is how long the branch's stream keeps alerts; 0 means
+	// alert.DefaultStreamMaxAge (7 days).
+	StreamMaxAge time.Duration `yaml:"stream_max_age"`
 }
 
 // HTTPConfig is the daemon's HTTP listener (health, metrics, pages, API).
@@ -73,6 +110,16 @@ type HTTPConfig struct {
 type Camera struct {
 	ID     string `yaml:"id"`
 	Source string `yaml:"source"` // RTSP/HTTP URL, device index, or video file path
+	// Loop replays a video file forever (demos, soak tests).
+	Loop bool `yaml:"loop"`
+	// Fast reads a video file as fast as the pipeline takes frames instead
+	// of at the file's frame rate (tests, benchmarks).
+	Fast bool `yaml:"fast"`
+	// ROI is the doorway polygon, [[x,y],...] in frame pixels; faces whose
+	// centre is outside are ignored. Empty: the whole frame.
+	ROI [][2]int `yaml:"roi"`
+	// MinFacePx overrides vision.min_face_px for this camera.
+	MinFacePx int `yaml:"min_face_px"`
 }
 
 // TieringConfig selects the tier scheme used for alerts.
@@ -94,17 +141,26 @@ func DefaultConfig() Config {
 		DB:     defaultDataPath("concierge.db"),
 		Models: ModelsConfig{Dir: defaultModelsDir()},
 		Vision: VisionConfig{
-			Engine:       "dlib",
-			Pool:         runtime.GOMAXPROCS(0),
-			MaxPixels:    40_000_000,
-			MinFacePx:    60,
-			MinSharpness: 100,
-			MinFrontal:   0.35,
+			Engine:         "dlib",
+			Pool:           runtime.GOMAXPROCS(0),
+			MaxPixels:      40_000_000,
+			MinFacePx:      60,
+			DetectInterval: 120 * time.Millisecond,
+			MinSharpness:   100,
+			MinFrontal:     0.35,
 		},
-		Match: MatchConfig{
-			Threshold:          0.40,
-			Margin:             0.06,
-			DuplicateThreshold: 0.40,
+		// Zero match values take the configured engine's defaults
+		// (engineDefaults), so switching engines never keeps a threshold
+		// measured for the other one.
+		Match: MatchConfig{},
+		Checkin: CheckinConfig{
+			Votes:            2,
+			MaxEmbeddings:    5,
+			MinEmbedInterval: 130 * time.Millisecond,
+			Cooldown:         30 * time.Minute,
+			TrackTimeout:     time.Second,
+			Retention:        90 * 24 * time.Hour,
+			NameMask:         "surname",
 		},
 		NATS: NATSConfig{Listen: "127.0.0.1:4222", StoreDir: defaultDataPath("jetstream")},
 		HTTP: HTTPConfig{Addr: "127.0.0.1:8080"},
@@ -180,20 +236,30 @@ func (c Config) Validate() error {
 		return errors.New("db: must be set")
 	case c.Models.Dir == "":
 		return errors.New("models.dir: must be set")
-	case c.Vision.Engine != "dlib":
-		return fmt.Errorf("vision.engine: %q is not one of: dlib", c.Vision.Engine)
+	case c.Vision.Engine != engineDlib && c.Vision.Engine != engineMobileFaceNet:
+		return fmt.Errorf("vision.engine: %q is not one of: %s, %s", c.Vision.Engine, engineDlib, engineMobileFaceNet)
 	case c.Vision.Pool < 0:
 		return errors.New("vision.pool: must be >= 0")
 	case c.Vision.MaxPixels <= 0:
 		return errors.New("vision.max_pixels: must be > 0")
 	case c.Vision.MinFacePx < 0:
 		return errors.New("vision.min_face_px: must be >= 0")
-	case c.Match.Threshold <= 0 || c.Match.Threshold > 2:
-		return fmt.Errorf("match.threshold: %v must be in (0, 2]", c.Match.Threshold)
+	case c.Match.Threshold < 0 || c.Match.Threshold > 2:
+		return fmt.Errorf("match.threshold: %v must be in [0, 2] (0: the engine's default)", c.Match.Threshold)
 	case c.Match.Margin < 0:
 		return errors.New("match.margin: must be >= 0")
 	case c.Match.DuplicateThreshold < 0:
 		return errors.New("match.duplicate_threshold: must be >= 0")
+	}
+	switch {
+	case c.Checkin.Votes < 1:
+		return errors.New("checkin.votes: must be >= 1")
+	case c.Checkin.MaxEmbeddings < c.Checkin.Votes:
+		return errors.New("checkin.max_embeddings: must be >= checkin.votes")
+	case c.Checkin.Cooldown < 0 || c.Checkin.TrackTimeout <= 0 || c.Checkin.Retention <= 0:
+		return errors.New("checkin: cooldown must be >= 0, track_timeout and retention > 0")
+	case c.Checkin.NameMask != "surname" && c.Checkin.NameMask != "initial" && c.Checkin.NameMask != "full":
+		return fmt.Errorf("checkin.name_mask: %q is not one of: surname, initial, full", c.Checkin.NameMask)
 	}
 	seen := map[string]bool{}
 	for i, cam := range c.Cameras {
@@ -276,3 +342,39 @@ func setScalar(v reflect.Value, s string) error {
 	}
 	return nil
 }
+
+// The face engines vision.engine selects.
+const (
+	engineDlib          = "dlib"
+	engineMobileFaceNet = "mobilefacenet"
+)
+
+// engineDefaults are the match rules measured for each engine
+// (docs/accuracy.md): embeddings of different engines live in different
+// spaces, so a threshold only means something for its own engine.
+var engineDefaults = map[string]MatchConfig{
+	engineDlib:          {Threshold: 0.40, Margin: 0.06, DuplicateThreshold: 0.40},
+	engineMobileFaceNet: {Threshold: 0.90, Margin: 0.08, DuplicateThreshold: 0.90},
+}
+
+// match returns the match rule with the engine's defaults filled in.
+func (c Config) match() MatchConfig {
+	m, d := c.Match, engineDefaults[c.Vision.Engine]
+	if m.Threshold == 0 {
+		m.Threshold = d.Threshold
+	}
+	if m.Margin == 0 {
+		m.Margin = d.Margin
+	}
+	if m.DuplicateThreshold == 0 {
+		m.DuplicateThreshold = d.DuplicateThreshold
+	}
+	return m
+}
+
+func (c Config) rule() enroll.Rule {
+	m := c.match()
+	return enroll.Rule{Threshold: m.Threshold, Margin: m.Margin}
+}
+
+func (c Config) duplicateThreshold() float64 { return c.match().DuplicateThreshold }

@@ -31,8 +31,11 @@ var commands = map[string]command{
 	"identify": {"identify faces in photos against the gallery", runIdentify},
 	"demo":     {"enroll people from real photos and recognise them (the README's demo)", runDemo},
 	"models":   {"fetch or verify model files (models fetch|verify)", runModels},
+	"bench":    {"benchmark the live pipeline against the naive loop (bench pipeline)", runBench},
+	"run":      {"the branch daemon: cameras to arrival alerts over NATS", runRun},
 	"forget":   {"delete a customer's biometric data (consent withdrawal)", runForget},
 	"tiers":    {"import, show, evaluate tier data (tiers import|show|evaluate|schemes)", runTiers},
+	"watch":    {"live arrival alerts for staff terminals", runWatch},
 }
 
 // Main holds what every subcommand shares. Tests build one with their own
@@ -41,6 +44,10 @@ type Main struct {
 	Stdout, Stderr io.Writer
 	Stdin          io.Reader
 	Logger         *slog.Logger
+
+	// onOpen, when set, is called with the running daemon (tests use it to
+	// learn the addresses it listens on).
+	onOpen func(*Daemon)
 
 	// configPath and dbPath are the common flags of every subcommand.
 	configPath string

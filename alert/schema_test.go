@@ -1,0 +1,250 @@
+package alert_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"concierge/alert"
+	"concierge/checkin"
+)
+
+// schema is the subset of JSON Schema (draft 2020-12) that
+// docs/arrival.v1.schema.json uses. Keywords outside it make the test fail
+// rather than be ignored, so the file cannot drift past what is checked.
+type schema struct {
+	Type       string             `json:"type"`
+	Required   []string           `json:"required"`
+	Properties map[string]*schema `json:"properties"`
+	Items      *schema            `json:"items"`
+	Const      any                `json:"const"`
+	Enum       []any              `json:"enum"`
+	Format     string             `json:"format"`
+	MinLength  *int               `json:"minLength"`
+	MaxLength  *int               `json:"maxLength"`
+	Minimum    *float64           `json:"minimum"`
+}
+
+var schemaKeywords = []string{"$schema", "$id", "title", "description",
+	"type", "required", "properties", "items", "const", "enum", "format", "minLength", "maxLength", "minimum"}
+
+func loadSchema(tb testing.TB) *schema {
+	tb.Helper()
+	raw, err := os.ReadFile("../docs/arrival.v1.schema.json")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var generic any
+	if err := json.Unmarshal(raw, &generic); err != nil {
+		tb.Fatal(err)
+	}
+	if err := knownKeywords(generic, "#"); err != nil {
+		tb.Fatal(err)
+	}
+	var s schema
+	if err := json.Unmarshal(raw, &s); err != nil {
+		tb.Fatal(err)
+	}
+	return &s
+}
+
+// knownKeywords walks a schema document and rejects keywords the checker
+// does not implement.
+func knownKeywords(v any, at string) error {
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return fmt.Errorf("%s: schema is not an object", at)
+	}
+	for k, sub := range obj {
+		if !slices.Contains(schemaKeywords, k) {
+			return fmt.Errorf("%s: keyword %q not supported by the test's checker", at, k)
+		}
+		switch k {
+		case "properties":
+			for name, p := range sub.(map[string]any) {
+				if err := knownKeywords(p, at+"/properties/"+name); err != nil {
+					return err
+				}
+			}
+		case "items":
+			if err := knownKeywords(sub, at+"/items"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// validate checks v (decoded with encoding/json into any) against s.
+func (s *schema) validate(v any, at string) error {
+	if s.Type != "" {
+		if err := checkType(s.Type, v); err != nil {
+			return fmt.Errorf("%s: %w", at, err)
+		}
+	}
+	if s.Const != nil && fmt.Sprint(v) != fmt.Sprint(s.Const) {
+		return fmt.Errorf("%s: %v, want const %v", at, v, s.Const)
+	}
+	if s.Enum != nil && !slices.ContainsFunc(s.Enum, func(e any) bool { return fmt.Sprint(e) == fmt.Sprint(v) }) {
+		return fmt.Errorf("%s: %v not in %v", at, v, s.Enum)
+	}
+	switch v := v.(type) {
+	case string:
+		n := len([]rune(v))
+		if s.MinLength != nil && n < *s.MinLength || s.MaxLength != nil && n > *s.MaxLength {
+			return fmt.Errorf("%s: length %d out of bounds", at, n)
+		}
+		if s.Format == "date-time" {
+			if _, err := time.Parse(time.RFC3339Nano, v); err != nil {
+				return fmt.Errorf("%s: not an RFC 3339 date-time: %w", at, err)
+			}
+		}
+	case float64:
+		if s.Minimum != nil && v < *s.Minimum {
+			return fmt.Errorf("%s: %v below minimum %v", at, v, *s.Minimum)
+		}
+	case map[string]any:
+		for _, r := range s.Required {
+			if _, ok := v[r]; !ok {
+				return fmt.Errorf("%s: required property %q missing", at, r)
+			}
+		}
+		names := make([]string, 0, len(v))
+		for k := range v {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			if p := s.Properties[k]; p != nil {
+				if err := p.validate(v[k], at+"/"+k); err != nil {
+					return err
+				}
+			}
+		}
+	case []any:
+		if s.Items != nil {
+			for i, e := range v {
+				if err := s.Items.validate(e, fmt.Sprintf("%s/%d", at, i)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func checkType(t string, v any) error {
+	ok := false
+	switch t {
+	case "object":
+		_, ok = v.(map[string]any)
+	case "array":
+		_, ok = v.([]any)
+	case "string":
+		_, ok = v.(string)
+	case "boolean":
+		_, ok = v.(bool)
+	case "number":
+		_, ok = v.(float64)
+	case "integer":
+		f, isNum := v.(float64)
+		ok = isNum && f == math.Trunc(f)
+	case "null":
+		ok = v == nil
+	default:
+		return fmt.Errorf("type %q not supported by the test's checker", t)
+	}
+	if !ok {
+		return fmt.Errorf("%v (%T) is not of type %s", v, v, t)
+	}
+	return nil
+}
+
+func validateJSON(s *schema, data []byte) error {
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	return s.validate(v, "#")
+}
+
+// Every message the publisher puts on the wire matches the published
+// schema: staff and manager messages, with and without a tier.
+func TestMessagesMatchSchema(t *testing.T) {
+	s := loadSchema(t)
+	srv := runServer(t, t.TempDir(), "127.0.0.1:-1")
+	nc, _ := connect(t, srv.ClientURL())
+	all := collect(t, nc, "concierge.b001.>")
+	p := openPublisher(t, srv.ClientURL(), MustOpenDB(t), nil)
+	ctx := context.Background()
+
+	full := vipArrival(1)
+	bare := vipArrival(2)
+	bare.Tier, bare.DisplayName, bare.FirstSeen = nil, "", time.Time{}
+	noService := vipArrival(3)
+	noService.Tier.Service = nil
+	for _, n := range []struct {
+		a    checkin.Arrival
+		risk []checkin.RiskFlag
+	}{{full, riskFlags}, {bare, nil}, {noService, riskFlags}} {
+		if err := p.Notify(ctx, n.a, n.risk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := all(8)
+	for _, m := range msgs {
+		if err := validateJSON(s, m.Data); err != nil {
+			t.Errorf("%s: %v\n%s", m.Subject, err, m.Data)
+		}
+	}
+	if !strings.Contains(string(msgs[1].Data), `"risk_flags":[{"kind":"aml","reason":"R042"}]`) {
+		t.Errorf("manager message: %s", msgs[1].Data)
+	}
+}
+
+// The checker must reject what the schema forbids, or the test above
+// proves nothing.
+func TestSchemaCheckerRejects(t *testing.T) {
+	s := loadSchema(t)
+	good, err := json.Marshal(alert.NewMessage(vipArrival(1), time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validateJSON(s, good); err != nil {
+		t.Fatalf("good message rejected: %v", err)
+	}
+	for name, edit := range map[string]func(m map[string]any){
+		"no id":             func(m map[string]any) { delete(m, "id") },
+		"short id":          func(m map[string]any) { m["id"] = "01ABC" },
+		"other schema":      func(m map[string]any) { m["schema"] = "concierge.arrival.v2" },
+		"local time":        func(m map[string]any) { m["time"] = "10:42:07" },
+		"votes not integer": func(m map[string]any) { m["match"].(map[string]any)["votes"] = 1.5 },
+		"vip a string":      func(m map[string]any) { m["tier"].(map[string]any)["vip"] = "yes" },
+		"no customer id":    func(m map[string]any) { delete(m["customer"].(map[string]any), "id") },
+		"bad risk kind":     func(m map[string]any) { m["risk_flags"] = []any{map[string]any{"kind": "gossip", "reason": "x"}} },
+		"priority zero":     func(m map[string]any) { m["service_level"].(map[string]any)["priority"] = 0 },
+	} {
+		var m map[string]any
+		if err := json.Unmarshal(good, &m); err != nil {
+			t.Fatal(err)
+		}
+		edit(m)
+		data, _ := json.Marshal(m)
+		if err := validateJSON(s, data); err == nil {
+			t.Errorf("%s: accepted %s", name, data)
+		}
+	}
+	if err := knownKeywords(map[string]any{"type": "object", "oneOf": []any{}}, "#"); err == nil {
+		t.Error("unsupported keyword accepted")
+	}
+	if err := checkType("tuple", nil); err == nil {
+		t.Error("unsupported type accepted")
+	}
+}

@@ -1,0 +1,163 @@
+package alert
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// DefaultListen is where the embedded server listens when the config says
+// nothing: loopback only, since lobby devices reach alerts through the
+// daemon's web pages or a configured leaf node, never directly.
+const DefaultListen = "127.0.0.1:4222"
+
+// ServerConfig configures the embedded NATS server.
+type ServerConfig struct {
+	// Listen is host:port for clients; port -1 picks a free one (tests).
+	Listen string
+	// StoreDir holds JetStream's files; alerts survive restarts there.
+	StoreDir string
+	// ConfigFile, when set, is a nats-server configuration file read first
+	// (leaf node to HQ, accounts, TLS); Listen and StoreDir override it.
+	ConfigFile string
+	// ReadyTimeout bounds how long Open waits for the server to accept
+	// clients (default 10s).
+	ReadyTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// Server is the embedded NATS server with JetStream on. Open starts it;
+// Close shuts it down and waits until it is gone.
+type Server struct {
+	cfg  ServerConfig
+	ns   *server.Server
+	once sync.Once
+}
+
+// NewServer returns an unopened server.
+func NewServer(cfg ServerConfig) *Server { return &Server{cfg: cfg} }
+
+// Open starts the server and returns once it accepts connections.
+func (s *Server) Open() error {
+	if s.ns != nil {
+		return errors.New("nats server: already open")
+	}
+	opts := &server.Options{}
+	if s.cfg.ConfigFile != "" {
+		o, err := server.ProcessConfigFile(s.cfg.ConfigFile)
+		if err != nil {
+			return fmt.Errorf("nats server config %s: %w", s.cfg.ConfigFile, err)
+		}
+		opts = o
+	}
+	listen := s.cfg.Listen
+	if listen == "" && s.cfg.ConfigFile == "" {
+		listen = DefaultListen
+	}
+	if listen != "" {
+		host, port, err := splitListen(listen)
+		if err != nil {
+			return err
+		}
+		opts.Host, opts.Port = host, port
+	}
+	if s.cfg.StoreDir != "" {
+		opts.StoreDir = s.cfg.StoreDir
+	}
+	if opts.StoreDir == "" {
+		return errors.New("nats server: store dir must be set")
+	}
+	opts.JetStream = true
+	// The daemon owns signals: SIGINT must close cameras and flush the
+	// outbox before the server goes, not kill the server under them.
+	opts.NoSigs = true
+	log := s.logger()
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("nats server: %w", err)
+	}
+	ns.SetLoggerV2(serverLog{log}, log.Enabled(context.Background(), slog.LevelDebug), false, false)
+	s.ns = ns
+	ns.Start()
+	timeout := s.cfg.ReadyTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	if !ns.ReadyForConnections(timeout) {
+		s.shutdown()
+		return fmt.Errorf("nats server on %s: not ready after %v", listen, timeout)
+	}
+	log.Info("nats server ready", slog.String("url", ns.ClientURL()), slog.String("store_dir", opts.StoreDir))
+	return nil
+}
+
+// ClientURL is the URL clients use to reach this server (nats://127.0.0.1:port).
+func (s *Server) ClientURL() string {
+	if s.ns == nil {
+		return ""
+	}
+	return s.ns.ClientURL()
+}
+
+// Addr is the address the server listens on, with the real port when the
+// config asked for any free one.
+func (s *Server) Addr() string {
+	if s.ns == nil || s.ns.Addr() == nil {
+		return ""
+	}
+	return s.ns.Addr().String()
+}
+
+// Close shuts the server down and waits until it has; calling it again
+// does nothing.
+func (s *Server) Close() error {
+	s.once.Do(s.shutdown)
+	return nil
+}
+
+func (s *Server) shutdown() {
+	if s.ns == nil {
+		return
+	}
+	s.ns.Shutdown()
+	s.ns.WaitForShutdown()
+}
+
+func (s *Server) logger() *slog.Logger {
+	l := s.cfg.Logger
+	if l == nil {
+		l = slog.Default()
+	}
+	return l.WithGroup("alert").With(slog.String("component", "nats-server"))
+}
+
+// splitListen parses host:port; port -1 asks the server for a free port,
+// and an empty host means every interface, as in net.Listen.
+func splitListen(listen string) (string, int, error) {
+	host, p, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", 0, fmt.Errorf("nats listen %q: %w", listen, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < -1 || port > 65535 {
+		return "", 0, fmt.Errorf("nats listen %q: bad port", listen)
+	}
+	return host, port, nil
+}
+
+// serverLog routes nats-server's printf-style log into slog.
+type serverLog struct{ l *slog.Logger }
+
+func (s serverLog) Noticef(format string, v ...any) { s.l.Info(fmt.Sprintf(format, v...)) }
+func (s serverLog) Warnf(format string, v ...any)   { s.l.Warn(fmt.Sprintf(format, v...)) }
+func (s serverLog) Fatalf(format string, v ...any)  { s.l.Error(fmt.Sprintf(format, v...)) }
+func (s serverLog) Errorf(format string, v ...any)  { s.l.Error(fmt.Sprintf(format, v...)) }
+func (s serverLog) Debugf(format string, v ...any)  { s.l.Debug(fmt.Sprintf(format, v...)) }
+func (s serverLog) Tracef(format string, v ...any)  { s.l.Debug(fmt.Sprintf(format, v...)) }

@@ -1,0 +1,296 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"concierge/alert"
+	"concierge/checkin"
+	"concierge/sqlite"
+)
+
+// syncBuffer is a bytes.Buffer the command writes while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) lines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Split(strings.TrimRight(s.b.String(), "\n"), "\n")
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// alertEnv is an embedded NATS server and a publisher feeding it, the
+// daemon's half of the alert path.
+type alertEnv struct {
+	srv *alert.Server
+	pub *alert.Publisher
+}
+
+func newAlertEnv(t *testing.T, branch string) *alertEnv {
+	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := alert.NewServer(alert.ServerConfig{Listen: "127.0.0.1:-1", StoreDir: t.TempDir(), Logger: quiet})
+	if err := srv.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	pub, err := alert.NewPublisher(alert.PublisherConfig{Branch: branch, Conn: alert.ConnConfig{URL: srv.ClientURL()}, Logger: quiet}, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Close() })
+	return &alertEnv{srv: srv, pub: pub}
+}
+
+func (e *alertEnv) notify(t *testing.T, branch, customer string, risk []checkin.RiskFlag) checkin.Arrival {
+	t.Helper()
+	at := time.Now().UTC()
+	a := checkin.Arrival{
+		ID: ulid.Make().String(), Branch: branch, Camera: "door-1", At: at, CustomerID: customer,
+		DisplayName: "王*", Distance: 0.31, Margin: 0.1, Votes: 2,
+		Tier: &checkin.Tier{Scheme: "icbc-stars", Level: "5", LevelName: "五星", VIP: true, RelationshipManager: "Li", FormOfAddress: "王女士"},
+	}
+	if err := e.pub.Notify(context.Background(), a, risk); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func writeWatchConfig(t *testing.T, yaml string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "concierge.yaml")
+	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startWatch runs the command like the binary until the returned stop
+// function cancels it; stop returns Run's error.
+func startWatch(t *testing.T, args ...string) (*syncBuffer, *syncBuffer, func() error) {
+	t.Helper()
+	t.Setenv("CONCIERGE_CONFIG", "")
+	t.Setenv("CONCIERGE_NATS_URL", "") // restored after the test ...
+	os.Unsetenv("CONCIERGE_NATS_URL")  // ... but unset during it: empty would override nats.url
+	var stdout, stderr syncBuffer
+	m := &Main{Stdout: &stdout, Stderr: &stderr, Stdin: strings.NewReader("")}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, append([]string{"watch"}, args...)) }()
+	var once sync.Once
+	var err error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(10 * time.Second):
+				err = errors.New("watch did not stop within 10s of cancel")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { stop() })
+	return &stdout, &stderr, stop
+}
+
+func TestWatchJSON(t *testing.T) {
+	env := newAlertEnv(t, "b001")
+	first := env.notify(t, "b001", "C1001", nil)
+	cfg := writeWatchConfig(t, "branch: b001\nnats:\n  url: "+env.srv.ClientURL()+"\n")
+	stdout, stderr, stop := startWatch(t, "--config", cfg, "--json", "--since", "all")
+
+	second := env.notify(t, "b001", "C1002", []checkin.RiskFlag{{Kind: "fraud", Reason: "F1"}})
+	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if n := len(stdout.lines()); stdout.String() == "" || n < 2 {
+			return fmt.Errorf("stdout %q, stderr %q", stdout.String(), stderr.String())
+		}
+		return nil
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("watch: %v\nstderr: %s", err, stderr.String())
+	}
+	lines := stdout.lines()
+	if len(lines) != 2 {
+		t.Fatalf("stdout lines %q", lines)
+	}
+	for i, want := range []checkin.Arrival{first, second} {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(lines[i]), &m); err != nil {
+			t.Fatalf("line %d is not JSON: %v: %s", i+1, err, lines[i])
+		}
+		if m["schema"] != alert.Schema || m["id"] != want.ID || m["customer"].(map[string]any)["id"] != want.CustomerID {
+			t.Errorf("line %d: %s", i+1, lines[i])
+		}
+		if _, ok := m["risk_flags"]; ok {
+			t.Errorf("staff feed shows risk flags: %s", lines[i])
+		}
+	}
+	// --json prints the message byte for byte as it was published.
+	want, err := json.Marshal(alert.NewMessage(first, 30*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines[0] != string(want) {
+		t.Errorf("line 1\n got %s\nwant %s", lines[0], want)
+	}
+}
+
+// With nats.url empty, watch reaches the daemon's embedded server at
+// nats.listen, and by default shows only alerts from now on, readably.
+func TestWatchEmbeddedReadable(t *testing.T) {
+	env := newAlertEnv(t, "b007")
+	old := env.notify(t, "b007", "C0001", nil)
+	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if n := env.pub.Stats.Published.Load(); n < 2 {
+			return fmt.Errorf("%d of 2 messages of the old arrival published", n)
+		}
+		return nil
+	})
+	cfg := writeWatchConfig(t, "branch: b007\nnats:\n  url: \"\"\n  listen: "+env.srv.Addr()+"\n")
+	stdout, stderr, stop := startWatch(t, "--config", cfg)
+
+	// When the subscription began cannot be observed: notify until it
+	// shows one.
+	checkFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		if stdout.String() != "" {
+			return nil
+		}
+		env.notify(t, "b007", "C1001", nil)
+		return fmt.Errorf("nothing printed; stderr %q", stderr.String())
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range stdout.lines() {
+		if strings.Contains(l, old.CustomerID) {
+			t.Errorf("an alert from before the watch started was printed: %s", l)
+		}
+		if !strings.Contains(l, "  door-1  VIP 五星  王女士  (C1001)  RM Li  distance 0.31") {
+			t.Errorf("line %q", l)
+		}
+	}
+}
+
+func TestWatchManagerFeed(t *testing.T) {
+	env := newAlertEnv(t, "b001")
+	env.notify(t, "b001", "C1001", nil)
+	env.notify(t, "b001", "C1002", []checkin.RiskFlag{{Kind: "aml", Reason: "R042"}})
+	cfg := writeWatchConfig(t, "branch: b001\nnats:\n  url: "+env.srv.ClientURL()+"\n")
+	stdout, _, stop := startWatch(t, "--config", cfg, "--feed", "manager", "--since", "1h")
+	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if stdout.String() == "" {
+			return errors.New("nothing printed")
+		}
+		return nil
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	lines := stdout.lines()
+	if len(lines) != 1 || !strings.Contains(lines[0], "(C1002)") || !strings.HasSuffix(lines[0], "RISK aml:R042") {
+		t.Fatalf("manager feed %q", lines)
+	}
+}
+
+func TestWatchUsageErrors(t *testing.T) {
+	t.Setenv("CONCIERGE_CONFIG", "")
+	cfg := writeWatchConfig(t, "branch: b001\nnats:\n  url: \"\"\n  listen: 127.0.0.1:-1\n")
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--since", "yesterday"}, 2, "--since"},
+		{[]string{"--since", "-5m"}, 2, "--since"},
+		{[]string{"--feed", "ack"}, 2, "feed"},
+		{[]string{"extra"}, 2, "unexpected argument"},
+		{[]string{"--config", cfg}, 1, "random port"},
+	} {
+		_, stderr, code := run(t, append([]string{"watch"}, tc.args...)...)
+		if code != tc.code || !strings.Contains(stderr, tc.want) {
+			t.Errorf("watch %v: exit %d, stderr %q; want %d and %q", tc.args, code, stderr, tc.code, tc.want)
+		}
+	}
+}
+
+func TestFormatAlert(t *testing.T) {
+	at := time.Date(2025, 3, 14, 2, 42, 7, 0, time.UTC)
+	shanghai := time.FixedZone("CST", 8*3600)
+	a := alert.Alert{Message: alert.Message{
+		Time: at, Camera: "door-1",
+		Customer:            alert.Customer{ID: "C1001", DisplayName: "王*", FormOfAddress: "王女士"},
+		Tier:                &alert.Tier{LevelName: "五星", VIP: true},
+		RelationshipManager: "Li",
+		Match:               alert.Match{Distance: 0.3149},
+	}}
+	if got, want := formatAlert(a, shanghai), "10:42:07  door-1  VIP 五星  王女士  (C1001)  RM Li  distance 0.31"; got != want {
+		t.Errorf("\n got %q\nwant %q", got, want)
+	}
+	a.Tier, a.RelationshipManager, a.Customer.FormOfAddress = nil, "", ""
+	a.RiskFlags = []checkin.RiskFlag{{Kind: "credit", Reason: "C9"}}
+	if got, want := formatAlert(a, time.UTC), "02:42:07  door-1  王*  (C1001)  distance 0.31  RISK credit:C9"; got != want {
+		t.Errorf("\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestWatchURL(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  NATSConfig
+		want string
+	}{
+		{NATSConfig{URL: "nats://hq:4222", Listen: "127.0.0.1:4222"}, "nats://hq:4222"},
+		{NATSConfig{Listen: "127.0.0.1:4333"}, "nats://127.0.0.1:4333"},
+		{NATSConfig{Listen: "0.0.0.0:4222"}, "nats://127.0.0.1:4222"},
+		{NATSConfig{Listen: ":4222"}, "nats://127.0.0.1:4222"},
+		{NATSConfig{Listen: "[::]:4222"}, "nats://127.0.0.1:4222"},
+	} {
+		if url, err := watchURL(tc.cfg); err != nil || url != tc.want {
+			t.Errorf("%+v: %q, %v; want %q", tc.cfg, url, err, tc.want)
+		}
+	}
+	for _, listen := range []string{"127.0.0.1:-1", "nohost"} {
+		if _, err := watchURL(NATSConfig{Listen: listen}); err == nil {
+			t.Errorf("listen %q: no error", listen)
+		}
+	}
+	cc := natsClient(NATSConfig{User: "lobby", Password: "pw", TLSCA: "ca.pem", CredsFile: "x.creds"}, "tls://hq:4222", "t")
+	if cc.URL != "tls://hq:4222" || cc.Name != "t" || cc.User != "lobby" || cc.Password != "pw" || cc.TLSCA != "ca.pem" || cc.CredsFile != "x.creds" {
+		t.Errorf("client settings not carried: %+v", cc)
+	}
+}

@@ -1,0 +1,334 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"concierge"
+	"concierge/alert"
+	"concierge/checkin"
+	"concierge/models"
+	"concierge/tiering"
+	"concierge/vision"
+)
+
+// Daemon is `concierge run`: cameras to arrivals to alerts, with the HTTP
+// health and metrics endpoints. Open starts everything; Close stops it in
+// reverse order and is safe to call twice.
+type Daemon struct {
+	cfg Config
+	log *slog.Logger
+
+	app      *faceApp
+	tiers    *tiering.Cache
+	checkin  *checkin.Service
+	notifier checkin.Notifier
+	closers  []func() error // alert publisher, NATS server: closed last-opened first
+
+	natsServer *alert.Server
+	natsURL    string
+
+	cameras   []*vision.Camera
+	detectors []*vision.YuNet
+
+	ln   net.Listener
+	http *http.Server
+	reg  *prometheus.Registry
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	mu        sync.Mutex
+	camErrors map[string]string
+}
+
+// NewDaemon returns an unopened daemon.
+func NewDaemon(cfg Config, log *slog.Logger) *Daemon {
+	return &Daemon{cfg: cfg, log: log, camErrors: map[string]string{}}
+}
+
+// Open starts the daemon. On error everything opened so far is closed.
+func (d *Daemon) Open(ctx context.Context) (err error) {
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	cfg := d.cfg
+	if d.app, err = openFaceAppFor(ctx, cfg, d.log); err != nil {
+		return err
+	}
+	schemes, err := tiering.LoadSchemes(cfg.Tiering.SchemesDir, cfg.Tiering.Scheme)
+	if err != nil {
+		return concierge.Errorf(concierge.EINVALID, "tiering: %v", err)
+	}
+	d.tiers = tiering.NewCache(d.app.db, schemes)
+	d.tiers.Logger = d.log
+	d.tiers.PollInterval = 5 * time.Second // imports by the CLI reach the daemon
+	if err := d.tiers.Open(ctx); err != nil {
+		return fmt.Errorf("tier cache: %w", err)
+	}
+	d.closers = append(d.closers, d.tiers.Close)
+
+	if err := d.openAlerts(ctx); err != nil {
+		return err
+	}
+
+	cc := checkin.DefaultConfig()
+	cc.Branch = cfg.Branch
+	cc.Threshold, cc.Margin = cfg.rule().Threshold, cfg.rule().Margin
+	cc.Votes, cc.MaxEmbeddings = cfg.Checkin.Votes, cfg.Checkin.MaxEmbeddings
+	cc.MinEmbedInterval = cfg.Checkin.MinEmbedInterval
+	cc.Cooldown, cc.TrackTimeout = cfg.Checkin.Cooldown, cfg.Checkin.TrackTimeout
+	cc.MinFacePx = cfg.Vision.MinFacePx
+	svc, err := checkin.NewService(cc, d.app.svc.Gallery)
+	if err != nil {
+		return err
+	}
+	svc.Notifier = d.notifier
+	svc.VisitLog = d.app.db
+	svc.Directory = directory{d.app.db}
+	svc.Mask = maskName(cfg.Checkin.NameMask)
+	svc.Tiers = tierLookup{d.tiers}
+	svc.Logger = d.log
+	d.checkin = svc
+
+	if err := d.openCameras(); err != nil {
+		return err
+	}
+	if err := d.openHTTP(); err != nil {
+		return err
+	}
+	d.goRun("visit purge", func(ctx context.Context) error {
+		return svc.PurgeLoop(ctx, time.Hour, cfg.Checkin.Retention)
+	})
+	d.goRun("gallery refresh", d.refreshGallery)
+	for _, cam := range d.cameras {
+		cam := cam
+		d.goRun("camera", func(ctx context.Context) error {
+			err := cam.Run(ctx)
+			if err != nil && ctx.Err() == nil {
+				d.mu.Lock()
+				d.camErrors[cam.ID()] = err.Error()
+				d.mu.Unlock()
+			}
+			return err
+		})
+	}
+	d.log.Info("concierge running", "branch", cfg.Branch, "cameras", len(d.cameras), "http", d.HTTPAddr(),
+		"customers", d.app.svc.Gallery.Customers())
+	return nil
+}
+
+// openFaceAppFor is openFaceApp for callers without a Main.
+func openFaceAppFor(ctx context.Context, cfg Config, log *slog.Logger) (*faceApp, error) {
+	m := &Main{Logger: log}
+	return m.openFaceApp(ctx, cfg, true)
+}
+
+func (d *Daemon) openCameras() error {
+	if len(d.cfg.Cameras) == 0 {
+		return nil
+	}
+	yunet := models.Path(d.cfg.Models.Dir, models.YuNet)
+	for _, c := range d.cfg.Cameras {
+		det, err := vision.NewYuNet(yunet)
+		if err != nil {
+			return concierge.Errorf(concierge.EUNAVAILABLE, "camera %s: %v (run `concierge models fetch --set onnx`)", c.ID, err)
+		}
+		d.detectors = append(d.detectors, det)
+		var roi []image.Point
+		for _, p := range c.ROI {
+			roi = append(roi, image.Pt(p[0], p[1]))
+		}
+		minFace := d.cfg.Vision.MinFacePx
+		if c.MinFacePx > 0 {
+			minFace = c.MinFacePx
+		}
+		cam, err := vision.NewCamera(vision.CameraConfig{
+			ID: c.ID,
+			Source: vision.SourceConfig{
+				Source: c.Source, Loop: c.Loop, Realtime: !c.Fast, Reconnect: !c.Fast || c.Loop,
+			},
+			MinFacePx: minFace, DetectInterval: d.cfg.Vision.DetectInterval,
+			ROI:    roi,
+			Logger: d.log,
+		}, det, d.app.embedder, d.checkin)
+		if err != nil {
+			return err
+		}
+		d.cameras = append(d.cameras, cam)
+	}
+	return nil
+}
+
+// goRun runs fn in a goroutine owned by the daemon.
+func (d *Daemon) goRun(what string, fn func(ctx context.Context) error) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := fn(d.ctx); err != nil && d.ctx.Err() == nil {
+			d.log.Error(what+" stopped", "err", err)
+		}
+	}()
+}
+
+// refreshGallery reloads the gallery when another process enrolled or
+// forgot someone.
+func (d *Daemon) refreshGallery(ctx context.Context) error {
+	last, _ := d.app.db.TemplatesVersion(ctx)
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		v, err := d.app.db.TemplatesVersion(ctx)
+		if err != nil || v == last {
+			continue
+		}
+		if err := d.app.svc.Open(ctx); err != nil {
+			d.log.Warn("gallery reload failed", "err", err)
+			continue
+		}
+		last = v
+		d.log.Info("gallery reloaded", "customers", d.app.svc.Gallery.Customers())
+	}
+}
+
+func (d *Daemon) openHTTP() error {
+	ln, err := net.Listen("tcp", d.cfg.HTTP.Addr)
+	if err != nil {
+		return concierge.Errorf(concierge.EUNAVAILABLE, "http.addr %s: %v", d.cfg.HTTP.Addr, err)
+	}
+	d.ln = ln
+	d.reg = prometheus.NewRegistry()
+	d.registerMetrics()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", d.handleHealth)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
+	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := d.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("http stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// HTTPAddr is the address the HTTP server listens on (useful with port 0).
+func (d *Daemon) HTTPAddr() string {
+	if d.ln == nil {
+		return ""
+	}
+	return d.ln.Addr().String()
+}
+
+type cameraHealth struct {
+	ID         string `json:"id"`
+	Frames     int64  `json:"frames"`
+	Dropped    int64  `json:"dropped"`
+	Reconnects int64  `json:"reconnects"`
+	Detections int64  `json:"detections"`
+	Error      string `json:"error,omitempty"`
+}
+
+func (d *Daemon) handleHealth(w http.ResponseWriter, r *http.Request) {
+	out := struct {
+		Status    string                `json:"status"`
+		Branch    string                `json:"branch"`
+		Customers int                   `json:"customers"`
+		Cameras   []cameraHealth        `json:"cameras"`
+		Checkin   checkin.StatsSnapshot `json:"checkin"`
+	}{Status: "ok", Branch: d.cfg.Branch, Customers: d.app.svc.Gallery.Customers(), Checkin: d.checkin.Stats.Snapshot()}
+	d.mu.Lock()
+	for _, c := range d.cameras {
+		s := c.Source()
+		out.Cameras = append(out.Cameras, cameraHealth{ID: c.ID(), Frames: s.Stats.Frames.Load(), Dropped: s.Stats.Dropped.Load(),
+			Reconnects: s.Stats.Reconnects.Load(), Detections: c.Stats.Detections.Load(), Error: d.camErrors[c.ID()]})
+	}
+	d.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(out)
+}
+
+func (d *Daemon) registerMetrics() {
+	counter := func(name, help string, f func() int64) {
+		d.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "concierge", Name: name, Help: help},
+			func() float64 { return float64(f()) }))
+	}
+	st := &d.checkin.Stats
+	counter("tracks_started_total", "Face tracks started.", st.TracksStarted.Load)
+	counter("tracks_dropped_total", "Tracks that ended without an arrival (nothing kept).", st.TracksDropped.Load)
+	counter("embeddings_total", "Face embeddings computed.", st.Embeddings.Load)
+	counter("arrivals_total", "Arrivals decided and notified.", st.Arrivals.Load)
+	counter("arrivals_suppressed_total", "Arrivals suppressed by the cooldown.", st.Suppressed.Load)
+	counter("notify_errors_total", "Arrivals whose notification failed.", st.NotifyErrors.Load)
+	for _, c := range d.cameras {
+		c := c
+		labels := prometheus.Labels{"camera": c.ID()}
+		for name, f := range map[string]func() int64{
+			"camera_frames_total":       c.Source().Stats.Frames.Load,
+			"camera_dropped_total":      c.Source().Stats.Dropped.Load,
+			"camera_reconnects_total":   c.Source().Stats.Reconnects.Load,
+			"camera_gated_total":        c.Stats.Gated.Load,
+			"camera_detections_total":   c.Stats.Detections.Load,
+			"camera_busy_seconds_total": func() int64 { return int64(c.Stats.Busy().Seconds()) },
+		} {
+			d.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "concierge", Name: name,
+				Help: "Per-camera pipeline counter.", ConstLabels: labels}, func() float64 { return float64(f()) }))
+		}
+	}
+	if pub, ok := d.notifier.(*alert.Publisher); ok {
+		counter("alerts_enqueued_total", "Alert messages written to the outbox.", pub.Stats.Enqueued.Load)
+		counter("alerts_published_total", "Alert messages acknowledged by JetStream.", pub.Stats.Published.Load)
+		counter("alert_publish_failures_total", "Failed attempts to publish alert messages (retried).", pub.Stats.Failures.Load)
+	}
+	d.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "concierge", Name: "gallery_customers",
+		Help: "Customers in the recognition gallery."}, func() float64 { return float64(d.app.svc.Gallery.Customers()) }))
+}
+
+// Close stops the cameras first (no new arrivals), then the HTTP server,
+// the alert path (flushing what it can) and the database.
+func (d *Daemon) Close() error {
+	var errs []error
+	d.once.Do(func() {
+		if d.cancel != nil {
+			d.cancel()
+		}
+		if d.http != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			errs = append(errs, d.http.Shutdown(ctx))
+			cancel()
+		}
+		d.wg.Wait()
+		for _, det := range d.detectors {
+			det.Close()
+		}
+		for i := len(d.closers) - 1; i >= 0; i-- {
+			errs = append(errs, d.closers[i]())
+		}
+		if d.app != nil {
+			errs = append(errs, d.app.Close())
+		}
+	})
+	return errors.Join(errs...)
+}
