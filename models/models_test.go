@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -671,5 +672,22 @@ func TestHTTPBzip2(t *testing.T) {
 				t.Errorf("left behind: %v", ents)
 			}
 		})
+	}
+}
+
+func TestDaemonSet(t *testing.T) {
+	s, err := ParseSet("daemon")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := s.Names()
+	want := append(Dlib.Names(), YuNet)
+	if len(names) != len(want) {
+		t.Fatalf("daemon set = %v, want %v", names, want)
+	}
+	for _, n := range want {
+		if !slices.Contains(names, n) {
+			t.Errorf("daemon set lacks %s", n)
+		}
 	}
 }
