@@ -16,6 +16,7 @@ test: setup
 	go vet ./...
 	go test -race $$(go list ./... | grep -v -e /vision -e /cmd/)
 	go test -count=1 -timeout 30m ./vision/... ./cmd/...
+	go test -count=1 -tags matprofile -run TestNoMatLeak ./vision/
 
 bench: setup
 	go test -run XXX -bench . -benchtime 20x ./vision/ ./enroll/
