@@ -5,10 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +20,7 @@ import (
 
 	"concierge/internal/testenv"
 	"concierge/sqlite"
+	"concierge/vision"
 )
 
 // checkFor polls fn until it returns nil or total elapses.
@@ -37,6 +42,7 @@ func checkFor(t *testing.T, total, every time.Duration, fn func() error) {
 type daemonEnv struct {
 	cfg     Config
 	seconds float64
+	clip    string
 }
 
 // newDaemonEnv enrolls the demo customers from real photos into a fresh
@@ -71,8 +77,14 @@ func newDaemonEnv(t *testing.T) daemonEnv {
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	cfg.NATS.Listen = "127.0.0.1:-1"
 	cfg.NATS.StoreDir = filepath.Join(dir, "js")
-	cfg.Cameras = []Camera{{ID: "door-1", Source: clip, Fast: true}}
-	return daemonEnv{cfg: cfg, seconds: seconds}
+	// A second camera whose one-second stream keeps ending: it must be
+	// reopened without stalling the first.
+	short := filepath.Join(dir, "short.avi")
+	if err := vision.WriteClip(short, vision.Scene{Width: 640, Height: 360, FPS: 15, Seconds: 1}); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Cameras = []Camera{{ID: "door-1", Source: clip, Fast: true}, {ID: "side-door", Source: short}}
+	return daemonEnv{cfg: cfg, seconds: seconds, clip: clip}
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -172,6 +184,9 @@ func TestDaemonAlertsOncePerVisit(t *testing.T) {
 	if strings.Join(ids, ",") != "C1001,C1002,C1003" {
 		t.Fatalf("alerts for %v, want C1001,C1002,C1003 once each", ids)
 	}
+	if n := d.cameras[1].Source().Stats.Reconnects.Load(); n < 2 {
+		t.Errorf("the ending side-door stream was reopened %d times, want >= 2", n)
+	}
 	resp, err := http.Get("http://" + d.HTTPAddr() + "/healthz")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("healthz: %v %v", resp, err)
@@ -192,4 +207,85 @@ func TestDaemonAlertsOncePerVisit(t *testing.T) {
 	if visits != 3 || check != "ok" {
 		t.Fatalf("visits %d, integrity %q", visits, check)
 	}
+}
+
+// The real binary under SIGTERM while it processes a looping clip: it exits
+// 0 within the 5 s budget and leaves a consistent database holding the
+// visits it announced.
+func TestDaemonSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	env := newDaemonEnv(t)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "concierge")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	port := freePort(t)
+	cfgFile := filepath.Join(dir, "concierge.yaml")
+	yaml := fmt.Sprintf("branch: t1\ndb: %s\nmodels: {dir: %s}\nvision: {pool: 1}\nnats: {listen: \"127.0.0.1:%d\", store_dir: %s}\n"+
+		"http: {addr: \"127.0.0.1:0\"}\ncameras:\n  - {id: door-1, source: %s, loop: true}\n",
+		env.cfg.DB, env.cfg.Models.Dir, port, filepath.Join(dir, "js"), env.clip)
+	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--config", cfgFile)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	var nc *nats.Conn
+	checkFor(t, 30*time.Second, 100*time.Millisecond, func() (err error) {
+		nc, err = nats.Connect(url)
+		return err
+	})
+	nc.Close()
+	arrivals, stop := collect(t, url, "concierge.t1.arrival")
+	defer stop()
+	checkFor(t, 60*time.Second, 100*time.Millisecond, func() error {
+		if len(arrivals()) == 0 {
+			return fmt.Errorf("no alert yet; daemon log:\n%s", stderr.String())
+		}
+		return nil
+	})
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(6 * time.Second):
+		t.Fatalf("still running %v after SIGTERM", time.Since(start))
+	}
+	db, err := sqlite.Open(context.Background(), env.cfg.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var check string
+	var visits int
+	db.SQL().QueryRow(`PRAGMA integrity_check`).Scan(&check)
+	db.SQL().QueryRow(`SELECT COUNT(*) FROM visits`).Scan(&visits)
+	if check != "ok" || visits < len(arrivals()) {
+		t.Fatalf("integrity %q, %d visits for %d alerts", check, visits, len(arrivals()))
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

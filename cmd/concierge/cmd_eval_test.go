@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"concierge/eval"
+	"concierge/internal/testenv"
+)
+
+// evalCLI runs `concierge eval` like the binary and returns stdout, stderr
+// and the exit status.
+func evalCLI(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	m := &Main{Stdout: &out, Stderr: &errb, Stdin: strings.NewReader("")}
+	code := m.exitCode(m.Run(context.Background(), append([]string{"eval"}, args...)))
+	return out.String(), errb.String(), code
+}
+
+// evalConfig writes a configuration that points at the real dlib models.
+func evalConfig(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := "branch: t1\ndb: " + filepath.Join(dir, "c.db") + "\nmodels:\n  dir: " + testenv.ModelsDir(t) + "\nvision:\n  pool: 2\n"
+	p := filepath.Join(dir, "concierge.yaml")
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func decodeReport(t *testing.T, out string) eval.Report {
+	t.Helper()
+	var r eval.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, out)
+	}
+	return r
+}
+
+func TestEvalUsage(t *testing.T) {
+	for _, args := range [][]string{
+		nil,
+		{"--descriptors", "a.json", "--folder", "dir"},
+		{"--descriptors", "a.json", "--engine", "dlib"},
+		{"--folder", "dir", "--engine", "hog"},
+		{"--descriptors", "a.json", "--thresholds", "0.3,x"},
+		{"--descriptors", "a.json", "extra"},
+		{"--descriptors", "a.json", "--scoring", "max"},
+		{"--folder", "dir", "--pad-mode", "mirror"},
+	} {
+		if _, stderr, code := evalCLI(t, args...); code != 2 {
+			t.Errorf("%q: exit %d, want 2 (%s)", args, code, stderr)
+		}
+	}
+	if _, stderr, code := evalCLI(t, "--descriptors", filepath.Join(t.TempDir(), "missing.json")); code != 1 || !strings.Contains(stderr, "missing.json") {
+		t.Errorf("missing file: exit %d, %s", code, stderr)
+	}
+}
+
+// TestEvalDescriptors runs the calibration on the shared descriptor file
+// and checks the report carries the figures docs/accuracy.md quotes.
+func TestEvalDescriptors(t *testing.T) {
+	path := testenv.Shared(t, "data/idols-descriptors.json")
+	out, stderr, code := evalCLI(t, "--descriptors", path, "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	r := decodeReport(t, out)
+	if r.Source != "descriptors" || r.Model != "dlib-resnet-v1" || r.Faces != 1241 || r.Identities != 134 || len(r.Dropped) != 45 {
+		t.Fatalf("report header %+v", r)
+	}
+	rec := r.Recommendation
+	if rec == nil || rec.Rule.Threshold < 0.185 || rec.Rule.Threshold > 0.195 || rec.Votes != 5 || rec.Warning == "" {
+		t.Fatalf("recommendation %+v", rec)
+	}
+	if r.Configured == nil || r.Configured.Rule.Threshold != 0.40 || r.Configured.Votes != 3 {
+		t.Fatalf("configured rule %+v", r.Configured)
+	}
+	if len(rec.Expected) != 3 || rec.Expected[2].Customers != 10_000 || rec.Expected[2].Single > 1e-4 {
+		t.Fatalf("expected rates %+v", rec.Expected)
+	}
+	text, _, code := evalCLI(t, "--descriptors", path, "--scoring", "all")
+	if code != 0 || !strings.Contains(text, "centroid") || !strings.Contains(text, "EER 20.") {
+		t.Fatalf("text report (exit %d):\n%s", code, text)
+	}
+}
+
+// TestEvalFolderDlib embeds three kpop identities with the dlib engine:
+// tight crops are padded before detection, misses are counted, and a set
+// this small is measured but not calibrated.
+func TestEvalFolderDlib(t *testing.T) {
+	cfg := evalConfig(t)
+	dir := testenv.Shared(t, "data/kpop")
+	out, stderr, code := evalCLI(t, "--config", cfg, "--folder", dir, "--labels", "Arin,Sana,Dahyun", "--seeds", "2", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	r := decodeReport(t, out)
+	// 11 + 13 + 20 photos; dlib's HOG detector misses 2 even padded; one
+	// of Arin's photos is there twice and 5 of Dahyun's validation photos
+	// repeat her training photos.
+	if r.Images != 44 || len(r.Misses) != 2 || len(r.Dropped) != 6 || r.Faces != 36 || r.Identities != 3 {
+		t.Fatalf("photos %d, misses %d, dropped %d, faces %d, identities %d", r.Images, len(r.Misses), len(r.Dropped), r.Faces, r.Identities)
+	}
+	if r.Recommendation != nil || !strings.Contains(r.CalibrationError, "too few") || r.Configured == nil {
+		t.Fatalf("calibration %q, recommendation %v", r.CalibrationError, r.Recommendation)
+	}
+	if v := r.Verification; v.Genuine.Median >= v.Impostor.Median || v.EER <= 0 || v.EER >= 0.5 {
+		t.Fatalf("verification %+v", v)
+	}
+	// Without padding dlib misses twice as many of the same crops.
+	out, stderr, code = evalCLI(t, "--config", cfg, "--folder", dir, "--labels", "Arin,Sana,Dahyun", "--seeds", "2", "--pad", "0", "--json")
+	if code != 0 {
+		t.Fatalf("unpadded: exit %d: %s", code, stderr)
+	}
+	if r := decodeReport(t, out); len(r.Misses) != 4 {
+		t.Fatalf("unpadded crops: %d misses, want 4", len(r.Misses))
+	}
+}
+
+// TestEvalLFWDlib runs the fold protocol on a few real LFW pairs with the
+// dlib engine, including an image in which dlib finds no face.
+func TestEvalLFWDlib(t *testing.T) {
+	cfg := evalConfig(t)
+	src := testenv.Shared(t, "data/lfw/images_deepfunneled")
+	dir := t.TempDir()
+	for _, person := range []string{"Abel_Pacheco", "Akhmed_Zakayev", "Amber_Tamblyn", "James_Jones"} {
+		if err := os.MkdirAll(filepath.Join(dir, "images_deepfunneled"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join(src, person), filepath.Join(dir, "images_deepfunneled", person)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pairs := "2\t2\n" +
+		"Abel_Pacheco\t1\t4\nAkhmed_Zakayev\t1\t3\nAbel_Pacheco\t1\tAkhmed_Zakayev\t1\nJames_Jones\t1\tAbel_Pacheco\t4\n" +
+		"Amber_Tamblyn\t1\t2\nAkhmed_Zakayev\t2\t3\nAmber_Tamblyn\t1\tAbel_Pacheco\t1\nAkhmed_Zakayev\t2\tAmber_Tamblyn\t2\n"
+	if err := os.WriteFile(filepath.Join(dir, "pairs.txt"), []byte(pairs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := evalCLI(t, "--config", cfg, "--lfw", dir, "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	r := decodeReport(t, out)
+	l := r.LFW
+	if l == nil || l.Folds != 2 || l.Pairs != 8 || l.MissedPairs != 1 || r.Images != 8 || r.Faces != 7 ||
+		len(r.Misses) != 1 || r.Misses[0].Image != filepath.Join("James_Jones", "James_Jones_0001.jpg") {
+		t.Fatalf("lfw %+v, misses %+v", l, r.Misses)
+	}
+	// These pairs are easy for dlib: every scored pair is right.
+	if l.Mean != 1 || l.Thresholds[0] < 0.3 || l.Thresholds[0] > 0.9 {
+		t.Fatalf("accuracy %v, thresholds %v", l.Accuracy, l.Thresholds)
+	}
+}

@@ -1,0 +1,154 @@
+package eval
+
+import (
+	"math"
+	"os"
+	"sync"
+	"testing"
+
+	"concierge/enroll"
+	"concierge/internal/testenv"
+)
+
+// The figures below are those docs/accuracy.md reports for dlib's ResNet
+// on idols-descriptors.json (`concierge eval --descriptors …` with the
+// default flags). The tests keep the decision code, the simulation and the
+// calibration from drifting away from them unnoticed.
+
+// recommendedDlib is the rule recommended for dlib: it meets one false
+// alert per 10,000 stranger visits at 10,000 customers (extrapolated).
+var recommendedDlib = enroll.Rule{Threshold: 0.190, Margin: 0.10}
+
+const recommendedDlibVotes = 5
+
+// currentDefault is the configuration's rule when this was measured.
+var currentDefault = enroll.Rule{Threshold: 0.40, Margin: 0.06}
+
+var (
+	idolsOnce sync.Once
+	idols     *Set
+	idolsErr  error
+)
+
+// idolSet loads and dedupes the shared descriptor file once per test binary.
+func idolSet(t *testing.T) *Set {
+	t.Helper()
+	path := testenv.Shared(t, "data/idols-descriptors.json")
+	idolsOnce.Do(func() {
+		f, err := os.Open(path)
+		if err != nil {
+			idolsErr = err
+			return
+		}
+		defer f.Close()
+		idols, idolsErr = ReadDescriptors(f)
+		if idolsErr == nil {
+			idolsErr = idols.Dedupe(DefaultDuplicate)
+		}
+	})
+	if idolsErr != nil {
+		t.Fatal(idolsErr)
+	}
+	return idols
+}
+
+func within(t *testing.T, what string, got, want, tol float64) {
+	t.Helper()
+	if math.Abs(got-want) > tol {
+		t.Errorf("%s = %.4f, want %.4f ± %.4f", what, got, want, tol)
+	}
+}
+
+func TestIdolsVerification(t *testing.T) {
+	set := idolSet(t)
+	if len(set.Samples) != 1241 || len(set.Dropped) != 45 || len(set.Labels()) != 134 {
+		t.Fatalf("%d faces, %d dropped, %d identities; want 1241, 45, 134", len(set.Samples), len(set.Dropped), len(set.Labels()))
+	}
+	g, im, err := set.Pairs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := Verify(g, im, []float64{0.30, 0.40})
+	within(t, "EER", v.EER, 0.207, 0.003)
+	within(t, "genuine median", v.Genuine.Median, 0.389, 0.002)
+	within(t, "impostor median", v.Impostor.Median, 0.497, 0.002)
+	within(t, "TAR at FAR 1%", v.TARAt[0].TAR, 0.330, 0.005)
+	within(t, "TAR at FAR 0.1%", v.TARAt[1].TAR, 0.137, 0.005)
+	within(t, "FAR at 0.30", v.Table[0].FAR, 0.000192, 0.00003)
+	within(t, "FAR at 0.40", v.Table[1].FAR, 0.0543, 0.001)
+	within(t, "FRR at 0.40", v.Table[1].FRR, 0.427, 0.005)
+}
+
+func TestIdolsOpenSet(t *testing.T) {
+	set := idolSet(t)
+	tr, err := Simulate(set, DefaultOpenSet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("recommended", func(t *testing.T) {
+		res := tr.Evaluate(recommendedDlib, recommendedDlibVotes)
+		within(t, "single accept", res.Single.Accept.Rate, 0.0052, 0.003)
+		within(t, "single wrong accept", res.Single.WrongAccept.Rate, 0, 0.0005)
+		within(t, "single stranger accept", res.Single.StrangerAccept.Rate, 0, 0.0005)
+		within(t, "fused accept", res.Fused.Accept.Rate, 0, 0.003)
+		within(t, "fused stranger accept", res.Fused.StrangerAccept.Rate, 0, 0.0005)
+	})
+	t.Run("current default", func(t *testing.T) {
+		res := tr.Evaluate(currentDefault, 3)
+		within(t, "single accept", res.Single.Accept.Rate, 0.163, 0.01)
+		within(t, "single wrong accept", res.Single.WrongAccept.Rate, 0.0038, 0.002)
+		within(t, "single stranger accept", res.Single.StrangerAccept.Rate, 0.0072, 0.003)
+		within(t, "fused accept", res.Fused.Accept.Rate, 0.070, 0.015)
+		within(t, "fused stranger accept", res.Fused.StrangerAccept.Rate, 0, 0.003)
+	})
+	t.Run("calibration", func(t *testing.T) {
+		cal, err := NewCalibrator(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := cal.Recommend(DefaultTarget, nil, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		within(t, "threshold", rec.Rule.Threshold, recommendedDlib.Threshold, 0.005)
+		if rec.Rule.Margin != recommendedDlib.Margin || rec.Votes != recommendedDlibVotes || !rec.Extrapolated || rec.Warning == "" {
+			t.Fatalf("recommended %+v, %d votes, extrapolated %v, warning %q", rec.Rule, rec.Votes, rec.Extrapolated, rec.Warning)
+		}
+		// The measured part of the tail: p(0.30) per probe-customer comparison.
+		p, ext := cal.tail.P(0.30)
+		within(t, "p(0.30)", p, 5.2e-4, 0.5e-4)
+		if ext {
+			t.Error("p(0.30) should be measured, not extrapolated")
+		}
+	})
+}
+
+// TestIdolsBestOfIsTheGallery checks on real descriptors that the
+// simulation's best-of-templates decisions are enroll.Gallery.Search's.
+func TestIdolsBestOfIsTheGallery(t *testing.T) {
+	bestOfIsTheGallery(t, idolSet(t))
+}
+
+// TestIdolsScorings pins the comparison of per-customer scores: the
+// centroid of the templates separates customers better than the nearest
+// template (the gallery's rule), and the mean of the two nearest lies
+// between.
+func TestIdolsScorings(t *testing.T) {
+	set := idolSet(t)
+	tar := map[Scoring]float64{}
+	for _, mode := range Scorings {
+		cfg := DefaultOpenSet
+		cfg.Scoring = mode
+		tr, err := Simulate(set, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := Verify(tr.GenuineScores(), tr.ImpostorScores(), []float64{})
+		tar[mode] = v.TARAt[1].TAR // at FAR 0.1 %
+	}
+	within(t, "min TAR at FAR 0.1%", tar[BestOf], 0.221, 0.01)
+	within(t, "centroid TAR at FAR 0.1%", tar[Centroid], 0.285, 0.01)
+	if !(tar[Centroid] > tar[MeanOf2] && tar[MeanOf2] > tar[BestOf]) {
+		t.Fatalf("TAR at FAR 0.1%%: %v", tar)
+	}
+}
