@@ -100,6 +100,14 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The configured rule is the one of the engine being measured:
+	// descriptors are dlib's, photos go through --engine.
+	switch {
+	case *descriptors != "":
+		cfg.Vision.Engine = engineDlib
+	case *engine != "":
+		cfg.Vision.Engine = *engine
+	}
 	opt.Rule = cfg.rule()
 	if *threshold > 0 {
 		opt.Rule.Threshold = *threshold

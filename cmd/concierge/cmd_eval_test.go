@@ -27,7 +27,7 @@ func evalCLI(t *testing.T, args ...string) (string, string, int) {
 func evalConfig(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := "branch: t1\ndb: " + filepath.Join(dir, "c.db") + "\nmodels:\n  dir: " + testenv.ModelsDir(t) + "\nvision:\n  pool: 2\n"
+	cfg := "branch: t1\ndb: " + filepath.Join(dir, "c.db") + "\nmodels:\n  dir: " + testenv.ModelsDir(t) + "\nvision:\n  pool: 2\n  engine: dlib\n"
 	p := filepath.Join(dir, "concierge.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -80,7 +80,7 @@ func TestEvalDescriptors(t *testing.T) {
 	if rec == nil || rec.Rule.Threshold < 0.185 || rec.Rule.Threshold > 0.195 || rec.Votes != 5 || rec.Warning == "" {
 		t.Fatalf("recommendation %+v", rec)
 	}
-	if r.Configured == nil || r.Configured.Rule.Threshold != 0.40 || r.Configured.Votes != 3 {
+	if r.Configured == nil || r.Configured.Rule.Threshold != 0.30 || r.Configured.Votes != 3 {
 		t.Fatalf("configured rule %+v", r.Configured)
 	}
 	if len(rec.Expected) != 3 || rec.Expected[2].Customers != 10_000 || rec.Expected[2].Single > 1e-4 {

@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"concierge/enroll"
+	"concierge/models"
 )
 
 // Config is the whole configuration of a Concierge box: one YAML file,
@@ -141,7 +142,7 @@ func DefaultConfig() Config {
 		DB:     defaultDataPath("concierge.db"),
 		Models: ModelsConfig{Dir: defaultModelsDir()},
 		Vision: VisionConfig{
-			Engine:         "dlib",
+			Engine:         engineAuto,
 			Pool:           runtime.GOMAXPROCS(0),
 			MaxPixels:      40_000_000,
 			MinFacePx:      60,
@@ -236,8 +237,8 @@ func (c Config) Validate() error {
 		return errors.New("db: must be set")
 	case c.Models.Dir == "":
 		return errors.New("models.dir: must be set")
-	case c.Vision.Engine != engineDlib && c.Vision.Engine != engineMobileFaceNet:
-		return fmt.Errorf("vision.engine: %q is not one of: %s, %s", c.Vision.Engine, engineDlib, engineMobileFaceNet)
+	case c.Vision.Engine != engineAuto && c.Vision.Engine != engineDlib && c.Vision.Engine != engineMobileFaceNet:
+		return fmt.Errorf("vision.engine: %q is not one of: %s, %s, %s", c.Vision.Engine, engineAuto, engineDlib, engineMobileFaceNet)
 	case c.Vision.Pool < 0:
 		return errors.New("vision.pool: must be >= 0")
 	case c.Vision.MaxPixels <= 0:
@@ -345,20 +346,36 @@ func setScalar(v reflect.Value, s string) error {
 
 // The face engines vision.engine selects.
 const (
+	engineAuto          = "auto" // mobilefacenet when its model files are present, else dlib
 	engineDlib          = "dlib"
 	engineMobileFaceNet = "mobilefacenet"
 )
+
+// resolveEngine turns "auto" into the engine this box can run: the
+// MobileFaceNet engine measured far stronger on East Asian faces
+// (docs/accuracy.md), but its files are provisioned separately, so a box
+// without them still works with dlib.
+func (c *Config) resolveEngine() {
+	if c.Vision.Engine != engineAuto {
+		return
+	}
+	c.Vision.Engine = engineDlib
+	if models.Verify(c.Models.Dir, models.ONNX) == nil {
+		c.Vision.Engine = engineMobileFaceNet
+	}
+}
 
 // engineDefaults are the match rules measured for each engine
 // (docs/accuracy.md): embeddings of different engines live in different
 // spaces, so a threshold only means something for its own engine.
 var engineDefaults = map[string]MatchConfig{
-	engineDlib:          {Threshold: 0.40, Margin: 0.06, DuplicateThreshold: 0.40},
-	engineMobileFaceNet: {Threshold: 0.90, Margin: 0.08, DuplicateThreshold: 0.90},
+	engineDlib:          {Threshold: 0.30, Margin: 0.10, DuplicateThreshold: 0.30},
+	engineMobileFaceNet: {Threshold: 0.80, Margin: 0.08, DuplicateThreshold: 0.80},
 }
 
 // match returns the match rule with the engine's defaults filled in.
 func (c Config) match() MatchConfig {
+	c.resolveEngine()
 	m, d := c.Match, engineDefaults[c.Vision.Engine]
 	if m.Threshold == 0 {
 		m.Threshold = d.Threshold

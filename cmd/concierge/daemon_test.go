@@ -57,6 +57,7 @@ func newDaemonEnv(t *testing.T) daemonEnv {
 	cfg.DB = filepath.Join(dir, "c.db")
 	cfg.Models.Dir = testenv.ModelsDir(t)
 	cfg.Vision.Pool = 1
+	cfg.resolveEngine()
 	app, err := openFaceAppFor(context.Background(), cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)

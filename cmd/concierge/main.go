@@ -185,6 +185,7 @@ func (m *Main) config() (Config, error) {
 	if m.dbPath != "" {
 		c.DB = m.dbPath
 	}
+	c.resolveEngine()
 	m.Logger = newLogger(m.Stderr, c.Log)
 	return c, nil
 }
