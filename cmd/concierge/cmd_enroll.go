@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"concierge"
 	"concierge/enroll"
 	"concierge/sqlite"
+	"concierge/tiering"
 	"concierge/vision"
 )
 
@@ -27,6 +30,8 @@ type faceApp struct {
 	// embedder embeds camera detections with the configured engine.
 	embedder vision.Embedder
 	svc      *enroll.Service
+	// tiers is opened by the commands that show tiers.
+	tiers *tierLookup
 }
 
 func (a *faceApp) Close() error {
@@ -105,6 +110,8 @@ func runEnroll(ctx context.Context, m *Main, args []string) error {
 	channel := fs.String("channel", "cli", "where consent was given: cli, counter, kiosk")
 	lang := fs.String("lang", "", "language of the consent text (zh, en)")
 	allowDup := fs.Bool("allow-duplicate", false, "enroll even if the face matches another customer (operators only)")
+	tierScheme := fs.String("tier-scheme", "", "tier scheme of --tier (default: the config's tiering.scheme)")
+	tierLevel := fs.String("tier", "", "tier to assign by hand until core-banking data is imported (level id or name)")
 	fs.Usage = func() {
 		fmt.Fprintln(m.Stderr, "usage: concierge enroll --customer ID --name NAME --consent REF IMAGE...")
 		fs.PrintDefaults()
@@ -129,6 +136,12 @@ func runEnroll(ctx context.Context, m *Main, args []string) error {
 		}
 		photos = append(photos, enroll.Photo{Name: filepath.Base(f), Data: data})
 	}
+	var assign *sqlite.TierAssignment
+	if *tierLevel != "" || *tierScheme != "" {
+		if assign, err = tierAssignment(cfg, *id, *tierScheme, *tierLevel); err != nil {
+			return err
+		}
+	}
 	app, err := m.openFaceApp(ctx, cfg, true)
 	if err != nil {
 		return err
@@ -150,7 +163,43 @@ func runEnroll(ctx context.Context, m *Main, args []string) error {
 		}
 		return err
 	}
+	if assign != nil {
+		assign.AssignedAt = time.Now()
+		if err := app.db.SetTierAssignment(ctx, *assign); err != nil {
+			return err
+		}
+	}
 	return writeJSON(m, res)
+}
+
+// tierAssignment checks a hand-assigned tier against the loaded schemes.
+func tierAssignment(cfg Config, customerID, scheme, level string) (*sqlite.TierAssignment, error) {
+	if level == "" {
+		return nil, usagef("--tier-scheme needs --tier")
+	}
+	schemes, err := tiering.LoadSchemes(cfg.Tiering.SchemesDir, cfg.Tiering.Scheme)
+	if err != nil {
+		return nil, concierge.Errorf(concierge.EINVALID, "tiering: %v", err)
+	}
+	if scheme == "" {
+		scheme = cfg.Tiering.Scheme
+		if scheme == "" {
+			scheme = "icbc-stars"
+		}
+	}
+	s, ok := schemes.Get(scheme)
+	if !ok {
+		return nil, concierge.Errorf(concierge.EINVALID, "--tier-scheme %q: no such scheme", scheme)
+	}
+	l, ok := findLevel(s, level)
+	if !ok {
+		var names []string
+		for _, l := range s.Levels {
+			names = append(names, l.ID)
+		}
+		return nil, concierge.Errorf(concierge.EINVALID, "--tier %q: not a level of %s (%s)", level, scheme, strings.Join(names, ", "))
+	}
+	return &sqlite.TierAssignment{CustomerID: customerID, Scheme: s.Name, Level: l.ID}, nil
 }
 
 func runForget(ctx context.Context, m *Main, args []string) error {

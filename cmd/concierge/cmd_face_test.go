@@ -53,6 +53,10 @@ type idLine struct {
 	CustomerID *string  `json:"customer_id"`
 	Name       *string  `json:"name"`
 	Distance   *float64 `json:"distance"`
+	Tier       *struct {
+		Level string `json:"level"`
+		VIP   bool   `json:"vip"`
+	} `json:"tier"`
 }
 
 func parseLines(t *testing.T, out string) []idLine {
@@ -78,7 +82,13 @@ func TestEnrollIdentifyForgetCLI(t *testing.T) {
 	blair := lfw(t, "Tony_Blair")
 	chretien := lfw(t, "Jean_Chretien")
 
-	out, stderr, code := run(t, append([]string{"enroll", "--config", cfg, "--customer", "C7", "--name", "Mr Blair", "--consent", "FORM-7"}, blair[:3]...)...)
+	// An unknown tier is refused before anything is stored.
+	if _, stderr, code := run(t, append([]string{"enroll", "--config", cfg, "--customer", "C7", "--name", "Mr Blair",
+		"--consent", "FORM-7", "--tier-scheme", "icbc-stars", "--tier", "star9"}, blair[:3]...)...); code != 1 || !strings.Contains(stderr, "star9") {
+		t.Fatalf("unknown tier: exit %d, %s", code, stderr)
+	}
+	out, stderr, code := run(t, append([]string{"enroll", "--config", cfg, "--customer", "C7", "--name", "Mr Blair", "--consent", "FORM-7",
+		"--tier-scheme", "icbc-stars", "--tier", "star7"}, blair[:3]...)...)
 	if code != 0 {
 		t.Fatalf("enroll exit %d: %s", code, stderr)
 	}
@@ -108,6 +118,9 @@ func TestEnrollIdentifyForgetCLI(t *testing.T) {
 	for i, l := range lines[:2] {
 		if l.CustomerID == nil || *l.CustomerID != "C7" || l.Name == nil || *l.Name != "Mr Blair" {
 			t.Errorf("photo %d of the enrolled person: %+v", i, l)
+		}
+		if l.Tier == nil || l.Tier.Level != "star7" || !l.Tier.VIP {
+			t.Errorf("photo %d: tier %+v, want the assigned star7 (VIP)", i, l.Tier)
 		}
 	}
 	if lines[2].CustomerID != nil || lines[2].Name != nil || !strings.Contains(out, `"customer_id":null`) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"concierge"
 	"concierge/enroll"
@@ -22,6 +23,13 @@ type identifyLine struct {
 	Margin     *float64 `json:"margin"`
 	Tier       any      `json:"tier"`
 	Quality    float64  `json:"quality"`
+}
+
+type identifyTier struct {
+	Scheme    string `json:"scheme"`
+	Level     string `json:"level"`
+	LevelName string `json:"level_name"`
+	VIP       bool   `json:"vip"`
 }
 
 func runIdentify(ctx context.Context, m *Main, args []string) error {
@@ -48,6 +56,12 @@ func runIdentify(ctx context.Context, m *Main, args []string) error {
 		return err
 	}
 	defer app.Close()
+	tiers, err := openTiers(ctx, cfg, app.db, m.Logger, 0)
+	if err != nil {
+		return err
+	}
+	defer tiers.Close()
+	app.tiers = tiers
 
 	failed := 0
 	for _, f := range files {
@@ -103,6 +117,10 @@ func (m *Main) identifyOne(ctx context.Context, app *faceApp, path string) error
 				names[cid] = name
 			}
 			line.Name = &name
+			// Operators see the tier; risk flags stay with the branch manager.
+			if tier, _ := app.tiers.Lookup(cid, time.Now()); tier != nil {
+				line.Tier = identifyTier{Scheme: tier.Scheme, Level: tier.Level, LevelName: tier.LevelName, VIP: tier.VIP}
+			}
 		}
 		if err := writeJSON(m, line); err != nil {
 			return err

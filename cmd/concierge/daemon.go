@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"image"
 	"log/slog"
 	"net"
@@ -19,7 +18,6 @@ import (
 	"concierge/alert"
 	"concierge/checkin"
 	"concierge/models"
-	"concierge/tiering"
 	"concierge/vision"
 )
 
@@ -31,7 +29,7 @@ type Daemon struct {
 	log *slog.Logger
 
 	app      *faceApp
-	tiers    *tiering.Cache
+	tiers    *tierLookup
 	checkin  *checkin.Service
 	notifier checkin.Notifier
 	closers  []func() error // alert publisher, NATS server: closed last-opened first
@@ -72,15 +70,9 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	if d.app, err = openFaceAppFor(ctx, cfg, d.log); err != nil {
 		return err
 	}
-	schemes, err := tiering.LoadSchemes(cfg.Tiering.SchemesDir, cfg.Tiering.Scheme)
-	if err != nil {
-		return concierge.Errorf(concierge.EINVALID, "tiering: %v", err)
-	}
-	d.tiers = tiering.NewCache(d.app.db, schemes)
-	d.tiers.Logger = d.log
-	d.tiers.PollInterval = 5 * time.Second // imports by the CLI reach the daemon
-	if err := d.tiers.Open(ctx); err != nil {
-		return fmt.Errorf("tier cache: %w", err)
+	// Polling lets tier imports made by the CLI reach the running daemon.
+	if d.tiers, err = openTiers(ctx, cfg, d.app.db, d.log, 5*time.Second); err != nil {
+		return err
 	}
 	d.closers = append(d.closers, d.tiers.Close)
 
@@ -103,7 +95,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	svc.VisitLog = d.app.db
 	svc.Directory = directory{d.app.db}
 	svc.Mask = maskName(cfg.Checkin.NameMask)
-	svc.Tiers = tierLookup{d.tiers}
+	svc.Tiers = d.tiers
 	svc.Logger = d.log
 	d.checkin = svc
 
@@ -208,6 +200,9 @@ func (d *Daemon) refreshGallery(ctx context.Context) error {
 			continue
 		}
 		last = v
+		if err := d.tiers.reload(ctx, d.app.db); err != nil {
+			d.log.Warn("manual tiers reload failed", "err", err)
+		}
 		d.log.Info("gallery reloaded", "customers", d.app.svc.Gallery.Customers())
 	}
 }

@@ -2,54 +2,126 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
+
+	"concierge"
 
 	"concierge/checkin"
 	"concierge/sqlite"
 	"concierge/tiering"
 )
 
-// tierLookup adapts the tiering cache to what check-in needs: the staff's
-// view of the tier, and the risk flags separately.
-type tierLookup struct{ cache *tiering.Cache }
+// tierLookup gives check-in and identify the staff's view of a customer's
+// tier and, separately, the risk flags: from imported core-banking profiles
+// (the tiering cache) first, else from a tier an operator assigned at
+// enrollment.
+type tierLookup struct {
+	cache   *tiering.Cache
+	schemes *tiering.Schemes
 
-var _ checkin.TierLookup = tierLookup{}
+	mu     sync.RWMutex
+	manual map[string]sqlite.TierAssignment
+}
 
-func (t tierLookup) Lookup(customerID string, at time.Time) (*checkin.Tier, []checkin.RiskFlag) {
-	st, ok := t.cache.Tier(customerID, at)
+var _ checkin.TierLookup = (*tierLookup)(nil)
+
+// openTiers loads the schemes, the profile cache and the manual tiers; a
+// positive poll makes the cache pick up imports made by other processes.
+func openTiers(ctx context.Context, cfg Config, db *sqlite.DB, log *slog.Logger, poll time.Duration) (*tierLookup, error) {
+	schemes, err := tiering.LoadSchemes(cfg.Tiering.SchemesDir, cfg.Tiering.Scheme)
+	if err != nil {
+		return nil, concierge.Errorf(concierge.EINVALID, "tiering: %v", err)
+	}
+	cache := tiering.NewCache(db, schemes)
+	cache.Logger = log
+	cache.PollInterval = poll
+	if err := cache.Open(ctx); err != nil {
+		return nil, fmt.Errorf("tier cache: %w", err)
+	}
+	t := &tierLookup{cache: cache, schemes: schemes}
+	if err := t.reload(ctx, db); err != nil {
+		cache.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *tierLookup) reload(ctx context.Context, db *sqlite.DB) error {
+	m, err := db.TierAssignments(ctx)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.manual = m
+	t.mu.Unlock()
+	return nil
+}
+
+// level finds a scheme's level by id or display name.
+func findLevel(s *tiering.Scheme, name string) (tiering.Level, bool) {
+	for _, l := range s.Levels {
+		if l.ID == name || l.Name == name {
+			return l, true
+		}
+	}
+	return tiering.Level{}, false
+}
+
+func (t *tierLookup) Lookup(customerID string, at time.Time) (*checkin.Tier, []checkin.RiskFlag) {
+	if st, ok := t.cache.Tier(customerID, at); ok {
+		tier := &checkin.Tier{
+			Scheme: st.Scheme, Level: st.Level, LevelName: st.LevelName, VIP: st.VIP,
+			Service:             serviceLevel(st.ServiceLevel, st.Greeting()),
+			RelationshipManager: st.RelationshipManager.Name,
+			FormOfAddress:       st.FormOfAddress,
+			Language:            st.Language,
+		}
+		var risk []checkin.RiskFlag
+		for _, f := range st.RiskFlags {
+			risk = append(risk, checkin.RiskFlag{Kind: string(f.Kind), Reason: f.Reason})
+		}
+		return tier, risk
+	}
+	t.mu.RLock()
+	a, ok := t.manual[customerID]
+	t.mu.RUnlock()
 	if !ok {
 		return nil, nil
 	}
-	sl := st.ServiceLevel
+	s, ok := t.schemes.Get(a.Scheme)
+	if !ok {
+		return nil, nil
+	}
+	l, ok := findLevel(s, a.Level)
+	if !ok {
+		return nil, nil
+	}
+	return &checkin.Tier{Scheme: s.Name, Level: l.ID, LevelName: l.Name, VIP: l.VIP,
+		Service: serviceLevel(l.Service, l.Service.Greeting)}, nil
+}
+
+func serviceLevel(sl tiering.ServiceLevel, greeting string) *checkin.ServiceLevel {
 	lane := sl.Lane
 	if sl.Room != "" {
 		lane = sl.Room
 	}
-	tier := &checkin.Tier{
-		Scheme:    st.Scheme,
-		Level:     st.Level,
-		LevelName: st.LevelName,
-		VIP:       st.VIP,
-		Service: &checkin.ServiceLevel{
-			// tiering ranks none..urgent as 0..4; alerts say 1 for most urgent.
-			Priority: 5 - max(0, sl.Priority.Rank()),
-			Greeting: st.Greeting(),
-			Lane:     lane,
-			NotifyRM: sl.NotifyRM,
-			Cooldown: time.Duration(sl.Cooldown),
-		},
-		RelationshipManager: st.RelationshipManager.Name,
-		FormOfAddress:       st.FormOfAddress,
-		Language:            st.Language,
+	return &checkin.ServiceLevel{
+		// tiering ranks none..urgent as 0..4; alerts say 1 for most urgent.
+		Priority: 5 - max(0, sl.Priority.Rank()),
+		Greeting: greeting,
+		Lane:     lane,
+		NotifyRM: sl.NotifyRM,
+		Cooldown: time.Duration(sl.Cooldown),
 	}
-	var risk []checkin.RiskFlag
-	for _, f := range st.RiskFlags {
-		risk = append(risk, checkin.RiskFlag{Kind: string(f.Kind), Reason: f.Reason})
-	}
-	return tier, risk
 }
+
+// Close stops the cache's reload loop.
+func (t *tierLookup) Close() error { return t.cache.Close() }
 
 // directory gives check-in the customer's display name from the store.
 type directory struct{ db *sqlite.DB }

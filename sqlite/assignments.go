@@ -1,0 +1,58 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// TierAssignment is a tier an operator set by hand at enrollment
+// (`concierge enroll --tier-scheme S --tier T`), for customers whose
+// core-banking data has not been imported yet. Imported profiles win.
+type TierAssignment struct {
+	CustomerID string
+	Scheme     string
+	Level      string
+	AssignedAt time.Time
+}
+
+var _ = register("tier_assignments",
+	`CREATE TABLE tier_assignments (
+		customer_id TEXT PRIMARY KEY REFERENCES customers(id) ON DELETE CASCADE,
+		scheme      TEXT NOT NULL,
+		level       TEXT NOT NULL,
+		assigned_at TEXT NOT NULL
+	)`,
+)
+
+// SetTierAssignment records or replaces the customer's manual tier.
+func (d *DB) SetTierAssignment(ctx context.Context, a TierAssignment) error {
+	_, err := d.db.ExecContext(ctx, `INSERT INTO tier_assignments (customer_id, scheme, level, assigned_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT(customer_id) DO UPDATE SET scheme = excluded.scheme, level = excluded.level, assigned_at = excluded.assigned_at`,
+		a.CustomerID, a.Scheme, a.Level, a.AssignedAt.UTC().Format(timeFormat))
+	if err != nil {
+		return fmt.Errorf("set tier of %s: %w", a.CustomerID, err)
+	}
+	return nil
+}
+
+// TierAssignments returns every manual tier, by customer.
+func (d *DB) TierAssignments(ctx context.Context) (map[string]TierAssignment, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT customer_id, scheme, level, assigned_at FROM tier_assignments`)
+	if err != nil {
+		return nil, fmt.Errorf("tier assignments: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]TierAssignment{}
+	for rows.Next() {
+		var a TierAssignment
+		var at string
+		if err := rows.Scan(&a.CustomerID, &a.Scheme, &a.Level, &at); err != nil {
+			return nil, err
+		}
+		a.AssignedAt, _ = time.Parse(timeFormat, at)
+		out[a.CustomerID] = a
+	}
+	return out, rows.Err()
+}
+
