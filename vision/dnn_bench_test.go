@@ -3,11 +3,13 @@ package vision_test
 import (
 	"context"
 	"image"
+	"path/filepath"
 	"testing"
 
 	"gocv.io/x/gocv"
 
 	"concierge/internal/testenv"
+	"concierge/models"
 	"concierge/vision"
 )
 
@@ -85,42 +87,17 @@ func benchAlignEmbed(b *testing.B, kind vision.MFNKind) {
 func BenchmarkAlignEmbedPaddleX(b *testing.B) { benchAlignEmbed(b, vision.MFNPaddleX) }
 func BenchmarkAlignEmbedFoamliu(b *testing.B) { benchAlignEmbed(b, vision.MFNFoamliu) }
 
-// BenchmarkONNXPhoto is the ONNX path doing what Engine.Detect does on the
-// same photo: decode sample1.jpg, detect, align and embed every face
-// (PaddleX with flip), so the two engines compare per photo.
-func BenchmarkONNXPhoto(b *testing.B) {
-	y := newYuNet(b)
-	m := newMFN(b, vision.MFNPaddleX)
+// BenchmarkDNNEnginePhoto is DNNEngine.Detect on the photo
+// BenchmarkDetectPhoto gives the dlib engine: decode, detect, align and
+// embed every face (PaddleX with flip), so the two engines compare per photo.
+func BenchmarkDNNEnginePhoto(b *testing.B) {
+	e, err := vision.NewDNNEngine(filepath.Dir(testenv.Shared(b, "models/"+models.YuNet)), 0, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
 	data := testenv.ReadPhoto(b, "sample1.jpg")
-	run := func() int {
-		img, err := vision.Decode(data, 0)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer img.Close()
-		dets, err := y.Detect(img, vision.DefaultYuNetScore)
-		if err != nil {
-			b.Fatal(err)
-		}
-		embedAll(b, m, img, dets)
-		return len(dets)
-	}
-	if n := run(); n != 3 {
-		b.Fatalf("warm-up: %d faces, want 3", n)
-	}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		run()
-	}
-}
-
-// BenchmarkDlibEngineDetect is the existing engine on the same photo, for
-// comparison: decode, HOG detection, landmarks and ResNet embedding of its
-// four detections.
-func BenchmarkDlibEngineDetect(b *testing.B) {
-	e := mustEngine(b)
-	data := testenv.ReadPhoto(b, "sample1.jpg")
-	if faces, err := e.Detect(context.Background(), data); err != nil || len(faces) != 4 {
+	if faces, err := e.Detect(context.Background(), data); err != nil || len(faces) != 3 {
 		b.Fatalf("warm-up: %d faces, %v", len(faces), err)
 	}
 	b.ResetTimer()
