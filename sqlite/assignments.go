@@ -55,4 +55,3 @@ func (d *DB) TierAssignments(ctx context.Context) (map[string]TierAssignment, er
 	}
 	return out, rows.Err()
 }
-
