@@ -127,7 +127,7 @@ func (g *Gallery) bestPerCustomer(probe *face.Embedding) []float32 {
 		best[i] = float32(math.Inf(1))
 	}
 	for i, o := range g.owner {
-		sum := sqDist((*face.Embedding)(g.vecs[i*face.Dim:(i+1)*face.Dim]), probe)
+		sum := face.SquaredDistance((*face.Embedding)(g.vecs[i*face.Dim:(i+1)*face.Dim]), probe)
 		if sum < best[o] {
 			best[o] = sum
 		}
@@ -200,24 +200,6 @@ func (g *Gallery) Nearest(probe *face.Embedding, k int) []Match {
 		}
 	}
 	return out
-}
-
-// sqDist is the squared Euclidean distance, unrolled with four
-// accumulators: Go does not vectorise, and this loop is the whole cost of a
-// 1:N search.
-func sqDist(a, b *face.Embedding) float32 {
-	var s0, s1, s2, s3 float32
-	for k := 0; k < face.Dim; k += 4 {
-		d0 := a[k] - b[k]
-		d1 := a[k+1] - b[k+1]
-		d2 := a[k+2] - b[k+2]
-		d3 := a[k+3] - b[k+3]
-		s0 += d0 * d0
-		s1 += d1 * d1
-		s2 += d2 * d2
-		s3 += d3 * d3
-	}
-	return (s0 + s1) + (s2 + s3)
 }
 
 // Rule is the open-set decision: a probe is customer C only when it is close

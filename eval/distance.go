@@ -9,25 +9,6 @@ import (
 	"concierge/face"
 )
 
-// sqDist is the squared Euclidean distance computed exactly as
-// enroll.Gallery computes it (four float32 accumulators, summed in pairs),
-// so that best-of-templates distances here are bit for bit the gallery's.
-// TestIdolsBestOfIsTheGallery guards the equivalence.
-func sqDist(a, b *face.Embedding) float32 {
-	var s0, s1, s2, s3 float32
-	for k := 0; k < face.Dim; k += 4 {
-		d0 := a[k] - b[k]
-		d1 := a[k+1] - b[k+1]
-		d2 := a[k+2] - b[k+2]
-		d3 := a[k+3] - b[k+3]
-		s0 += d0 * d0
-		s1 += d1 * d1
-		s2 += d2 * d2
-		s3 += d3 * d3
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
 // maxMatrixFaces bounds the all-pairs matrix (n²/2 float32: 512 MB at this
 // size); larger calibration sets should be sampled.
 const maxMatrixFaces = 16_384
@@ -55,7 +36,7 @@ func newDistMatrix(samples []Sample) (*distMatrix, error) {
 			for i := w; i < n; i += workers {
 				row := m.sq[m.offset(i):]
 				for j := i + 1; j < n; j++ {
-					row[j-i-1] = sqDist(&samples[i].Embedding, &samples[j].Embedding)
+					row[j-i-1] = face.SquaredDistance(&samples[i].Embedding, &samples[j].Embedding)
 				}
 			}
 		})

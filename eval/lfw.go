@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"concierge/face"
 )
 
 // LFWPair is one line of LFW's pairs.txt: two images and whether they show
@@ -136,7 +138,7 @@ func (e *Embedder) EmbedLFW(ctx context.Context, dir string, pairs []LFWPair) (s
 			scored[i].Missed = true
 			continue
 		}
-		scored[i].Distance = math.Sqrt(float64(sqDist(&a.emb, &b.emb)))
+		scored[i].Distance = math.Sqrt(float64(face.SquaredDistance(&a.emb, &b.emb)))
 	}
 	return scored, len(uniq), misses, nil
 }

@@ -252,7 +252,7 @@ func scorer(mode Scoring, set *Set, dm *distMatrix, templates [][]int) func(samp
 		return func(p int) []float64 {
 			out := make([]float64, len(cents))
 			for ci := range cents {
-				out[ci] = math.Sqrt(float64(sqDist(&cents[ci], &set.Samples[p].Embedding)))
+				out[ci] = math.Sqrt(float64(face.SquaredDistance(&cents[ci], &set.Samples[p].Embedding)))
 			}
 			return out
 		}
