@@ -36,3 +36,13 @@ func Reframe(data []byte, box image.Rectangle, margin, scale float64, quality in
 	defer buf.Close()
 	return append([]byte(nil), buf.GetBytes()...), nil
 }
+
+// EncodeJPEG encodes a BGR image, e.g. a frame kept as an enrollment photo.
+func EncodeJPEG(img gocv.Mat, quality int) ([]byte, error) {
+	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, img, []int{gocv.IMWriteJpegQuality, quality})
+	if err != nil {
+		return nil, fmt.Errorf("encode jpeg: %w", err)
+	}
+	defer buf.Close()
+	return append([]byte(nil), buf.GetBytes()...), nil
+}
