@@ -119,12 +119,13 @@ func demoDaemon(ctx context.Context, m *Main, cfg Config, world *demoWorld) erro
 	cfg.NATS.Listen = "127.0.0.1:-1"
 	cfg.NATS.StoreDir = filepath.Join(dir, "jetstream")
 	cfg.Cameras = []Camera{{ID: "door-1", Source: clip}}
-	d := NewDaemon(cfg, m.Logger)
+	// The alerts are the output here; reconnect notices would only clutter it.
+	d := NewDaemon(cfg, newLogger(m.Stderr, LogConfig{Level: "error", Format: cfg.Log.Format}))
 	if err := d.Open(ctx); err != nil {
 		return err
 	}
 	defer d.Close()
-	sub, err := alert.NewSubscriber(alert.SubscriberConfig{Branch: cfg.Branch, Conn: alert.ConnConfig{URL: d.NATSURL(), Name: "demo-terminal"}, Logger: m.Logger})
+	sub, err := alert.NewSubscriber(alert.SubscriberConfig{Branch: cfg.Branch, Conn: alert.ConnConfig{URL: d.NATSURL(), Name: "demo-terminal"}, Logger: d.log})
 	if err != nil {
 		return err
 	}
