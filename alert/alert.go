@@ -44,8 +44,10 @@ func ParseFeed(s string) (Feed, error) {
 		return FeedManager, nil
 	case string(FeedVisit):
 		return FeedVisit, nil
+	case "claim", string(FeedClaim):
+		return FeedClaim, nil
 	}
-	return "", fmt.Errorf("feed %q is not one of: arrival, manager, visit", s)
+	return "", fmt.Errorf("feed %q is not one of: arrival, manager, visit, claim", s)
 }
 
 // Subject is the NATS subject of a branch's feed: concierge.<branch>.<feed>.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"concierge"
@@ -14,14 +15,18 @@ import (
 )
 
 const watchUsage = `usage: concierge watch [--json] [--since DURATION|all] [--feed arrival|manager|visit] [--config FILE]
-Prints the branch's alerts as they arrive until interrupted. Connects to nats.url, or to the
-embedded server of the daemon running on this box (nats.listen) when nats.url is empty.`
+       concierge watch --claim ALERT_ID --by NAME
+Prints the branch's alerts, and who claimed them, as they arrive until interrupted; --claim takes
+an alert ("I'm on it") for every screen to see. Connects to nats.url, or to the embedded server of
+the daemon running on this box (nats.listen) when nats.url is empty.`
 
 func runWatch(ctx context.Context, m *Main, args []string) error {
 	fs := m.flags("watch")
 	asJSON := fs.Bool("json", false, "print each alert exactly as published, one JSON object per line")
 	since := fs.String("since", "", `also print earlier alerts: from this long ago (e.g. 30m), or "all" the stream keeps`)
 	feedName := fs.String("feed", "arrival", "arrival (staff alerts), manager (with risk flags) or visit (every check-in)")
+	claimID := fs.String("claim", "", "claim this alert id and exit")
+	claimBy := fs.String("by", "", "who claims (with --claim)")
 	fs.Usage = func() {
 		fmt.Fprintln(m.Stderr, watchUsage)
 		fs.PrintDefaults()
@@ -49,6 +54,9 @@ func runWatch(ctx context.Context, m *Main, args []string) error {
 	if err != nil {
 		return concierge.Errorf(concierge.EINVALID, "%v", err)
 	}
+	if *claimID != "" || *claimBy != "" {
+		return m.claim(ctx, cfg, url, *claimID, *claimBy)
+	}
 	sub, err := alert.NewSubscriber(alert.SubscriberConfig{Branch: cfg.Branch, Conn: natsClient(cfg.NATS, url, "concierge-watch"), Logger: m.Logger})
 	if err != nil {
 		return concierge.Errorf(concierge.EINVALID, "%v", err)
@@ -57,6 +65,42 @@ func runWatch(ctx context.Context, m *Main, args []string) error {
 		return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
 	}
 	defer sub.Close()
+	var mu sync.Mutex
+	emit := func(line string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		_, err := fmt.Fprintln(m.Stdout, line)
+		return err
+	}
+	// Claims come on their own feed; show them beside the alerts so every
+	// terminal sees who is already on it.
+	var wg sync.WaitGroup
+	if feed == alert.FeedArrival {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for a := range sub.Alerts(ctx, alert.FeedClaim, start) {
+				c, err := alert.DecodeClaim(a.Data)
+				if err != nil {
+					m.Logger.Warn("unreadable claim skipped", slog.Any("error", err))
+					continue
+				}
+				line := fmt.Sprintf("%s  claimed  %s  by %s", c.At.In(time.Local).Format(time.TimeOnly), c.AlertID, c.By)
+				if *asJSON {
+					line = string(a.Data)
+				}
+				if emit(line) != nil {
+					return
+				}
+			}
+		}()
+	}
+	// Closing the connection ends the claims reader however it is blocked;
+	// only then wait for it.
+	defer func() {
+		sub.Close()
+		wg.Wait()
+	}()
 	for a, err := range sub.Alerts(ctx, feed, start) {
 		if err != nil {
 			// One bad message must not blind the terminal to the next.
@@ -67,11 +111,33 @@ func runWatch(ctx context.Context, m *Main, args []string) error {
 		if *asJSON {
 			line = string(a.Data)
 		}
-		if _, err := fmt.Fprintln(m.Stdout, line); err != nil {
+		if err := emit(line); err != nil {
 			return fmt.Errorf("watch: %w", err)
 		}
 	}
 	return nil
+}
+
+// claim publishes one claim; a second claim of the same alert is refused.
+func (m *Main) claim(ctx context.Context, cfg Config, url, id, by string) error {
+	if id == "" || by == "" {
+		return usagef("watch: --claim needs an alert id and --by NAME")
+	}
+	c, err := alert.NewClaimer(natsClient(cfg.NATS, url, "concierge-claim"), cfg.Branch, m.Logger)
+	if err != nil {
+		return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
+	}
+	defer c.Close()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := c.Claim(cctx, id, by, time.Now()); err != nil {
+		if errors.Is(err, alert.ErrAlreadyClaimed) {
+			return concierge.Errorf(concierge.ECONFLICT, "alert %s was already claimed", id)
+		}
+		return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
+	}
+	_, err = fmt.Fprintf(m.Stdout, "claimed %s as %s\n", id, by)
+	return err
 }
 
 // parseSince turns --since into where the subscription starts.

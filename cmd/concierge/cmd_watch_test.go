@@ -294,3 +294,41 @@ func TestWatchURL(t *testing.T) {
 		t.Errorf("client settings not carried: %+v", cc)
 	}
 }
+
+// A claim from one terminal is seen by another; the second claim of the
+// same alert is refused, so every screen agrees on who took it.
+func TestWatchClaims(t *testing.T) {
+	env := newAlertEnv(t, "b001")
+	a := env.notify(t, "b001", "C1001", nil)
+	cfg := writeWatchConfig(t, "branch: b001\nnats:\n  url: "+env.srv.ClientURL()+"\n")
+	stdout, stderr, stop := startWatch(t, "--config", cfg, "--since", "all")
+	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if !strings.Contains(stdout.String(), "(C1001)") {
+			return fmt.Errorf("alert not shown yet: %q %q", stdout.String(), stderr.String())
+		}
+		return nil
+	})
+	out, errOut, code := run(t, "watch", "--config", cfg, "--claim", a.ID, "--by", "Li")
+	if code != 0 || !strings.Contains(out, "claimed "+a.ID+" as Li") {
+		t.Fatalf("claim: exit %d, %q %q", code, out, errOut)
+	}
+	_, errOut, code = run(t, "watch", "--config", cfg, "--claim", a.ID, "--by", "Wang")
+	if code != 1 || !strings.Contains(errOut, "already claimed") {
+		t.Fatalf("second claim: exit %d, %q", code, errOut)
+	}
+	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if !strings.Contains(stdout.String(), "claimed  "+a.ID+"  by Li") {
+			return fmt.Errorf("claim not shown: %q", stdout.String())
+		}
+		return nil
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stdout.String(), "Wang") {
+		t.Errorf("the refused claim was shown: %q", stdout.String())
+	}
+	if _, _, code := run(t, "watch", "--config", cfg, "--claim", a.ID); code != 2 {
+		t.Errorf("--claim without --by: exit %d, want 2", code)
+	}
+}
