@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"concierge/checkin"
+	"concierge/face"
 	"concierge/models"
 	"concierge/vision"
 )
@@ -245,9 +246,12 @@ func benchPipeline(ctx context.Context, app *faceApp, cfg Config, name, video st
 // frame, so that both rows match against the same gallery.
 func benchNaive(ctx context.Context, app *faceApp, video string) (benchResult, error) {
 	r := benchResult{name: "naive loop: every face of every frame", customers: map[string]bool{}}
-	detect := app.engine.DetectMat
-	if app.dnn != nil {
-		detect = app.dnn.DetectMat
+	var dlib *vision.Engine
+	if app.dnn == nil {
+		var err error
+		if dlib, err = app.dlib(app.svc.Logger); err != nil {
+			return r, err
+		}
 	}
 	src, err := vision.NewSource(vision.SourceConfig{Source: video})
 	if err != nil {
@@ -260,7 +264,13 @@ func benchNaive(ctx context.Context, app *faceApp, video string) (benchResult, e
 			return
 		}
 		r.frames++
-		faces, err := detect(ctx, f.Mat)
+		var faces []face.Face
+		var err error
+		if dlib != nil {
+			faces, err = dlib.DetectMat(ctx, f.Mat)
+		} else {
+			faces, err = app.dnn.DetectMat(ctx, f.Mat)
+		}
 		if err != nil {
 			ferr = err
 			return

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,8 +23,8 @@ import (
 type faceApp struct {
 	cfg Config
 	db  *sqlite.DB
-	// engine is dlib; always loaded, since the demo and the naive
-	// benchmark use it whatever the configured engine is.
+	// engine is dlib, loaded by dlib() when the configuration or a
+	// command (demo, bench) needs it.
 	engine *vision.Engine
 	// dnn is the YuNet + MobileFaceNet engine when vision.engine selects it.
 	dnn *vision.DNNEngine
@@ -48,6 +49,26 @@ func (a *faceApp) Close() error {
 	return errors.Join(errs...)
 }
 
+// dlib returns the dlib engine, loading it on first use: it is the engine of
+// dlib boxes, and the demo and the naive benchmark use it on any box.
+func (a *faceApp) dlib(log *slog.Logger) (*vision.Engine, error) {
+	if a.engine != nil {
+		return a.engine, nil
+	}
+	e, err := vision.NewEngine(vision.Config{
+		ModelDir:  a.cfg.Models.Dir,
+		Pool:      a.cfg.Vision.Pool,
+		MaxPixels: a.cfg.Vision.MaxPixels,
+		MinFacePx: a.cfg.Vision.MinFacePx,
+		Logger:    log,
+	})
+	if err != nil {
+		return nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch` first)", err)
+	}
+	a.engine = e
+	return e, nil
+}
+
 // openFaceApp opens the database and the engine. The engine is skipped when
 // withEngine is false (forget needs no models).
 func (m *Main) openFaceApp(ctx context.Context, cfg Config, withEngine bool) (*faceApp, error) {
@@ -59,18 +80,6 @@ func (m *Main) openFaceApp(ctx context.Context, cfg Config, withEngine bool) (*f
 	var det enroll.Detector
 	model := vision.ModelDlib
 	if withEngine {
-		a.engine, err = vision.NewEngine(vision.Config{
-			ModelDir:  cfg.Models.Dir,
-			Pool:      cfg.Vision.Pool,
-			MaxPixels: cfg.Vision.MaxPixels,
-			MinFacePx: cfg.Vision.MinFacePx,
-			Logger:    m.Logger,
-		})
-		if err != nil {
-			a.Close()
-			return nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch` first)", err)
-		}
-		det, a.embedder = a.engine, a.engine
 		if cfg.Vision.Engine == engineMobileFaceNet {
 			a.dnn, err = vision.NewDNNEngine(cfg.Models.Dir, cfg.Vision.MaxPixels, cfg.Vision.MinFacePx)
 			if err != nil {
@@ -78,6 +87,13 @@ func (m *Main) openFaceApp(ctx context.Context, cfg Config, withEngine bool) (*f
 				return nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch --set onnx`)", err)
 			}
 			det, a.embedder = a.dnn, a.dnn.Embedder()
+		} else {
+			e, err := a.dlib(m.Logger)
+			if err != nil {
+				a.Close()
+				return nil, err
+			}
+			det, a.embedder = e, e
 		}
 		model = det.Model()
 	}

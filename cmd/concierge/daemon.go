@@ -34,8 +34,7 @@ type Daemon struct {
 	notifier checkin.Notifier
 	closers  []func() error // alert publisher, NATS server: closed last-opened first
 
-	natsServer *alert.Server
-	natsURL    string
+	natsURL string
 
 	cameras   []*vision.Camera
 	detectors []*vision.YuNet

@@ -19,7 +19,6 @@ func (d *Daemon) openAlerts(ctx context.Context) error {
 			return concierge.Errorf(concierge.EUNAVAILABLE, "embedded nats at %s: %v", d.cfg.NATS.Listen, err)
 		}
 		d.closers = append(d.closers, srv.Close)
-		d.natsServer = srv
 		// The embedded server is ours on loopback: no credentials.
 		conn = alert.ConnConfig{URL: srv.ClientURL(), Name: conn.Name}
 	}

@@ -47,12 +47,17 @@ type demoWorld struct {
 
 func loadDemoWorld(ctx context.Context, app *faceApp, photos string) (*demoWorld, error) {
 	w := &demoWorld{photos: photos, srcs: map[string][]byte{}, boxes: map[demoPerson]image.Rectangle{}}
+	// The people are named by dlib's detections, whatever engine enrolls them.
+	dlib, err := app.dlib(app.svc.Logger)
+	if err != nil {
+		return nil, err
+	}
 	for _, p := range append(append([]demoPerson(nil), demoCustomers...), demoStrangers...) {
 		src, err := w.read(p.photo)
 		if err != nil {
 			return nil, err
 		}
-		faces, err := app.engine.Detect(ctx, src)
+		faces, err := dlib.Detect(ctx, src)
 		if err != nil {
 			return nil, fmt.Errorf("demo %s: %w", p.photo, err)
 		}
