@@ -23,23 +23,6 @@ import (
 
 const branch = "b001"
 
-// checkFor polls f every interval until it returns nil, failing the test
-// with f's last error after total.
-func checkFor(tb testing.TB, total, every time.Duration, f func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("after %v: %v", total, err)
-		}
-		time.Sleep(every)
-	}
-}
-
 // testLogger shows the components' logs with -v only: callbacks of a
 // closed NATS connection may still log after the test has ended.
 func testLogger() *slog.Logger {

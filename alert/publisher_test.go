@@ -14,6 +14,7 @@ import (
 	"concierge"
 	"concierge/alert"
 	"concierge/checkin"
+	"concierge/internal/testenv"
 )
 
 // collect subscribes a plain client to subject and returns a function
@@ -87,7 +88,7 @@ func TestPublishArrival(t *testing.T) {
 	if string(msgs[1].Data) != string(m.Data) {
 		t.Errorf("visit message differs from the alert:\n%s\n%s", msgs[1].Data, m.Data)
 	}
-	checkFor(t, 2*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 2*time.Second, 10*time.Millisecond, func() error {
 		if n := pending(t, db); n != 0 {
 			return fmt.Errorf("%d messages still pending after their acks", n)
 		}
@@ -226,7 +227,7 @@ func TestRepublishIsDeduplicated(t *testing.T) {
 	if err := p2.Notify(ctx, a, riskFlags); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if n := p2.Stats.Duplicates.Load(); n != 3 {
 			return fmt.Errorf("p2 saw %d duplicate acks, want 3", n)
 		}
@@ -266,7 +267,7 @@ func TestOutageDeliversInOrder(t *testing.T) {
 		ids = append(ids, a.ID)
 	}
 	notify(1)
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if n := pending(t, db); n != 0 {
 			return fmt.Errorf("%d pending", n)
 		}
@@ -283,7 +284,7 @@ func TestOutageDeliversInOrder(t *testing.T) {
 	r.start()
 
 	_, js := connect(t, r.url())
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if n := pending(t, db); n != 0 {
 			return fmt.Errorf("%d pending", n)
 		}
@@ -330,7 +331,7 @@ func TestStartWithServerDown(t *testing.T) {
 	}
 	r.start()
 	_, js := connect(t, r.url())
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		return wantStream(ctx, js, alert.Subject(branch, alert.FeedArrival), ids)
 	})
 }
@@ -369,7 +370,7 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 	r.start()
 	openPublisher(t, r.url(), db, nil)
 	_, js := connect(t, r.url())
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if err := wantStream(ctx, js, alert.Subject(branch, alert.FeedArrival), ids); err != nil {
 			return err
 		}
@@ -388,7 +389,7 @@ func TestStreamConfig(t *testing.T) {
 	if err := p.Notify(ctx, vipArrival(1), nil); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		s, err := js.Stream(ctx, "CONCIERGE_B001")
 		if err != nil {
 			return err
@@ -406,7 +407,7 @@ func TestStreamConfig(t *testing.T) {
 	if err := p.Notify(ctx, vipArrival(2), nil); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		s, err := js.Stream(ctx, "CONCIERGE_B001")
 		if err != nil {
 			return err

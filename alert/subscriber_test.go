@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"concierge/alert"
+	"concierge/internal/testenv"
 )
 
 func openSubscriber(tb testing.TB, url string) *alert.Subscriber {
@@ -113,7 +114,7 @@ func TestSubscriberFromStartPoints(t *testing.T) {
 	ids := notifyN(t, p, 1, 3)
 	_, js := connect(t, srv.ClientURL())
 	ctx := context.Background()
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		return wantStream(ctx, js, alert.Subject(branch, alert.FeedVisit), ids)
 	})
 	s := openSubscriber(t, srv.ClientURL())
@@ -154,7 +155,7 @@ func TestSubscriberFromStartPoints(t *testing.T) {
 	n := 4
 	var first alert.Alert
 	var notified []string
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
 		notified = append(notified, notifyN(t, p, n, n)...)
 		n++
 		select {
@@ -213,7 +214,7 @@ func TestSubscriberYieldsUndecodable(t *testing.T) {
 	ids := notifyN(t, p, 1, 1)
 	_, js := connect(t, srv.ClientURL())
 	ctx := context.Background()
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		return wantStream(ctx, js, alert.Subject(branch, alert.FeedArrival), ids)
 	})
 	if _, err := js.Publish(ctx, alert.Subject(branch, alert.FeedArrival), []byte(`{"schema":"other"}`)); err != nil {

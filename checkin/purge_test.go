@@ -9,23 +9,8 @@ import (
 	"concierge"
 	"concierge/checkin"
 	"concierge/enroll"
+	"concierge/internal/testenv"
 )
-
-// checkFor polls f until it returns nil or total has passed.
-func checkFor(tb testing.TB, total, every time.Duration, f func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatal(err)
-		}
-		time.Sleep(every)
-	}
-}
 
 func TestPurgeLoop(t *testing.T) {
 	db := mustOpenDB(t)
@@ -53,7 +38,7 @@ func TestPurgeLoop(t *testing.T) {
 	loopCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- svc.PurgeLoop(loopCtx, 10*time.Millisecond, checkin.DefaultRetention) }()
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		vs, err := db.Visits(ctx, "", time.Time{})
 		if err != nil || len(vs) != 2 || vs[0].ID != "V2" {
 			return fmt.Errorf("visits after purge: %+v, %v", vs, err)

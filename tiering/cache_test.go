@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"concierge/internal/testenv"
 )
 
 // memStore is a Store in memory for the cache's own tests; the SQLite store
@@ -93,23 +95,6 @@ func (m *memStore) TiersVersion(context.Context) (int64, error) {
 
 var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// checkFor polls fn until it succeeds or total elapses, instead of sleeping
-// a guessed time.
-func checkFor(t *testing.T, total, every time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(every)
-	}
-}
-
 func TestCacheImportRefresh(t *testing.T) {
 	ctx := context.Background()
 	s := mustSchemes(t)
@@ -165,7 +150,7 @@ func TestCachePollsForOtherProcessesImports(t *testing.T) {
 	if _, err := im.Import(ctx, []byte("customer_id,month,points\nC1,2024-06,90000\n"), ImportOptions{Source: "x.csv"}); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
 		if st, ok := cache.Tier("C1", time.Date(2024, 6, 30, 12, 0, 0, 0, time.UTC)); !ok || st.Level != "star7" {
 			return fmt.Errorf("C1 = %+v, %v", st, ok)
 		}

@@ -19,6 +19,7 @@ import (
 
 	"concierge/alert"
 	"concierge/checkin"
+	"concierge/internal/testenv"
 	"concierge/sqlite"
 )
 
@@ -136,7 +137,7 @@ func TestWatchJSON(t *testing.T) {
 	stdout, stderr, stop := startWatch(t, "--config", cfg, "--json", "--since", "all")
 
 	second := env.notify(t, "b001", "C1002", []checkin.RiskFlag{{Kind: "fraud", Reason: "F1"}})
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if n := len(stdout.lines()); stdout.String() == "" || n < 2 {
 			return fmt.Errorf("stdout %q, stderr %q", stdout.String(), stderr.String())
 		}
@@ -176,7 +177,7 @@ func TestWatchJSON(t *testing.T) {
 func TestWatchEmbeddedReadable(t *testing.T) {
 	env := newAlertEnv(t, "b007")
 	old := env.notify(t, "b007", "C0001", nil)
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if n := env.pub.Stats.Published.Load(); n < 2 {
 			return fmt.Errorf("%d of 2 messages of the old arrival published", n)
 		}
@@ -187,7 +188,7 @@ func TestWatchEmbeddedReadable(t *testing.T) {
 
 	// When the subscription began cannot be observed: notify until it
 	// shows one.
-	checkFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		if stdout.String() != "" {
 			return nil
 		}
@@ -213,7 +214,7 @@ func TestWatchManagerFeed(t *testing.T) {
 	env.notify(t, "b001", "C1002", []checkin.RiskFlag{{Kind: "aml", Reason: "R042"}})
 	cfg := writeWatchConfig(t, "branch: b001\nnats:\n  url: "+env.srv.ClientURL()+"\n")
 	stdout, _, stop := startWatch(t, "--config", cfg, "--feed", "manager", "--since", "1h")
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if stdout.String() == "" {
 			return errors.New("nothing printed")
 		}
@@ -302,7 +303,7 @@ func TestWatchClaims(t *testing.T) {
 	a := env.notify(t, "b001", "C1001", nil)
 	cfg := writeWatchConfig(t, "branch: b001\nnats:\n  url: "+env.srv.ClientURL()+"\n")
 	stdout, stderr, stop := startWatch(t, "--config", cfg, "--since", "all")
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if !strings.Contains(stdout.String(), "(C1001)") {
 			return fmt.Errorf("alert not shown yet: %q %q", stdout.String(), stderr.String())
 		}
@@ -316,7 +317,7 @@ func TestWatchClaims(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "already claimed") {
 		t.Fatalf("second claim: exit %d, %q", code, errOut)
 	}
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if !strings.Contains(stdout.String(), "claimed  "+a.ID+"  by Li") {
 			return fmt.Errorf("claim not shown: %q", stdout.String())
 		}

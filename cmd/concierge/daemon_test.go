@@ -23,22 +23,6 @@ import (
 	"concierge/vision"
 )
 
-// checkFor polls fn until it returns nil or total elapses.
-func checkFor(t *testing.T, total, every time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(every)
-	}
-}
-
 type daemonEnv struct {
 	cfg     Config
 	seconds float64
@@ -156,7 +140,7 @@ func TestDaemonAlertsOncePerVisit(t *testing.T) {
 	defer stop()
 
 	frames := int64(env.seconds * 15)
-	checkFor(t, 90*time.Second, 100*time.Millisecond, func() error {
+	testenv.CheckFor(t, 90*time.Second, 100*time.Millisecond, func() error {
 		if n := d.cameras[0].Stats.Frames.Load(); n < frames {
 			return fmt.Errorf("camera processed %d of %d frames", n, frames)
 		}
@@ -164,7 +148,7 @@ func TestDaemonAlertsOncePerVisit(t *testing.T) {
 	})
 	// Every enrolled visitor once; Ms Wang's second visit falls in her
 	// cooldown; the two strangers never.
-	checkFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {
 		if got := arrivals(); len(got) < 3 {
 			return fmt.Errorf("%d alerts so far", len(got))
 		}
@@ -240,14 +224,14 @@ func TestDaemonSIGTERM(t *testing.T) {
 	defer cmd.Process.Kill()
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	var nc *nats.Conn
-	checkFor(t, 30*time.Second, 100*time.Millisecond, func() (err error) {
+	testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() (err error) {
 		nc, err = nats.Connect(url)
 		return err
 	})
 	nc.Close()
 	arrivals, stop := collect(t, url, "concierge.t1.arrival")
 	defer stop()
-	checkFor(t, 60*time.Second, 100*time.Millisecond, func() error {
+	testenv.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
 		if len(arrivals()) == 0 {
 			return fmt.Errorf("no alert yet; daemon log:\n%s", stderr.String())
 		}

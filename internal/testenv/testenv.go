@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // CacheDir is where deploy/setup.sh puts models and test photos.
@@ -96,4 +97,22 @@ func need(tb testing.TB, path, provider string) {
 		tb.Fatal(msg)
 	}
 	tb.Skip(msg)
+}
+
+// CheckFor polls fn every interval until it returns nil, and fails the test
+// with fn's last error once total has passed: asynchronous outcomes are
+// waited for, never slept on.
+func CheckFor(tb testing.TB, total, every time.Duration, fn func() error) {
+	tb.Helper()
+	deadline := time.Now().Add(total)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("after %v: %v", total, err)
+		}
+		time.Sleep(every)
+	}
 }
