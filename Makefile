@@ -11,7 +11,8 @@ setup:
 demo: setup
 	bin/concierge demo
 
-test: setup
+test:
+	deploy/setup.sh --test
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	go vet ./...
 	go test -race $$(go list ./... | grep -v -e /vision -e /cmd/)

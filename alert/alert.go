@@ -46,8 +46,12 @@ func ParseFeed(s string) (Feed, error) {
 		return FeedVisit, nil
 	case "claim", string(FeedClaim):
 		return FeedClaim, nil
+	case "escalation", string(FeedEscalation):
+		return FeedEscalation, nil
+	case "rejection", string(FeedRejection):
+		return FeedRejection, nil
 	}
-	return "", fmt.Errorf("feed %q is not one of: arrival, manager, visit, claim", s)
+	return "", fmt.Errorf("feed %q is not one of: arrival, manager, visit, claim, escalation, rejection", s)
 }
 
 // Subject is the NATS subject of a branch's feed: concierge.<branch>.<feed>.

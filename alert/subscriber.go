@@ -109,65 +109,79 @@ func (s *Subscriber) Close() error {
 // its error (and its Seq, Subject and Data); ranging may go on past it.
 func (s *Subscriber) Alerts(ctx context.Context, feed Feed, start Start) iter.Seq2[Alert, error] {
 	return func(yield func(Alert, error) bool) {
-		if s.js == nil {
-			yield(Alert{}, errors.New("alert subscriber: not open"))
+		s.follow(ctx, []string{Subject(s.cfg.Branch, feed)}, start, func(e Event) bool {
+			a := Alert{Seq: e.Seq, Subject: e.Subject, Stored: e.Stored, Data: e.Data}
+			var err error
+			if a.Message, err = Decode(a.Data); err != nil {
+				err = fmt.Errorf("alert seq %d: %w", a.Seq, err)
+			}
+			return yield(a, err)
+		}, func(err error) bool { return yield(Alert{}, err) })
+	}
+}
+
+// follow reads subjects in stream order from start and hands each message
+// to yield until ctx ends, the subscriber closes or yield returns false.
+// Outages are ridden out: reading resumes after the last message yielded.
+// fail reports a subscriber that cannot read at all.
+func (s *Subscriber) follow(ctx context.Context, subjects []string, start Start, yield func(Event) bool, fail func(error) bool) {
+	if s.js == nil {
+		fail(errors.New("alert subscriber: not open"))
+		return
+	}
+	pos := start
+	called := time.Now()
+	var backoff time.Duration
+	warned := false
+	for {
+		delivered := false
+		stopped, err := s.read(ctx, subjects, &pos, func(e Event) bool {
+			delivered = true
+			return yield(e)
+		})
+		if stopped || ctx.Err() != nil || s.nc.IsClosed() {
 			return
 		}
-		subject := Subject(s.cfg.Branch, feed)
-		pos := start
-		called := time.Now()
-		var backoff time.Duration
-		warned := false
-		for {
-			delivered := false
-			stopped, err := s.read(ctx, subject, &pos, func(a Alert, err error) bool {
-				delivered = true
-				return yield(a, err)
-			})
-			if stopped || ctx.Err() != nil || s.nc.IsClosed() {
-				return
+		if pos == (Start{}) {
+			// "From now on" could not be pinned to a sequence. With no
+			// stream yet, everything it will hold is newer than the
+			// call; otherwise the call's time is the best bound.
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				pos = Start{All: true}
+			} else {
+				pos = Start{Since: called}
 			}
-			if pos == (Start{}) {
-				// "From now on" could not be pinned to a sequence. With no
-				// stream yet, everything it will hold is newer than the
-				// call; otherwise the call's time is the best bound.
-				if errors.Is(err, jetstream.ErrStreamNotFound) {
-					pos = Start{All: true}
-				} else {
-					pos = Start{Since: called}
-				}
-			}
-			if delivered {
-				backoff = 0
-			}
-			backoff = min(max(2*backoff, 250*time.Millisecond), s.cfg.RetryMax)
-			level := slog.LevelDebug
-			if !warned {
-				level, warned = slog.LevelWarn, true
-			}
-			s.log.Log(ctx, level, "alert feed unavailable; retrying", slog.String("subject", subject),
-				slog.Any("error", err), slog.Duration("retry_in", backoff))
-			t := time.NewTimer(backoff)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
+		}
+		if delivered {
+			backoff = 0
+		}
+		backoff = min(max(2*backoff, 250*time.Millisecond), s.cfg.RetryMax)
+		level := slog.LevelDebug
+		if !warned {
+			level, warned = slog.LevelWarn, true
+		}
+		s.log.Log(ctx, level, "alert feed unavailable; retrying", slog.Any("subjects", subjects),
+			slog.Any("error", err), slog.Duration("retry_in", backoff))
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
 		}
 	}
 }
 
-// read consumes subject from *pos with an ordered consumer, advancing *pos
-// past every alert it yields. stopped reports that the caller wants no
-// more; otherwise err says why reading ended.
-func (s *Subscriber) read(ctx context.Context, subject string, pos *Start, yield func(Alert, error) bool) (stopped bool, err error) {
+// read consumes subjects from *pos with an ordered consumer, advancing
+// *pos past every message it yields. stopped reports that the caller wants
+// no more; otherwise err says why reading ended.
+func (s *Subscriber) read(ctx context.Context, subjects []string, pos *Start, yield func(Event) bool) (stopped bool, err error) {
 	if !s.nc.IsConnected() {
 		return false, fmt.Errorf("nats not connected (%s)", s.nc.Status())
 	}
-	stream, err := s.js.StreamNameBySubject(ctx, subject)
+	stream, err := s.js.StreamNameBySubject(ctx, subjects[0])
 	if err != nil {
-		return false, fmt.Errorf("find stream for %s: %w", subject, err)
+		return false, fmt.Errorf("find stream for %s: %w", subjects[0], err)
 	}
 	if *pos == (Start{}) {
 		// Pin "from now on" to a sequence, so that resuming after an
@@ -182,8 +196,8 @@ func (s *Subscriber) read(ctx context.Context, subject string, pos *Start, yield
 		}
 	}
 	cfg := jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subject},
-		// One attempt: on failure Next returns, and Alerts restarts from
+		FilterSubjects: subjects,
+		// One attempt: on failure Next returns, and follow restarts from
 		// its own position with a backoff it controls.
 		MaxResetAttempts: 1,
 	}
@@ -198,29 +212,24 @@ func (s *Subscriber) read(ctx context.Context, subject string, pos *Start, yield
 	}
 	cons, err := s.js.OrderedConsumer(ctx, stream, cfg)
 	if err != nil {
-		return false, fmt.Errorf("consume %s: %w", subject, err)
+		return false, fmt.Errorf("consume %v: %w", subjects, err)
 	}
 	it, err := cons.Messages()
 	if err != nil {
-		return false, fmt.Errorf("consume %s: %w", subject, err)
+		return false, fmt.Errorf("consume %v: %w", subjects, err)
 	}
 	defer it.Stop()
 	for {
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
-			return false, fmt.Errorf("consume %s: %w", subject, err)
+			return false, fmt.Errorf("consume %v: %w", subjects, err)
 		}
 		md, err := msg.Metadata()
 		if err != nil {
-			return false, fmt.Errorf("consume %s: %w", subject, err)
+			return false, fmt.Errorf("consume %v: %w", subjects, err)
 		}
-		a := Alert{Seq: md.Sequence.Stream, Subject: msg.Subject(), Stored: md.Timestamp, Data: msg.Data()}
-		var derr error
-		if a.Message, derr = Decode(a.Data); derr != nil {
-			derr = fmt.Errorf("alert seq %d: %w", a.Seq, derr)
-		}
-		*pos = Start{AfterSeq: a.Seq}
-		if !yield(a, derr) {
+		*pos = Start{AfterSeq: md.Sequence.Stream}
+		if !yield(Event{Seq: md.Sequence.Stream, Subject: msg.Subject(), Stored: md.Timestamp, Data: msg.Data()}) {
 			return true, nil
 		}
 	}

@@ -6,6 +6,7 @@
 #
 #   deploy/setup.sh            packages, binary (bin/concierge), models, photos
 #   deploy/setup.sh --no-apt   skip the package step (packages already present)
+#   deploy/setup.sh --test     also the browser tests' packages (Chromium, a CJK font)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -15,9 +16,11 @@ MODELS_DIR=${CONCIERGE_MODELS_DIR:-$CACHE/models}
 PHOTOS_DIR=${CONCIERGE_TEST_PHOTOS:-$CACHE/testdata/photos}
 SHARED=${CONCIERGE_SHARED:-$ROOT/../shared}
 APT=1
+TEST=0
 for a in "$@"; do
   case "$a" in
     --no-apt) APT=0 ;;
+    --test) TEST=1 ;;
     *) echo "setup: unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -29,6 +32,9 @@ say() { printf '== %s\n' "$*"; }
 # builds against; npm fetches the model and photo tarballs.
 PKGS=(gcc g++ pkg-config libdlib-dev libopencv-dev libblas-dev liblapack-dev libatlas-base-dev
       libjpeg62-turbo-dev npm)
+# The lobby and kiosk pages are tested in a real headless Chromium; the
+# font renders their Chinese text in screenshots.
+[ "$TEST" = 1 ] && PKGS+=(chromium fonts-wqy-microhei)
 if [ "$APT" = 1 ]; then
   missing=()
   for p in "${PKGS[@]}"; do
