@@ -101,6 +101,9 @@ type Message struct {
 	// ExpiresAt is when lobby screens stop showing the alert.
 	ExpiresAt time.Time          `json:"expires_at"`
 	RiskFlags []checkin.RiskFlag `json:"risk_flags,omitempty"`
+	// Escalated marks the manager's copy of an alert nobody claimed in
+	// time (see Escalator); absent on every other message.
+	Escalated *Escalated `json:"escalated,omitempty"`
 }
 
 // Customer is who arrived, as staff may see them.
@@ -126,6 +129,10 @@ type ServiceLevel struct {
 	Greeting string `json:"greeting,omitempty"`
 	Lane     string `json:"lane,omitempty"`
 	NotifyRM bool   `json:"notify_rm"`
+	// EscalateAfter is how long the alert may stay unclaimed before it is
+	// raised to the branch manager: absent for the branch's default, 0 for
+	// never.
+	EscalateAfter *Seconds `json:"escalate_after_s,omitempty"`
 }
 
 // Match is how sure the recognition was, so staff can judge a doubtful one.
@@ -162,6 +169,10 @@ func NewMessage(a checkin.Arrival, ttl time.Duration) Message {
 		m.Customer.Language = t.Language
 		if s := t.Service; s != nil {
 			m.ServiceLevel = &ServiceLevel{Priority: s.Priority, Greeting: s.Greeting, Lane: s.Lane, NotifyRM: s.NotifyRM}
+			if s.EscalateAfter != 0 {
+				after := Seconds(max(s.EscalateAfter, 0)) // never is 0 on the wire
+				m.ServiceLevel.EscalateAfter = &after
+			}
 		}
 	}
 	return m

@@ -3,6 +3,7 @@ package alert_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -12,8 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"concierge/alert"
 	"concierge/checkin"
+	"concierge/internal/testenv"
 )
 
 // schema is the subset of JSON Schema (draft 2020-12) that
@@ -190,15 +194,48 @@ func TestMessagesMatchSchema(t *testing.T) {
 	bare.Tier, bare.DisplayName, bare.FirstSeen = nil, "", time.Time{}
 	noService := vipArrival(3)
 	noService.Tier.Service = nil
+	tierTimes := vipArrival(4)
+	tierTimes.Tier.Service = &checkin.ServiceLevel{Priority: 1, EscalateAfter: 90 * time.Second}
+	never := vipArrival(5)
+	never.Tier.Service = &checkin.ServiceLevel{Priority: 1, EscalateAfter: -1}
 	for _, n := range []struct {
 		a    checkin.Arrival
 		risk []checkin.RiskFlag
-	}{{full, riskFlags}, {bare, nil}, {noService, riskFlags}} {
+	}{{full, riskFlags}, {bare, nil}, {noService, riskFlags}, {tierTimes, nil}, {never, nil}} {
 		if err := p.Notify(ctx, n.a, n.risk); err != nil {
 			t.Fatal(err)
 		}
 	}
-	msgs := all(8)
+	msgs := all(12)
+	// The escalator's manager copy of an unclaimed alert.
+	esc, err := alert.NewEscalator(alert.EscalatorConfig{Branch: branch, Conn: connConfig(srv.ClientURL()),
+		Tick: time.Hour, Now: func() time.Time { return tierTimes.At.Add(time.Minute) }, Lookback: 365 * 24 * time.Hour, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := esc.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer esc.Close()
+	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if esc.Pending() == 0 {
+			return errors.New("escalator has not read the alerts")
+		}
+		return nil
+	})
+	if _, err := esc.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	msgs = all(len(msgs) + 1)
+	mgr := msgs[len(msgs)-1]
+	if mgr.Subject != alert.Subject(branch, alert.FeedManager) || !strings.Contains(string(mgr.Data), `"escalated":{"after_s":60,"time":`) {
+		t.Errorf("escalated copy %s: %s", mgr.Subject, mgr.Data)
+	}
+	for _, want := range []string{`"escalate_after_s":90`, `"escalate_after_s":0`} {
+		if !slices.ContainsFunc(msgs, func(m *nats.Msg) bool { return strings.Contains(string(m.Data), want) }) {
+			t.Errorf("no message with %s", want)
+		}
+	}
 	for _, m := range msgs {
 		if err := validateJSON(s, m.Data); err != nil {
 			t.Errorf("%s: %v\n%s", m.Subject, err, m.Data)
@@ -230,6 +267,12 @@ func TestSchemaCheckerRejects(t *testing.T) {
 		"no customer id":    func(m map[string]any) { delete(m["customer"].(map[string]any), "id") },
 		"bad risk kind":     func(m map[string]any) { m["risk_flags"] = []any{map[string]any{"kind": "gossip", "reason": "x"}} },
 		"priority zero":     func(m map[string]any) { m["service_level"].(map[string]any)["priority"] = 0 },
+		"escalate after -1": func(m map[string]any) { m["service_level"].(map[string]any)["escalate_after_s"] = -1 },
+		"escalate after 1m": func(m map[string]any) { m["service_level"].(map[string]any)["escalate_after_s"] = "1m" },
+		"escalated no time": func(m map[string]any) { m["escalated"] = map[string]any{"after_s": 60} },
+		"escalated bad time": func(m map[string]any) {
+			m["escalated"] = map[string]any{"after_s": 60, "time": "yesterday"}
+		},
 	} {
 		var m map[string]any
 		if err := json.Unmarshal(good, &m); err != nil {

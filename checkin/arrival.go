@@ -54,7 +54,7 @@ type ServiceLevel struct {
 	Lane          string        `json:"lane,omitempty"` // lane, counter or room
 	NotifyRM      bool          `json:"notify_rm"`
 	Cooldown      time.Duration `json:"-"`
-	EscalateAfter time.Duration `json:"-"`
+	EscalateAfter time.Duration `json:"-"` // unclaimed alert to the manager after this; 0: branch default, < 0: never
 }
 
 // RiskFlag is a credit, fraud or AML flag from core banking. It is routed to

@@ -112,6 +112,10 @@ func (d *DB) Forget(ctx context.Context, customerID string, at time.Time) (int, 
 		if n, err = r.RowsAffected(); err != nil {
 			return err
 		}
+		// "Not this person" marks name the customer too (sqlite/feedback.go).
+		if _, err := tx.ExecContext(ctx, `DELETE FROM false_matches WHERE customer_id = ?`, customerID); err != nil {
+			return fmt.Errorf("delete false matches: %w", err)
+		}
 		if _, err := tx.ExecContext(ctx, `UPDATE consents SET withdrawn_at = ? WHERE customer_id = ? AND withdrawn_at IS NULL`,
 			at.UTC().Format(timeFormat), customerID); err != nil {
 			return fmt.Errorf("withdraw consent: %w", err)

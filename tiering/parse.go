@@ -274,7 +274,10 @@ type rawService struct {
 	Room     string `yaml:"room"`
 	NotifyRM bool   `yaml:"notify_rm"`
 	Cooldown string `yaml:"cooldown"`
-	line     int
+	// EscalateAfter is a duration, or "never" for a tier whose alerts are
+	// never raised to the manager.
+	EscalateAfter string `yaml:"escalate_after"`
+	line          int
 }
 
 func (r *rawService) UnmarshalYAML(n *yaml.Node) error {
@@ -539,6 +542,17 @@ func (r *rawService) build() (ServiceLevel, error) {
 			return s, lineErrorf(r.line, "service: cooldown %q is not a duration such as 30m or 4h", r.Cooldown)
 		}
 		s.Cooldown = Duration(d)
+	}
+	switch r.EscalateAfter {
+	case "":
+	case "never":
+		s.EscalateAfter = NeverEscalate
+	default:
+		d, err := time.ParseDuration(r.EscalateAfter)
+		if err != nil || d <= 0 {
+			return s, lineErrorf(r.line, `service: escalate_after %q is neither a positive duration such as 90s or 5m nor "never"`, r.EscalateAfter)
+		}
+		s.EscalateAfter = Duration(d)
 	}
 	s.Greeting, s.Lane, s.Room, s.NotifyRM = r.Greeting, r.Lane, r.Room, r.NotifyRM
 	return s, nil

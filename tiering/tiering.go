@@ -50,10 +50,18 @@ type Duration time.Duration
 
 func (d Duration) String() string { return time.Duration(d).String() }
 
-// MarshalJSON writes the duration as Go duration text.
+// MarshalJSON writes the duration as Go duration text, and NeverEscalate
+// (the only negative Duration) as "never".
 func (d Duration) MarshalJSON() ([]byte, error) {
+	if d < 0 {
+		return []byte(`"never"`), nil
+	}
 	return []byte(`"` + time.Duration(d).String() + `"`), nil
 }
+
+// NeverEscalate is ServiceLevel.EscalateAfter for a tier whose unclaimed
+// alerts are never raised to the branch manager.
+const NeverEscalate Duration = -1
 
 // ServiceLevel is what a tier earns at the branch.
 type ServiceLevel struct {
@@ -66,6 +74,10 @@ type ServiceLevel struct {
 	NotifyRM bool   `json:"notify_rm"`      // tell the relationship manager too
 	// Cooldown is the least time between two alerts for the same customer.
 	Cooldown Duration `json:"cooldown"`
+	// EscalateAfter is how long an alert may stay unclaimed before it is
+	// raised to the branch manager: 0 takes the branch's alerts.escalate_after,
+	// NeverEscalate turns escalation off for the tier.
+	EscalateAfter Duration `json:"escalate_after,omitempty"`
 }
 
 // Alerts reports whether an arrival at this level alerts staff at all.

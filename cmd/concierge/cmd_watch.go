@@ -10,15 +10,20 @@ import (
 	"sync"
 	"time"
 
+	"github.com/oklog/ulid/v2"
+
 	"concierge"
 	"concierge/alert"
 )
 
 const watchUsage = `usage: concierge watch [--json] [--since DURATION|all] [--feed arrival|manager|visit] [--config FILE]
        concierge watch --claim ALERT_ID --by NAME
-Prints the branch's alerts, and who claimed them, as they arrive until interrupted; --claim takes
-an alert ("I'm on it") for every screen to see. Connects to nats.url, or to the embedded server of
-the daemon running on this box (nats.listen) when nats.url is empty.`
+       concierge watch --reject ALERT_ID --by NAME [--reason TEXT]
+Prints the branch's alerts as they arrive until interrupted, with who claimed them, which were
+escalated to the manager and which were withdrawn as "not this person". --claim takes an alert
+("I'm on it") for every screen to see; --reject marks it as naming the wrong customer, which
+withdraws it on every screen and makes matching that customer stricter. Connects to nats.url, or to
+the embedded server of the daemon running on this box (nats.listen) when nats.url is empty.`
 
 func runWatch(ctx context.Context, m *Main, args []string) error {
 	fs := m.flags("watch")
@@ -26,7 +31,9 @@ func runWatch(ctx context.Context, m *Main, args []string) error {
 	since := fs.String("since", "", `also print earlier alerts: from this long ago (e.g. 30m), or "all" the stream keeps`)
 	feedName := fs.String("feed", "arrival", "arrival (staff alerts), manager (with risk flags) or visit (every check-in)")
 	claimID := fs.String("claim", "", "claim this alert id and exit")
-	claimBy := fs.String("by", "", "who claims (with --claim)")
+	rejectID := fs.String("reject", "", `mark this alert "not this person" and exit`)
+	claimBy := fs.String("by", "", "who claims or marks (with --claim or --reject)")
+	reason := fs.String("reason", "", "why it is not this person (with --reject; optional)")
 	fs.Usage = func() {
 		fmt.Fprintln(m.Stderr, watchUsage)
 		fs.PrintDefaults()
@@ -54,7 +61,14 @@ func runWatch(ctx context.Context, m *Main, args []string) error {
 	if err != nil {
 		return concierge.Errorf(concierge.EINVALID, "%v", err)
 	}
-	if *claimID != "" || *claimBy != "" {
+	switch {
+	case *claimID != "" && *rejectID != "":
+		return usagef("watch: --claim and --reject exclude each other")
+	case *reason != "" && *rejectID == "":
+		return usagef("watch: --reason goes with --reject")
+	case *rejectID != "":
+		return m.reject(ctx, cfg, url, *rejectID, *claimBy, *reason)
+	case *claimID != "" || *claimBy != "":
 		return m.claim(ctx, cfg, url, *claimID, *claimBy)
 	}
 	sub, err := alert.NewSubscriber(alert.SubscriberConfig{Branch: cfg.Branch, Conn: natsClient(cfg.NATS, url, "concierge-watch"), Logger: m.Logger})
@@ -72,31 +86,37 @@ func runWatch(ctx context.Context, m *Main, args []string) error {
 		_, err := fmt.Fprintln(m.Stdout, line)
 		return err
 	}
-	// Claims come on their own feed; show them beside the alerts so every
-	// terminal sees who is already on it.
+	// Claims, escalations and "not this person" marks come on feeds of
+	// their own; show them beside the alerts so every terminal sees who is
+	// on it, what went to the manager and what was withdrawn. Each feed is
+	// read by its own consumer, filtered on its one subject, so a lobby
+	// account needs a permission per subject and never an unfiltered one
+	// (docs/alerts.md); the price is that lines of different feeds may
+	// interleave out of order when catching up.
 	var wg sync.WaitGroup
 	if feed == alert.FeedArrival {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for a := range sub.Alerts(ctx, alert.FeedClaim, start) {
-				c, err := alert.DecodeClaim(a.Data)
-				if err != nil {
-					m.Logger.Warn("unreadable claim skipped", slog.Any("error", err))
-					continue
+		for _, side := range []alert.Feed{alert.FeedClaim, alert.FeedEscalation, alert.FeedRejection} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for e, err := range sub.Events(ctx, start, side) {
+					if err != nil {
+						m.Logger.Warn("unreadable message skipped", slog.String("feed", string(side)), slog.Any("error", err))
+						continue
+					}
+					line := formatEvent(e, time.Local)
+					if *asJSON {
+						line = string(e.Data)
+					}
+					if emit(line) != nil {
+						return
+					}
 				}
-				line := fmt.Sprintf("%s  claimed  %s  by %s", c.At.In(time.Local).Format(time.TimeOnly), c.AlertID, c.By)
-				if *asJSON {
-					line = string(a.Data)
-				}
-				if emit(line) != nil {
-					return
-				}
-			}
-		}()
+			}()
+		}
 	}
-	// Closing the connection ends the claims reader however it is blocked;
-	// only then wait for it.
+	// Closing the connection ends the side readers however they are
+	// blocked; only then wait for them.
 	defer func() {
 		sub.Close()
 		wg.Wait()
@@ -138,6 +158,71 @@ func (m *Main) claim(ctx context.Context, cfg Config, url, id, by string) error 
 	}
 	_, err = fmt.Fprintf(m.Stdout, "claimed %s as %s\n", id, by)
 	return err
+}
+
+// reject marks one alert "not this person"; a second mark is refused. The
+// mark names the customer of the alert as the stream holds it, which the
+// daemon checks against its own visit record anyway.
+func (m *Main) reject(ctx context.Context, cfg Config, url, id, by, reason string) error {
+	if by == "" {
+		return usagef("watch: --reject needs --by NAME")
+	}
+	u, err := ulid.ParseStrict(id)
+	if err != nil {
+		return usagef("watch: --reject %q is not an alert id", id)
+	}
+	sub, err := alert.NewSubscriber(alert.SubscriberConfig{Branch: cfg.Branch, Conn: natsClient(cfg.NATS, url, "concierge-reject"), Logger: m.Logger})
+	if err != nil {
+		return concierge.Errorf(concierge.EINVALID, "%v", err)
+	}
+	if err := sub.Open(); err != nil {
+		return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
+	}
+	defer sub.Close()
+	a, err := findAlert(ctx, sub, id, ulid.Time(u.Time()))
+	if err != nil {
+		return err
+	}
+	c, err := alert.NewClaimer(natsClient(cfg.NATS, url, "concierge-reject"), cfg.Branch, m.Logger)
+	if err != nil {
+		return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
+	}
+	defer c.Close()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := c.Reject(cctx, id, a.Customer.ID, by, reason, time.Now()); err != nil {
+		if errors.Is(err, alert.ErrAlreadyRejected) {
+			return concierge.Errorf(concierge.ECONFLICT, "alert %s was already marked not this person", id)
+		}
+		return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
+	}
+	_, err = fmt.Fprintf(m.Stdout, "marked %s not this person (%s) as %s\n", id, a.Customer.ID, by)
+	return err
+}
+
+// findAlert reads the staff feed from just before the time in the alert's
+// ULID until it meets the alert, or an alert made after it, or a few
+// seconds pass with nothing more to read.
+func findAlert(ctx context.Context, sub *alert.Subscriber, id string, made time.Time) (alert.Alert, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	// A minute of slack for the clocks of the daemon and the NATS server.
+	for a, err := range sub.Alerts(ctx, alert.FeedArrival, alert.Start{Since: made.Add(-time.Minute)}) {
+		switch {
+		case err != nil:
+			continue
+		case a.ID == id:
+			return a, nil
+		case a.ID > id && a.Time.After(made.Add(time.Minute)):
+			// ULIDs sort by time and the outbox keeps the order.
+			return alert.Alert{}, concierge.Errorf(concierge.ENOTFOUND, "alert %s is not in the branch's stream", id)
+		}
+	}
+	if err := ctx.Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return alert.Alert{}, err
+	}
+	// Nothing more to read, or nothing could be read at all.
+	return alert.Alert{}, concierge.Errorf(concierge.ENOTFOUND, "alert %s is not in the branch's stream (or NATS did not answer)", id)
 }
 
 // parseSince turns --since into where the subscription starts.
@@ -192,7 +277,49 @@ func formatAlert(a alert.Alert, loc *time.Location) string {
 		}
 		parts = append(parts, "RISK "+strings.Join(flags, ","))
 	}
+	if e := a.Escalated; e != nil {
+		parts = append(parts, "ESCALATED: unclaimed for "+waited(time.Duration(e.After)))
+	}
 	return strings.Join(parts, "  ")
+}
+
+// formatEvent is the line of a claim, an escalation or a "not this
+// person" mark:
+// 10:42:31  claimed  01JP98PWCR5S2K33TS5K32AFDS  by Li
+// 10:43:07  ESCALATED  01JP98PWCR5S2K33TS5K32AFDS  (C1001)  unclaimed for 60s
+// 10:43:30  withdrawn  01JP98PWCR5S2K33TS5K32AFDS  not this person, by Li: different person
+func formatEvent(e alert.Event, loc *time.Location) string {
+	switch {
+	case e.Claim != nil:
+		c := e.Claim
+		return fmt.Sprintf("%s  claimed  %s  by %s", c.At.In(loc).Format(time.TimeOnly), c.AlertID, c.By)
+	case e.Escalation != nil:
+		x := e.Escalation
+		return fmt.Sprintf("%s  ESCALATED  %s  (%s)  unclaimed for %s", x.At.In(loc).Format(time.TimeOnly), x.AlertID,
+			x.CustomerID, waited(time.Duration(x.After)))
+	case e.Rejection != nil:
+		r := e.Rejection
+		line := fmt.Sprintf("%s  withdrawn  %s  not this person, by %s", r.At.In(loc).Format(time.TimeOnly), r.AlertID, r.By)
+		if r.Reason != "" {
+			line += ": " + r.Reason
+		}
+		return line
+	case e.Arrival != nil:
+		return formatAlert(alert.Alert{Message: *e.Arrival, Seq: e.Seq, Subject: e.Subject, Stored: e.Stored, Data: e.Data}, loc)
+	}
+	return string(e.Data)
+}
+
+// waited writes a wait as staff say it: 60s, 5m, 2m30s.
+func waited(d time.Duration) string {
+	d = d.Round(time.Second)
+	switch {
+	case d < 2*time.Minute:
+		return fmt.Sprintf("%ds", d/time.Second)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return d.String()
 }
 
 // watchURL is where watch finds NATS: nats.url, or the embedded server that

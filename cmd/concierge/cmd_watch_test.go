@@ -333,3 +333,124 @@ func TestWatchClaims(t *testing.T) {
 		t.Errorf("--claim without --by: exit %d, want 2", code)
 	}
 }
+
+// Every terminal shows which alerts went to the manager and which were
+// withdrawn as "not this person"; --reject marks an alert once, and the
+// mark names the alert's customer as the stream holds it.
+func TestWatchEscalationsAndRejections(t *testing.T) {
+	env := newAlertEnv(t, "b001")
+	first := env.notify(t, "b001", "C1001", nil)
+	second := env.notify(t, "b001", "C1002", nil)
+	cfg := writeWatchConfig(t, "branch: b001\nnats:\n  url: "+env.srv.ClientURL()+"\n")
+	stdout, stderr, stop := startWatch(t, "--config", cfg, "--since", "all")
+	jsonOut, _, stopJSON := startWatch(t, "--config", cfg, "--since", "all", "--json")
+
+	// The daemon's escalator publishes through the same Claimer call.
+	c, err := alert.NewClaimer(alert.ConnConfig{URL: env.srv.ClientURL()}, "b001", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if ok, err := c.Escalate(context.Background(), alert.Escalation{AlertID: first.ID, CustomerID: first.CustomerID,
+		After: alert.Seconds(time.Minute), At: first.At.Add(time.Minute)}); err != nil || !ok {
+		t.Fatalf("escalate: %v %v", ok, err)
+	}
+	out, errOut, code := run(t, "watch", "--config", cfg, "--reject", second.ID, "--by", "Li", "--reason", "different person")
+	if code != 0 || !strings.Contains(out, "marked "+second.ID+" not this person (C1002) as Li") {
+		t.Fatalf("reject: exit %d, %q %q", code, out, errOut)
+	}
+	_, errOut, code = run(t, "watch", "--config", cfg, "--reject", second.ID, "--by", "Wang")
+	if code != 1 || !strings.Contains(errOut, "already marked") {
+		t.Fatalf("second mark: exit %d, %q", code, errOut)
+	}
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		s := stdout.String()
+		if !strings.Contains(s, "  ESCALATED  "+first.ID+"  (C1001)  unclaimed for 60s") ||
+			!strings.Contains(s, "  withdrawn  "+second.ID+"  not this person, by Li: different person") {
+			return fmt.Errorf("stdout %q, stderr %q", s, stderr.String())
+		}
+		return nil
+	})
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if n := len(jsonOut.lines()); n < 4 {
+			return fmt.Errorf("%d JSON lines", n)
+		}
+		return nil
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := stopJSON(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stdout.String(), "Wang") {
+		t.Errorf("the refused mark was shown: %q", stdout.String())
+	}
+	schemas := map[string]int{}
+	for _, l := range jsonOut.lines() {
+		var m struct {
+			Schema     string `json:"schema"`
+			AlertID    string `json:"alert_id"`
+			CustomerID string `json:"customer_id"`
+			By         string `json:"by"`
+		}
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("not JSON: %s", l)
+		}
+		schemas[m.Schema]++
+		if m.Schema == alert.RejectionSchema && (m.AlertID != second.ID || m.CustomerID != "C1002" || m.By != "Li") {
+			t.Errorf("rejection %s", l)
+		}
+	}
+	if want := map[string]int{alert.Schema: 2, alert.EscalationSchema: 1, alert.RejectionSchema: 1}; fmt.Sprint(schemas) != fmt.Sprint(want) {
+		t.Errorf("JSON lines by schema %v, want %v", schemas, want)
+	}
+
+	// Bad marks: no staff name, not an alert id, an alert the stream
+	// does not hold (made two minutes before the first one).
+	unknown := ulid.MustNew(ulid.Timestamp(first.At.Add(-2*time.Minute)), ulid.DefaultEntropy()).String()
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--reject", first.ID}, 2, "--by"},
+		{[]string{"--reject", "nope", "--by", "Li"}, 2, "not an alert id"},
+		{[]string{"--reject", first.ID, "--claim", first.ID, "--by", "Li"}, 2, "exclude"},
+		{[]string{"--reason", "x"}, 2, "--reason goes with --reject"},
+		{[]string{"--claim", first.ID, "--by", "Li", "--reason", "x"}, 2, "--reason goes with --reject"},
+		{[]string{"--reject", unknown, "--by", "Li"}, 1, "not in the branch's stream"},
+	} {
+		_, errOut, code := run(t, append([]string{"watch", "--config", cfg}, tc.args...)...)
+		if code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Errorf("watch %v: exit %d, %q; want %d and %q", tc.args, code, errOut, tc.code, tc.want)
+		}
+	}
+}
+
+func TestFormatEvent(t *testing.T) {
+	at := time.Date(2025, 3, 14, 2, 43, 7, 0, time.UTC)
+	for _, tc := range []struct {
+		e    alert.Event
+		want string
+	}{
+		{alert.Event{Claim: &alert.Claim{AlertID: "A1", By: "Li", At: at}}, "02:43:07  claimed  A1  by Li"},
+		{alert.Event{Escalation: &alert.Escalation{AlertID: "A1", CustomerID: "C1", After: alert.Seconds(time.Minute), At: at}},
+			"02:43:07  ESCALATED  A1  (C1)  unclaimed for 60s"},
+		{alert.Event{Escalation: &alert.Escalation{AlertID: "A1", CustomerID: "C1", After: alert.Seconds(5 * time.Minute), At: at}},
+			"02:43:07  ESCALATED  A1  (C1)  unclaimed for 5m"},
+		{alert.Event{Rejection: &alert.Rejection{AlertID: "A1", By: "Li", At: at}}, "02:43:07  withdrawn  A1  not this person, by Li"},
+		{alert.Event{Rejection: &alert.Rejection{AlertID: "A1", By: "Li", Reason: "older", At: at}},
+			"02:43:07  withdrawn  A1  not this person, by Li: older"},
+	} {
+		if got := formatEvent(tc.e, time.UTC); got != tc.want {
+			t.Errorf("\n got %q\nwant %q", got, tc.want)
+		}
+	}
+	// The manager's copy of an escalated alert says so.
+	a := alert.Alert{Message: alert.Message{Time: at, Camera: "door-1", Customer: alert.Customer{ID: "C1", DisplayName: "王*"},
+		Match: alert.Match{Distance: 0.3}, Escalated: &alert.Escalated{After: alert.Seconds(150 * time.Second), At: at}}}
+	if got, want := formatAlert(a, time.UTC), "02:43:07  door-1  王*  (C1)  distance 0.30  ESCALATED: unclaimed for 2m30s"; got != want {
+		t.Errorf("\n got %q\nwant %q", got, want)
+	}
+}

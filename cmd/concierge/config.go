@@ -34,6 +34,8 @@ type Config struct {
 	Cameras []Camera      `yaml:"cameras"`
 	Tiering TieringConfig `yaml:"tiering"`
 	Checkin CheckinConfig `yaml:"checkin"`
+	Alerts  AlertsConfig  `yaml:"alerts"` // escalation and "not this person" (config_alerts.go)
+	Web     WebConfig     `yaml:"web"`    // the staff lobby page (config_web.go)
 	Log     LogConfig     `yaml:"log"`
 }
 
@@ -166,6 +168,9 @@ func DefaultConfig() Config {
 		NATS: NATSConfig{Listen: "127.0.0.1:4222", StoreDir: defaultDataPath("jetstream")},
 		HTTP: HTTPConfig{Addr: "127.0.0.1:8080"},
 		Log:  LogConfig{Level: "info", Format: "text"},
+
+		Alerts: defaultAlertsConfig(),
+		Web:    defaultWebConfig(),
 	}
 }
 
@@ -216,7 +221,7 @@ func ParseConfig(r io.Reader) (Config, error) {
 	if err != nil {
 		return c, err
 	}
-	raw = []byte(os.Expand(string(raw), func(k string) string { return os.Getenv(k) }))
+	raw = []byte(expandBraced(string(raw), os.Getenv))
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true) // a misspelt key is an error, not a silent default
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
@@ -261,6 +266,12 @@ func (c Config) Validate() error {
 		return errors.New("checkin: cooldown must be >= 0, track_timeout and retention > 0")
 	case c.Checkin.NameMask != "surname" && c.Checkin.NameMask != "initial" && c.Checkin.NameMask != "full":
 		return fmt.Errorf("checkin.name_mask: %q is not one of: surname, initial, full", c.Checkin.NameMask)
+	}
+	if err := c.Alerts.validate(); err != nil {
+		return err
+	}
+	if err := c.Web.validate(); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for i, cam := range c.Cameras {

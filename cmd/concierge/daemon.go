@@ -32,6 +32,7 @@ type Daemon struct {
 	tiers    *tierLookup
 	checkin  *checkin.Service
 	notifier checkin.Notifier
+	feedback *feedback
 	closers  []func() error // alert publisher, NATS server: closed last-opened first
 
 	natsURL string
@@ -78,6 +79,9 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	if err := d.openAlerts(ctx); err != nil {
 		return err
 	}
+	if err := d.openFeedback(ctx); err != nil {
+		return err
+	}
 
 	cc := checkin.DefaultConfig()
 	cc.Branch = cfg.Branch
@@ -95,6 +99,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	svc.Directory = directory{d.app.db}
 	svc.Mask = maskName(cfg.Checkin.NameMask)
 	svc.Tiers = d.tiers
+	svc.Strictness = d.feedback.policy.Strictness
 	svc.Logger = d.log
 	d.checkin = svc
 
@@ -217,6 +222,7 @@ func (d *Daemon) openHTTP() error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", d.handleHealth)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
+	d.mountWeb(mux)
 	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	d.wg.Add(1)
 	go func() {
@@ -296,6 +302,7 @@ func (d *Daemon) registerMetrics() {
 		counter("alerts_published_total", "Alert messages acknowledged by JetStream.", pub.Stats.Published.Load)
 		counter("alert_publish_failures_total", "Failed attempts to publish alert messages (retried).", pub.Stats.Failures.Load)
 	}
+	d.feedback.registerMetrics(d.reg)
 	d.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "concierge", Name: "gallery_customers",
 		Help: "Customers in the recognition gallery."}, func() float64 { return float64(d.app.svc.Gallery.Customers()) }))
 }

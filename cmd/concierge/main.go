@@ -37,6 +37,7 @@ var commands = map[string]command{
 	"eval":     {"measure accuracy on labelled photos or descriptors and recommend thresholds", runEval},
 	"tiers":    {"import, show, evaluate tier data (tiers import|show|evaluate|schemes)", runTiers},
 	"watch":    {"live arrival alerts for staff terminals", runWatch},
+	"feedback": {"customers' \"not this person\" marks and stricter rules (feedback list)", runFeedback},
 }
 
 // Main holds what every subcommand shares. Tests build one with their own

@@ -117,6 +117,8 @@ func serviceLevel(sl tiering.ServiceLevel, greeting string) *checkin.ServiceLeve
 		Lane:     lane,
 		NotifyRM: sl.NotifyRM,
 		Cooldown: time.Duration(sl.Cooldown),
+		// 0 (branch default) and NeverEscalate (< 0) keep their meaning.
+		EscalateAfter: time.Duration(sl.EscalateAfter),
 	}
 }
 

@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/oklog/ulid/v2"
+
+	"concierge/alert"
+	"concierge/checkin"
+	"concierge/internal/testenv"
+	"concierge/sqlite"
+)
+
+// feedbackDaemonConfig enrolls the demo customers from real photos into a
+// fresh database for a daemon without cameras: the test hands it arrivals
+// the way check-in does.
+func feedbackDaemonConfig(t *testing.T) Config {
+	t.Helper()
+	dir := t.TempDir()
+	testenv.Photo(t, "sample1.jpg")
+	cfg := DefaultConfig()
+	cfg.Branch = "t1"
+	cfg.DB = filepath.Join(dir, "c.db")
+	cfg.Models.Dir = testenv.ModelsDir(t)
+	cfg.Vision.Pool = 1
+	cfg.resolveEngine()
+	app, err := openFaceAppFor(context.Background(), cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	world, err := loadDemoWorld(context.Background(), app, defaultPhotosDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := world.enroll(context.Background(), app.svc); err != nil {
+		t.Fatal(err)
+	}
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.NATS.Listen = "127.0.0.1:-1"
+	cfg.NATS.StoreDir = filepath.Join(dir, "js")
+	cfg.Alerts.EscalateAfter = 2 * time.Second
+	return cfg
+}
+
+// arrive does what check-in does with an arrival: record the visit, then
+// notify.
+func arrive(t *testing.T, d *Daemon, customer string) checkin.Arrival {
+	t.Helper()
+	a := checkin.Arrival{ID: ulid.Make().String(), Branch: d.cfg.Branch, Camera: "door-1", At: time.Now().UTC(),
+		CustomerID: customer, DisplayName: "王*", Distance: 0.27, Margin: 0.15, Votes: 2}
+	ctx := context.Background()
+	if err := d.app.db.RecordVisit(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.notifier.Notify(ctx, a, nil); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func metric(t *testing.T, d *Daemon, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + d.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(body), "\n") {
+		var v float64
+		if _, err := fmt.Sscanf(l, name+" %g", &v); err == nil && strings.HasPrefix(l, name+" ") {
+			return v
+		}
+	}
+	t.Fatalf("metric %s not exposed", name)
+	return 0
+}
+
+// escalationsOf lists the alert ids of the escalations in the stream.
+func escalationsOf(t *testing.T, url, branch string) []string {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	s, err := js.Stream(ctx, alert.StreamName(branch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for seq := info.State.FirstSeq; seq > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Subject == alert.Subject(branch, alert.FeedEscalation) {
+			var e alert.Escalation
+			if err := json.Unmarshal(m.Data, &e); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, e.AlertID)
+		}
+	}
+	return ids
+}
+
+// The daemon end to end: an unclaimed alert is escalated once, even
+// across a restart; a "not this person" mark is recorded for the customer
+// of our own visit record (not the one the client named), tightens that
+// customer's rule in the running check-in, is counted in the metrics, and
+// still holds after a restart; `feedback list` shows it; `forget` deletes
+// it.
+func TestDaemonFeedback(t *testing.T) {
+	cfg := feedbackDaemonConfig(t)
+	d := NewDaemon(cfg, testLogger(t))
+	if err := d.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	tighten := cfg.rule().Threshold / 10
+
+	wrong := arrive(t, d, "C1001")
+	waiting := arrive(t, d, "C1002")
+	c, err := alert.NewClaimer(alert.ConnConfig{URL: d.NATSURL()}, cfg.Branch, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	// The client names another customer; the daemon goes by its visit.
+	if err := c.Reject(ctx, wrong.ID, "C1003", "Li", "different person", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Reject(ctx, ulid.Make().String(), "C1003", "Li", "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if v, dt := d.checkin.Strictness("C1001", time.Now()); v != 1 || math.Abs(dt+tighten) > 1e-9 {
+			return fmt.Errorf("C1001's rule: +%d votes, threshold %+.3f", v, dt)
+		}
+		return nil
+	})
+	for _, other := range []string{"C1002", "C1003"} {
+		if v, dt := d.checkin.Strictness(other, time.Now()); v != 0 || dt != 0 {
+			t.Errorf("%s's rule tightened: %d %v", other, v, dt)
+		}
+	}
+	testenv.CheckFor(t, 15*time.Second, 100*time.Millisecond, func() error {
+		if n := metric(t, d, "concierge_escalations_total"); n < 1 {
+			return fmt.Errorf("%v escalations", n)
+		}
+		return nil
+	})
+	if n := metric(t, d, "concierge_false_matches_total"); n != 1 {
+		t.Errorf("false_matches_total %v", n)
+	}
+	if n := metric(t, d, "concierge_customers_strict"); n != 1 {
+		t.Errorf("customers_strict %v", n)
+	}
+	if got := escalationsOf(t, d.NATSURL(), cfg.Branch); !strings.Contains(fmt.Sprint(got), waiting.ID) {
+		t.Fatalf("escalations %v, want one for %s", got, waiting.ID)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Restarted (on the same JetStream store): the rule holds, the marks
+	// are not counted again, nothing is escalated again.
+	again := NewDaemon(cfg, testLogger(t))
+	if err := again.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if v, dt := again.checkin.Strictness("C1001", time.Now()); v != 1 || math.Abs(dt+tighten) > 1e-9 {
+		t.Errorf("after restart C1001's rule: +%d votes, threshold %+.3f", v, dt)
+	}
+	testenv.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		if n := again.feedback.esc.Stats.Events.Load(); n < 4 {
+			return fmt.Errorf("restarted escalator read %d of 4+ messages", n)
+		}
+		return nil
+	})
+	time.Sleep(1500 * time.Millisecond) // a tick or more of the escalator
+	if n := metric(t, again, "concierge_escalations_total"); n != 0 {
+		t.Errorf("escalated %v alerts again after the restart", n)
+	}
+	if n := metric(t, again, "concierge_false_matches_total"); n != 0 {
+		t.Errorf("replayed marks counted as new: %v", n)
+	}
+	counts := map[string]int{}
+	for _, id := range escalationsOf(t, again.NATSURL(), cfg.Branch) {
+		counts[id]++
+	}
+	if counts[waiting.ID] != 1 {
+		t.Errorf("escalations per alert %v", counts)
+	}
+	if err := again.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Operators see it; forget deletes it.
+	cfgFile := filepath.Join(t.TempDir(), "concierge.yaml")
+	yaml := fmt.Sprintf("branch: t1\ndb: %s\nmodels: {dir: %s}\nvision: {pool: 1}\n", cfg.DB, cfg.Models.Dir)
+	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CONCIERGE_CONFIG", "")
+	out, errOut, code := run(t, "feedback", "list", "--config", cfgFile)
+	if code != 0 || !strings.Contains(out, "C1001") || !strings.Contains(out, fmt.Sprintf("+1 votes, threshold %+.3f", -tighten)) {
+		t.Fatalf("feedback list: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, errOut, code := run(t, "forget", "--config", cfgFile, "--customer", "C1001"); code != 0 {
+		t.Fatalf("forget: %d %s", code, errOut)
+	}
+	db, err := sqlite.Open(ctx, cfg.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.SQL().QueryRow(`SELECT COUNT(*) FROM false_matches`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d false matches left after forget (%v)", n, err)
+	}
+	if out, _, code := run(t, "feedback", "list", "--config", cfgFile); code != 0 || !strings.Contains(out, "no false matches") {
+		t.Errorf("feedback list after forget: %q", out)
+	}
+}

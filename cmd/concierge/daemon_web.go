@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"concierge/alert"
+	"concierge/web"
+)
+
+// sessionKeyFile holds the lobby's generated session key, beside the
+// database: the box's state directory.
+const sessionKeyFile = "lobby-session.key"
+
+// mountWeb puts the staff lobby page on the daemon's mux at /lobby/ and
+// sends / there. A lobby that cannot start is logged and answers 503 with
+// the reason: cameras and alerts go on, and `concierge watch` still works.
+func (d *Daemon) mountWeb(mux *http.ServeMux) {
+	mux.Handle("GET /{$}", http.RedirectHandler("/lobby/", http.StatusSeeOther))
+	l, err := d.openLobby()
+	if err != nil {
+		d.log.Error("lobby page unavailable", "err", err)
+		mux.HandleFunc("/lobby/", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, `{"error":{"code":"unavailable","message":"the lobby page could not start; see the daemon's log"}}`)
+		})
+		return
+	}
+	mux.Handle("/lobby/", l)
+}
+
+// openLobby builds the lobby from the config, with its own NATS reader and
+// claimer. They are closed with the daemon's other NATS clients.
+func (d *Daemon) openLobby() (*web.Lobby, error) {
+	cfg := d.cfg.Web
+	lc := web.LobbyConfig{
+		Staff:             cfg.staff(),
+		SessionTTL:        cfg.SessionTTL,
+		SecureCookies:     cfg.SecureCookies,
+		Backlog:           cfg.Backlog,
+		MaxSignInFailures: cfg.MaxSignInFailures,
+		SignInLockout:     cfg.SignInLockout,
+		Logger:            d.log,
+	}
+	if len(lc.Staff) == 0 {
+		d.log.Info("lobby page disabled: no staff are configured (web.staff)")
+		return web.NewLobby(lc, nil, nil)
+	}
+	key, err := d.sessionKey()
+	if err != nil {
+		return nil, err
+	}
+	lc.SessionKey = key
+	sub, err := alert.NewSubscriber(alert.SubscriberConfig{Branch: d.cfg.Branch,
+		Conn: d.alertConn("concierge-" + d.cfg.Branch + "-lobby"), Logger: d.log})
+	if err != nil {
+		return nil, err
+	}
+	if err := sub.Open(); err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, sub.Close)
+	claims, err := alert.NewClaimer(d.alertConn("concierge-"+d.cfg.Branch+"-lobby-claims"), d.cfg.Branch, d.log)
+	if err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, func() error { claims.Close(); return nil })
+	l, err := web.NewLobby(lc, sub, claims)
+	if err != nil {
+		return nil, err
+	}
+	// Open event streams never end by themselves, and http.Server's
+	// Shutdown waits for handlers: end them as soon as the daemon closes.
+	d.goRun("lobby", func(ctx context.Context) error {
+		<-ctx.Done()
+		return l.Close()
+	})
+	d.log.Info("lobby page enabled", "path", "/lobby/", "staff", len(lc.Staff))
+	return l, nil
+}
+
+// sessionKey is web.session_key, or else the key kept in the state
+// directory, made on first use. A key that outlives restarts keeps the
+// tablets signed in when the daemon restarts.
+func (d *Daemon) sessionKey() ([]byte, error) {
+	if k := d.cfg.Web.SessionKey; k != "" {
+		return []byte(k), nil
+	}
+	path := filepath.Join(filepath.Dir(d.cfg.DB), sessionKeyFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		raw := make([]byte, 32)
+		rand.Read(raw)
+		b = []byte(hex.EncodeToString(raw))
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			return d.sessionKey() // another process made it first
+		}
+		if err != nil {
+			return nil, fmt.Errorf("lobby session key: %w", err)
+		}
+		_, err = f.Write(append(b, '\n'))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(path)
+			return nil, fmt.Errorf("lobby session key %s: %w", path, err)
+		}
+		d.log.Info("lobby session key created", "path", path)
+		return b, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lobby session key: %w", err)
+	}
+	key := strings.TrimSpace(string(b))
+	if len(key) < web.MinSessionKeyLen {
+		return nil, fmt.Errorf("lobby session key %s: shorter than %d characters", path, web.MinSessionKeyLen)
+	}
+	return []byte(key), nil
+}

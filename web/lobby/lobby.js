@@ -1,0 +1,433 @@
+// The lobby page: staff sign in, then watch arrivals arrive over one
+// Server-Sent Events stream and claim them. The server decides what a
+// screen may see; this page only shows it. Every change (a claim, an
+// escalation, a withdrawal) comes back through the stream, so all screens
+// agree.
+import { strings } from './i18n.js';
+
+const $ = (sel, root = document) => root.querySelector(sel);
+
+const state = {
+  lang: pickLang(),
+  name: '',
+  alerts: new Map(), // alert id -> { a: arrival, claim, escalation, el, cue }
+  withdrawn: new Set(), // alerts marked "not this person": never shown again
+  lastSeq: 0, // stream sequence of the last event seen: where a reconnect resumes
+  offset: 0, // server clock minus this tablet's, in ms
+  es: null,
+  retries: 0,
+  retryTimer: 0,
+  sound: localStorage.getItem('concierge.lobby.sound') !== 'off',
+  audio: null,
+  rejecting: null,
+};
+
+// ---- words -----------------------------------------------------------------
+
+function pickLang() {
+  const saved = localStorage.getItem('concierge.lobby.lang');
+  if (saved === 'zh' || saved === 'en') return saved;
+  return (navigator.language || '').toLowerCase().startsWith('zh') ? 'zh' : 'en';
+}
+
+function t(key, vars = {}) {
+  const s = strings[state.lang][key] ?? strings.en[key] ?? key;
+  return s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ''));
+}
+
+function applyLang() {
+  document.documentElement.lang = state.lang === 'zh' ? 'zh-CN' : 'en';
+  document.title = t('title') + ' · Concierge';
+  for (const el of document.querySelectorAll('[data-i18n]')) {
+    if (el.closest('#cards')) continue;
+    el.textContent = t(el.dataset.i18n);
+  }
+  const other = state.lang === 'zh' ? 'en' : 'zh';
+  $('#lang').textContent = other === 'zh' ? '中文' : 'English';
+  $('#lang').lang = other === 'zh' ? 'zh-CN' : 'en';
+  setConn($('#conn').dataset.state);
+  $('#sound').textContent = t(state.sound ? 'soundOn' : 'soundOff');
+  $('#sound').setAttribute('aria-pressed', String(state.sound));
+  $('#who').textContent = state.name ? t('signedInAs', { name: state.name }) : '';
+  render();
+}
+
+// ---- time ------------------------------------------------------------------
+
+const now = () => Date.now() + state.offset;
+
+function duration(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
+}
+
+// ---- screens ---------------------------------------------------------------
+
+function show(id) {
+  for (const s of ['signin', 'disabled', 'lobby']) $('#' + s).hidden = s !== id;
+  $('#signout').hidden = id !== 'lobby';
+}
+
+function showSignIn(message = '') {
+  stopStream();
+  state.name = '';
+  applyLang();
+  $('#signin-error').textContent = message;
+  show('signin');
+  $('#signin-name').focus();
+}
+
+function setConn(s) {
+  const el = $('#conn');
+  el.dataset.state = s;
+  el.textContent = t(s);
+}
+
+let toastTimer = 0;
+function toast(message) {
+  const el = $('#toast');
+  el.textContent = message;
+  el.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { el.hidden = true; }, 4000);
+}
+
+// ---- server calls -----------------------------------------------------------
+
+// post sends JSON: the server takes nothing else, which also keeps other
+// sites' forms from posting here.
+function post(path, body) {
+  return fetch(path, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+    credentials: 'same-origin',
+    cache: 'no-store',
+  });
+}
+
+async function start() {
+  let r;
+  try {
+    r = await fetch('me', { cache: 'no-store', credentials: 'same-origin' });
+  } catch {
+    setConn('reconnecting');
+    show('lobby');
+    scheduleReconnect();
+    return;
+  }
+  if (r.status === 404) return show('disabled');
+  if (r.status === 401) {
+    const body = await r.json().catch(() => ({}));
+    return showSignIn(/expired/.test(body?.error?.message ?? '') ? t('sessionExpired') : '');
+  }
+  const me = await r.json();
+  signedIn(me.name);
+}
+
+function signedIn(name) {
+  state.name = name;
+  applyLang();
+  show('lobby');
+  connect();
+}
+
+async function signIn(ev) {
+  ev.preventDefault();
+  unlockAudio();
+  const name = $('#signin-name').value.trim();
+  const password = $('#signin-password').value;
+  const token = $('#signin-token').value.trim();
+  const err = $('#signin-error');
+  if (!token && (!name || !password)) {
+    err.textContent = t('needCredentials');
+    return;
+  }
+  $('#signin-submit').disabled = true;
+  try {
+    const r = await post('signin', token ? { token } : { name, password });
+    if (r.ok) {
+      $('#signin-password').value = '';
+      $('#signin-token').value = '';
+      err.textContent = '';
+      signedIn((await r.json()).name);
+    } else if (r.status === 429) {
+      err.textContent = t('tooMany', { s: r.headers.get('Retry-After') || '60' });
+    } else if (r.status === 401) {
+      err.textContent = t('wrongCredentials');
+    } else {
+      err.textContent = t('actionFailed');
+    }
+  } catch {
+    err.textContent = t('actionFailed');
+  } finally {
+    $('#signin-submit').disabled = false;
+  }
+}
+
+async function signOut() {
+  await post('signout', {}).catch(() => {});
+  state.alerts.clear();
+  state.lastSeq = 0;
+  $('#cards').replaceChildren();
+  render();
+  showSignIn();
+}
+
+// ---- the event stream ----------------------------------------------------------
+
+function stopStream() {
+  clearTimeout(state.retryTimer);
+  if (state.es) state.es.close();
+  state.es = null;
+}
+
+function connect() {
+  stopStream();
+  setConn(state.lastSeq ? 'reconnecting' : 'connecting');
+  // After a drop the page resumes after the last event it saw; EventSource
+  // itself sends Last-Event-ID when it reconnects on its own.
+  const es = new EventSource('events' + (state.lastSeq ? '?after=' + state.lastSeq : ''));
+  state.es = es;
+  const on = (name, fn) => es.addEventListener(name, (ev) => {
+    if (ev.lastEventId) state.lastSeq = Math.max(state.lastSeq, Number(ev.lastEventId));
+    fn(JSON.parse(ev.data));
+  });
+  on('hello', (h) => {
+    state.offset = Date.parse(h.server_time) - Date.now();
+    state.retries = 0;
+    state.name = h.name;
+    $('#who').textContent = t('signedInAs', { name: h.name });
+    setConn('live');
+  });
+  on('arrival', onArrival);
+  on('claim', (c) => update(c.alert_id, (x) => { x.claim = c; }));
+  on('escalation', (e) => update(e.alert_id, (x) => { x.escalation = e; }));
+  on('rejection', (r) => {
+    state.withdrawn.add(r.alert_id);
+    const x = state.alerts.get(r.alert_id);
+    if (x) {
+      x.el?.remove();
+      state.alerts.delete(r.alert_id);
+      render();
+    }
+  });
+  on('expired', () => showSignIn(t('sessionExpired')));
+  es.onerror = () => {
+    if (state.es !== es) return;
+    setConn('reconnecting');
+    // CONNECTING: EventSource retries by itself. CLOSED: it gave up (an
+    // HTTP error such as 401, or a proxy's error page): find out why.
+    if (es.readyState === EventSource.CLOSED) scheduleReconnect();
+  };
+}
+
+function scheduleReconnect() {
+  stopStream();
+  const delay = Math.min(10000, 500 * 2 ** state.retries++);
+  state.retryTimer = setTimeout(async () => {
+    try {
+      const r = await fetch('me', { cache: 'no-store', credentials: 'same-origin' });
+      if (r.status === 401) return showSignIn(t('sessionExpired'));
+      if (r.status === 404) return show('disabled');
+      if (!r.ok) return scheduleReconnect();
+    } catch {
+      return scheduleReconnect(); // the box is down or restarting
+    }
+    connect();
+  }, delay);
+}
+
+// ---- alerts ------------------------------------------------------------------
+
+function onArrival(a) {
+  if (state.withdrawn.has(a.id) || state.alerts.has(a.id)) return;
+  // Only a VIP who came in just now rings: not the backlog a page reads
+  // when it opens.
+  const recent = now() - Date.parse(a.time) < 60_000;
+  state.alerts.set(a.id, { a, claim: null, escalation: null, el: null, cue: recent && a.tier?.vip });
+  render();
+  if (recent && a.tier?.vip) beep();
+}
+
+function update(id, fn) {
+  const x = state.alerts.get(id);
+  if (!x) return; // an alert this page never showed (expired, or before its backlog)
+  fn(x);
+  render();
+}
+
+function since(a) {
+  return Date.parse(a.first_seen || a.time);
+}
+
+function priority(a) {
+  return a.service_level?.priority || 9;
+}
+
+// order: alerts nobody has taken first; then the most urgent service
+// level; then whoever has waited longest.
+function compare(x, y) {
+  return (!!x.claim - !!y.claim) || (priority(x.a) - priority(y.a)) || (since(x.a) - since(y.a));
+}
+
+function render() {
+  const list = $('#cards');
+  const t0 = now();
+  for (const [id, x] of state.alerts) {
+    if (Date.parse(x.a.expires_at) <= t0) {
+      x.el?.remove();
+      state.alerts.delete(id);
+    }
+  }
+  const items = [...state.alerts.values()].sort(compare);
+  items.forEach((x, i) => {
+    if (!x.el) x.el = makeCard(x);
+    fill(x);
+    if (list.children[i] !== x.el) list.insertBefore(x.el, list.children[i] || null);
+  });
+  $('#empty').hidden = items.length > 0;
+}
+
+function makeCard(x) {
+  const el = $('#card-template').content.firstElementChild.cloneNode(true);
+  el.dataset.id = x.a.id;
+  $('.claim', el).addEventListener('click', (ev) => claim(x, ev.currentTarget));
+  $('.reject', el).addEventListener('click', () => askReject(x));
+  if (x.cue) {
+    // A timer, not animationend: moving the card in the list restarts
+    // its animation, and the flash must still stop.
+    el.classList.add('flash');
+    setTimeout(() => el.classList.remove('flash'), 3000);
+  }
+  return el;
+}
+
+function fill(x) {
+  const { a, el } = x;
+  const tier = a.tier;
+  const badge = $('.badge', el);
+  badge.textContent = tier ? tier.level_name || tier.level : t('noTier');
+  el.classList.toggle('vip', !!tier?.vip);
+  const name = a.customer.form_of_address || a.customer.display_name;
+  $('.name', el).textContent = name;
+  $('.masked', el).textContent = a.customer.form_of_address ? a.customer.display_name : '';
+  $('.wait', el).textContent = t('waiting', { t: duration(now() - since(a)) });
+  const sl = a.service_level;
+  $('.lane', el).textContent = sl?.lane || '';
+  $('.greeting', el).textContent = sl?.greeting ? `“${sl.greeting}”` : '';
+  $('.rm', el).textContent = a.relationship_manager
+    ? t('rm', { name: a.relationship_manager }) + (sl?.notify_rm ? ' · ' + t('notifyRM') : '')
+    : '';
+  $('.camera', el).textContent = t('camera', { id: a.camera });
+  el.classList.toggle('escalated', !!x.escalation);
+  $('.escalated', el).textContent = x.escalation ? t('escalated') : '';
+  el.classList.toggle('claimed', !!x.claim);
+  const claimBtn = $('.claim', el);
+  claimBtn.hidden = !!x.claim;
+  if (!claimBtn.dataset.pending) claimBtn.textContent = t('claim');
+  $('.claimed', el).textContent = x.claim ? t('claimedBy', { name: x.claim.by }) : '';
+  $('.reject', el).textContent = t('notThisPerson');
+  $('.reject', el).hidden = !!x.claim;
+}
+
+async function claim(x, btn) {
+  unlockAudio();
+  btn.disabled = true;
+  btn.dataset.pending = '1';
+  btn.textContent = '…';
+  try {
+    const r = await post('claim', { alert_id: x.a.id });
+    if (r.status === 401) return showSignIn(t('sessionExpired'));
+    if (r.status === 409) toast(t('alreadyClaimed'));
+    else if (!r.ok) toast(t('actionFailed'));
+    // On success the claim shows when it comes back on the stream, as it
+    // does on every other screen.
+  } catch {
+    toast(t('actionFailed'));
+  } finally {
+    btn.disabled = false;
+    delete btn.dataset.pending;
+    if (state.alerts.has(x.a.id)) fill(x);
+  }
+}
+
+function askReject(x) {
+  state.rejecting = x;
+  const name = x.a.customer.form_of_address || x.a.customer.display_name;
+  $('#reject-body').textContent = t('rejectBody', { name });
+  $('#reject-dialog').showModal();
+}
+
+async function onRejectClosed() {
+  const x = state.rejecting;
+  state.rejecting = null;
+  if (!x || $('#reject-dialog').returnValue !== 'confirm') return;
+  try {
+    const r = await post('reject', {
+      alert_id: x.a.id,
+      customer_id: x.a.customer.id,
+      reason: $('#reject-reason').value,
+    });
+    if (r.status === 401) return showSignIn(t('sessionExpired'));
+    if (r.status === 409) toast(t('alreadyRejected'));
+    else if (!r.ok) toast(t('actionFailed'));
+  } catch {
+    toast(t('actionFailed'));
+  }
+}
+
+// ---- sound -------------------------------------------------------------------
+
+// Browsers start audio only after a touch or a key press, so the context
+// is made on the first one.
+function unlockAudio() {
+  if (!state.audio && window.AudioContext) state.audio = new AudioContext();
+  if (state.audio?.state === 'suspended') state.audio.resume();
+}
+
+// beep plays two short rising tones: no audio file to load or cache.
+function beep() {
+  const ctx = state.audio;
+  if (!state.sound || !ctx || ctx.state !== 'running') return;
+  const t0 = ctx.currentTime;
+  for (const [f, at] of [[880, 0], [1320, 0.18]]) {
+    const osc = ctx.createOscillator();
+    const gain = ctx.createGain();
+    osc.type = 'sine';
+    osc.frequency.value = f;
+    gain.gain.setValueAtTime(0.0001, t0 + at);
+    gain.gain.exponentialRampToValueAtTime(0.4, t0 + at + 0.02);
+    gain.gain.exponentialRampToValueAtTime(0.0001, t0 + at + 0.16);
+    osc.connect(gain).connect(ctx.destination);
+    osc.start(t0 + at);
+    osc.stop(t0 + at + 0.17);
+  }
+}
+
+// ---- wiring --------------------------------------------------------------------
+
+$('#signin-form').addEventListener('submit', signIn);
+$('#signout').addEventListener('click', signOut);
+$('#lang').addEventListener('click', () => {
+  state.lang = state.lang === 'zh' ? 'en' : 'zh';
+  localStorage.setItem('concierge.lobby.lang', state.lang);
+  applyLang();
+});
+$('#sound').addEventListener('click', () => {
+  state.sound = !state.sound;
+  localStorage.setItem('concierge.lobby.sound', state.sound ? 'on' : 'off');
+  unlockAudio();
+  applyLang();
+});
+$('#reject-dialog').addEventListener('close', onRejectClosed);
+document.addEventListener('pointerdown', unlockAudio, { once: true });
+window.addEventListener('online', () => { if (state.name && !state.es) connect(); });
+// Waiting times tick, and expired alerts leave the list.
+setInterval(render, 1000);
+
+applyLang();
+start();
