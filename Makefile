@@ -18,6 +18,8 @@ test:
 	go test -race $$(go list ./... | grep -v -e /vision -e /cmd/)
 	go test -count=1 -timeout 30m ./vision/... ./cmd/...
 	go test -count=1 -tags matprofile -run TestNoMatLeak ./vision/
+	go test -run XXX -fuzz FuzzUploadPhoto -fuzztime 10s ./kiosk/
+	go test -run XXX -fuzz FuzzJSONBodies -fuzztime 10s ./kiosk/
 
 bench: setup
 	go test -run XXX -bench . -benchtime 20x ./vision/ ./enroll/

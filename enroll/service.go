@@ -129,6 +129,17 @@ func (s *Service) Open(ctx context.Context) error {
 
 // Validate checks the fields of a request that do not need the photos.
 func (r Request) Validate() error {
+	if err := r.validateFields(); err != nil {
+		return err
+	}
+	if len(r.Photos) == 0 {
+		return concierge.Errorf(concierge.EINVALID, "at least one photo is required")
+	}
+	return nil
+}
+
+// validateFields checks everything but the photos.
+func (r Request) validateFields() error {
 	switch {
 	case !validID(r.CustomerID):
 		return concierge.Errorf(concierge.EINVALID, "customer id %q: want 1-64 letters, digits, '-', '_' or '.'", r.CustomerID)
@@ -136,8 +147,6 @@ func (r Request) Validate() error {
 		return concierge.Errorf(concierge.EINVALID, "display name: must be 1-100 characters")
 	case strings.TrimSpace(r.Consent.Reference) == "":
 		return concierge.Errorf(concierge.EINVALID, "consent reference is required: only customers who consented may be enrolled")
-	case len(r.Photos) == 0:
-		return concierge.Errorf(concierge.EINVALID, "at least one photo is required")
 	}
 	return nil
 }
@@ -221,6 +230,24 @@ func (s *Service) Enroll(ctx context.Context, req Request) (Result, error) {
 		e.Detail = map[string]any{"photos": photos}
 		return res, e
 	}
+	saved, err := s.EnrollFaces(ctx, req, usable)
+	res.Templates = saved.Templates
+	return res, err
+}
+
+// EnrollFaces stores templates for the customer from faces that Assess
+// already found usable: a kiosk assesses each photo as it is taken, keeps
+// the faces and drops the photos, and enrolls at the end. req.Photos is
+// not used. A zero req.Consent.GrantedAt means now. The duplicate check and
+// the single transaction are those of Enroll.
+func (s *Service) EnrollFaces(ctx context.Context, req Request, usable []face.Face) (Result, error) {
+	res := Result{CustomerID: req.CustomerID, Model: s.Gallery.Model()}
+	if err := req.validateFields(); err != nil {
+		return res, err
+	}
+	if len(usable) == 0 {
+		return res, concierge.Errorf(concierge.EINVALID, "no usable face for customer %s", req.CustomerID)
+	}
 	if !req.AllowDuplicate {
 		for _, f := range usable {
 			if m, ok := s.Gallery.Search(&f.Embedding, req.CustomerID); ok && m.Distance <= s.DuplicateThreshold {
@@ -234,7 +261,9 @@ func (s *Service) Enroll(ctx context.Context, req Request) (Result, error) {
 	now := s.Now().UTC()
 	consent := req.Consent
 	consent.CustomerID = req.CustomerID
-	consent.GrantedAt = now
+	if consent.GrantedAt.IsZero() {
+		consent.GrantedAt = now
+	}
 	consent.WithdrawnAt = nil
 	if consent.Channel == "" {
 		consent.Channel = "cli"
@@ -250,7 +279,7 @@ func (s *Service) Enroll(ctx context.Context, req Request) (Result, error) {
 	}
 	s.Gallery.Add(saved...)
 	res.Templates = len(saved)
-	s.Logger.Info("customer enrolled", "customer", req.CustomerID, "templates", len(saved), "photos", len(req.Photos))
+	s.Logger.Info("customer enrolled", "customer", req.CustomerID, "templates", len(saved), "channel", consent.Channel)
 	return res, nil
 }
 

@@ -36,6 +36,7 @@ type Config struct {
 	Checkin CheckinConfig `yaml:"checkin"`
 	Alerts  AlertsConfig  `yaml:"alerts"` // escalation and "not this person" (config_alerts.go)
 	Web     WebConfig     `yaml:"web"`    // the staff lobby page (config_web.go)
+	Kiosk   KioskConfig   `yaml:"kiosk"`  // the enrollment kiosks (config_kiosk.go)
 	Log     LogConfig     `yaml:"log"`
 }
 
@@ -171,6 +172,7 @@ func DefaultConfig() Config {
 
 		Alerts: defaultAlertsConfig(),
 		Web:    defaultWebConfig(),
+		Kiosk:  defaultKioskConfig(),
 	}
 }
 
@@ -271,6 +273,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Web.validate(); err != nil {
+		return err
+	}
+	if err := c.Kiosk.validate(); err != nil {
 		return err
 	}
 	seen := map[string]bool{}

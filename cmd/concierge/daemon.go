@@ -223,6 +223,7 @@ func (d *Daemon) openHTTP() error {
 	mux.HandleFunc("GET /healthz", d.handleHealth)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
 	d.mountWeb(mux)
+	d.mountKiosk(mux)
 	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	d.wg.Add(1)
 	go func() {

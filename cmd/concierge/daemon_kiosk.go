@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"concierge/enroll"
+	"concierge/face"
+	"concierge/kiosk"
+	"concierge/models"
+	"concierge/sqlite"
+	"concierge/vision"
+	"concierge/web"
+)
+
+// mountKiosk puts the enrollment kiosks' API at /v1/ and their page at
+// /kiosk/. The API works on the daemon's own enroll.Service, so an
+// enrollment or a withdrawal changes what the cameras recognise at once.
+// Without kiosk.devices both answer 404 with the reason; a kiosk API that
+// cannot start (no YuNet model) is logged and answers 503, and the
+// cameras go on.
+func (d *Daemon) mountKiosk(mux *http.ServeMux) {
+	unavailable := func(status int, code, msg string) {
+		h := func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			w.WriteHeader(status)
+			fmt.Fprintf(w, `{"error":{"code":%q,"message":%q}}`+"\n", code, msg)
+		}
+		mux.HandleFunc("/v1/", h)
+		mux.HandleFunc("/kiosk/", h)
+	}
+	if len(d.cfg.Kiosk.Devices) == 0 {
+		d.log.Info("enrollment kiosks disabled: no kiosk.devices configured")
+		unavailable(http.StatusNotFound, "kiosk_disabled", "no enrollment kiosk is configured on this box (kiosk.devices)")
+		return
+	}
+	srv, err := d.openKiosk()
+	if err != nil {
+		d.log.Error("kiosk API unavailable", "err", err)
+		unavailable(http.StatusServiceUnavailable, "unavailable", "the kiosk API could not start; see the daemon's log")
+		return
+	}
+	mux.Handle("/v1/", srv.Handler())
+	mux.Handle("/kiosk/", web.KioskPage())
+	d.log.Info("enrollment kiosks enabled", "kiosks", len(d.cfg.Kiosk.Devices), "page", "/kiosk/")
+}
+
+// openKiosk builds the kiosk API over the daemon's service and database.
+func (d *Daemon) openKiosk() (*kiosk.Server, error) {
+	texts, err := kiosk.LoadConsentTexts(d.cfg.Kiosk.ConsentDir, d.cfg.Kiosk.ConsentVersion)
+	if err != nil {
+		return nil, err
+	}
+	// The liveness check needs five landmarks with the mouth corners,
+	// which YuNet gives whichever engine embeds the faces.
+	y, err := vision.NewYuNet(models.Path(d.cfg.Models.Dir, models.YuNet))
+	if err != nil {
+		return nil, fmt.Errorf("liveness landmarks: %w (run `concierge models fetch`)", err)
+	}
+	db := d.app.db
+	srv, err := kiosk.New(kiosk.Options{
+		Config:    d.cfg.Kiosk.api(),
+		Service:   d.app.svc,
+		Landmarks: yunetLandmarks{det: y, maxPixels: d.cfg.Vision.MaxPixels},
+		Consent:   texts,
+		Audit: kiosk.AuditFunc(func(ctx context.Context, e kiosk.AuditEntry) error {
+			return db.AppendAudit(ctx, sqlite.AuditEntry(e))
+		}),
+		Logger: d.log,
+	})
+	if err != nil {
+		y.Close()
+		return nil, err
+	}
+	srv.Open()
+	// Closed before the database: the daemon's closers run last-in first.
+	d.closers = append(d.closers, y.Close, srv.Close)
+	return srv, nil
+}
+
+// yunetLandmarks finds faces and their five landmarks with YuNet, without
+// embedding them: all the liveness check needs, at a fraction of the cost.
+type yunetLandmarks struct {
+	det       *vision.YuNet
+	maxPixels int
+}
+
+var _ enroll.Detector = yunetLandmarks{}
+
+func (l yunetLandmarks) Detect(ctx context.Context, data []byte) ([]face.Face, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	img, err := vision.Decode(data, l.maxPixels)
+	defer img.Close() // an empty Mat comes with the error too
+	if err != nil {
+		return nil, err
+	}
+	dets, err := l.det.Detect(img, vision.DefaultYuNetScore)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]face.Face, len(dets))
+	for i, dt := range dets {
+		out[i] = face.Face{Box: dt.Box, Landmarks: dt.Landmarks, Score: dt.Score,
+			Quality: face.Quality{SizePx: min(dt.Box.Dx(), dt.Box.Dy()), Frontal: dt.Landmarks.Frontal()}}
+	}
+	return out, nil
+}
+
+func (yunetLandmarks) Model() string { return "yunet-landmarks" }

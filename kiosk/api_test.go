@@ -1,0 +1,159 @@
+package kiosk
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// enrollPerson runs a whole enrollment at kiosk A and returns the finish
+// reply.
+func (f *fixture) enrollPerson(t testing.TB, customer string, p person) reply {
+	t.Helper()
+	sid := f.start(t, customer)
+	f.consent(t, sid)
+	accepted := 0
+	for i, ph := range p.photos {
+		r := f.do(t, "POST", "/v1/enrollments/"+sid+"/photos", tokenA, "image/jpeg", ph)
+		if r.status == 201 {
+			accepted++
+		} else {
+			t.Logf("photo %d refused: %s", i, r.raw)
+		}
+		if accepted == 3 {
+			break
+		}
+	}
+	if accepted < 3 {
+		t.Fatalf("%s: only %d usable photos", customer, accepted)
+	}
+	body, ct := multipartBody(t, "frame", p.liveness)
+	want(t, "liveness", f.do(t, "POST", "/v1/enrollments/"+sid+"/liveness", tokenA, ct, body), 200, "")
+	return f.do(t, "POST", "/v1/enrollments/"+sid+"/finish", tokenA, "", nil)
+}
+
+// identify returns who the daemon's service recognises in a photo.
+func (f *fixture) identify(t testing.TB, img []byte) string {
+	t.Helper()
+	ids, err := f.svc.Identify(context.Background(), img)
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("identify: %d faces, %v", len(ids), err)
+	}
+	if !ids[0].Known {
+		return ""
+	}
+	return ids[0].Match.CustomerID
+}
+
+// The whole journey: consent, photos with feedback, liveness, finish; the
+// service recognises the customer at once; withdrawal forgets them at once.
+func TestEnrollAndWithdraw(t *testing.T) {
+	f := newFixture(t)
+	p := d12(t)
+	probe := clipFrames(t, "d12.mp4", 150, 1, 1)[0] // a later moment of the clip, never uploaded
+	if id := f.identify(t, probe); id != "" {
+		t.Fatalf("recognised %q before enrollment", id)
+	}
+
+	// The consent text is served, with the hash the consent will record.
+	r := want(t, "consent text", f.do(t, "GET", "/v1/consent-text?lang=en", tokenA, "", nil), 200, "")
+	if txt, _ := r.body["text"].(string); !strings.Contains(txt, "128 numbers") || r.body["sha256"] == "" {
+		t.Fatalf("consent text: %s", r.raw)
+	}
+	want(t, "consent text zh", f.do(t, "GET", "/v1/consent-text?lang=zh", tokenA, "", nil), 200, "")
+	want(t, "consent text fr", f.do(t, "GET", "/v1/consent-text?lang=fr", tokenA, "", nil), 422, codeInvalid)
+
+	sid := f.start(t, "C1")
+	// No face is looked at before consent.
+	want(t, "photo before consent", f.do(t, "POST", "/v1/enrollments/"+sid+"/photos", tokenA, "image/jpeg", p.photos[0]), 409, codeConsentRequired)
+	want(t, "guidance before consent", f.do(t, "POST", "/v1/enrollments/"+sid+"/guidance", tokenA, "image/jpeg", p.photos[0]), 409, codeConsentRequired)
+	f.consent(t, sid)
+
+	// Guidance reports what it sees and keeps nothing.
+	g := want(t, "guidance", f.do(t, "POST", "/v1/enrollments/"+sid+"/guidance", tokenA, "image/jpeg", p.photos[0]), 200, "")
+	if g.body["hint"] != "ok" || g.body["faces"].(float64) != 1 || g.body["quality"] == nil || g.body["photos_accepted"].(float64) != 0 {
+		t.Fatalf("guidance: %s", g.raw)
+	}
+
+	// Per-photo feedback; finish refuses until everything is there.
+	want(t, "finish without photos", f.do(t, "POST", "/v1/enrollments/"+sid+"/finish", tokenA, "", nil), 409, codeMorePhotos)
+	for i := 0; i < 3; i++ {
+		r := want(t, "photo", f.do(t, "POST", "/v1/enrollments/"+sid+"/photos", tokenA, "image/jpeg", p.photos[i]), 201, "")
+		q, _ := r.body["quality"].(map[string]any)
+		if r.body["accepted"] != true || q["size_px"].(float64) < 80 || q["sharpness"] == nil || q["frontal"] == nil || q["brightness"] == nil {
+			t.Fatalf("photo %d feedback: %s", i, r.raw)
+		}
+		if r.body["photos_accepted"].(float64) != float64(i+1) || r.body["liveness"] != "pending" {
+			t.Fatalf("photo %d counters: %s", i, r.raw)
+		}
+	}
+	want(t, "finish without liveness", f.do(t, "POST", "/v1/enrollments/"+sid+"/finish", tokenA, "", nil), 409, codeLivenessNeeded)
+	f.nothingStored(t, "C1")
+
+	body, ct := multipartBody(t, "frame", p.liveness)
+	lv := want(t, "liveness", f.do(t, "POST", "/v1/enrollments/"+sid+"/liveness", tokenA, ct, body), 200, "")
+	if lv.body["live"] != true {
+		t.Fatalf("liveness: %s", lv.raw)
+	}
+	st := want(t, "state", f.do(t, "GET", "/v1/enrollments/"+sid, tokenA, "", nil), 200, "")
+	if st.body["ready"] != true || st.body["liveness"] != "passed" {
+		t.Fatalf("state before finish: %s", st.raw)
+	}
+	fin := want(t, "finish", f.do(t, "POST", "/v1/enrollments/"+sid+"/finish", tokenA, "application/json", []byte("{}")), 201, "")
+	if fin.body["templates"].(float64) != 3 {
+		t.Fatalf("finish: %s", fin.raw)
+	}
+	want(t, "finish twice", f.do(t, "POST", "/v1/enrollments/"+sid+"/finish", tokenA, "", nil), 404, codeNotFound)
+
+	// Recognised at once, from a frame the kiosk never saw.
+	if id := f.identify(t, probe); id != "C1" {
+		t.Fatalf("after enrollment identify = %q, want C1", id)
+	}
+	cs := want(t, "consent status", f.do(t, "GET", "/v1/customers/C1/consent", tokenA, "", nil), 200, "")
+	if cs.body["status"] != "active" || cs.body["recognised"] != true || strings.Contains(cs.raw, "王") {
+		t.Fatalf("consent status: %s", cs.raw)
+	}
+	consents, err := f.db.Consents(context.Background(), "C1")
+	if err != nil || len(consents) != 1 || consents[0].Channel != "kiosk" || consents[0].Language != "zh" ||
+		!strings.HasPrefix(consents[0].TextVersion, BuiltinConsentVersion+"@sha256:") || !strings.Contains(consents[0].Reference, "staff-17") {
+		t.Fatalf("stored consent: %+v, %v", consents, err)
+	}
+	if !consents[0].GrantedAt.Equal(f.clock.Now()) {
+		t.Errorf("consent time %v, want the moment of consent %v", consents[0].GrantedAt, f.clock.Now())
+	}
+
+	// Withdrawal needs a confirmation and a witness, then deletes at once.
+	want(t, "withdraw unconfirmed", f.json(t, "POST", "/v1/customers/C1/withdraw", tokenA, map[string]any{"verified_by": "staff-17"}), 422, codeInvalid)
+	want(t, "withdraw unverified", f.json(t, "POST", "/v1/customers/C1/withdraw", tokenA, map[string]any{"confirm": true}), 422, codeInvalid)
+	w := want(t, "withdraw", f.json(t, "POST", "/v1/customers/C1/withdraw", tokenA, map[string]any{"confirm": true, "verified_by": "staff-17"}), 200, "")
+	if w.body["templates_deleted"].(float64) != 3 {
+		t.Fatalf("withdraw: %s", w.raw)
+	}
+	if id := f.identify(t, probe); id != "" {
+		t.Fatalf("after withdrawal identify = %q, want nobody", id)
+	}
+	if n := f.rows(t, "templates", "C1"); n != 0 {
+		t.Fatalf("%d templates left after withdrawal", n)
+	}
+	cs = want(t, "consent status after", f.do(t, "GET", "/v1/customers/C1/consent", tokenA, "", nil), 200, "")
+	if cs.body["status"] != "withdrawn" || cs.body["recognised"] != false {
+		t.Fatalf("consent status after withdrawal: %s", cs.raw)
+	}
+	want(t, "withdraw unknown", f.json(t, "POST", "/v1/customers/C404/withdraw", tokenA, map[string]any{"confirm": true, "reference": "CB-1"}), 404, codeNotFound)
+	want(t, "status unknown", f.do(t, "GET", "/v1/customers/C404/consent", tokenA, "", nil), 404, codeNotFound)
+
+	// Every decision is in the audit log, with no name and no biometric data.
+	var actions []string
+	for _, e := range f.audit(t, "C1") {
+		actions = append(actions, e.Action+":"+e.Outcome)
+		if strings.Contains(e.Detail, "王") {
+			t.Errorf("audit row carries the name: %+v", e)
+		}
+	}
+	got := strings.Join(actions, " ")
+	for _, a := range []string{"start:ok", "consent:ok", "photo:ok", "liveness:pass", "finish:ok", "status:ok", "withdraw:ok"} {
+		if !strings.Contains(got, a) {
+			t.Errorf("audit lacks %s: %s", a, got)
+		}
+	}
+}

@@ -1,0 +1,324 @@
+package kiosk
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"net/textproto"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"concierge/enroll"
+	"concierge/internal/testenv"
+	"concierge/sqlite"
+	"concierge/vision"
+)
+
+// The tests run the real thing: the YuNet + MobileFaceNet engine (the
+// daemon's default), a SQLite file, real photos and clips, and the API
+// over a real HTTP listener.
+
+var (
+	engineOnce sync.Once
+	engine     *vision.DNNEngine
+	engineErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if engine != nil {
+		engine.Close()
+	}
+	os.Exit(code)
+}
+
+func mustEngine(tb testing.TB) *vision.DNNEngine {
+	tb.Helper()
+	dir := testenv.ModelsDir(tb)
+	engineOnce.Do(func() { engine, engineErr = vision.NewDNNEngine(dir, 0, 40) })
+	if engineErr != nil {
+		tb.Skipf("the YuNet + MobileFaceNet models are needed (concierge models fetch --set onnx): %v", engineErr)
+	}
+	return engine
+}
+
+// clock is a settable time source.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+const (
+	tokenA = "kiosk-a-token-0123456789abcdef0123"
+	tokenB = "kiosk-b-token-0123456789abcdef0123"
+)
+
+type fixture struct {
+	srv   *Server
+	ts    *httptest.Server
+	db    *sqlite.DB
+	svc   *enroll.Service
+	clock *clock
+}
+
+// newFixture starts the API over a fresh database with two kiosks, A and
+// B; opts adjust the options before the server is built.
+func newFixture(t testing.TB, opts ...func(*Options)) *fixture {
+	t.Helper()
+	eng := mustEngine(t)
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	svc := &enroll.Service{Store: db, Detector: eng, Quality: enroll.DefaultQualityRule,
+		Rule: enroll.Rule{Threshold: 0.80, Margin: 0.08}, DuplicateThreshold: 0.80}
+	if err := svc.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	texts, err := LoadConsentTexts("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	o := Options{
+		// The clock stands still unless a test moves it, so the buckets
+		// would not refill: a large burst keeps the limit out of the way.
+		Config:    Config{Devices: []Device{{ID: "kiosk-a", Token: tokenA}, {ID: "kiosk-b", Token: tokenB}}, Burst: 1000},
+		Service:   svc,
+		Landmarks: eng,
+		Consent:   texts,
+		Audit: AuditFunc(func(ctx context.Context, e AuditEntry) error {
+			return db.AppendAudit(ctx, sqlite.AuditEntry(e))
+		}),
+		Now: clk.Now,
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	srv, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Open()
+	t.Cleanup(func() { srv.Close() })
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	return &fixture{srv: srv, ts: ts, db: db, svc: svc, clock: clk}
+}
+
+// reply is a decoded response.
+type reply struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+// code is the error code of an error reply.
+func (r reply) code() string {
+	e, _ := r.body["error"].(map[string]any)
+	c, _ := e["code"].(string)
+	return c
+}
+
+func (f *fixture) do(t testing.TB, method, path, token, contentType string, body []byte) reply {
+	t.Helper()
+	req, err := http.NewRequest(method, f.ts.URL+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := f.ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	rep := reply{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &rep.body); err != nil {
+			t.Fatalf("%s %s: %d, body is not JSON: %q", method, path, resp.StatusCode, raw)
+		}
+	}
+	return rep
+}
+
+func (f *fixture) json(t testing.TB, method, path, token string, v any) reply {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.do(t, method, path, token, "application/json", b)
+}
+
+// want fails the test unless the reply has the status (and error code).
+func want(t testing.TB, what string, r reply, status int, code string) reply {
+	t.Helper()
+	if r.status != status || r.code() != code {
+		t.Fatalf("%s: got %d %q, want %d %q: %s", what, r.status, r.code(), status, code, r.raw)
+	}
+	return r
+}
+
+// start opens an enrollment at kiosk A and returns its id.
+func (f *fixture) start(t testing.TB, customer string) string {
+	t.Helper()
+	r := want(t, "start", f.json(t, "POST", "/v1/enrollments", tokenA, map[string]string{
+		"customer_id": customer, "display_name": "王女士", "verified_by": "staff-17"}), 201, "")
+	return r.body["session_id"].(string)
+}
+
+// consent records the customer's consent to the current Chinese text.
+func (f *fixture) consent(t testing.TB, sid string) {
+	t.Helper()
+	txt := f.srv.consent["zh"]
+	want(t, "consent", f.json(t, "POST", "/v1/enrollments/"+sid+"/consent", tokenA, map[string]any{
+		"text_version": txt.Version, "language": "zh", "sha256": txt.SHA256, "accepted": true}), 200, "")
+}
+
+// multipartBody builds a form with one image part per frame under name.
+func multipartBody(t testing.TB, name string, frames [][]byte) ([]byte, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for i, fr := range frames {
+		h := textproto.MIMEHeader{}
+		h.Set("Content-Disposition", fmt.Sprintf(`form-data; name=%q; filename="f%d.jpg"`, name, i))
+		h.Set("Content-Type", "image/jpeg")
+		p, err := mw.CreatePart(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Write(fr)
+	}
+	mw.Close()
+	return buf.Bytes(), mw.FormDataContentType()
+}
+
+// clipFrames returns n frames of a shared clip, one every `every`.
+func clipFrames(t testing.TB, clip string, from, n, every int) [][]byte {
+	t.Helper()
+	frames, err := vision.ClipFrames(testenv.Shared(t, filepath.Join("data/video", clip)), from, n, every)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return frames
+}
+
+// person is someone from a shared clip: enrollment photos (frames where
+// they face the camera) and the liveness sequence of them turning.
+type person struct {
+	photos   [][]byte
+	liveness [][]byte
+}
+
+// d12 is the man of LivePortrait's d12 clip, who turns his head far to
+// both sides in its first four seconds.
+func d12(t testing.TB) person {
+	t.Helper()
+	return person{photos: clipFrames(t, "d12.mp4", 0, 4, 3), liveness: clipFrames(t, "d12.mp4", 0, 10, 9)}
+}
+
+// d3 is the person of the d3 clip, someone else.
+func d3(t testing.TB) person {
+	t.Helper()
+	return person{photos: clipFrames(t, "d3.mp4", 60, 4, 4), liveness: clipFrames(t, "d3.mp4", 180, 10, 9)}
+}
+
+// blankPNG is a real image with no face in it.
+func blankPNG(t testing.TB) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 320, 240))
+	for y := 0; y < 240; y++ {
+		for x := 0; x < 320; x++ {
+			img.Set(x, y, color.RGBA{uint8(x), uint8(y), 128, 255})
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// rows counts a customer's rows in a table.
+func (f *fixture) rows(t testing.TB, table, customer string) int {
+	t.Helper()
+	col := "customer_id"
+	if table == "customers" {
+		col = "id"
+	}
+	var n int
+	if err := f.db.SQL().QueryRow(`SELECT COUNT(*) FROM `+table+` WHERE `+col+` = ?`, customer).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// nothingStored fails unless the database holds nothing of the customer.
+func (f *fixture) nothingStored(t testing.TB, customer string) {
+	t.Helper()
+	for _, table := range []string{"customers", "consents", "templates"} {
+		if n := f.rows(t, table, customer); n != 0 {
+			t.Fatalf("%d rows of %s in %s: a half enrollment was stored", n, customer, table)
+		}
+	}
+	if f.svc.Gallery.Templates(customer) != 0 {
+		t.Fatalf("%s is in the gallery", customer)
+	}
+}
+
+// audit returns the actions/outcomes audited for a customer.
+func (f *fixture) audit(t testing.TB, customer string) []sqlite.AuditEntry {
+	t.Helper()
+	es, err := f.db.Audit(context.Background(), sqlite.AuditFilter{CustomerID: customer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
+// flatPhoto is a photo held up to the camera and moved like a hand would:
+// shifted, tilted and turned, ten frames.
+func flatPhoto(t testing.TB, photo []byte) [][]byte {
+	t.Helper()
+	frames, err := vision.FlatClip(photo, 640, 480, 10, []vision.Hold{
+		{X: -0.04, Height: 1.0, Yaw: -25, Pitch: 8, Roll: -5},
+		{X: 0.04, Y: 0.03, Height: 1.1, Yaw: 30, Pitch: -8, Roll: 6},
+		{Height: 1.0, Yaw: -10, Pitch: 12},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return frames
+}
