@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -67,9 +68,20 @@ func clientAddr(r *http.Request) string {
 	return host
 }
 
+// bodyReadTimeout is how long a kiosk request may take to arrive, body
+// included: an 8 MiB liveness sequence over a slow branch LAN fits easily.
+const bodyReadTimeout = 60 * time.Second
+
 // guard authenticates, rate-limits and audits refusals before next runs.
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The daemon's server has no read timeout (the lobby's event
+		// streams live for hours), so a kiosk request bounds its own: a
+		// client trickling a photo upload cannot hold a handler forever.
+		rc := http.NewResponseController(w)
+		if err := rc.SetReadDeadline(time.Now().Add(bodyReadTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			s.log.Warn("kiosk: cannot bound the request's read time", "error", err)
+		}
 		id, ok := s.authenticate(r)
 		if !ok {
 			addr := clientAddr(r)
