@@ -141,7 +141,7 @@ func (r Request) Validate() error {
 // validateFields checks everything but the photos.
 func (r Request) validateFields() error {
 	switch {
-	case !validID(r.CustomerID):
+	case !ValidID(r.CustomerID):
 		return concierge.Errorf(concierge.EINVALID, "customer id %q: want 1-64 letters, digits, '-', '_' or '.'", r.CustomerID)
 	case strings.TrimSpace(r.DisplayName) == "" || utf8.RuneCountInString(r.DisplayName) > 100:
 		return concierge.Errorf(concierge.EINVALID, "display name: must be 1-100 characters")
@@ -151,7 +151,10 @@ func (r Request) validateFields() error {
 	return nil
 }
 
-func validID(id string) bool {
+// ValidID reports whether id is a customer (or device) id the system
+// accepts: 1–64 ASCII letters, digits, '-', '_' or '.', so it is safe in
+// logs, file names and NATS subjects.
+func ValidID(id string) bool {
 	if id == "" || len(id) > 64 {
 		return false
 	}
@@ -297,7 +300,7 @@ func reasons(ps []PhotoResult) string {
 // Forget withdraws the customer's consent and deletes their templates from
 // the store and the gallery at once.
 func (s *Service) Forget(ctx context.Context, customerID string) (int, error) {
-	if !validID(customerID) {
+	if !ValidID(customerID) {
 		return 0, concierge.Errorf(concierge.EINVALID, "customer id %q is not valid", customerID)
 	}
 	n, err := s.Store.Forget(ctx, customerID, s.Now().UTC())

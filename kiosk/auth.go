@@ -19,18 +19,6 @@ const minTokenLen = 32
 
 func hashToken(t string) [32]byte { return sha256.Sum256([]byte(t)) }
 
-func validKioskID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return false
-		}
-	}
-	return true
-}
-
 type ctxKey struct{}
 
 // kioskID is the authenticated kiosk of a request.

@@ -128,7 +128,7 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) *apiError {
 	kiosk := kioskID(r)
 	name := strings.TrimSpace(req.DisplayName)
 	switch {
-	case !validKioskID(req.CustomerID):
+	case !enroll.ValidID(req.CustomerID):
 		return errorf(http.StatusUnprocessableEntity, codeInvalid, "customer_id %q: want 1-64 letters, digits, '-', '_' or '.'", req.CustomerID)
 	case name == "" || !plainText(name, 100):
 		return errorf(http.StatusUnprocessableEntity, codeInvalid, "display_name: 1-100 printable characters")
@@ -317,7 +317,7 @@ func (s *Server) handleWithdraw(w http.ResponseWriter, r *http.Request) *apiErro
 		return e
 	}
 	id := r.PathValue("id")
-	if !validKioskID(id) {
+	if !enroll.ValidID(id) {
 		return errorf(http.StatusUnprocessableEntity, codeInvalid, "customer id %q: want 1-64 letters, digits, '-', '_' or '.'", id)
 	}
 	if !req.Confirm {
@@ -360,7 +360,7 @@ type consentRecord struct {
 // GET /v1/customers/{id}/consent
 func (s *Server) handleConsentStatus(w http.ResponseWriter, r *http.Request) *apiError {
 	id := r.PathValue("id")
-	if !validKioskID(id) {
+	if !enroll.ValidID(id) {
 		return errorf(http.StatusUnprocessableEntity, codeInvalid, "customer id %q: want 1-64 letters, digits, '-', '_' or '.'", id)
 	}
 	cs, err := s.svc.Store.Consents(r.Context(), id)

@@ -196,7 +196,7 @@ func New(o Options) (*Server, error) {
 		lastLimited: map[string]time.Time{},
 	}
 	for i, d := range o.Config.Devices {
-		if !validKioskID(d.ID) {
+		if !enroll.ValidID(d.ID) {
 			return nil, fmt.Errorf("kiosk devices[%d]: id %q: want 1-64 letters, digits, '-', '_' or '.'", i, d.ID)
 		}
 		if len(d.Token) < minTokenLen {

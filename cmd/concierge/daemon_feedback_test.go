@@ -28,29 +28,7 @@ import (
 // the way check-in does.
 func feedbackDaemonConfig(t *testing.T) Config {
 	t.Helper()
-	dir := t.TempDir()
-	testenv.Photo(t, "sample1.jpg")
-	cfg := DefaultConfig()
-	cfg.Branch = "t1"
-	cfg.DB = filepath.Join(dir, "c.db")
-	cfg.Models.Dir = testenv.ModelsDir(t)
-	cfg.Vision.Pool = 1
-	cfg.resolveEngine()
-	app, err := openFaceAppFor(context.Background(), cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
-	world, err := loadDemoWorld(context.Background(), app, defaultPhotosDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := world.enroll(context.Background(), app.svc); err != nil {
-		t.Fatal(err)
-	}
-	cfg.HTTP.Addr = "127.0.0.1:0"
-	cfg.NATS.Listen = "127.0.0.1:-1"
-	cfg.NATS.StoreDir = filepath.Join(dir, "js")
+	cfg, _ := enrolledConfig(t)
 	cfg.Alerts.EscalateAfter = 2 * time.Second
 	return cfg
 }

@@ -33,8 +33,30 @@ type daemonEnv struct {
 // database and composes the demo's entrance clip.
 func newDaemonEnv(t *testing.T) daemonEnv {
 	t.Helper()
-	dir := t.TempDir()
 	testenv.Shared(t, "models/face_detection_yunet_2023mar.onnx")
+	cfg, world := enrolledConfig(t)
+	dir := filepath.Dir(cfg.DB)
+	clip := filepath.Join(dir, "door.avi")
+	seconds, err := world.doorClip(clip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second camera whose one-second stream keeps ending: it must be
+	// reopened without stalling the first.
+	short := filepath.Join(dir, "short.avi")
+	if err := vision.WriteClip(short, vision.Scene{Width: 640, Height: 360, FPS: 15, Seconds: 1}); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Cameras = []Camera{{ID: "door-1", Source: clip, Fast: true}, {ID: "side-door", Source: short}}
+	return daemonEnv{cfg: cfg, seconds: seconds, clip: clip}
+}
+
+// enrolledConfig is a daemon configuration on a fresh database in which the
+// demo's customers are enrolled from real photos, with HTTP and the
+// embedded NATS server on free loopback ports.
+func enrolledConfig(t *testing.T) (Config, *demoWorld) {
+	t.Helper()
+	dir := t.TempDir()
 	testenv.Photo(t, "sample1.jpg")
 	cfg := DefaultConfig()
 	cfg.Branch = "t1"
@@ -54,22 +76,10 @@ func newDaemonEnv(t *testing.T) daemonEnv {
 	if _, err := world.enroll(context.Background(), app.svc); err != nil {
 		t.Fatal(err)
 	}
-	clip := filepath.Join(dir, "door.avi")
-	seconds, err := world.doorClip(clip)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	cfg.NATS.Listen = "127.0.0.1:-1"
 	cfg.NATS.StoreDir = filepath.Join(dir, "js")
-	// A second camera whose one-second stream keeps ending: it must be
-	// reopened without stalling the first.
-	short := filepath.Join(dir, "short.avi")
-	if err := vision.WriteClip(short, vision.Scene{Width: 640, Height: 360, FPS: 15, Seconds: 1}); err != nil {
-		t.Fatal(err)
-	}
-	cfg.Cameras = []Camera{{ID: "door-1", Source: clip, Fast: true}, {ID: "side-door", Source: short}}
-	return daemonEnv{cfg: cfg, seconds: seconds, clip: clip}
+	return cfg, world
 }
 
 func testLogger(t *testing.T) *slog.Logger {
