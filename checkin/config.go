@@ -44,6 +44,15 @@ type Config struct {
 	// the votes come from different moments, not near-identical frames.
 	// Default 300ms.
 	MinEmbedInterval time.Duration `yaml:"min_embed_interval"`
+	// ConfirmInterval replaces MinEmbedInterval for a track whose
+	// embeddings already name a customer under the rule: one more
+	// agreeing embedding may make it an arrival, so it is taken from the
+	// next usable face this much frame time later, and the camera detects
+	// on that frame even between its scheduled detections
+	// (Service.Awaiting). Tracks naming nobody, strangers above all, keep
+	// the slower MinEmbedInterval. Default 60ms: the next frame at 15 fps,
+	// every other frame at 25 or 30.
+	ConfirmInterval time.Duration `yaml:"confirm_interval"`
 
 	// TrackTimeout ends a track that has not been seen for this long,
 	// measured in frame timestamps. Default 1s.
@@ -81,6 +90,7 @@ func DefaultConfig() Config {
 		MinFacePx:        60,
 		QualityGain:      1.25,
 		MinEmbedInterval: 300 * time.Millisecond,
+		ConfirmInterval:  60 * time.Millisecond,
 		TrackTimeout:     time.Second,
 		MinIoU:           0.3,
 		MaxCenterShift:   1.0,
@@ -111,6 +121,8 @@ func (c Config) Validate() error {
 		return bad("quality_gain %v must be >= 1", c.QualityGain)
 	case c.MinEmbedInterval < 0:
 		return bad("min_embed_interval %v must be >= 0", c.MinEmbedInterval)
+	case c.ConfirmInterval < 0:
+		return bad("confirm_interval %v must be >= 0", c.ConfirmInterval)
 	case c.TrackTimeout <= 0:
 		return bad("track_timeout %v must be > 0", c.TrackTimeout)
 	case c.MinIoU <= 0 || c.MinIoU > 1:

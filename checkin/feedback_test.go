@@ -146,6 +146,9 @@ func TestFeedbackConcurrent(t *testing.T) {
 func TestFeedbackTightensMatching(t *testing.T) {
 	p := newPopulation(t, 24)
 	cfg := checkin.DefaultConfig()
+	// The quick pass below counts on embeddings MinEmbedInterval apart,
+	// also once the first one names the customer.
+	cfg.ConfirmInterval = cfg.MinEmbedInterval
 	fcfg := checkin.DefaultFeedbackConfig(cfg.Threshold)
 	fcfg.Location = time.UTC
 	strict := enroll.Rule{Threshold: cfg.Threshold - fcfg.Tighten, Margin: cfg.Margin}

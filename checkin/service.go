@@ -104,6 +104,9 @@ type camera struct {
 	tracks []*track
 	nextID uint64
 	last   time.Time // time of the last frame
+	// detected is the time of the last frame the detector ran on (an
+	// Observe with an EmbedFunc); Awaiting only counts tracks seen there.
+	detected time.Time
 }
 
 // NewService returns a service deciding with cfg against the gallery m.
@@ -198,6 +201,9 @@ func (s *Service) Observe(ctx context.Context, cameraID string, at time.Time, de
 		cam.tracks = cam.tracks[:0]
 	}
 	cam.last = at
+	if embed != nil {
+		cam.detected = at
+	}
 	ended = append(ended, cam.expire(at, s.cfg.TrackTimeout)...)
 
 	embedded, errs := s.track(ctx, cam, at, dets, embed)
@@ -247,6 +253,7 @@ func (s *Service) track(ctx context.Context, cam *camera, at time.Time, dets []D
 		frame[k] = seen{tr, i}
 	}
 
+	base := enroll.Rule{Threshold: cfg.Threshold, Margin: cfg.Margin}
 	var embedded []seen
 	var errs []error
 	for _, f := range frame {
@@ -274,6 +281,7 @@ func (s *Service) track(ctx context.Context, cam *camera, at time.Time, dets []D
 		m, ok := s.matcher.Search(&e)
 		f.tr.samples = append(f.tr.samples, sample{emb: e, quality: q, match: m, found: ok})
 		f.tr.bestQuality = max(f.tr.bestQuality, q)
+		f.tr.named = f.tr.named || (ok && base.Accept(m))
 		embedded = append(embedded, f)
 	}
 	return embedded, errs
@@ -621,6 +629,31 @@ func (s *Service) EndCamera(cameraID string, at time.Time) {
 	c.tracks = nil
 	c.mu.Unlock()
 	s.ended(cameraID, ended, at)
+}
+
+// Awaiting reports whether a frame of the camera taken at time at is worth
+// detecting faces on at once: a track seen in the camera's last detected
+// frame is undecided, already has an embedding naming a customer, and
+// would take the embedding that may confirm it at time at
+// (ConfirmInterval). A camera that detects only every few frames to save
+// CPU detects on such a frame anyway, so that the vote that decides an
+// arrival comes from the next frame rather than from the next scheduled
+// detection. It is cheap and safe for concurrent use.
+func (s *Service) Awaiting(cameraID string, at time.Time) bool {
+	s.mu.Lock()
+	cam, ok := s.cameras[cameraID]
+	s.mu.Unlock()
+	if !ok {
+		return false
+	}
+	cam.mu.Lock()
+	defer cam.mu.Unlock()
+	for _, tr := range cam.tracks {
+		if tr.awaiting(at, cam.detected, &s.cfg) {
+			return true
+		}
+	}
+	return false
 }
 
 // ActiveTracks is the number of live tracks over all cameras.

@@ -101,6 +101,9 @@ type track struct {
 	lastEmbed   time.Time // frame time of the last attempt
 	bestQuality float64   // best quality embedded so far
 	samples     []sample
+	// named: some embedding of the track names a customer under the base
+	// rule, so the next one may decide it (Config.ConfirmInterval).
+	named bool
 
 	state    outcome
 	customer string // set once decided (arrived or suppressed)
@@ -165,7 +168,8 @@ func (t *track) forget() {
 
 // wantsEmbedding reports whether a face of quality q seen at time at should
 // be embedded for this track: its first usable face at once, then a clearly
-// better face, or a usable one after MinEmbedInterval, up to MaxEmbeddings.
+// better face, or a usable one after the track's embedding interval, up to
+// MaxEmbeddings.
 func (t *track) wantsEmbedding(q float64, at time.Time, cfg *Config) bool {
 	switch {
 	case t.state != pending || q < cfg.MinQuality || t.embedCalls >= cfg.MaxEmbeddings:
@@ -175,8 +179,26 @@ func (t *track) wantsEmbedding(q float64, at time.Time, cfg *Config) bool {
 	case t.bestQuality > 0 && q >= t.bestQuality*cfg.QualityGain:
 		return true
 	default:
-		return at.Sub(t.lastEmbed) >= cfg.MinEmbedInterval
+		return at.Sub(t.lastEmbed) >= t.interval(cfg)
 	}
+}
+
+// interval is the least frame time between two embeddings of the track:
+// ConfirmInterval once an embedding names a customer, else
+// MinEmbedInterval.
+func (t *track) interval(cfg *Config) time.Duration {
+	if t.named {
+		return min(cfg.ConfirmInterval, cfg.MinEmbedInterval)
+	}
+	return cfg.MinEmbedInterval
+}
+
+// awaiting reports whether the track, seen in the frame detected at time
+// detected, names a customer and would take the embedding that may confirm
+// it at time at (a usable face permitting): see Service.Awaiting.
+func (t *track) awaiting(at, detected time.Time, cfg *Config) bool {
+	return t.state == pending && t.named && t.last.Equal(detected) &&
+		t.embedCalls < cfg.MaxEmbeddings && at.Sub(t.lastEmbed) >= t.interval(cfg)
 }
 
 // pair is a candidate link between a track and a detection.

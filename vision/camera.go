@@ -53,6 +53,13 @@ type Observer interface {
 	Observe(ctx context.Context, camera string, at time.Time, dets []checkin.Detection, embed checkin.EmbedFunc) error
 }
 
+// awaiter is implemented by observers (checkin.Service) that can tell
+// when a frame is worth detecting on before DetectInterval has passed: a
+// track names a customer and would take the embedding that may confirm it.
+type awaiter interface {
+	Awaiting(camera string, at time.Time) bool
+}
+
 // CameraConfig sets up one camera's pipeline.
 type CameraConfig struct {
 	ID     string
@@ -69,19 +76,34 @@ type CameraConfig struct {
 	// DetectInterval is the least frame time between two detections: at 15
 	// fps, 120 ms detects on every other frame, halving the CPU while a
 	// walking person still moves only a fraction of their face per detection.
+	// The one exception: while the observer awaits the vote that may
+	// confirm a customer (checkin.Service.Awaiting), the next frame is
+	// detected on too, so the arrival is decided one frame later rather
+	// than at the next scheduled detection.
 	DetectInterval time.Duration
 	// Linger keeps detecting this long after the last motion or face, so a
 	// customer standing still in the doorway is still tracked.
 	Linger time.Duration
-	Logger *slog.Logger
+	// IdleStride: once nothing has moved and no face has been seen for
+	// IdleAfter, the camera looks at one frame in IdleStride only, until
+	// the next motion; the source still decodes the others (SetStride).
+	// An empty lobby then costs about half as much, and a person walking
+	// in is noticed at most IdleStride-1 frames later, long before their
+	// face is large enough to recognise. Zero means 2; 1 looks at every
+	// frame. IdleAfter must exceed Linger; zero means 2 s.
+	IdleStride int
+	IdleAfter  time.Duration
+	Logger     *slog.Logger
 }
 
 // CameraStats counts a camera pipeline's work; safe to read while it runs.
 type CameraStats struct {
 	Frames     atomic.Int64 // frames looked at
+	Idle       atomic.Int64 // frames looked at on the idle stride
 	Gated      atomic.Int64 // frames skipped by the motion gate
 	Skipped    atomic.Int64 // frames skipped to keep to the detection interval
 	Detections atomic.Int64 // detector runs
+	Eager      atomic.Int64 // detector runs before DetectInterval, for an awaited vote
 	Faces      atomic.Int64 // faces found
 	Embeddings atomic.Int64 // embeddings computed
 	Errors     atomic.Int64
@@ -126,6 +148,15 @@ func NewCamera(cfg CameraConfig, detector *YuNet, embedder Embedder, observer Ob
 	if cfg.Linger <= 0 {
 		cfg.Linger = time.Second
 	}
+	if cfg.IdleStride <= 0 {
+		cfg.IdleStride = 2
+	}
+	if cfg.IdleAfter <= 0 {
+		cfg.IdleAfter = 2 * time.Second
+	}
+	if cfg.IdleAfter <= cfg.Linger {
+		return nil, fmt.Errorf("camera %s: idle after %v must exceed linger %v", cfg.ID, cfg.IdleAfter, cfg.Linger)
+	}
 	return &Camera{cfg: cfg, source: src, detector: detector, embedder: embedder, observer: observer,
 		log: cfg.Logger.With("camera", cfg.ID)}, nil
 }
@@ -140,12 +171,31 @@ func (c *Camera) Source() *Source { return c.source }
 func (c *Camera) Run(ctx context.Context) error {
 	gate := NewMotionGate(c.cfg.MotionThreshold)
 	defer gate.Close()
+	aw, _ := c.observer.(awaiter)
 	var lastActive, lastDetect time.Time
+	idle := false
+	c.source.SetStride(1)
 	err := c.source.Run(ctx, func(f Frame) {
 		t0 := time.Now()
 		defer func() { c.Stats.busyNanos.Add(int64(time.Since(t0))) }()
 		c.Stats.Frames.Add(1)
+		if idle {
+			c.Stats.Idle.Add(1)
+		}
 		_, moved := gate.Moved(f.Mat)
+		if moved {
+			lastActive = f.At
+		}
+		// The first frame counts as motion, so lastActive is set before
+		// the lobby can be taken for idle.
+		if now := f.At.Sub(lastActive) > c.cfg.IdleAfter; now != idle {
+			idle = now
+			stride := 1
+			if idle {
+				stride = c.cfg.IdleStride
+			}
+			c.source.SetStride(stride)
+		}
 		if !moved && f.At.Sub(lastActive) > c.cfg.Linger {
 			c.Stats.Gated.Add(1)
 			// Tracks still age on skipped frames, so a visit ends on time.
@@ -154,12 +204,12 @@ func (c *Camera) Run(ctx context.Context) error {
 			}
 			return
 		}
-		if moved {
-			lastActive = f.At
-		}
 		if f.At.Sub(lastDetect) < c.cfg.DetectInterval {
-			c.Stats.Skipped.Add(1)
-			return
+			if aw == nil || !aw.Awaiting(c.cfg.ID, f.At) {
+				c.Stats.Skipped.Add(1)
+				return
+			}
+			c.Stats.Eager.Add(1)
 		}
 		lastDetect = f.At
 		if err := c.process(ctx, f); err != nil && ctx.Err() == nil {

@@ -5,6 +5,9 @@ import (
 	"image"
 	"image/color"
 	"math"
+	"path/filepath"
+	"runtime"
+	"strings"
 
 	"gocv.io/x/gocv"
 )
@@ -32,13 +35,29 @@ type Scene struct {
 	FPS           float64
 	Seconds       float64
 	Actors        []Actor
+	// Noise is the standard deviation, in grey levels, of Gaussian noise
+	// added to every pixel of every frame, as a camera's sensor adds it:
+	// a still lobby is then still to a person but not to a codec or a
+	// motion gate. The noise is seeded, so a scene renders the same twice.
+	Noise float64
 }
 
-// WriteClip renders the scene to an MJPEG AVI file, the format OpenCV reads
-// back on every platform without extra codecs.
+// clipCodecs maps a file extension to the codec WriteClip encodes with.
+// MJPEG in AVI is the format OpenCV reads back on every platform without
+// extra codecs; H.264 in MP4 or Matroska is what IP cameras stream, whose
+// predicted frames cost next to nothing to decode where nothing moves.
+// Debian's OpenCV writes it through FFmpeg's libx264.
+var clipCodecs = map[string]string{".avi": "MJPG", ".mp4": "avc1", ".mkv": "avc1"}
+
+// WriteClip renders the scene to a video file, MJPEG for a path ending in
+// .avi, H.264 for .mp4 and .mkv.
 func WriteClip(path string, s Scene) error {
-	if s.Width <= 0 || s.Height <= 0 || s.FPS <= 0 || s.Seconds <= 0 {
-		return fmt.Errorf("write clip: bad scene %dx%d %.1f fps %.1f s", s.Width, s.Height, s.FPS, s.Seconds)
+	if s.Width <= 0 || s.Height <= 0 || s.FPS <= 0 || s.Seconds <= 0 || s.Noise < 0 {
+		return fmt.Errorf("write clip: bad scene %dx%d %.1f fps %.1f s noise %.1f", s.Width, s.Height, s.FPS, s.Seconds, s.Noise)
+	}
+	codec, ok := clipCodecs[strings.ToLower(filepath.Ext(path))]
+	if !ok {
+		return fmt.Errorf("write clip %s: unknown extension (want .avi, .mp4 or .mkv)", path)
 	}
 	photos := make([]gocv.Mat, len(s.Actors))
 	for i, a := range s.Actors {
@@ -49,7 +68,7 @@ func WriteClip(path string, s Scene) error {
 		defer m.Close()
 		photos[i] = m
 	}
-	vw, err := gocv.VideoWriterFile(path, "MJPG", s.FPS, s.Width, s.Height, true)
+	vw, err := gocv.VideoWriterFile(path, codec, s.FPS, s.Width, s.Height, true)
 	if err != nil {
 		return fmt.Errorf("write clip %s: %w", path, err)
 	}
@@ -61,6 +80,8 @@ func WriteClip(path string, s Scene) error {
 	defer frame.Close()
 	scaled := gocv.NewMat()
 	defer scaled.Close()
+	noise := newNoiser(s)
+	defer noise.Close()
 	n := int(math.Round(s.Seconds * s.FPS))
 	for i := 0; i < n; i++ {
 		t := float64(i) / s.FPS
@@ -84,11 +105,56 @@ func WriteClip(path string, s Scene) error {
 			src.Close()
 			roi.Close()
 		}
-		if err := vw.Write(frame); err != nil {
+		if err := vw.Write(noise.apply(frame)); err != nil {
 			return fmt.Errorf("write clip %s frame %d: %w", path, i, err)
 		}
 	}
 	return nil
+}
+
+// noiser adds a scene's sensor noise to frames.
+type noiser struct {
+	sigma            float64
+	noise, wide, out gocv.Mat
+	unlock           func()
+}
+
+// newNoiser seeds OpenCV's random generator, which is per OS thread, and
+// so keeps the calling goroutine on its thread until Close.
+func newNoiser(s Scene) *noiser {
+	n := &noiser{sigma: s.Noise, unlock: func() {}}
+	if s.Noise == 0 {
+		return n
+	}
+	runtime.LockOSThread()
+	n.unlock = runtime.UnlockOSThread
+	gocv.SetRNGSeed(1)
+	n.noise = gocv.NewMatWithSize(s.Height, s.Width, gocv.MatTypeCV16SC3)
+	n.wide, n.out = gocv.NewMat(), gocv.NewMat()
+	return n
+}
+
+// apply returns frame with fresh noise added, saturated to 0..255; the
+// result is valid until the next call.
+func (n *noiser) apply(frame gocv.Mat) gocv.Mat {
+	if n.sigma == 0 {
+		return frame
+	}
+	gocv.RandN(&n.noise, gocv.NewScalar(0, 0, 0, 0), gocv.NewScalar(n.sigma, n.sigma, n.sigma, 0))
+	frame.ConvertTo(&n.wide, gocv.MatTypeCV16SC3)
+	gocv.Add(n.wide, n.noise, &n.wide)
+	n.wide.ConvertTo(&n.out, gocv.MatTypeCV8UC3)
+	return n.out
+}
+
+// Close frees the buffers and releases the thread.
+func (n *noiser) Close() {
+	if n.sigma != 0 {
+		n.noise.Close()
+		n.wide.Close()
+		n.out.Close()
+	}
+	n.unlock()
 }
 
 // background paints a still lobby: a vertical gradient with a doorframe, so

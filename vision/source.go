@@ -49,6 +49,7 @@ type Frame struct {
 type SourceStats struct {
 	Frames     atomic.Int64 // frames read
 	Dropped    atomic.Int64 // frames replaced before the consumer took them
+	Passed     atomic.Int64 // frames decoded but not handed over (SetStride)
 	Reconnects atomic.Int64
 }
 
@@ -56,9 +57,10 @@ type SourceStats struct {
 // newest to the consumer: a slow consumer skips stale frames (counted as
 // drops) instead of building a backlog.
 type Source struct {
-	cfg   SourceConfig
-	log   *slog.Logger
-	Stats SourceStats
+	cfg    SourceConfig
+	log    *slog.Logger
+	Stats  SourceStats
+	stride atomic.Int32 // hand over one frame in stride; 0 and 1 mean every frame
 }
 
 // NewSource validates cfg.
@@ -76,6 +78,17 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Source{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// SetStride makes the source hand over only one frame in n (n ≤ 1: every
+// frame, the default). The frames in between are still decoded, since the
+// next frames of a compressed stream are predicted from them, but they are
+// neither converted to BGR nor handed to the consumer: that saves most of
+// a frame's cost when the consumer has nothing to look for, e.g. a camera
+// watching an empty lobby. It takes effect from the next frame read and is
+// safe to call from the consumer.
+func (s *Source) SetStride(n int) {
+	s.stride.Store(int32(max(1, n)))
 }
 
 // IsFile reports whether the source names an existing file.
@@ -120,7 +133,8 @@ func (s *Source) Run(ctx context.Context, consume func(Frame)) error {
 		cond    = sync.NewCond(&mu)
 		latest  = gocv.NewMat()
 		spare   = gocv.NewMat()
-		pending bool
+		pending bool // a frame waits for the consumer
+		busy    bool // the consumer is processing a frame
 		have    Frame
 		done    bool
 		readErr error
@@ -146,11 +160,15 @@ func (s *Source) Run(ctx context.Context, consume func(Frame)) error {
 			}
 			latest, work = work, latest
 			f := have
-			pending = false
+			pending, busy = false, true
 			cond.Broadcast()
 			mu.Unlock()
 			f.Mat = work
 			consume(f)
+			mu.Lock()
+			busy = false
+			cond.Broadcast()
+			mu.Unlock()
 		}
 	}()
 	stopConsumer := func() {
@@ -170,7 +188,11 @@ func (s *Source) Run(ctx context.Context, consume func(Frame)) error {
 
 	backoff := s.cfg.BackoffMin
 	var seq int64
-	start := time.Now()
+	// start is the time of the first frame, to which a file's frame times
+	// are added. Taking it before opening the file would stamp every frame
+	// earlier than it was delivered, by the time the open took, and make
+	// latency measured against the frame times look longer than it is.
+	var start time.Time
 	for ctx.Err() == nil {
 		vc, err := s.open()
 		if err != nil {
@@ -189,12 +211,53 @@ func (s *Source) Run(ctx context.Context, consume func(Frame)) error {
 			fps = 25
 		}
 		interval := time.Duration(float64(time.Second) / fps)
+		// A file's length, so that a frame passed over by the stride is
+		// not read past its end: Grab does not report the end.
+		total := -1
+		if isFile {
+			if n := vc.Get(gocv.VideoCaptureFrameCount); n > 0 {
+				total = int(n)
+			}
+		}
 		s.log.Info("camera open", "source", redact(s.cfg.Source), "fps", fps)
-		got := 0
+		got, passed := 0, 0
 		next := time.Now()
 		for ctx.Err() == nil {
+			if isFile && !s.cfg.Realtime && s.stride.Load() > 1 {
+				// A file read as fast as the consumer goes: let it finish
+				// its frame, which may end the stride, so that which frames
+				// are passed over does not depend on thread timing.
+				mu.Lock()
+				for (pending || busy) && ctx.Err() == nil {
+					cond.Wait()
+				}
+				mu.Unlock()
+			}
+			if stride := int(s.stride.Load()); stride > 1 && passed < stride-1 && got != total {
+				// Decode only: no colour conversion, no hand-over.
+				vc.Grab(1)
+				if start.IsZero() {
+					start = time.Now()
+				}
+				got++
+				passed++
+				seq++
+				s.Stats.Frames.Add(1)
+				s.Stats.Passed.Add(1)
+				if isFile && s.cfg.Realtime {
+					next = next.Add(interval)
+					if !sleepCtx(ctx, time.Until(next)) {
+						break
+					}
+				}
+				continue
+			}
+			passed = 0
 			if !vc.Read(&spare) || spare.Empty() {
 				break
+			}
+			if start.IsZero() {
+				start = time.Now()
 			}
 			got++
 			backoff = s.cfg.BackoffMin

@@ -2,6 +2,7 @@ package vision_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -126,5 +127,33 @@ func TestMotionGate(t *testing.T) {
 		case seq == 1 && !m, seq > 1 && seq < 15 && m, seq > 17 && seq <= 30 && !m:
 			t.Errorf("frame %d: moved=%v", seq, m)
 		}
+	}
+}
+
+// With a stride of 3 the consumer gets one frame in three; the frames in
+// between are decoded but passed over, and frame numbers and times still
+// count every frame of the file.
+func TestSourceStride(t *testing.T) {
+	clip := writeClip(t, 2)
+	src, _ := vision.NewSource(vision.SourceConfig{Source: clip})
+	src.SetStride(3)
+	var seqs []int64
+	var ats []time.Duration
+	var first time.Time
+	src.Run(context.Background(), func(f vision.Frame) {
+		if len(seqs) == 0 {
+			first = f.At
+		}
+		seqs = append(seqs, f.Seq)
+		ats = append(ats, f.At.Sub(first))
+	})
+	if fmt.Sprint(seqs) != "[3 6 9 12 15 18 21 24 27 30]" {
+		t.Fatalf("handed over frames %v", seqs)
+	}
+	if ats[1] != 3*(time.Second/15) {
+		t.Errorf("frame 6 is %v after frame 3, want 200ms", ats[1])
+	}
+	if st := &src.Stats; st.Frames.Load() != 30 || st.Passed.Load() != 20 || st.Dropped.Load() != 0 {
+		t.Fatalf("frames %d passed %d dropped %d, want 30, 20, 0", st.Frames.Load(), st.Passed.Load(), st.Dropped.Load())
 	}
 }

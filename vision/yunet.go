@@ -18,9 +18,18 @@ import (
 	"concierge/models"
 )
 
-// yunetSide is YuNet's fixed input side: the 2023mar export has a static
-// 640×640 input, so frames are letterboxed rather than resized freely.
+// yunetSide is the longer side of YuNet's input: frames are scaled so that
+// their longer side is 640, which keeps the face sizes the model was trained
+// on.
 const yunetSide = 640
+
+// yunetAlign is the multiple both input sides are padded to. The 2023mar
+// export is declared 640×640, but OpenCV reshapes it to any input whose
+// sides are multiples of its coarsest stride, 32 (others fail an assertion
+// where the feature pyramid adds its levels). Padding a 16:9 frame's 640×360
+// to 640×384 instead of 640×640 skips 40 % of the net's work on rows of
+// black; measured on the 2-core VM, 13.5 ms against 22 ms per frame.
+const yunetAlign = 32
 
 // yunetNMS is the IoU above which a lower-scored box is taken for the same
 // face; 0.3 is what OpenCV's FaceDetectorYN and the model zoo demo use.
@@ -107,8 +116,8 @@ func (y *YuNet) Detect(img gocv.Mat, minScore float64) ([]Detection, error) {
 		return nil, &InputError{Kind: ErrNotImage, Detail: "want an 8-bit BGR image"}
 	}
 	w, h := img.Cols(), img.Rows()
-	// Letterbox: scale the longer side to 640 and pad the rest at the
-	// bottom and right, so that mapping back is a pure per-axis scale.
+	// Letterbox: scale the longer side to 640 and pad the bottom and right
+	// up to a multiple of 32, so that mapping back is a pure per-axis scale.
 	scale := float64(yunetSide) / float64(max(w, h))
 	nw := min(yunetSide, max(1, int(math.Round(float64(w)*scale))))
 	nh := min(yunetSide, max(1, int(math.Round(float64(h)*scale))))
@@ -140,8 +149,8 @@ func (y *YuNet) Detect(img gocv.Mat, minScore float64) ([]Detection, error) {
 	return out, nil
 }
 
-// run letterboxes img (resized to nw×nh, padded to 640×640), runs the net
-// and decodes every grid cell scoring at least minScore.
+// run letterboxes img (resized to nw×nh, padded to multiples of 32), runs
+// the net and decodes every grid cell scoring at least minScore.
 func (y *YuNet) run(img gocv.Mat, nw, nh int, minScore float64) ([]candidate, error) {
 	y.mu.Lock()
 	defer y.mu.Unlock()
@@ -158,8 +167,9 @@ func (y *YuNet) run(img gocv.Mat, nw, nh int, minScore float64) ([]candidate, er
 		src = y.resized
 	}
 	// Black padding, as FaceDetectorYN pads; the net sees no faces there.
-	gocv.CopyMakeBorder(src, &y.padded, 0, yunetSide-nh, 0, yunetSide-nw, gocv.BorderConstant, color.RGBA{})
-	gocv.BlobFromImages([]gocv.Mat{y.padded}, &y.blob, 1, image.Pt(yunetSide, yunetSide),
+	pw, ph := alignUp(nw, yunetAlign), alignUp(nh, yunetAlign)
+	gocv.CopyMakeBorder(src, &y.padded, 0, ph-nh, 0, pw-nw, gocv.BorderConstant, color.RGBA{})
+	gocv.BlobFromImages([]gocv.Mat{y.padded}, &y.blob, 1, image.Pt(pw, ph),
 		gocv.NewScalar(0, 0, 0, 0), false, false, gocv.MatTypeCV32F)
 
 	y.net.SetInput(y.blob, "")
@@ -172,8 +182,11 @@ func (y *YuNet) run(img gocv.Mat, nw, nh int, minScore float64) ([]candidate, er
 	if len(outs) != len(yunetOutputs) {
 		return nil, fmt.Errorf("yunet: %d outputs, want %d", len(outs), len(yunetOutputs))
 	}
-	return decodeYuNet(outs, minScore)
+	return decodeYuNet(outs, minScore, pw, ph)
 }
+
+// alignUp rounds v up to a multiple of a.
+func alignUp(v, a int) int { return (v + a - 1) / a * a }
 
 // imageWise turns YuNet's ArcFace-ordered points (eye, eye, nose, mouth
 // corner, mouth corner) into face.Landmarks. The pairs are sorted by x rather
@@ -191,21 +204,21 @@ func imageWise(p [5]image.Point) face.Landmarks {
 	return face.Landmarks{LeftEye: le, RightEye: re, Nose: p[2], LeftMouth: lm, RightMouth: rm}
 }
 
-// candidate is a decoded box in letterboxed 640×640 coordinates.
+// candidate is a decoded box in letterboxed input coordinates.
 type candidate struct {
 	x1, y1, x2, y2 float64
 	kps            [10]float64
 	score          float64
 }
 
-// decodeYuNet turns the twelve heads, in yunetOutputs order, into boxes in
-// letterboxed coordinates: for stride s and grid cell (r, c), the centre is
-// ((c+b0)·s, (r+b1)·s), the size (e^b2·s, e^b3·s) and landmark j
-// ((k2j+c)·s, (k2j+1+r)·s).
-func decodeYuNet(outs []gocv.Mat, minScore float64) ([]candidate, error) {
+// decodeYuNet turns the twelve heads, in yunetOutputs order, of a w×h input
+// into boxes in letterboxed coordinates: for stride s and grid cell (r, c),
+// numbered row-major on the (w/s)×(h/s) grid, the centre is ((c+b0)·s,
+// (r+b1)·s), the size (e^b2·s, e^b3·s) and landmark j ((k2j+c)·s, (k2j+1+r)·s).
+func decodeYuNet(outs []gocv.Mat, minScore float64, w, h int) ([]candidate, error) {
 	var cands []candidate
 	for si, s := range yunetStrides {
-		n := (yunetSide / s) * (yunetSide / s)
+		n := (w / s) * (h / s)
 		cls, err := floats(outs[si], n, "cls")
 		if err != nil {
 			return nil, err
@@ -222,7 +235,7 @@ func decodeYuNet(outs []gocv.Mat, minScore float64) ([]candidate, error) {
 		if err != nil {
 			return nil, err
 		}
-		cols, fs := yunetSide/s, float64(s)
+		cols, fs := w/s, float64(s)
 		for i := 0; i < n; i++ {
 			// The heads are already sigmoid outputs; clamping guards the
 			// square root against values a hair outside [0,1].

@@ -35,6 +35,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"unknown key", "brnach: b1\n", "brnach"},
 		{"bad branch", "branch: a.b\n", "branch"},
 		{"bad threshold", "match:\n  threshold: 3\n", "match.threshold"},
+		{"negative opencv threads", "vision:\n  threads: -1\n", "vision.threads"},
 		{"duplicate camera", "cameras:\n  - {id: a, source: '0'}\n  - {id: a, source: '1'}\n", "duplicate id"},
 		{"camera without source", "cameras:\n  - {id: a}\n", "cameras[0]"},
 		{"not yaml", "branch: [\n", "yaml"},

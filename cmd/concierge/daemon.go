@@ -87,7 +87,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	cc.Branch = cfg.Branch
 	cc.Threshold, cc.Margin = cfg.rule().Threshold, cfg.rule().Margin
 	cc.Votes, cc.MaxEmbeddings = cfg.Checkin.Votes, cfg.Checkin.MaxEmbeddings
-	cc.MinEmbedInterval = cfg.Checkin.MinEmbedInterval
+	cc.MinEmbedInterval, cc.ConfirmInterval = cfg.Checkin.MinEmbedInterval, cfg.Checkin.ConfirmInterval
 	cc.Cooldown, cc.TrackTimeout = cfg.Checkin.Cooldown, cfg.Checkin.TrackTimeout
 	cc.MinFacePx = cfg.Vision.MinFacePx
 	svc, err := checkin.NewService(cc, d.app.svc.Gallery)
@@ -140,6 +140,7 @@ func (d *Daemon) openCameras() error {
 	if len(d.cfg.Cameras) == 0 {
 		return nil
 	}
+	vision.SetThreads(d.cfg.Vision.Threads)
 	yunet := models.Path(d.cfg.Models.Dir, models.YuNet)
 	for _, c := range d.cfg.Cameras {
 		det, err := vision.NewYuNet(yunet)
