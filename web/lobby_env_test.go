@@ -23,6 +23,7 @@ import (
 
 	"concierge/alert"
 	"concierge/checkin"
+	"concierge/internal/testenv"
 	"concierge/sqlite"
 )
 
@@ -161,6 +162,15 @@ func (e *lobbyEnv) arrival(n int, risk []checkin.RiskFlag, edit func(*checkin.Ar
 	if err := e.pub.Notify(context.Background(), a, risk); err != nil {
 		e.t.Fatal(err)
 	}
+	// Notify only writes the outbox; its sender publishes a moment later.
+	// Wait, so that a claim made next is stored after the alert, as it is
+	// when staff claim what they see.
+	testenv.CheckFor(e.t, 5*time.Second, 5*time.Millisecond, func() error {
+		if p, q := e.pub.Stats.Published.Load(), e.pub.Stats.Enqueued.Load(); p < q {
+			return fmt.Errorf("%d of %d alert messages published", p, q)
+		}
+		return nil
+	})
 	return a
 }
 
