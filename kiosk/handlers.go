@@ -232,12 +232,19 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) *apiError
 	return nil
 }
 
-// requireConsent refuses any look at a face before the customer agreed.
-func requireConsent(ss *session) *apiError {
-	if ss.consent == nil {
-		return errorf(http.StatusConflict, codeConsentRequired, "the customer has not consented yet: no photo may be taken before consent")
+// lockConsented is lockSession for the steps that come after consent:
+// photos, liveness, finish: no look at a face before the customer agreed.
+// The session is returned locked; a refusal leaves it unlocked.
+func (s *Server) lockConsented(r *http.Request) (*session, *apiError) {
+	ss, e := s.lockSession(r)
+	if e != nil {
+		return nil, e
 	}
-	return nil
+	if ss.consent == nil {
+		ss.mu.Unlock()
+		return nil, errorf(http.StatusConflict, codeConsentRequired, "the customer has not consented yet: no photo may be taken before consent")
+	}
+	return ss, nil
 }
 
 // POST /v1/enrollments/{id}/finish
@@ -248,14 +255,11 @@ func (s *Server) handleFinish(w http.ResponseWriter, r *http.Request) *apiError 
 			return e
 		}
 	}
-	ss, e := s.lockSession(r)
+	ss, e := s.lockConsented(r)
 	if e != nil {
 		return e
 	}
 	defer ss.mu.Unlock()
-	if e := requireConsent(ss); e != nil {
-		return e
-	}
 	if len(ss.faces) < s.cfg.PhotosNeeded {
 		return errorf(http.StatusConflict, codeMorePhotos, "%d of %d usable photos taken", len(ss.faces), s.cfg.PhotosNeeded)
 	}

@@ -49,14 +49,11 @@ func (s *Server) handleLiveness(w http.ResponseWriter, r *http.Request) *apiErro
 	if len(frames) < s.cfg.MinLivenessFrames {
 		return errorf(http.StatusUnprocessableEntity, codeInvalid, "%d frames: send %d to %d", len(frames), s.cfg.MinLivenessFrames, s.cfg.MaxLivenessFrames)
 	}
-	ss, e := s.lockSession(r)
+	ss, e := s.lockConsented(r)
 	if e != nil {
 		return e
 	}
 	defer ss.mu.Unlock()
-	if e := requireConsent(ss); e != nil {
-		return e
-	}
 	if ss.attempts >= s.cfg.MaxLivenessAttempts {
 		return errorf(http.StatusConflict, codeTooManyAttempts, "%d liveness checks failed; staff must start the enrollment again", ss.attempts)
 	}

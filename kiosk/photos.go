@@ -203,14 +203,11 @@ func (s *Server) handleGuidance(w http.ResponseWriter, r *http.Request) *apiErro
 	if e != nil {
 		return e
 	}
-	ss, e := s.lockSession(r)
+	ss, e := s.lockConsented(r)
 	if e != nil {
 		return e
 	}
 	defer ss.mu.Unlock()
-	if e := requireConsent(ss); e != nil {
-		return e
-	}
 	fb, _, e := s.assess(r, ss, data)
 	if e != nil {
 		return e
@@ -226,14 +223,11 @@ func (s *Server) handlePhoto(w http.ResponseWriter, r *http.Request) *apiError {
 	if e != nil {
 		return e
 	}
-	ss, e := s.lockSession(r)
+	ss, e := s.lockConsented(r)
 	if e != nil {
 		return e
 	}
 	defer ss.mu.Unlock()
-	if e := requireConsent(ss); e != nil {
-		return e
-	}
 	if len(ss.faces) >= s.cfg.MaxPhotos {
 		return errorf(http.StatusConflict, codeTooManyPhotos, "%d photos are already accepted; finish the enrollment", len(ss.faces))
 	}
