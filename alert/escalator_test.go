@@ -241,8 +241,11 @@ func TestEscalatorOnceAcrossProcesses(t *testing.T) {
 	if n := one.Stats.Escalated.Load() + two.Stats.Escalated.Load(); n != 1 {
 		t.Fatalf("escalated %d times", n)
 	}
-	if n := one.Stats.Duplicates.Load() + two.Stats.Duplicates.Load(); n != 1 {
-		t.Errorf("duplicates %d, want 1", n)
+	// The loser either read the winner's escalation before its own Check
+	// (nothing to do) or published and was de-duplicated by JetStream;
+	// which one is a matter of timing, so both are right.
+	if n := one.Stats.Duplicates.Load() + two.Stats.Duplicates.Load(); n > 1 {
+		t.Errorf("duplicates %d, want at most 1", n)
 	}
 	want := fmt.Sprint([]string{id + " 1m0s"})
 	if events, copies := env.escalations(t); fmt.Sprint(events) != want || fmt.Sprint(copies) != want {
