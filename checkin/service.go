@@ -315,8 +315,8 @@ func (s *Service) exhaust(tr *track) {
 //
 // A track is customer C when no embedding names anyone else under the base
 // rule, at least Votes embeddings name C under C's rule, and the
-// quality-weighted mean of all the track's embeddings is nearest to C and
-// within C's threshold. The mean is the fused evidence: one embedding of a turned head may be
+// quality-weighted mean of all the track's embeddings names C under C's
+// rule too. The mean is the fused evidence: one embedding of a turned head may be
 // noisy, the mean of several is closer to the person's true template, and
 // an embedding of someone else that crept into the track pulls it away.
 func (s *Service) decide(cameraID string, tr *track, at time.Time) (decision, bool) {
@@ -359,11 +359,12 @@ func (s *Service) decide(cameraID string, tr *track, at time.Time) (decision, bo
 	}
 	fused := fuse(tr.samples)
 	fm, ok := s.matcher.Search(&fused)
-	// The fused embedding must name C within C's threshold; its margin is
-	// reported, not required: each vote already cleared the margin, and on
-	// the idols descriptors requiring it again lost a quarter of genuine
-	// tracks without stopping a single impostor track more.
-	if !ok || fm.CustomerID != cand || fm.Distance > rule.Threshold {
+	// The fused embedding must name C under C's rule, margin included:
+	// with centroid scoring that costs under half a point of genuine
+	// tracks on the Korean photos (docs/accuracy.md) and stops a track in
+	// which two lucky frames of a stranger vote for C while the whole
+	// track sits between C and someone else.
+	if !ok || fm.CustomerID != cand || !rule.Accept(fm) {
 		return decision{}, false
 	}
 
@@ -438,33 +439,15 @@ func (s *Service) Cooldown(customerID string, at time.Time) time.Duration {
 	return s.cooldown(t)
 }
 
-// fuse is the quality-weighted mean of the samples' embeddings. Engines
-// whose embeddings are unit vectors compare on the sphere, so the mean is
-// put back on it; dlib's are compared as they are.
+// fuse is the quality-weighted mean of the samples' embeddings (see
+// face.Mean): a sharp frontal face counts for more than a blurred one.
 func fuse(ss []sample) face.Embedding {
-	var acc [face.Dim]float64
-	var wsum float64
-	unit := true
+	es := make([]face.Embedding, len(ss))
+	ws := make([]float64, len(ss))
 	for i := range ss {
-		w := math.Max(ss[i].quality, 1e-6)
-		wsum += w
-		var n float64
-		for k, v := range ss[i].emb {
-			acc[k] += w * float64(v)
-			n += float64(v) * float64(v)
-		}
-		if math.Abs(math.Sqrt(n)-1) > 1e-3 {
-			unit = false
-		}
+		es[i], ws[i] = ss[i].emb, math.Max(ss[i].quality, 1e-6)
 	}
-	var out face.Embedding
-	for k := range out {
-		out[k] = float32(acc[k] / wsum)
-	}
-	if unit {
-		out.Normalize()
-	}
-	return out
+	return face.Mean(es, ws)
 }
 
 // maxMargin stands for "no runner-up" in an Arrival: +Inf cannot travel in

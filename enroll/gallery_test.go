@@ -31,7 +31,9 @@ func TestGallerySearch(t *testing.T) {
 	if g.Customers() != 2 || g.Templates("A") != 2 || g.Templates("X") != 0 {
 		t.Fatalf("customers %d, A %d, X %d", g.Customers(), g.Templates("A"), g.Templates("X"))
 	}
-	probe := vec(1, 0.9) // 0.1 from A's second template
+	probe := vec(1, 0.9)
+	// A's two unit templates average to (1/√2, 1/√2) on the sphere.
+	toA := math.Hypot(1/math.Sqrt2, 0.9-1/math.Sqrt2)
 	for _, tc := range []struct {
 		name      string
 		exclude   []string
@@ -39,7 +41,7 @@ func TestGallerySearch(t *testing.T) {
 		wantDist  float64
 		wantRunUp string
 	}{
-		{"best of templates", nil, "A", 0.1, "B"},
+		{"centroid of templates", nil, "A", toA, "B"},
 		{"exclude A", []string{"A"}, "B", math.Hypot(0.9, 1), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -50,7 +52,7 @@ func TestGallerySearch(t *testing.T) {
 			if tc.wantRunUp == "" && !math.IsInf(m.Margin, 1) {
 				t.Fatalf("margin without a runner-up = %v, want +Inf", m.Margin)
 			}
-			if tc.wantRunUp == "B" && math.Abs(m.Margin-(math.Hypot(0.9, 1)-0.1)) > 1e-6 {
+			if tc.wantRunUp == "B" && math.Abs(m.Margin-(math.Hypot(0.9, 1)-toA)) > 1e-6 {
 				t.Fatalf("margin = %v", m.Margin)
 			}
 		})
@@ -65,6 +67,29 @@ func TestGallerySearch(t *testing.T) {
 	g.Remove("B")
 	if _, ok := g.Search(&probe); ok {
 		t.Fatal("empty gallery returned a match")
+	}
+}
+
+// Removing a customer moves another into its place; both the moved and
+// the added-to customers must keep scoring on their own templates.
+func TestGalleryRemoveKeepsOthers(t *testing.T) {
+	g := enroll.NewGallery("m")
+	g.Add(tmpl("A", vec(0, 1)), tmpl("B", vec(1, 1)), tmpl("C", vec(2, 1)))
+	if n := g.Remove("A"); n != 1 {
+		t.Fatalf("removed %d", n)
+	}
+	g.Add(tmpl("B", vec(1, 1)), tmpl("D", vec(3, 1)))
+	for i, want := range map[int]string{1: "B", 2: "C", 3: "D"} {
+		p := vec(i, 1)
+		m, ok := g.Search(&p)
+		if !ok || m.CustomerID != want || m.Distance > 1e-6 {
+			t.Errorf("probe %d: %+v, want %s at 0", i, m, want)
+		}
+	}
+	if p := vec(0, 1); g.Templates("A") != 0 || g.Customers() != 3 || g.Templates("B") != 2 {
+		t.Fatalf("after remove: A %d, B %d templates, %d customers", g.Templates("A"), g.Templates("B"), g.Customers())
+	} else if m, _ := g.Search(&p); m.CustomerID == "A" {
+		t.Fatal("removed customer still found")
 	}
 }
 

@@ -15,15 +15,14 @@ import (
 type Scoring string
 
 const (
-	// BestOf is enroll.Gallery's rule: the nearest template, computed
-	// with the gallery's own arithmetic so that the simulation decides on
-	// the distances production decides on.
+	// BestOf is the nearest template.
 	BestOf Scoring = "min"
 	// MeanOf2 averages the two nearest templates (the nearest one when
 	// there is only one): one lucky template no longer decides alone.
 	MeanOf2 Scoring = "mean2"
-	// Centroid compares with the mean of the templates, renormalised when
-	// the templates are unit vectors so that distances keep their scale.
+	// Centroid is enroll.Gallery's rule: the distance to the mean of the
+	// templates (face.Mean), computed with the gallery's own arithmetic so
+	// that the simulation decides on the distances production decides on.
 	Centroid Scoring = "centroid"
 )
 
@@ -47,7 +46,7 @@ type OpenSetConfig struct {
 }
 
 // DefaultOpenSet is the simulation the reports use unless told otherwise.
-var DefaultOpenSet = OpenSetConfig{Enroll: 3, Strangers: 1.0 / 3, Seeds: 10, Seed: 1, Track: 5, Scoring: BestOf}
+var DefaultOpenSet = OpenSetConfig{Enroll: 3, Strangers: 1.0 / 3, Seeds: 10, Seed: 1, Track: 5, Scoring: Centroid}
 
 // Trials holds the simulated searches of every probe against the gallery
 // of every seed, so that any rule can be evaluated without searching again.
@@ -76,10 +75,15 @@ type probe struct {
 	top    int // customer index of match.CustomerID
 }
 
-// track is one visit: probe indexes of a single person.
+// track is one visit: probe indexes of a single person, and the distances
+// of the track's fused embedding (the mean of its probes, as check-in
+// fuses a track) to every customer.
 type track struct {
 	owner  int
 	probes []int
+	scores []float64
+	match  enroll.Match // what the gallery returns for the fused embedding
+	top    int          // customer index of match.CustomerID
 }
 
 // Simulate splits the identities of set into customers and strangers for
@@ -105,13 +109,9 @@ func Simulate(set *Set, cfg OpenSetConfig) (*Trials, error) {
 	if nStr < 1 || len(labels)-nStr < 2 {
 		return nil, fmt.Errorf("open set: %d identities cannot make at least 2 customers and 1 stranger", len(labels))
 	}
-	dm, err := set.matrix()
-	if err != nil {
-		return nil, fmt.Errorf("open set: %w", err)
-	}
 	tr := &Trials{Config: cfg}
 	for s := range cfg.Seeds {
-		r := simulateRun(set, dm, labels, groups, nStr, cfg, cfg.Seed+uint64(s))
+		r := simulateRun(set, labels, groups, nStr, cfg, cfg.Seed+uint64(s))
 		tr.runs = append(tr.runs, r)
 		tr.Customers += float64(len(r.ids))
 		tr.StrangerIDs += float64(nStr)
@@ -140,7 +140,7 @@ func Simulate(set *Set, cfg OpenSetConfig) (*Trials, error) {
 // of the same seed ("concierg" in ASCII).
 const seedStream = 0x636f6e6369657267
 
-func simulateRun(set *Set, dm *distMatrix, labels []string, groups map[string][]int, nStr int, cfg OpenSetConfig, seed uint64) run {
+func simulateRun(set *Set, labels []string, groups map[string][]int, nStr int, cfg OpenSetConfig, seed uint64) run {
 	rng := rand.New(rand.NewPCG(seed, seedStream))
 	order := slices.Clone(labels)
 	rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
@@ -174,10 +174,10 @@ func simulateRun(set *Set, dm *distMatrix, labels []string, groups map[string][]
 		}
 	}
 
-	score := scorer(cfg.Scoring, set, dm, templates)
+	score := scorer(cfg.Scoring, set, templates)
 	r.probes = make([]probe, len(probeSample))
 	for i, sample := range probeSample {
-		p := probe{owner: probeOwner[i], scores: score(sample)}
+		p := probe{owner: probeOwner[i], scores: score(&set.Samples[sample].Embedding)}
 		p.match, p.top = topMatch(p.scores, customers)
 		r.probes[i] = p
 	}
@@ -197,26 +197,32 @@ func simulateRun(set *Set, dm *distMatrix, labels []string, groups map[string][]
 		nTracks := (len(ps) + cfg.Track - 1) / cfg.Track
 		for t := range nTracks {
 			tk := track{owner: probeOwner[ps[0]], probes: make([]int, cfg.Track)}
+			es := make([]face.Embedding, cfg.Track)
 			for i := range cfg.Track {
 				tk.probes[i] = ps[(t*cfg.Track+i)%len(ps)]
+				es[i] = set.Samples[probeSample[tk.probes[i]]].Embedding
 			}
+			// Photos carry no quality score: every probe weighs the same.
+			fused := face.Mean(es, nil)
+			tk.scores = score(&fused)
+			tk.match, tk.top = topMatch(tk.scores, customers)
 			r.tracks = append(r.tracks, tk)
 		}
 	}
 	return r
 }
 
-// scorer returns a function giving the distance of a sample to every
+// scorer returns a function giving the distance of an embedding to every
 // customer, whose templates are sample indexes.
-func scorer(mode Scoring, set *Set, dm *distMatrix, templates [][]int) func(sample int) []float64 {
+func scorer(mode Scoring, set *Set, templates [][]int) func(e *face.Embedding) []float64 {
 	switch mode {
-	case MeanOf2:
-		return func(p int) []float64 {
+	case BestOf, MeanOf2:
+		return func(e *face.Embedding) []float64 {
 			out := make([]float64, len(templates))
 			for ci, ts := range templates {
 				d1, d2 := float32(math.Inf(1)), float32(math.Inf(1))
 				for _, t := range ts {
-					switch d := dm.sqAt(p, t); {
+					switch d := face.SquaredDistance(&set.Samples[t].Embedding, e); {
 					case d < d1:
 						d1, d2 = d, d1
 					case d < d2:
@@ -224,49 +230,27 @@ func scorer(mode Scoring, set *Set, dm *distMatrix, templates [][]int) func(samp
 					}
 				}
 				out[ci] = math.Sqrt(float64(d1))
-				if !math.IsInf(float64(d2), 1) {
+				if mode == MeanOf2 && !math.IsInf(float64(d2), 1) {
 					out[ci] = (out[ci] + math.Sqrt(float64(d2))) / 2
 				}
 			}
 			return out
 		}
-	case Centroid:
+	default:
+		// The centroid as enroll.Gallery computes it: face.Mean of the
+		// templates, the squared distance, then its square root.
 		cents := make([]face.Embedding, len(templates))
 		for ci, ts := range templates {
-			unit := true
-			for _, t := range ts {
-				e := &set.Samples[t].Embedding
-				var sum float64
-				for _, v := range e {
-					sum += float64(v) * float64(v)
-				}
-				unit = unit && math.Abs(sum-1) < 1e-3
-				for j := range face.Dim {
-					cents[ci][j] += e[j] / float32(len(ts))
-				}
+			es := make([]face.Embedding, len(ts))
+			for i, t := range ts {
+				es[i] = set.Samples[t].Embedding
 			}
-			if unit {
-				cents[ci].Normalize()
-			}
+			cents[ci] = face.Mean(es, nil)
 		}
-		return func(p int) []float64 {
+		return func(e *face.Embedding) []float64 {
 			out := make([]float64, len(cents))
 			for ci := range cents {
-				out[ci] = math.Sqrt(float64(face.SquaredDistance(&cents[ci], &set.Samples[p].Embedding)))
-			}
-			return out
-		}
-	default:
-		// Best-of-templates as enroll.Gallery computes it: the smallest
-		// squared distance, then its square root.
-		return func(p int) []float64 {
-			out := make([]float64, len(templates))
-			for ci, ts := range templates {
-				best := float32(math.Inf(1))
-				for _, t := range ts {
-					best = min(best, dm.sqAt(p, t))
-				}
-				out[ci] = math.Sqrt(float64(best))
+				out[ci] = math.Sqrt(float64(face.SquaredDistance(&cents[ci], e)))
 			}
 			return out
 		}
@@ -376,7 +360,7 @@ func (tr *Trials) Evaluate(rule enroll.Rule, votes int) OpenSetResult {
 			}
 		}
 		for _, t := range r.tracks {
-			c, ok := fuse(r, t, accepted, rule.Threshold, votes)
+			c, ok := fuse(r, t, accepted, rule, votes)
 			if t.owner >= 0 {
 				fAcc.add(s, ok && c == t.owner)
 				fWrong.add(s, ok && c != t.owner)
@@ -390,33 +374,27 @@ func (tr *Trials) Evaluate(rule enroll.Rule, votes int) OpenSetResult {
 	return res
 }
 
-// fuse returns the customer a track names, if any.
-func fuse(r run, t track, accepted []bool, threshold float64, votes int) (int, bool) {
-	tally := map[int]int{}
+// fuse returns the customer a track names under the daemon's rule
+// (checkin.Service.decide): no probe is accepted as anyone but C, at least
+// votes probes are accepted as C, and the track's fused embedding is
+// accepted as C too.
+func fuse(r run, t track, accepted []bool, rule enroll.Rule, votes int) (int, bool) {
+	cand, n := -1, 0
 	for _, pi := range t.probes {
-		if accepted[pi] {
-			tally[r.probes[pi].top]++
+		if !accepted[pi] {
+			continue
 		}
-	}
-	best, bestVotes, bestMean := -1, 0, math.Inf(1)
-	for c, v := range tally {
-		mean := trackMean(r, t, c)
-		if v > bestVotes || (v == bestVotes && (mean < bestMean || (mean == bestMean && c < best))) {
-			best, bestVotes, bestMean = c, v, mean
+		if c := r.probes[pi].top; cand >= 0 && c != cand {
+			return -1, false // two customers in one track
+		} else {
+			cand = c
 		}
+		n++
 	}
-	if best < 0 || bestVotes < votes || bestMean > threshold {
+	if cand < 0 || n < votes || t.top != cand || !rule.Accept(t.match) {
 		return -1, false
 	}
-	return best, true
-}
-
-func trackMean(r run, t track, c int) float64 {
-	var sum float64
-	for _, pi := range t.probes {
-		sum += r.probes[pi].scores[c]
-	}
-	return sum / float64(len(t.probes))
+	return cand, true
 }
 
 // ImpostorScores returns, sorted, the distance of every probe to every
@@ -456,8 +434,8 @@ func (tr *Trials) GenuineScores() []float64 {
 // FusedImpostorScores returns, sorted, for every track and every customer
 // who is not that person, the smallest threshold at which the track would
 // name that customer in a gallery holding only them: the larger of the
-// votes-th smallest probe distance and the mean distance. This is the
-// fused counterpart of ImpostorScores.
+// votes-th smallest probe distance and the fused embedding's distance.
+// This is the fused counterpart of ImpostorScores.
 func (tr *Trials) FusedImpostorScores(votes int) []float64 {
 	var out []float64
 	ds := make([]float64, tr.Config.Track)
@@ -467,13 +445,11 @@ func (tr *Trials) FusedImpostorScores(votes int) []float64 {
 				if c == t.owner {
 					continue
 				}
-				var sum float64
 				for i, pi := range t.probes {
 					ds[i] = r.probes[pi].scores[c]
-					sum += ds[i]
 				}
 				slices.Sort(ds)
-				out = append(out, math.Max(ds[min(votes, len(ds))-1], sum/float64(len(ds))))
+				out = append(out, math.Max(ds[min(votes, len(ds))-1], t.scores[c]))
 			}
 		}
 	}

@@ -82,21 +82,17 @@ func TestSimulateSplit(t *testing.T) {
 	}
 }
 
-// TestBestOfIsTheGallery pins that the simulation decides on exactly what
-// enroll.Gallery.Search returns.
-func TestBestOfIsTheGallery(t *testing.T) {
-	bestOfIsTheGallery(t, syntheticSet(20, 4, 0.3, 2))
+// TestCentroidIsTheGallery pins that the simulation decides on exactly
+// what enroll.Gallery.Search returns.
+func TestCentroidIsTheGallery(t *testing.T) {
+	centroidIsTheGallery(t, syntheticSet(20, 4, 0.3, 2))
 }
 
-// bestOfIsTheGallery enrolls the first three faces of every label and
+// centroidIsTheGallery enrolls the first three faces of every label and
 // searches with every face, through the simulation's scorer and through
 // the gallery.
-func bestOfIsTheGallery(t *testing.T, set *Set) {
+func centroidIsTheGallery(t *testing.T, set *Set) {
 	t.Helper()
-	dm, err := set.matrix()
-	if err != nil {
-		t.Fatal(err)
-	}
 	labels, groups := set.byLabel()
 	g := enroll.NewGallery("m")
 	templates := make([][]int, len(labels))
@@ -106,9 +102,9 @@ func bestOfIsTheGallery(t *testing.T, set *Set) {
 			g.Add(enroll.Template{CustomerID: lab, Embedding: set.Samples[i].Embedding, Model: "m"})
 		}
 	}
-	score := scorer(BestOf, set, dm, templates)
+	score := scorer(Centroid, set, templates)
 	for i := range set.Samples {
-		got, _ := topMatch(score(i), labels)
+		got, _ := topMatch(score(&set.Samples[i].Embedding), labels)
 		want, _ := g.Search(&set.Samples[i].Embedding)
 		if got != want {
 			t.Fatalf("face %d: simulation %+v, gallery %+v", i, got, want)
@@ -123,10 +119,6 @@ func TestScorings(t *testing.T) {
 		e[0] = v
 		set.Samples = append(set.Samples, Sample{Embedding: e})
 	}
-	dm, err := set.matrix()
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct {
 		mode Scoring
 		want float64
@@ -135,21 +127,22 @@ func TestScorings(t *testing.T) {
 		{MeanOf2, 1.5},      // (1 + 2) / 2
 		{Centroid, 7.0 / 3}, // mean of 1, 2, 4
 	} {
-		if got := scorer(tc.mode, set, dm, [][]int{{1, 2, 3}})(0)[0]; math.Abs(got-tc.want) > 1e-6 {
+		if got := scorer(tc.mode, set, [][]int{{1, 2, 3}})(&set.Samples[0].Embedding)[0]; math.Abs(got-tc.want) > 1e-6 {
 			t.Errorf("%s: %v, want %v", tc.mode, got, tc.want)
 		}
 	}
 }
 
 // handRun is one gallery of customers A and B with five probes of A, and
-// five of a stranger, whose distances are set by hand.
+// five of a stranger, whose distances are set by hand, as are those of
+// each track's fused embedding.
 func handRun() run {
 	ids := []string{"A", "B"}
 	scores := [][]float64{
 		{0.30, 0.50}, // A, margin 0.20
 		{0.32, 0.45}, // A, margin 0.13
 		{0.35, 0.38}, // A, margin 0.03: fails a 0.06 margin
-		{0.50, 0.30}, // B
+		{0.50, 0.42}, // B, but only under a threshold of 0.42 or more
 		{0.36, 0.60}, // A
 		// the stranger
 		{0.60, 0.39}, {0.70, 0.45}, {0.65, 0.50}, {0.80, 0.41}, {0.55, 0.70},
@@ -163,7 +156,13 @@ func handRun() run {
 		p.match, p.top = topMatch(s, ids)
 		r.probes = append(r.probes, p)
 	}
-	r.tracks = []track{{owner: 0, probes: []int{0, 1, 2, 3, 4}}, {owner: -1, probes: []int{5, 6, 7, 8, 9}}}
+	r.tracks = []track{
+		{owner: 0, probes: []int{0, 1, 2, 3, 4}, scores: []float64{0.33, 0.47}},
+		{owner: -1, probes: []int{5, 6, 7, 8, 9}, scores: []float64{0.62, 0.42}},
+	}
+	for i := range r.tracks {
+		r.tracks[i].match, r.tracks[i].top = topMatch(r.tracks[i].scores, ids)
+	}
 	return r
 }
 
@@ -175,21 +174,24 @@ func TestFuse(t *testing.T) {
 		votes int
 		want  int // customer index, −1 for none
 	}{
-		// A gets 3 votes (probes 0, 1, 4), B one; A's mean 0.366 ≤ 0.40.
+		// A gets 3 votes (probes 0, 1, 4); the fused 0.33 names A.
 		{"three votes", enroll.Rule{Threshold: 0.40, Margin: 0.06}, 3, 0},
 		{"four votes needed", enroll.Rule{Threshold: 0.40, Margin: 0.06}, 4, -1},
 		// Without the margin probe 2 votes for A too.
 		{"no margin", enroll.Rule{Threshold: 0.40}, 4, 0},
-		// At 0.35 A leads with 2 votes but its mean 0.366 is too far; the
-		// track does not fall back to B.
-		{"mean too far", enroll.Rule{Threshold: 0.35, Margin: 0.06}, 1, -1},
+		// At 0.32 probes 0 and 1 vote for A, but the fused 0.33 is too far.
+		{"fused too far", enroll.Rule{Threshold: 0.32}, 1, -1},
+		// The fused embedding is only 0.14 closer to A than to B.
+		{"fused margin too small", enroll.Rule{Threshold: 0.40, Margin: 0.15}, 2, -1},
+		// At 0.45 probe 3 names B: two customers in one track name nobody.
+		{"another customer in the track", enroll.Rule{Threshold: 0.45, Margin: 0.06}, 3, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			accepted := make([]bool, len(r.probes))
 			for i, p := range r.probes {
 				accepted[i] = tc.rule.Accept(p.match)
 			}
-			c, ok := fuse(r, r.tracks[0], accepted, tc.rule.Threshold, tc.votes)
+			c, ok := fuse(r, r.tracks[0], accepted, tc.rule, tc.votes)
 			if (tc.want >= 0) != ok || (ok && c != tc.want) {
 				t.Fatalf("fuse = %d, %v; want %d", c, ok, tc.want)
 			}
@@ -200,29 +202,29 @@ func TestFuse(t *testing.T) {
 func TestEvaluate(t *testing.T) {
 	tr := &Trials{Config: OpenSetConfig{Track: 5}, runs: []run{handRun()}}
 	res := tr.Evaluate(enroll.Rule{Threshold: 0.40, Margin: 0.06}, 3)
-	// Single probes of A: 0, 1, 4 accepted as A; 3 accepted as B (wrong);
-	// 2 rejected. Of the stranger's probes only the first (0.39 to B)
-	// passes; 0.41 is just outside.
+	// Single probes of A: 0, 1, 4 accepted as A; 2 and 3 rejected. Of the
+	// stranger's probes only the first (0.39 to B) passes; 0.41 is just
+	// outside.
 	want := Decisions{
 		Accept:         Rate{Rate: 0.6, Events: 3, Trials: 5},
-		WrongAccept:    Rate{Rate: 0.2, Events: 1, Trials: 5},
+		WrongAccept:    Rate{Rate: 0, Events: 0, Trials: 5},
 		StrangerAccept: Rate{Rate: 0.2, Events: 1, Trials: 5},
 	}
 	if res.Single != want {
 		t.Fatalf("single %+v, want %+v", res.Single, want)
 	}
-	// The stranger's track: one vote for B, mean to B 0.49: rejected.
+	// The stranger's track: one vote for B of 3 needed: rejected.
 	wantF := Decisions{Accept: Rate{Rate: 1, Events: 1, Trials: 1}, WrongAccept: Rate{Trials: 1}, StrangerAccept: Rate{Trials: 1}}
 	if res.Fused != wantF {
 		t.Fatalf("fused %+v, want %+v", res.Fused, wantF)
 	}
-	if got := tr.ImpostorScores(); len(got) != 15 || got[0] != 0.30 {
+	if got := tr.ImpostorScores(); len(got) != 15 || got[0] != 0.38 {
 		t.Fatalf("impostor scores %v", got) // 5 of A against B, and 10 of the stranger
 	}
 	// With one vote a track's score is the larger of its smallest distance
-	// and its mean: A's track against B 0.30 and 0.446, the stranger's
-	// against A 0.55 and 0.66, against B 0.39 and 0.49.
-	if got := tr.FusedImpostorScores(1); !slices.Equal(round3(got), []float64{0.446, 0.49, 0.66}) {
+	// and its fused distance: A's track against B 0.38 and 0.47, the
+	// stranger's against A 0.55 and 0.62, against B 0.39 and 0.42.
+	if got := tr.FusedImpostorScores(1); !slices.Equal(round3(got), []float64{0.42, 0.47, 0.62}) {
 		t.Fatalf("fused impostor scores %v", got)
 	}
 }

@@ -23,7 +23,7 @@ type Options struct {
 	// rule, reported as measured next to the recommendation.
 	Rule  enroll.Rule
 	Votes int
-	// CompareScorings also measures MeanOf2 and Centroid against BestOf.
+	// CompareScorings also measures BestOf and MeanOf2 against Centroid.
 	CompareScorings bool
 	// Duplicate is the distance within which Dedupe takes two faces for
 	// one photo; negative keeps every face.

@@ -17,9 +17,9 @@ import (
 
 // recommendedDlib is the rule recommended for dlib: it meets one false
 // alert per 10,000 stranger visits at 10,000 customers (extrapolated).
-var recommendedDlib = enroll.Rule{Threshold: 0.190, Margin: 0.10}
+var recommendedDlib = enroll.Rule{Threshold: 0.185, Margin: 0.10}
 
-const recommendedDlibVotes = 5
+const recommendedDlibVotes = 1
 
 // earlierDefault is the rule shipped before these measurements.
 var earlierDefault = enroll.Rule{Threshold: 0.40, Margin: 0.06}
@@ -91,26 +91,26 @@ func TestIdolsOpenSet(t *testing.T) {
 	}
 	t.Run("recommended", func(t *testing.T) {
 		res := tr.Evaluate(recommendedDlib, recommendedDlibVotes)
-		within(t, "single accept", res.Single.Accept.Rate, 0.0052, 0.003)
+		within(t, "single accept", res.Single.Accept.Rate, 0.0009, 0.001)
 		within(t, "single wrong accept", res.Single.WrongAccept.Rate, 0, 0.0005)
 		within(t, "single stranger accept", res.Single.StrangerAccept.Rate, 0, 0.0005)
-		within(t, "fused accept", res.Fused.Accept.Rate, 0, 0.003)
+		within(t, "fused accept", res.Fused.Accept.Rate, 0.0019, 0.002)
 		within(t, "fused stranger accept", res.Fused.StrangerAccept.Rate, 0, 0.0005)
 	})
 	t.Run("shipped dlib default", func(t *testing.T) {
 		res := tr.Evaluate(shippedDlib, 2)
-		within(t, "single accept", res.Single.Accept.Rate, 0.0333, 0.006)
+		within(t, "single accept", res.Single.Accept.Rate, 0.0425, 0.006)
 		within(t, "single wrong accept", res.Single.WrongAccept.Rate, 0, 0.0005)
-		within(t, "single stranger accept", res.Single.StrangerAccept.Rate, 0.00024, 0.0008)
-		within(t, "fused accept", res.Fused.Accept.Rate, 0.0093, 0.006)
+		within(t, "single stranger accept", res.Single.StrangerAccept.Rate, 0, 0.0005)
+		within(t, "fused accept", res.Fused.Accept.Rate, 0.0229, 0.006)
 		within(t, "fused stranger accept", res.Fused.StrangerAccept.Rate, 0, 0.0005)
 	})
 	t.Run("earlier default", func(t *testing.T) {
 		res := tr.Evaluate(earlierDefault, 3)
-		within(t, "single accept", res.Single.Accept.Rate, 0.163, 0.01)
-		within(t, "single wrong accept", res.Single.WrongAccept.Rate, 0.0038, 0.002)
-		within(t, "single stranger accept", res.Single.StrangerAccept.Rate, 0.0072, 0.003)
-		within(t, "fused accept", res.Fused.Accept.Rate, 0.070, 0.015)
+		within(t, "single accept", res.Single.Accept.Rate, 0.220, 0.01)
+		within(t, "single wrong accept", res.Single.WrongAccept.Rate, 0.0016, 0.001)
+		within(t, "single stranger accept", res.Single.StrangerAccept.Rate, 0.0055, 0.003)
+		within(t, "fused accept", res.Fused.Accept.Rate, 0.133, 0.015)
 		within(t, "fused stranger accept", res.Fused.StrangerAccept.Rate, 0, 0.003)
 	})
 	t.Run("calibration", func(t *testing.T) {
@@ -128,23 +128,22 @@ func TestIdolsOpenSet(t *testing.T) {
 		}
 		// The measured part of the tail: p(0.30) per probe-customer comparison.
 		p, ext := cal.tail.P(0.30)
-		within(t, "p(0.30)", p, 5.2e-4, 0.5e-4)
+		within(t, "p(0.30)", p, 2.8e-3, 0.2e-3)
 		if ext {
 			t.Error("p(0.30) should be measured, not extrapolated")
 		}
 	})
 }
 
-// TestIdolsBestOfIsTheGallery checks on real descriptors that the
-// simulation's best-of-templates decisions are enroll.Gallery.Search's.
-func TestIdolsBestOfIsTheGallery(t *testing.T) {
-	bestOfIsTheGallery(t, idolSet(t))
+// TestIdolsCentroidIsTheGallery checks on real descriptors that the
+// simulation's centroid decisions are enroll.Gallery.Search's.
+func TestIdolsCentroidIsTheGallery(t *testing.T) {
+	centroidIsTheGallery(t, idolSet(t))
 }
 
-// TestIdolsScorings pins the comparison of per-customer scores: the
-// centroid of the templates separates customers better than the nearest
-// template (the gallery's rule), and the mean of the two nearest lies
-// between.
+// TestIdolsScorings pins the comparison of per-customer scores that chose
+// the gallery's: the centroid of the templates separates customers better
+// than the nearest template, and the mean of the two nearest lies between.
 func TestIdolsScorings(t *testing.T) {
 	set := idolSet(t)
 	tar := map[Scoring]float64{}

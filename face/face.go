@@ -61,6 +61,46 @@ func (e *Embedding) Normalize() {
 	}
 }
 
+// Mean is the weighted mean of es (equal weights when weights is nil),
+// put back on the unit sphere when every embedding lies on it: engines
+// with unit embeddings compare on the sphere, so distances to the mean keep
+// the scale their thresholds are measured in; dlib's are compared as they
+// are. One embedding is its own mean, bit for bit. It is how a customer's
+// templates become one centroid and how a track's faces become one fused
+// probe, so that the gallery, check-in and evaluation agree.
+func Mean(es []Embedding, weights []float64) Embedding {
+	if len(es) == 1 {
+		return es[0]
+	}
+	var acc [Dim]float64
+	var wsum float64
+	unit := len(es) > 0
+	for i := range es {
+		w := 1.0
+		if weights != nil {
+			w = weights[i]
+		}
+		wsum += w
+		var n float64
+		for k, v := range es[i] {
+			acc[k] += w * float64(v)
+			n += float64(v) * float64(v)
+		}
+		unit = unit && math.Abs(n-1) < 1e-3
+	}
+	var out Embedding
+	if wsum == 0 {
+		return out
+	}
+	for k := range out {
+		out[k] = float32(acc[k] / wsum)
+	}
+	if unit {
+		out.Normalize()
+	}
+	return out
+}
+
 // Quality describes how useful a face image is for recognition.
 type Quality struct {
 	// SizePx is the shorter side of the face box in pixels.

@@ -66,3 +66,35 @@ func TestQualityScore(t *testing.T) {
 		t.Errorf("good face score %.2f", s)
 	}
 }
+
+func TestMean(t *testing.T) {
+	at := func(pairs ...float64) Embedding {
+		var e Embedding
+		for i := 0; i < len(pairs); i += 2 {
+			e[int(pairs[i])] = float32(pairs[i+1])
+		}
+		return e
+	}
+	one := at(3, 0.7)
+	for _, tc := range []struct {
+		name    string
+		es      []Embedding
+		weights []float64
+		want    Embedding
+	}{
+		{"one is its own mean", []Embedding{one}, nil, one},
+		{"unit vectors: back on the sphere", []Embedding{at(0, 1), at(0, 1), at(1, 1)}, nil,
+			at(0, 2/math.Sqrt(5), 1, 1/math.Sqrt(5))},
+		{"unit vectors, weighted", []Embedding{at(0, 1), at(1, 1)}, []float64{3, 1},
+			at(0, 3/math.Sqrt(10), 1, 1/math.Sqrt(10))},
+		{"other vectors: the plain mean", []Embedding{at(0, 0.5), at(1, 0.3)}, nil, at(0, 0.25, 1, 0.15)},
+		{"other vectors, weighted", []Embedding{at(0, 0.5), at(1, 0.3)}, []float64{1, 3}, at(0, 0.125, 1, 0.225)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Mean(tc.es, tc.weights)
+			if d := Distance(&got, &tc.want); d > 1e-6 {
+				t.Fatalf("mean %v… is %v from %v…", got[:4], d, tc.want[:4])
+			}
+		})
+	}
+}

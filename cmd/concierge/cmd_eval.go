@@ -38,7 +38,7 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 	seeds := fs.Int("seeds", def.Seeds, "random splits averaged")
 	seed := fs.Uint64("seed", def.Seed, "first seed of the splits")
 	track := fs.Int("track", def.Track, "probes fused per visit")
-	scoring := fs.String("scoring", string(def.Scoring), "per-customer score: min (the gallery's), mean2, centroid, or all to compare them")
+	scoring := fs.String("scoring", string(def.Scoring), "per-customer score: centroid (the gallery's), min (nearest template), mean2 (two nearest), or all to compare them")
 	tg := eval.DefaultTarget
 	target := fs.Float64("target", tg.Rate, "false alerts per stranger visit to calibrate for")
 	gallery := fs.Int("gallery", tg.Gallery, "number of enrolled `customers` the target must hold at")
@@ -47,7 +47,7 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 	thresholds := fs.String("thresholds", "", "comma-separated thresholds for the tables (default: chosen from the data)")
 	threshold := fs.Float64("threshold", 0, "configured rule to measure (default: the config's match.threshold)")
 	margin := fs.Float64("margin", -1, "margin of the configured rule (default: the config's match.margin)")
-	votes := fs.Int("votes", 0, "votes of the configured rule (default: a majority of --track)")
+	votes := fs.Int("votes", 0, "votes of the configured rule (default: the config's checkin.votes)")
 	fs.Usage = func() {
 		fmt.Fprintln(m.Stderr, "usage: concierge eval (--descriptors FILE | --folder DIR | --lfw DIR) [--json] [flags]")
 		fs.PrintDefaults()
@@ -82,13 +82,13 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 		return usagef("--pad-mode %q: want %s or %s", *padMode, eval.PadReplicate, eval.PadBlack)
 	}
 	if sc := eval.Scoring(*scoring); *scoring != "all" && !slices.Contains(eval.Scorings, sc) {
-		return usagef("--scoring %q: want min, mean2, centroid or all", *scoring)
+		return usagef("--scoring %q: want centroid, min, mean2 or all", *scoring)
 	}
 	opt := eval.DefaultOptions()
 	opt.OpenSet = eval.OpenSetConfig{Enroll: *enrollN, Strangers: *strangers, Seeds: *seeds, Seed: *seed,
 		Track: *track, Scoring: eval.Scoring(*scoring)}
 	if *scoring == "all" {
-		opt.OpenSet.Scoring, opt.CompareScorings = eval.BestOf, true
+		opt.OpenSet.Scoring, opt.CompareScorings = def.Scoring, true
 	}
 	opt.Duplicate = *duplicate
 	opt.Target.Rate, opt.Target.Gallery = *target, *gallery
@@ -117,7 +117,7 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 	}
 	opt.Votes = *votes
 	if opt.Votes <= 0 {
-		opt.Votes = *track/2 + 1
+		opt.Votes = min(cfg.Checkin.Votes, *track)
 	}
 
 	var rep *eval.Report

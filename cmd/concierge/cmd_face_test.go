@@ -102,9 +102,9 @@ func TestEnrollIdentifyForgetCLI(t *testing.T) {
 		t.Fatalf("enroll output %q: %v", out, err)
 	}
 
-	// Tony_Blair_0121.jpg and _0086.jpg are other photos of him, taken on
+	// Tony_Blair_0121.jpg and _0064.jpg are other photos of him, taken on
 	// other days; Jean Chrétien was never enrolled.
-	probe := []string{filepath.Join(filepath.Dir(blair[0]), "Tony_Blair_0121.jpg"), filepath.Join(filepath.Dir(blair[0]), "Tony_Blair_0086.jpg"), chretien[0]}
+	probe := []string{filepath.Join(filepath.Dir(blair[0]), "Tony_Blair_0121.jpg"), filepath.Join(filepath.Dir(blair[0]), "Tony_Blair_0064.jpg"), chretien[0]}
 	text := filepath.Join(t.TempDir(), "notes.txt")
 	os.WriteFile(text, []byte("not an image"), 0o600)
 	out, stderr, code = run(t, append([]string{"identify", "--config", cfg, "--json"}, append(probe, text)...)...)

@@ -398,7 +398,7 @@ func (c *Config) resolveEngine() {
 // spaces, so a threshold only means something for its own engine.
 var engineDefaults = map[string]MatchConfig{
 	engineDlib:          {Threshold: 0.30, Margin: 0.10, DuplicateThreshold: 0.30},
-	engineMobileFaceNet: {Threshold: 0.80, Margin: 0.08, DuplicateThreshold: 0.80},
+	engineMobileFaceNet: {Threshold: 0.78, Margin: 0.08, DuplicateThreshold: 0.78},
 }
 
 // match returns the match rule with the engine's defaults filled in.

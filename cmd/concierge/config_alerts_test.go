@@ -26,7 +26,7 @@ alerts:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fc.ExtraVotes != 2 || math.Abs(fc.Tighten-0.08) > 1e-9 || fc.RepeatCount != 4 || fc.RepeatWindow != 7*24*time.Hour ||
+	if fc.ExtraVotes != 2 || math.Abs(fc.Tighten-0.078) > 1e-9 || fc.RepeatCount != 4 || fc.RepeatWindow != 7*24*time.Hour ||
 		fc.Location.String() != "Asia/Shanghai" {
 		t.Errorf("feedback config %+v", fc)
 	}
