@@ -68,6 +68,13 @@ type Service struct {
 	// match. It is called on the camera path and must be fast and safe for
 	// concurrent use.
 	Strictness func(customerID string, at time.Time) (extraVotes int, thresholdDelta float64)
+	// Calibrated, when set, gives the distance threshold that keeps false
+	// alerts within the bank's budget at the gallery's current size
+	// (enroll.OpenSet.Threshold): a stranger is compared with every
+	// customer, so a growing gallery needs a stricter threshold. The rule
+	// uses the smaller of it and Config.Threshold. It is called on the
+	// camera path and must be fast and safe for concurrent use.
+	Calibrated func() float64
 	// Logger is the parent logger; checkin logs under the group "checkin".
 	// Nil means slog.Default().
 	Logger *slog.Logger
@@ -253,7 +260,7 @@ func (s *Service) track(ctx context.Context, cam *camera, at time.Time, dets []D
 		frame[k] = seen{tr, i}
 	}
 
-	base := enroll.Rule{Threshold: cfg.Threshold, Margin: cfg.Margin}
+	base := enroll.Rule{Threshold: s.threshold(), Margin: cfg.Margin}
 	var embedded []seen
 	var errs []error
 	for _, f := range frame {
@@ -324,7 +331,7 @@ func (s *Service) decide(cameraID string, tr *track, at time.Time) (decision, bo
 		return decision{}, false
 	}
 	defer s.exhaust(tr)
-	base := enroll.Rule{Threshold: s.cfg.Threshold, Margin: s.cfg.Margin}
+	base := enroll.Rule{Threshold: s.threshold(), Margin: s.cfg.Margin}
 	cand := ""
 	for i := range tr.samples {
 		sm := &tr.samples[i]
@@ -347,7 +354,7 @@ func (s *Service) decide(cameraID string, tr *track, at time.Time) (decision, bo
 		return decision{}, false
 	}
 	extra, delta := s.strictness(cand, at)
-	rule := enroll.Rule{Threshold: s.cfg.Threshold + delta, Margin: s.cfg.Margin}
+	rule := enroll.Rule{Threshold: base.Threshold + delta, Margin: s.cfg.Margin}
 	votes := 0
 	for i := range tr.samples {
 		if sm := &tr.samples[i]; sm.found && sm.match.CustomerID == cand && rule.Accept(sm.match) {
@@ -407,6 +414,15 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// threshold is the base distance threshold now: Config.Threshold, or the
+// calibrated one when that is stricter.
+func (s *Service) threshold() float64 {
+	if s.Calibrated == nil {
+		return s.cfg.Threshold
+	}
+	return min(s.cfg.Threshold, s.Calibrated())
 }
 
 func (s *Service) strictness(customerID string, at time.Time) (int, float64) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -460,6 +461,37 @@ func TestStrictness(t *testing.T) {
 				t.Fatalf("arrivals %+v, want one with %d votes", got, tc.wantVotes)
 			case len(asked) == 0 || asked[0] != id:
 				t.Fatalf("hook asked about %v", asked)
+			}
+		})
+	}
+}
+
+// TestCalibrated: the gallery-size threshold can only tighten the rule.
+func TestCalibrated(t *testing.T) {
+	p := newPopulation(t, 24)
+	id := p.customer(t, 0, 3)
+	probes := p.recognisable(id, defaultRule())[:3]
+	nearest := math.Inf(1)
+	for _, e := range probes {
+		m, _ := p.gallery.Search(&e)
+		nearest = min(nearest, m.Distance)
+	}
+	for _, tc := range []struct {
+		name       string
+		calibrated func() float64
+		arrive     bool
+	}{
+		{"not set", nil, true},
+		{"looser than the configured threshold is ignored", func() float64 { return 2 }, true},
+		{"below every probe", func() float64 { return nearest - 0.01 }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc, rec := newService(t, checkin.DefaultConfig(), p.gallery)
+			svc.Calibrated = tc.calibrated
+			sc := &scene{camera: "door-1", start: t0, walkers: []*walker{approach(0, 300, probes)}}
+			sc.play(t, svc, 45)
+			if got := rec.got(); (len(got) == 1) != tc.arrive || len(got) > 1 {
+				t.Fatalf("arrivals %+v, want arrival %v", got, tc.arrive)
 			}
 		})
 	}

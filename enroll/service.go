@@ -100,7 +100,13 @@ type Service struct {
 	Detector Detector
 	Gallery  *Gallery
 	Quality  QualityRule
-	Rule     Rule
+	// Rule is the loosest recognition rule; enrollment's own checks (one
+	// person per session) use it as it is.
+	Rule Rule
+	// OpenSet, when its Ceiling is set, tightens Rule's threshold to the
+	// one that holds the false-alert budget at the gallery's current size
+	// (see Recognition).
+	OpenSet OpenSet
 	// DuplicateThreshold refuses a new face this close to another customer.
 	DuplicateThreshold float64
 	Now                func() time.Time
@@ -312,18 +318,30 @@ func (s *Service) Forget(ctx context.Context, customerID string) (int, error) {
 	return n, nil
 }
 
-// Identify finds every face in the image and matches it against the gallery.
+// Recognition is the rule in force for recognising customers now: Rule,
+// with the OpenSet threshold for the gallery's size when that is stricter.
+func (s *Service) Recognition() Rule {
+	r := s.Rule
+	if s.OpenSet.Ceiling > 0 {
+		r.Threshold = min(r.Threshold, s.OpenSet.Threshold(s.Gallery.Customers()))
+	}
+	return r
+}
+
+// Identify finds every face in the image and matches it against the gallery
+// under the rule in force (Recognition).
 func (s *Service) Identify(ctx context.Context, img []byte) ([]Identification, error) {
 	faces, err := s.Detector.Detect(ctx, img)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Identification, 0, len(faces))
+	rule := s.Recognition()
 	for _, f := range faces {
 		id := Identification{Box: f.Box, Quality: f.Quality}
 		if m, ok := s.Gallery.Search(&f.Embedding); ok {
 			id.Match = m
-			id.Known = s.Rule.Accept(m)
+			id.Known = rule.Accept(m)
 		}
 		out = append(out, id)
 	}

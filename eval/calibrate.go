@@ -95,7 +95,7 @@ func (t Tail) P(th float64) (p float64, extrapolated bool) {
 	if n >= minTailEvents {
 		return float64(n) / float64(len(t.scores)), false
 	}
-	return normCDF(t.Alpha + t.Beta*th), true
+	return enroll.Tail{Alpha: t.Alpha, Beta: t.Beta}.P(th), true
 }
 
 // Measured returns the measured rate at th, however few events it rests on.
@@ -103,18 +103,7 @@ func (t Tail) Measured(th float64) float64 {
 	return ratio(countAtMost(t.scores, th), len(t.scores))
 }
 
-func probit(p float64) float64  { return -math.Sqrt2 * math.Erfcinv(2*p) }
-func normCDF(z float64) float64 { return 0.5 * math.Erfc(-z/math.Sqrt2) }
-
-// PerVisit is the chance that a visit by someone who is none of n
-// customers alerts, when each comparison independently accepts with
-// probability p: 1−(1−p)^n, computed without losing small values.
-func PerVisit(p float64, n int) float64 {
-	if p >= 1 {
-		return 1
-	}
-	return -math.Expm1(float64(n) * math.Log1p(-p))
-}
+func probit(p float64) float64 { return -math.Sqrt2 * math.Erfcinv(2*p) }
 
 // Target is the false-alert budget a rule is calibrated for.
 type Target struct {
@@ -256,7 +245,7 @@ func (c *Calibrator) threshold(rate float64, n, votes int, credit bool) (float64
 			break
 		}
 		p, x := c.perComparison(t, votes, credit)
-		if PerVisit(p, n) > rate {
+		if enroll.PerVisit(p, n) > rate {
 			break
 		}
 		best, ext = t, x
@@ -328,7 +317,7 @@ func (c *Calibrator) Recommend(tg Target, sweep []float64, sweepMargin float64, 
 	}
 	for _, n := range galleries {
 		rec.Expected = append(rec.Expected, Expected{Customers: n,
-			Single: PerVisit(rec.PerComparison, n), Fused: PerVisit(rec.PerComparisonFused, n)})
+			Single: enroll.PerVisit(rec.PerComparison, n), Fused: enroll.PerVisit(rec.PerComparisonFused, n)})
 		t, ext := c.threshold(tg.Rate, n, rec.Votes, tg.CreditFusion)
 		if math.IsNaN(t) {
 			continue
@@ -351,6 +340,6 @@ func (c *Calibrator) SweepRow(rule enroll.Rule, votes, n int) SweepRow {
 	p, ext := c.tail.P(rule.Threshold)
 	q, _ := c.fused[votes-1].P(rule.Threshold)
 	return SweepRow{Threshold: rule.Threshold, PerComparison: p, Extrapolated: ext,
-		VisitSingle: PerVisit(p, n), VisitFused: PerVisit(q, n),
+		VisitSingle: enroll.PerVisit(p, n), VisitFused: enroll.PerVisit(q, n),
 		Measured: c.trials.Evaluate(rule, votes)}
 }

@@ -6,26 +6,9 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
-)
 
-func TestPerVisit(t *testing.T) {
-	for _, tc := range []struct {
-		p    float64
-		n    int
-		want float64
-	}{
-		{0, 100, 0},
-		{1, 5, 1},
-		{0.5, 2, 0.75},
-		{0.1, 3, 0.271},
-		// Tiny rates keep their precision: n·p to first order.
-		{1e-12, 10_000, 1e-8 - 5e-17},
-	} {
-		if got := PerVisit(tc.p, tc.n); math.Abs(got-tc.want) > 1e-12*math.Max(tc.want, 1e-12) {
-			t.Errorf("PerVisit(%v, %d) = %v, want %v", tc.p, tc.n, got, tc.want)
-		}
-	}
-}
+	"concierge/enroll"
+)
 
 // TestFitTail fits a normal sample, whose tail is known: the fit must
 // recover the normal's line on the probit scale and extrapolate to it.
@@ -79,9 +62,9 @@ func TestRecommend(t *testing.T) {
 		th := rec.Rule.Threshold
 		p, _ := cal.perComparison(th, rec.Votes, credit)
 		next, _ := cal.perComparison(th+thresholdStep, rec.Votes, credit)
-		if PerVisit(p, tg.Gallery) > tg.Rate || PerVisit(next, tg.Gallery) <= tg.Rate {
+		if enroll.PerVisit(p, tg.Gallery) > tg.Rate || enroll.PerVisit(next, tg.Gallery) <= tg.Rate {
 			t.Fatalf("credit %v: threshold %v gives %v per visit, the next step %v; target %v",
-				credit, th, PerVisit(p, tg.Gallery), PerVisit(next, tg.Gallery), tg.Rate)
+				credit, th, enroll.PerVisit(p, tg.Gallery), enroll.PerVisit(next, tg.Gallery), tg.Rate)
 		}
 		if !credit && p < rec.PerComparison {
 			t.Fatalf("uncredited calibration used %v below the single-probe rate %v", p, rec.PerComparison)

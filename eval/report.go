@@ -23,6 +23,11 @@ type Options struct {
 	// rule, reported as measured next to the recommendation.
 	Rule  enroll.Rule
 	Votes int
+	// Calibrated, when its Ceiling is set, is the daemon's gallery-size
+	// policy: the configured rule is measured at its threshold for the
+	// simulated gallery's size (capped by Rule.Threshold), as the daemon
+	// would apply it.
+	Calibrated enroll.OpenSet
 	// CompareScorings also measures BestOf and MeanOf2 against Centroid.
 	CompareScorings bool
 	// Duplicate is the distance within which Dedupe takes two faces for
@@ -115,7 +120,11 @@ func Analyze(set *Set, opt Options) (*Report, error) {
 		if mode == opt.OpenSet.Scoring {
 			r.OpenSet = tr
 			if votes > 0 {
-				res := tr.Evaluate(opt.Rule, votes)
+				rule := opt.Rule
+				if opt.Calibrated.Ceiling > 0 {
+					rule.Threshold = min(rule.Threshold, opt.Calibrated.Threshold(int(math.Round(tr.Customers))))
+				}
+				res := tr.Evaluate(rule, votes)
 				r.Configured = &res
 			}
 		}

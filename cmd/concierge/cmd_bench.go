@@ -296,6 +296,7 @@ func runPipeline(ctx context.Context, app *faceApp, cfg Config, run pipelineRun)
 	if err != nil {
 		return benchResult{}, err
 	}
+	svc.Calibrated = func() float64 { return app.svc.Recognition().Threshold }
 	rec := &recorder{}
 	svc.Notifier = rec
 	if run.alerts != nil {
@@ -413,7 +414,7 @@ func benchNaive(ctx context.Context, app *faceApp, video string) (benchResult, e
 		}
 		r.embeddings += int64(len(faces))
 		for _, fc := range faces {
-			if m, ok := app.svc.Gallery.Search(&fc.Embedding); ok && app.svc.Rule.Accept(m) {
+			if m, ok := app.svc.Gallery.Search(&fc.Embedding); ok && app.svc.Recognition().Accept(m) {
 				r.alerts++ // one alert per matched frame: what staff would get
 				r.customers[m.CustomerID] = true
 			}

@@ -107,6 +107,7 @@ func (m *Main) openFaceApp(ctx context.Context, cfg Config, withEngine bool) (*f
 			MinFrontal:   cfg.Vision.MinFrontal,
 		},
 		Rule:               cfg.rule(),
+		OpenSet:            cfg.openSet(),
 		DuplicateThreshold: cfg.duplicateThreshold(),
 		Logger:             m.Logger,
 	}

@@ -45,7 +45,7 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 	creditFusion := fs.Bool("credit-fusion", false, "calibrate on fused tracks of independent photos (optimistic: real frames of a visit are alike)")
 	marginCost := fs.Float64("margin-cost", tg.MarginCost, "fused genuine acceptance a margin may cost")
 	thresholds := fs.String("thresholds", "", "comma-separated thresholds for the tables (default: chosen from the data)")
-	threshold := fs.Float64("threshold", 0, "configured rule to measure (default: the config's match.threshold)")
+	threshold := fs.Float64("threshold", 0, "configured rule to measure (default: the config's match.threshold, calibrated to the simulated gallery's size when 0)")
 	margin := fs.Float64("margin", -1, "margin of the configured rule (default: the config's match.margin)")
 	votes := fs.Int("votes", 0, "votes of the configured rule (default: the config's checkin.votes)")
 	fs.Usage = func() {
@@ -111,6 +111,8 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 	opt.Rule = cfg.rule()
 	if *threshold > 0 {
 		opt.Rule.Threshold = *threshold
+	} else {
+		opt.Calibrated = cfg.openSet()
 	}
 	if *margin >= 0 {
 		opt.Rule.Margin = *margin

@@ -81,7 +81,9 @@ func TestEvalDescriptors(t *testing.T) {
 	if rec == nil || rec.Rule.Threshold < 0.180 || rec.Rule.Threshold > 0.190 || rec.Votes != 1 || rec.Warning == "" {
 		t.Fatalf("recommendation %+v", rec)
 	}
-	if r.Configured == nil || r.Configured.Rule.Threshold != 0.30 || r.Configured.Votes != 2 {
+	// The configured rule is dlib's, calibrated for the simulated gallery
+	// of 89 customers.
+	if r.Configured == nil || math.Abs(r.Configured.Rule.Threshold-0.222) > 5e-4 || r.Configured.Votes != 2 {
 		t.Fatalf("configured rule %+v", r.Configured)
 	}
 	if len(rec.Expected) != 3 || rec.Expected[2].Customers != 10_000 || rec.Expected[2].Single > 1e-4 {
@@ -163,11 +165,12 @@ func TestEvalLFWDlib(t *testing.T) {
 }
 
 // TestEvalKpopShippedRule is the accuracy issue's acceptance run: with the
-// shipped defaults (MobileFaceNet, its default threshold and margin,
-// checkin.votes), on the kpop photos with 3 enrolled per person and a
-// third of the people held back as strangers, at most 0.1 % of stranger
-// faces are taken for a customer, and the acceptance docs/accuracy.md
-// reports holds.
+// shipped defaults (MobileFaceNet, the threshold calibrated for the
+// simulated 10-customer galleries, its margin, checkin.votes), on the kpop
+// photos with 3 enrolled per person and a third of the people held back as
+// strangers, at most 0.1 % of stranger faces are taken for a customer, and
+// the acceptance docs/accuracy.md reports holds; so do the figures at the
+// engine's ceiling.
 func TestEvalKpopShippedRule(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "concierge.yaml")
@@ -176,34 +179,47 @@ func TestEvalKpopShippedRule(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, stderr, code := evalCLI(t, "--config", cfg, "--folder", testenv.Shared(t, "data/kpop"), "--seeds", "20", "--json")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	r := decodeReport(t, out)
-	c := r.Configured
-	if c == nil || c.Rule.Threshold != 0.78 || c.Rule.Margin != 0.08 || c.Votes != 2 || c.Track != 5 {
-		t.Fatalf("configured rule %+v", c)
-	}
-	if r.Faces != 353 || r.Identities != 15 {
-		t.Fatalf("%d faces of %d people, want 353 of 15", r.Faces, r.Identities)
-	}
 	for _, tc := range []struct {
-		what      string
-		got, want float64
-		tol       float64
+		name                                     string
+		args                                     []string
+		threshold                                float64
+		strangers, faces, visits, strangerVisits float64
 	}{
-		{"stranger faces accepted", c.Single.StrangerAccept.Rate, 0.00085, 0.00015},
-		{"enrolled faces accepted", c.Single.Accept.Rate, 0.540, 0.01},
-		{"enrolled 5-face visits accepted", c.Fused.Accept.Rate, 0.786, 0.01},
-		{"enrolled taken for another customer", c.Single.WrongAccept.Rate + c.Fused.WrongAccept.Rate, 0, 0},
-		{"stranger visits accepted", c.Fused.StrangerAccept.Rate, 0, 0},
+		{"shipped", nil, 0.739, 0, 0.393, 0.590, 0},
+		{"ceiling", []string{"--threshold", "0.78"}, 0.78, 0.00085, 0.540, 0.786, 0},
 	} {
-		if math.Abs(tc.got-tc.want) > tc.tol {
-			t.Errorf("%s: %.5f, want %.5f ± %.5f", tc.what, tc.got, tc.want, tc.tol)
-		}
-	}
-	if c.Single.StrangerAccept.Rate > 0.001 {
-		t.Errorf("stranger faces accepted %.4f %%: over the 0.1 %% budget", 100*c.Single.StrangerAccept.Rate)
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--config", cfg, "--folder", testenv.Shared(t, "data/kpop"), "--seeds", "20", "--json"}, tc.args...)
+			out, stderr, code := evalCLI(t, args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			r := decodeReport(t, out)
+			c := r.Configured
+			if c == nil || math.Abs(c.Rule.Threshold-tc.threshold) > 5e-4 || c.Rule.Margin != 0.08 || c.Votes != 2 || c.Track != 5 {
+				t.Fatalf("configured rule %+v", c)
+			}
+			if r.Faces != 353 || r.Identities != 15 {
+				t.Fatalf("%d faces of %d people, want 353 of 15", r.Faces, r.Identities)
+			}
+			for _, m := range []struct {
+				what      string
+				got, want float64
+				tol       float64
+			}{
+				{"stranger faces accepted", c.Single.StrangerAccept.Rate, tc.strangers, 0.00015},
+				{"enrolled faces accepted", c.Single.Accept.Rate, tc.faces, 0.01},
+				{"enrolled 5-face visits accepted", c.Fused.Accept.Rate, tc.visits, 0.01},
+				{"enrolled taken for another customer", c.Single.WrongAccept.Rate + c.Fused.WrongAccept.Rate, 0, 0},
+				{"stranger visits accepted", c.Fused.StrangerAccept.Rate, tc.strangerVisits, 0},
+			} {
+				if math.Abs(m.got-m.want) > m.tol {
+					t.Errorf("%s: %.5f, want %.5f ± %.5f", m.what, m.got, m.want, m.tol)
+				}
+			}
+			if c.Single.StrangerAccept.Rate > 0.001 {
+				t.Errorf("stranger faces accepted %.4f %%: over the 0.1 %% budget", 100*c.Single.StrangerAccept.Rate)
+			}
+		})
 	}
 }

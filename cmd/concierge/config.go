@@ -82,8 +82,14 @@ type VisionConfig struct {
 
 // MatchConfig is the open-set decision rule for one face or one track.
 type MatchConfig struct {
-	Threshold float64 `yaml:"threshold"` // accept a customer only at or below this distance
-	Margin    float64 `yaml:"margin"`    // ... and this much closer than the runner-up customer
+	// Threshold accepts a customer only at or below this distance. 0
+	// calibrates it to the gallery's size for FalseAlertTarget, never above
+	// the engine's ceiling; any other value is used as it is.
+	Threshold float64 `yaml:"threshold"`
+	Margin    float64 `yaml:"margin"` // ... and this much closer than the runner-up customer
+	// FalseAlertTarget is the bank's budget of false alerts per stranger
+	// visit that a calibrated threshold holds (1e-4: one in 10,000).
+	FalseAlertTarget float64 `yaml:"false_alert_target"`
 	// DuplicateThreshold refuses an enrollment whose face is this close to a
 	// different customer.
 	DuplicateThreshold float64 `yaml:"duplicate_threshold"`
@@ -165,7 +171,7 @@ func DefaultConfig() Config {
 		// Zero match values take the configured engine's defaults
 		// (engineDefaults), so switching engines never keeps a threshold
 		// measured for the other one.
-		Match: MatchConfig{},
+		Match: MatchConfig{FalseAlertTarget: 1e-4},
 		Checkin: CheckinConfig{
 			Votes:            2,
 			MaxEmbeddings:    5,
@@ -265,7 +271,9 @@ func (c Config) Validate() error {
 	case c.Vision.Threads < 0:
 		return errors.New("vision.threads: must be >= 0 (0: one per CPU)")
 	case c.Match.Threshold < 0 || c.Match.Threshold > 2:
-		return fmt.Errorf("match.threshold: %v must be in [0, 2] (0: the engine's default)", c.Match.Threshold)
+		return fmt.Errorf("match.threshold: %v must be in [0, 2] (0: calibrated to the gallery's size)", c.Match.Threshold)
+	case c.Match.FalseAlertTarget <= 0 || c.Match.FalseAlertTarget >= 1:
+		return fmt.Errorf("match.false_alert_target: %v must be a rate in (0, 1), e.g. 1e-4", c.Match.FalseAlertTarget)
 	case c.Match.Margin < 0:
 		return errors.New("match.margin: must be >= 0")
 	case c.Match.DuplicateThreshold < 0:
@@ -395,10 +403,21 @@ func (c *Config) resolveEngine() {
 
 // engineDefaults are the match rules measured for each engine
 // (docs/accuracy.md): embeddings of different engines live in different
-// spaces, so a threshold only means something for its own engine.
+// spaces, so a threshold only means something for its own engine. The
+// threshold here is the ceiling: the largest that keeps stranger faces
+// accepted at or under 0.1 % on small galleries of East Asian faces.
 var engineDefaults = map[string]MatchConfig{
 	engineDlib:          {Threshold: 0.30, Margin: 0.10, DuplicateThreshold: 0.30},
 	engineMobileFaceNet: {Threshold: 0.78, Margin: 0.08, DuplicateThreshold: 0.78},
+}
+
+// engineTails are the engines' impostor tails, fitted by `concierge eval`
+// with centroid scoring: dlib on idols-descriptors.json (861,306
+// comparisons), MobileFaceNet on the kpop photos (60,500 comparisons,
+// --seeds 20); "tail" in the report's JSON.
+var engineTails = map[string]enroll.Tail{
+	engineDlib:          {Alpha: -10.154, Beta: 24.429},
+	engineMobileFaceNet: {Alpha: -12.608, Beta: 11.285},
 }
 
 // match returns the match rule with the engine's defaults filled in.
@@ -417,9 +436,34 @@ func (c Config) match() MatchConfig {
 	return m
 }
 
+// rule is the loosest rule the configuration allows: the configured
+// threshold, or the engine's ceiling when it is calibrated. Enrollment
+// checks (duplicates, one person per kiosk session) and the false-match
+// step use it; recognition uses openSet's threshold for the gallery's size.
 func (c Config) rule() enroll.Rule {
 	m := c.match()
 	return enroll.Rule{Threshold: m.Threshold, Margin: m.Margin}
+}
+
+// openSet is the recognition threshold policy: calibrated to the gallery's
+// size with the engine's tail when match.threshold is 0, fixed otherwise.
+func (c Config) openSet() enroll.OpenSet {
+	c.resolveEngine()
+	o := enroll.OpenSet{Target: c.Match.FalseAlertTarget, Ceiling: c.rule().Threshold}
+	if c.Match.Threshold == 0 {
+		o.Tail = engineTails[c.Vision.Engine]
+	}
+	return o
+}
+
+// expectedFalseAlerts is the expected false alerts per stranger visit at
+// the threshold in force for n customers, from the engine's measured tail
+// (single faces, margin not credited: an upper estimate).
+func (c Config) expectedFalseAlerts(n int) float64 {
+	c.resolveEngine()
+	o := c.openSet()
+	o.Tail = engineTails[c.Vision.Engine]
+	return o.Expected(c.openSet().Threshold(n), n)
 }
 
 func (c Config) duplicateThreshold() float64 { return c.match().DuplicateThreshold }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"image"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"sync"
@@ -94,6 +95,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	svc.Calibrated = func() float64 { return d.app.svc.Recognition().Threshold }
 	svc.Notifier = d.notifier
 	svc.VisitLog = d.app.db
 	svc.Directory = directory{d.app.db}
@@ -127,7 +129,26 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	}
 	d.log.Info("concierge running", "branch", cfg.Branch, "cameras", len(d.cameras), "http", d.HTTPAddr(),
 		"customers", d.app.svc.Gallery.Customers())
+	d.logRule()
 	return nil
+}
+
+// logRule says which recognition rule is in force for the gallery's size
+// and what it is expected to cost in false alerts, warning when that is
+// over the budget (a fixed match.threshold in a gallery grown past it).
+func (d *Daemon) logRule() {
+	n := d.app.svc.Gallery.Customers()
+	r := d.app.svc.Recognition()
+	exp := d.cfg.expectedFalseAlerts(n)
+	attrs := []any{"customers", n, "threshold", math.Round(r.Threshold*1000) / 1000, "margin", r.Margin,
+		"votes", d.cfg.Checkin.Votes, "expected_false_alerts_per_stranger_visit", exp,
+		"target", d.cfg.Match.FalseAlertTarget}
+	if exp > d.cfg.Match.FalseAlertTarget*1.01 {
+		d.log.Warn("match rule expected to exceed the false-alert target at this gallery size; "+
+			"set match.threshold to 0 or calibrate with `concierge eval` (docs/accuracy.md)", attrs...)
+		return
+	}
+	d.log.Info("match rule", attrs...)
 }
 
 // openFaceAppFor is openFaceApp for callers without a Main.
@@ -209,6 +230,7 @@ func (d *Daemon) refreshGallery(ctx context.Context) error {
 			d.log.Warn("manual tiers reload failed", "err", err)
 		}
 		d.log.Info("gallery reloaded", "customers", d.app.svc.Gallery.Customers())
+		d.logRule()
 	}
 }
 
@@ -307,6 +329,11 @@ func (d *Daemon) registerMetrics() {
 	d.feedback.registerMetrics(d.reg)
 	d.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "concierge", Name: "gallery_customers",
 		Help: "Customers in the recognition gallery."}, func() float64 { return float64(d.app.svc.Gallery.Customers()) }))
+	d.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "concierge", Name: "match_threshold",
+		Help: "Distance threshold in force for the gallery's size."}, func() float64 { return d.app.svc.Recognition().Threshold }))
+	d.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "concierge", Name: "expected_false_alerts_per_stranger_visit",
+		Help: "Expected false alerts per stranger visit at the threshold and gallery size, from the engine's measured impostor tail (upper estimate)."},
+		func() float64 { return d.cfg.expectedFalseAlerts(d.app.svc.Gallery.Customers()) }))
 }
 
 // Close stops the cameras first (no new arrivals), then the HTTP server,

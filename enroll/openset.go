@@ -1,0 +1,71 @@
+package enroll
+
+import "math"
+
+// Tail is an engine's measured impostor tail: the chance that a stranger's
+// face lies within distance t of one enrolled customer is
+// p(t) = Φ(Alpha + Beta·t), a straight line on the normal-deviate scale
+// fitted to the lower tail of impostor distances (`concierge eval` fits it,
+// docs/accuracy.md). The zero Tail is "not measured".
+type Tail struct {
+	Alpha float64 `json:"alpha"`
+	Beta  float64 `json:"beta"`
+}
+
+// Measured reports whether the tail holds a fit.
+func (t Tail) Measured() bool { return t.Beta > 0 }
+
+// P is p(th), the per-customer impostor rate at threshold th.
+func (t Tail) P(th float64) float64 { return normCDF(t.Alpha + t.Beta*th) }
+
+// Threshold is the largest distance at which a stranger's visit alerts with
+// probability at most target in a gallery of n customers: the inverse of
+// PerVisit(P(th), n).
+func (t Tail) Threshold(target float64, n int) float64 {
+	p := -math.Expm1(math.Log1p(-target) / float64(max(n, 1)))
+	return (probit(p) - t.Alpha) / t.Beta
+}
+
+// PerVisit is the chance that a visit by someone who is none of n
+// customers alerts, when each comparison independently accepts with
+// probability p: 1−(1−p)^n, computed without losing small values.
+func PerVisit(p float64, n int) float64 {
+	if p >= 1 {
+		return 1
+	}
+	return -math.Expm1(float64(n) * math.Log1p(-p))
+}
+
+func probit(p float64) float64  { return -math.Sqrt2 * math.Erfcinv(2*p) }
+func normCDF(z float64) float64 { return 0.5 * math.Erfc(-z/math.Sqrt2) }
+
+// OpenSet is the threshold policy that keeps false alerts within the
+// bank's budget as the gallery grows. A stranger is compared with every
+// customer, so the same threshold alerts on strangers more often in a
+// larger gallery; the threshold that holds Target false alerts per
+// stranger visit therefore shrinks with the number of customers. It never
+// exceeds Ceiling, the largest threshold measured safe per face on a small
+// gallery, where the fitted tail would be extrapolated upwards.
+type OpenSet struct {
+	Tail    Tail    // the engine's impostor tail; zero: always Ceiling
+	Target  float64 // false alerts per stranger visit, e.g. 1e-4
+	Ceiling float64
+}
+
+// Threshold is the distance threshold for a gallery of n customers.
+func (o OpenSet) Threshold(n int) float64 {
+	if !o.Tail.Measured() || o.Target <= 0 {
+		return o.Ceiling
+	}
+	return min(o.Ceiling, o.Tail.Threshold(o.Target, n))
+}
+
+// Expected is the expected false alerts per stranger visit at threshold th
+// in a gallery of n customers (single faces, margin not credited: an upper
+// estimate). Zero when the tail is not measured.
+func (o OpenSet) Expected(th float64, n int) float64 {
+	if !o.Tail.Measured() {
+		return 0
+	}
+	return PerVisit(o.Tail.P(th), n)
+}
