@@ -107,7 +107,10 @@ type Service struct {
 	// one that holds the false-alert budget at the gallery's current size
 	// (see Recognition).
 	OpenSet OpenSet
-	// DuplicateThreshold refuses a new face this close to another customer.
+	// DuplicateThreshold refuses a new face this close to another customer;
+	// 0 means the recognition threshold in force (Recognition): a face that
+	// would be recognised as someone else. A fixed threshold would refuse
+	// ever more legitimate customers as the gallery grows.
 	DuplicateThreshold float64
 	Now                func() time.Time
 	Logger             *slog.Logger
@@ -259,7 +262,7 @@ func (s *Service) EnrollFaces(ctx context.Context, req Request, usable []face.Fa
 	}
 	if !req.AllowDuplicate {
 		for _, f := range usable {
-			if m, ok := s.Gallery.Search(&f.Embedding, req.CustomerID); ok && m.Distance <= s.DuplicateThreshold {
+			if m, ok := s.Gallery.Search(&f.Embedding, req.CustomerID); ok && m.Distance <= s.duplicateThreshold() {
 				e := concierge.Errorf(concierge.ECONFLICT,
 					"this face already matches enrolled customer %s (distance %.3f); refused for staff review", m.CustomerID, m.Distance)
 				e.Detail = map[string]any{"customer_id": m.CustomerID, "distance": m.Distance}
@@ -316,6 +319,13 @@ func (s *Service) Forget(ctx context.Context, customerID string) (int, error) {
 	s.Gallery.Remove(customerID)
 	s.Logger.Info("customer forgotten", "customer", customerID, "templates_deleted", n)
 	return n, nil
+}
+
+func (s *Service) duplicateThreshold() float64 {
+	if s.DuplicateThreshold > 0 {
+		return s.DuplicateThreshold
+	}
+	return s.Recognition().Threshold
 }
 
 // Recognition is the rule in force for recognising customers now: Rule,

@@ -258,6 +258,34 @@ func TestEnrollRefusesDuplicateFace(t *testing.T) {
 	}
 }
 
+// Without a duplicate threshold of its own, a face is a duplicate when it
+// would be recognised as the other customer: the rule in force decides.
+func TestDuplicateFollowsRecognition(t *testing.T) {
+	shots, _, _ := person(t, "sample6.jpg", 2)
+	for _, tc := range []struct {
+		name      string
+		threshold float64
+		refused   bool
+	}{
+		{"recognised as the other customer", 0.4, true},
+		{"too far for the rule in force", 0.01, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := newService(t)
+			ctx := context.Background()
+			s.DuplicateThreshold = 0
+			s.Rule.Threshold = tc.threshold
+			if _, err := s.Enroll(ctx, request("C1", shots[:2])); err != nil {
+				t.Fatal(err)
+			}
+			_, err := s.Enroll(ctx, request("C2", shots[2:]))
+			if refused := concierge.ErrorCode(err) == concierge.ECONFLICT; refused != tc.refused || (!refused && err != nil) {
+				t.Fatalf("err = %v, want refused %v", err, tc.refused)
+			}
+		})
+	}
+}
+
 // blur box-blurs a JPEG with the given radius, the way a moving or
 // out-of-focus face looks.
 func blur(t *testing.T, data []byte, r int) []byte {

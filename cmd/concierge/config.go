@@ -91,7 +91,7 @@ type MatchConfig struct {
 	// visit that a calibrated threshold holds (1e-4: one in 10,000).
 	FalseAlertTarget float64 `yaml:"false_alert_target"`
 	// DuplicateThreshold refuses an enrollment whose face is this close to a
-	// different customer.
+	// different customer; 0: the recognition threshold in force.
 	DuplicateThreshold float64 `yaml:"duplicate_threshold"`
 }
 
@@ -407,8 +407,8 @@ func (c *Config) resolveEngine() {
 // threshold here is the ceiling: the largest that keeps stranger faces
 // accepted at or under 0.1 % on small galleries of East Asian faces.
 var engineDefaults = map[string]MatchConfig{
-	engineDlib:          {Threshold: 0.30, Margin: 0.10, DuplicateThreshold: 0.30},
-	engineMobileFaceNet: {Threshold: 0.78, Margin: 0.08, DuplicateThreshold: 0.78},
+	engineDlib:          {Threshold: 0.30, Margin: 0.10},
+	engineMobileFaceNet: {Threshold: 0.78, Margin: 0.08},
 }
 
 // engineTails are the engines' impostor tails, fitted by `concierge eval`
@@ -429,9 +429,6 @@ func (c Config) match() MatchConfig {
 	}
 	if m.Margin == 0 {
 		m.Margin = d.Margin
-	}
-	if m.DuplicateThreshold == 0 {
-		m.DuplicateThreshold = d.DuplicateThreshold
 	}
 	return m
 }
@@ -466,4 +463,6 @@ func (c Config) expectedFalseAlerts(n int) float64 {
 	return o.Expected(c.openSet().Threshold(n), n)
 }
 
-func (c Config) duplicateThreshold() float64 { return c.match().DuplicateThreshold }
+// duplicateThreshold is match.duplicate_threshold; 0 leaves it to the
+// recognition threshold in force (enroll.Service.DuplicateThreshold).
+func (c Config) duplicateThreshold() float64 { return c.Match.DuplicateThreshold }
