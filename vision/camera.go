@@ -33,6 +33,10 @@ func (e *Engine) EmbedDetection(ctx context.Context, img gocv.Mat, d Detection) 
 type AlignedEmbedder struct {
 	Net  *MobileFaceNet
 	Flip bool
+	// Refiner, when set, finds the landmarks of a face that was small in
+	// the detector's input again at full resolution before aligning
+	// (YuNet.Refine). It may be shared: YuNet serialises its passes.
+	Refiner *YuNet
 }
 
 // Model names the embedding model.
@@ -40,6 +44,17 @@ func (a AlignedEmbedder) Model() string { return a.Net.Model() }
 
 // EmbedDetection implements Embedder.
 func (a AlignedEmbedder) EmbedDetection(_ context.Context, img gocv.Mat, d Detection) (face.Embedding, error) {
+	if a.Refiner != nil {
+		// A face the detector found is there: a lower score is enough to
+		// find it again in its own crop.
+		r, ok, err := a.Refiner.Refine(img, d, refineScore)
+		if err != nil {
+			return face.Embedding{}, err
+		}
+		if ok {
+			d = r
+		}
+	}
 	crop, err := Align(img, d.Landmarks)
 	if err != nil {
 		return face.Embedding{}, err

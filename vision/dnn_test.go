@@ -589,3 +589,89 @@ func TestModelFilesAndLifecycle(t *testing.T) {
 		t.Errorf("after Close: err = %v, want ErrClosed", err)
 	}
 }
+
+// TestRefineSmallFaces: a face that is small in a 720p frame, and so tiny in
+// YuNet's 640 px input, is embedded nearer to its full-resolution embedding
+// when its landmarks are found again in a full-resolution crop.
+func TestRefineSmallFaces(t *testing.T) {
+	y := newYuNet(t)
+	m := newMFN(t, vision.MFNPaddleX)
+	embed := func(img gocv.Mat, d vision.Detection) face.Embedding {
+		t.Helper()
+		crop, err := vision.Align(img, d.Landmarks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer crop.Close()
+		e, err := m.Embed(crop, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	var plain, refined float64
+	var n, better int
+	for _, photo := range []string{"sample2.jpg", "sample3.jpg", "sample6.jpg"} {
+		img := decodeBytes(t, testenv.ReadPhoto(t, photo))
+		full, err := y.Detect(img, vision.DefaultYuNetScore)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []float64{0.2, 0.25, 0.3, 0.4} {
+			// The photo shrunk so that its faces are 30–90 px, in the
+			// corner of a 1280×720 frame.
+			small := gocv.NewMat()
+			gocv.Resize(img, &small, image.Point{}, s, s, gocv.InterpolationArea)
+			frame := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(90, 90, 90, 0), 720, 1280, gocv.MatTypeCV8UC3)
+			area := image.Rect(0, 0, min(small.Cols(), 1280), min(small.Rows(), 720))
+			dst, src := frame.Region(area), small.Region(area)
+			src.CopyTo(&dst)
+			dst.Close()
+			src.Close()
+			small.Close()
+			dets, err := y.Detect(frame, vision.DefaultYuNetScore)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range full {
+				want := image.Rect(int(float64(f.Box.Min.X)*s), int(float64(f.Box.Min.Y)*s), int(float64(f.Box.Max.X)*s), int(float64(f.Box.Max.Y)*s))
+				for _, d := range dets {
+					if d.Box.Intersect(want).Dx() < want.Dx()/2 {
+						continue
+					}
+					r, ok, err := y.Refine(frame, d, 0.3)
+					if err != nil || !ok {
+						t.Fatalf("%s at %.2f: refine %v, %v", photo, s, ok, err)
+					}
+					ref := embed(img, f)
+					e1, e2 := embed(frame, d), embed(frame, r)
+					d1, d2 := face.Distance(&ref, &e1), face.Distance(&ref, &e2)
+					plain, refined, n = plain+d1, refined+d2, n+1
+					if d2 < d1 {
+						better++
+					}
+				}
+			}
+			frame.Close()
+		}
+	}
+	plain, refined = plain/float64(n), refined/float64(n)
+	t.Logf("%d small faces: mean distance to the full-resolution embedding %.3f plain, %.3f refined; refined nearer for %d", n, plain, refined, better)
+	if n < 30 || refined > plain-0.1 || better < n*3/4 {
+		t.Fatalf("%d faces: plain %.3f, refined %.3f, refined nearer for %d", n, plain, refined, better)
+	}
+
+	// Nothing to refine where the detector already saw the frame at full
+	// resolution, or where the face fills the frame.
+	img := decodeBytes(t, testenv.ReadPhoto(t, "sample3.jpg"))
+	sm := gocv.NewMat()
+	defer sm.Close()
+	gocv.Resize(img, &sm, image.Pt(640, 480), 0, 0, gocv.InterpolationArea)
+	dets, _ := y.Detect(sm, vision.DefaultYuNetScore)
+	if len(dets) == 0 {
+		t.Fatal("no face in the 640 px photo")
+	}
+	if _, ok, err := y.Refine(sm, dets[0], 0.3); ok || err != nil {
+		t.Fatalf("640 px frame refined: %v, %v", ok, err)
+	}
+}

@@ -35,7 +35,7 @@ func NewDNNEngine(dir string, maxPixels, minFacePx int) (*DNNEngine, error) {
 	if maxPixels <= 0 {
 		maxPixels = DefaultMaxPixels
 	}
-	return &DNNEngine{det: det, emb: AlignedEmbedder{Net: net, Flip: true}, maxPixels: maxPixels, minFacePx: minFacePx}, nil
+	return &DNNEngine{det: det, emb: AlignedEmbedder{Net: net, Flip: true, Refiner: det}, maxPixels: maxPixels, minFacePx: minFacePx}, nil
 }
 
 // Close frees both networks.

@@ -44,6 +44,11 @@ const yunetTopK = 5000
 // 0.6); see docs/engines.md.
 const DefaultYuNetScore = 0.7
 
+// refineScore is the score YuNet.Refine's callers accept: the face was
+// already found once, so a weaker answer in its own crop still places the
+// landmarks better than the coarse first pass.
+const refineScore = 0.3
+
 // yunetOutputs are the output heads in the order ForwardLayers returns them.
 var yunetOutputs = []string{
 	"cls_8", "cls_16", "cls_32",
@@ -147,6 +152,61 @@ func (y *YuNet) Detect(img gocv.Mat, minScore float64) ([]Detection, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Box.Min.X < out[j].Box.Min.X })
 	return out, nil
+}
+
+// Refine finds the face of d again at a finer scale than the detection
+// that found it: in a crop three times the face's size, at full resolution
+// (shrunk only as far as the net's 640 px need), so that the five
+// landmarks that alignment, and so the embedding, rest on come from the
+// frame's own pixels rather than from the frame shrunk to 640 px. On a
+// 720p door camera a 60 px face is 30 px in the detector's input; its
+// landmarks are then off by a pixel or two of the real face, which moves
+// MobileFaceNet's embedding further than a change of person can
+// (docs/engines.md). ok is false, and d is to be used as it is, when the
+// crop would not be at least 1.5 times finer or the face is not found in it
+// again. The Mat is only read.
+func (y *YuNet) Refine(img gocv.Mat, d Detection, minScore float64) (r Detection, ok bool, err error) {
+	w, h := img.Cols(), img.Rows()
+	if w == 0 || h == 0 || d.Box.Empty() {
+		return d, false, nil
+	}
+	frameScale := float64(yunetSide) / float64(max(w, h))
+	fw := max(d.Box.Dx(), d.Box.Dy())
+	c := d.Box.Inset(-fw).Intersect(image.Rect(0, 0, w, h))
+	cropScale := min(1, float64(yunetSide)/float64(max(c.Dx(), c.Dy())))
+	if cropScale < 1.5*frameScale {
+		return d, false, nil
+	}
+	region := img.Region(c)
+	defer region.Close()
+	nw := max(1, int(math.Round(float64(c.Dx())*cropScale)))
+	nh := max(1, int(math.Round(float64(c.Dy())*cropScale)))
+	cands, err := y.run(region, nw, nh, minScore)
+	if err != nil {
+		return d, false, err
+	}
+	// The candidate that overlaps the first detection most is the face.
+	want := candidate{
+		x1: float64(d.Box.Min.X-c.Min.X) * cropScale, y1: float64(d.Box.Min.Y-c.Min.Y) * cropScale,
+		x2: float64(d.Box.Max.X-c.Min.X) * cropScale, y2: float64(d.Box.Max.Y-c.Min.Y) * cropScale,
+	}
+	best, bestIoU := -1, 0.3
+	for i, cd := range cands {
+		if iou := boxIoU(cd, want); iou > bestIoU {
+			best, bestIoU = i, iou
+		}
+	}
+	if best < 0 {
+		return d, false, nil
+	}
+	var pts [5]image.Point
+	for j := range pts {
+		pts[j] = image.Pt(c.Min.X+int(math.Round(cands[best].kps[2*j]/cropScale)),
+			c.Min.Y+int(math.Round(cands[best].kps[2*j+1]/cropScale)))
+	}
+	r = d
+	r.Landmarks = imageWise(pts)
+	return r, true, nil
 }
 
 // run letterboxes img (resized to nw×nh, padded to multiples of 32), runs
