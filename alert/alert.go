@@ -104,6 +104,10 @@ type Message struct {
 	// Escalated marks the manager's copy of an alert nobody claimed in
 	// time (see Escalator); absent on every other message.
 	Escalated *Escalated `json:"escalated,omitempty"`
+	// Thumbnail is a small JPEG of the customer's face from the deciding
+	// frame, only when the branch enabled it (alerts.thumbnail_px), so that
+	// staff can tell a look-alike at a glance. Never on the visit feed.
+	Thumbnail []byte `json:"thumbnail,omitempty"`
 }
 
 // Customer is who arrived, as staff may see them.
@@ -157,6 +161,7 @@ func NewMessage(a checkin.Arrival, ttl time.Duration) Message {
 		},
 		Match:     Match{Distance: a.Distance, Margin: a.Margin, Votes: a.Votes},
 		ExpiresAt: a.At.Add(ttl).UTC(),
+		Thumbnail: a.Thumbnail,
 	}
 	if !a.FirstSeen.IsZero() {
 		fs := a.FirstSeen.UTC()

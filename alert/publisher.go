@@ -272,7 +272,16 @@ func (p *Publisher) messages(a checkin.Arrival, risk []checkin.RiskFlag) ([]Outb
 		}
 		out = append(out, msg(FeedManager, data))
 	}
-	return append(out, msg(FeedVisit, staffData)), nil
+	// Visit history and analytics have no use for a face.
+	visitData := staffData
+	if len(staff.Thumbnail) > 0 {
+		visit := staff
+		visit.Thumbnail = nil
+		if visitData, err = json.Marshal(visit); err != nil {
+			return nil, err
+		}
+	}
+	return append(out, msg(FeedVisit, visitData)), nil
 }
 
 // run is the sender: drain the outbox, then sleep until there is more to

@@ -139,6 +139,34 @@ func TestRiskGoesToManagerOnly(t *testing.T) {
 	}
 }
 
+// A thumbnail goes with the staff alert and the manager's copy, never on
+// the visit feed that history and analytics read.
+func TestThumbnailStaysOffTheVisitFeed(t *testing.T) {
+	sch := loadSchema(t)
+	srv := runServer(t, t.TempDir(), "127.0.0.1:-1")
+	nc, _ := connect(t, srv.ClientURL())
+	all := collect(t, nc, "concierge.b001.>")
+	p := openPublisher(t, srv.ClientURL(), MustOpenDB(t), nil)
+	a := vipArrival(1)
+	a.Thumbnail = []byte("\xff\xd8\xff\xe0 a JPEG")
+	if err := p.Notify(context.Background(), a, riskFlags); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range all(3) {
+		if err := validateJSON(sch, m.Data); err != nil {
+			t.Errorf("%s: %v", m.Subject, err)
+		}
+		msg, err := alert.Decode(m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		visit := m.Subject == alert.Subject(branch, alert.FeedVisit)
+		if got := string(msg.Thumbnail); (got == string(a.Thumbnail)) == visit || (visit && got != "") {
+			t.Errorf("%s: thumbnail %q", m.Subject, got)
+		}
+	}
+}
+
 func TestAlertFilter(t *testing.T) {
 	srv := runServer(t, t.TempDir(), "127.0.0.1:-1")
 	nc, _ := connect(t, srv.ClientURL())

@@ -31,6 +31,10 @@ type Arrival struct {
 	// at least Config.MinQuality): At minus FirstSeen is the decision
 	// latency, and staff can see how long the customer has been inside.
 	FirstSeen time.Time `json:"first_seen"`
+	// Thumbnail is a small JPEG of the customer's face from the deciding
+	// frame, only when the camera offers one (alerts.thumbnail_px). It
+	// travels with the alert and is never written to the visit log.
+	Thumbnail []byte `json:"-"`
 }
 
 // Tier is what staff need to know of the customer's standing with the bank.

@@ -190,6 +190,10 @@ type scene struct {
 	camera  string
 	start   time.Time
 	walkers []*walker
+	// thumbnails offers every face a thumbnail "walker W frame F" and
+	// lists the ones taken.
+	thumbnails bool
+	taken      []string
 }
 
 // play observes frames [0, n) and returns the embed calls per walker. It
@@ -211,11 +215,19 @@ func (sc *scene) play(tb testing.TB, svc *checkin.Service, n int) []int {
 				sharp = 120
 			}
 			b := w.box(f)
-			dets = append(dets, checkin.Detection{
+			d := checkin.Detection{
 				Box:     b,
 				Quality: face.Quality{SizePx: min(b.Dx(), b.Dy()), Sharpness: sharp, Frontal: 0.9, Brightness: 120},
 				Score:   0.95,
-			})
+			}
+			if sc.thumbnails {
+				name := fmt.Sprintf("walker %d frame %d", wi, f)
+				d.Thumbnail = func() ([]byte, error) {
+					sc.taken = append(sc.taken, name)
+					return []byte(name), nil
+				}
+			}
+			dets = append(dets, d)
 			owner = append(owner, wi)
 		}
 		embed := func(i int) (face.Embedding, error) {

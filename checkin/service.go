@@ -166,6 +166,7 @@ type decision struct {
 	firstSeen time.Time
 	tier      *Tier
 	risk      []RiskFlag
+	thumb     []byte
 }
 
 // Observe processes one frame of a camera taken at time at: it links dets to
@@ -217,6 +218,14 @@ func (s *Service) Observe(ctx context.Context, cameraID string, at time.Time, de
 	var out []decision
 	for _, f := range embedded {
 		if d, ok := s.decide(cameraID, f.tr, at); ok {
+			if th := dets[f.det].Thumbnail; th != nil {
+				// The arrival goes out without a picture rather than not at all.
+				var err error
+				if d.thumb, err = th(); err != nil {
+					s.logger().Warn("face thumbnail", slog.String("camera", cameraID), slog.Any("error", err))
+					d.thumb = nil
+				}
+			}
 			out = append(out, d)
 		}
 	}
@@ -493,6 +502,7 @@ func (s *Service) publish(ctx context.Context, d decision) {
 		Votes:      d.votes,
 		Tier:       d.tier,
 		FirstSeen:  d.firstSeen,
+		Thumbnail:  d.thumb,
 	}
 	if s.Directory != nil {
 		dctx, cancel := context.WithTimeout(ctx, s.cfg.DeliverTimeout)

@@ -466,6 +466,23 @@ func TestStrictness(t *testing.T) {
 	}
 }
 
+// TestThumbnail: only the face that decides an arrival is rendered, never a
+// stranger's, and the picture travels with the arrival.
+func TestThumbnail(t *testing.T) {
+	p := newPopulation(t, 24)
+	id := p.customer(t, 0, 3)
+	svc, rec := newService(t, checkin.DefaultConfig(), p.gallery)
+	sc := &scene{camera: "door-1", start: t0, thumbnails: true, walkers: []*walker{
+		approach(0, 300, p.recognisable(id, defaultRule())[:3]),
+		{from: 0, to: 45, x: 700, y: 100, size: 120, probes: p.set.faces[p.strangers[0]]},
+	}}
+	sc.play(t, svc, 45)
+	got := rec.got()
+	if len(got) != 1 || len(sc.taken) != 1 || !strings.HasPrefix(sc.taken[0], "walker 0 ") || string(got[0].Thumbnail) != sc.taken[0] {
+		t.Fatalf("arrivals %+v, thumbnails taken %q", got, sc.taken)
+	}
+}
+
 // TestCalibrated: the gallery-size threshold can only tighten the rule.
 func TestCalibrated(t *testing.T) {
 	p := newPopulation(t, 24)

@@ -22,6 +22,11 @@ type Detection struct {
 	// thresholded it; the decision weighs faces by Quality, which says how
 	// useful a face is for recognition, not how sure the detector is.
 	Score float64
+	// Thumbnail, when the branch enabled face thumbnails in alerts, returns
+	// a small JPEG of this face. Observe calls it only for the face that
+	// decides an arrival, before it returns (the caller's frame is gone
+	// after), so no stranger's face is ever rendered.
+	Thumbnail func() ([]byte, error)
 }
 
 // sizePx is the shorter side of the face, from the quality measures or, when

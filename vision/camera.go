@@ -108,7 +108,12 @@ type CameraConfig struct {
 	// frame. IdleAfter must exceed Linger; zero means 2 s.
 	IdleStride int
 	IdleAfter  time.Duration
-	Logger     *slog.Logger
+	// ThumbnailPx, when positive, offers the observer a JPEG of each face
+	// at most this many pixels on a side (checkin.Detection.Thumbnail),
+	// rendered only if the observer asks: for the face that decides an
+	// arrival. Zero keeps faces out of alerts.
+	ThumbnailPx int
+	Logger      *slog.Logger
 }
 
 // CameraStats counts a camera pipeline's work; safe to read while it runs.
@@ -262,7 +267,12 @@ func (c *Camera) process(ctx context.Context, f Frame) error {
 		ff := face.Face{Box: d.Box, Landmarks: d.Landmarks, Score: d.Score}
 		ff.Quality.SizePx = size
 		measure(f.Mat, &ff)
-		dets = append(dets, checkin.Detection{Box: d.Box, Landmarks: d.Landmarks, Quality: ff.Quality, Score: d.Score})
+		cd := checkin.Detection{Box: d.Box, Landmarks: d.Landmarks, Quality: ff.Quality, Score: d.Score}
+		if px := c.cfg.ThumbnailPx; px > 0 {
+			box, mat := d.Box, f.Mat
+			cd.Thumbnail = func() ([]byte, error) { return Thumbnail(mat, box, px) }
+		}
+		dets = append(dets, cd)
 		kept = append(kept, d)
 	}
 	c.lastFaces = len(dets)

@@ -1,10 +1,12 @@
 package vision_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"image"
 	"image/color"
+	_ "image/jpeg"
 	"os"
 	"path/filepath"
 	"sort"
@@ -673,5 +675,39 @@ func TestRefineSmallFaces(t *testing.T) {
 	}
 	if _, ok, err := y.Refine(sm, dets[0], 0.3); ok || err != nil {
 		t.Fatalf("640 px frame refined: %v, %v", ok, err)
+	}
+}
+
+func TestThumbnail(t *testing.T) {
+	img := decodeBytes(t, testenv.ReadPhoto(t, "sample3.jpg"))
+	y := newYuNet(t)
+	dets, err := y.Detect(img, vision.DefaultYuNetScore)
+	if err != nil || len(dets) == 0 {
+		t.Fatalf("%d faces, %v", len(dets), err)
+	}
+	for _, tc := range []struct {
+		name string
+		box  image.Rectangle
+		px   int
+		ok   bool
+	}{
+		{"a face", dets[0].Box, 96, true},
+		{"a face at the frame's edge", image.Rect(-20, -20, 60, 60), 96, true},
+		{"outside the frame", image.Rect(-200, -200, -100, -100), 96, false},
+		{"no size", dets[0].Box, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := vision.Thumbnail(img, tc.box, tc.px)
+			if (err == nil) != tc.ok {
+				t.Fatalf("err %v, want ok %v", err, tc.ok)
+			}
+			if !tc.ok {
+				return
+			}
+			cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
+			if err != nil || format != "jpeg" || max(cfg.Width, cfg.Height) > tc.px || min(cfg.Width, cfg.Height) < 10 {
+				t.Fatalf("%s %dx%d, %v", format, cfg.Width, cfg.Height, err)
+			}
+		})
 	}
 }

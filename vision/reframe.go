@@ -1,6 +1,7 @@
 package vision
 
 import (
+	"bytes"
 	"fmt"
 	"image"
 
@@ -45,4 +46,29 @@ func EncodeJPEG(img gocv.Mat, quality int) ([]byte, error) {
 	}
 	defer buf.Close()
 	return append([]byte(nil), buf.GetBytes()...), nil
+}
+
+// Thumbnail renders the face in box, with a quarter of its size around it,
+// as a JPEG at most px pixels on a side: enough for staff to tell a
+// look-alike, too small to be of use for recognition elsewhere.
+func Thumbnail(img gocv.Mat, box image.Rectangle, px int) ([]byte, error) {
+	if img.Empty() {
+		return nil, &InputError{Kind: ErrEmpty}
+	}
+	r := box.Inset(-max(box.Dx(), box.Dy()) / 4).Intersect(image.Rect(0, 0, img.Cols(), img.Rows()))
+	if r.Empty() || px < 1 {
+		return nil, fmt.Errorf("thumbnail: box %v outside the %dx%d frame", box, img.Cols(), img.Rows())
+	}
+	region := img.Region(r)
+	defer region.Close()
+	k := min(1, float64(px)/float64(max(r.Dx(), r.Dy())))
+	small := gocv.NewMat()
+	defer small.Close()
+	gocv.Resize(region, &small, image.Pt(max(1, int(float64(r.Dx())*k)), max(1, int(float64(r.Dy())*k))), 0, 0, gocv.InterpolationArea)
+	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, small, []int{gocv.IMWriteJpegQuality, 80})
+	if err != nil {
+		return nil, fmt.Errorf("thumbnail: %w", err)
+	}
+	defer buf.Close()
+	return bytes.Clone(buf.GetBytes()), nil
 }

@@ -33,6 +33,7 @@ type (
 		RelationshipManager string              `json:"relationship_manager,omitempty"`
 		Match               alert.Match         `json:"match"`
 		ExpiresAt           time.Time           `json:"expires_at"`
+		Thumbnail           []byte              `json:"thumbnail,omitempty"` // only when the branch sends faces
 	}
 	claimView struct {
 		AlertID string    `json:"alert_id"`
@@ -72,7 +73,7 @@ func view(e alert.Event, now time.Time) (string, any) {
 		}
 		return "arrival", arrivalView{ID: m.ID, Camera: m.Camera, Time: m.Time, FirstSeen: m.FirstSeen,
 			Customer: m.Customer, Tier: m.Tier, ServiceLevel: m.ServiceLevel,
-			RelationshipManager: m.RelationshipManager, Match: m.Match, ExpiresAt: m.ExpiresAt}
+			RelationshipManager: m.RelationshipManager, Match: m.Match, ExpiresAt: m.ExpiresAt, Thumbnail: m.Thumbnail}
 	case e.Claim != nil:
 		return "claim", claimView{AlertID: e.Claim.AlertID, By: e.Claim.By, Time: e.Claim.At}
 	case e.Escalation != nil:

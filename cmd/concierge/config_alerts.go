@@ -17,6 +17,11 @@ type AlertsConfig struct {
 	// 0 turns that default off; tiers that set a time still escalate.
 	EscalateAfter time.Duration    `yaml:"escalate_after"`
 	FalseMatch    FalseMatchConfig `yaml:"false_match"`
+	// ThumbnailPx, when positive, puts a JPEG of the recognised customer's
+	// face, at most this many pixels on a side, into the staff alert and
+	// the manager's copy (never the visit feed or the visit log). 0, the
+	// default, sends no face at all.
+	ThumbnailPx int `yaml:"thumbnail_px"`
 }
 
 // FalseMatchConfig is checkin.FeedbackConfig in the file.
@@ -46,6 +51,8 @@ func (a AlertsConfig) validate() error {
 	switch {
 	case a.EscalateAfter < 0:
 		return fmt.Errorf("alerts.escalate_after: %v must be >= 0 (0: only tiers that set one escalate)", a.EscalateAfter)
+	case a.ThumbnailPx != 0 && (a.ThumbnailPx < 32 || a.ThumbnailPx > 256):
+		return fmt.Errorf("alerts.thumbnail_px: %d must be 0 (no face in alerts) or 32 to 256", a.ThumbnailPx)
 	case f.ExtraVotes < 0:
 		return fmt.Errorf("alerts.false_match.extra_votes: %d must be >= 0", f.ExtraVotes)
 	case f.Tighten < 0:

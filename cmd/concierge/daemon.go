@@ -183,8 +183,9 @@ func (d *Daemon) openCameras() error {
 				Source: c.Source, Loop: c.Loop, Realtime: !c.Fast, Reconnect: !c.Fast || c.Loop,
 			},
 			MinFacePx: minFace, DetectInterval: d.cfg.Vision.DetectInterval,
-			ROI:    roi,
-			Logger: d.log,
+			ROI:         roi,
+			ThumbnailPx: d.cfg.Alerts.ThumbnailPx,
+			Logger:      d.log,
 		}, det, d.app.embedder, d.checkin)
 		if err != nil {
 			return err

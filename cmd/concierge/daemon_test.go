@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"image"
+	_ "image/jpeg"
 	"log/slog"
 	"net"
 	"net/http"
@@ -94,10 +97,11 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 type arrivalMsg struct {
-	Schema   string `json:"schema"`
-	ID       string `json:"id"`
-	Camera   string `json:"camera"`
-	Customer struct {
+	Schema    string `json:"schema"`
+	Thumbnail []byte `json:"thumbnail"`
+	ID        string `json:"id"`
+	Camera    string `json:"camera"`
+	Customer  struct {
 		ID          string `json:"id"`
 		DisplayName string `json:"display_name"`
 	} `json:"customer"`
@@ -137,10 +141,12 @@ func collect(t *testing.T, url, subject string) (func() []arrivalMsg, func()) {
 
 // The main job, end to end: the daemon reads a clip in which an enrolled
 // customer and a stranger walk in; exactly one alert arrives, for the
-// customer, on NATS; the health endpoint answers; SIGTERM-like shutdown
+// customer, on NATS, with the face thumbnail this branch enabled (never on
+// the visit feed); the health endpoint answers; SIGTERM-like shutdown
 // leaves a consistent database with the visit recorded.
 func TestDaemonAlertsOncePerVisit(t *testing.T) {
 	env := newDaemonEnv(t)
+	env.cfg.Alerts.ThumbnailPx = 96
 	d := NewDaemon(env.cfg, testLogger(t))
 	if err := d.Open(context.Background()); err != nil {
 		t.Fatal(err)
@@ -148,6 +154,8 @@ func TestDaemonAlertsOncePerVisit(t *testing.T) {
 	defer d.Close()
 	arrivals, stop := collect(t, d.NATSURL(), "concierge.t1.arrival")
 	defer stop()
+	visitFeed, stopVisits := collect(t, d.NATSURL(), "concierge.t1.visit")
+	defer stopVisits()
 
 	frames := int64(env.seconds * 15)
 	testenv.CheckFor(t, 90*time.Second, 100*time.Millisecond, func() error {
@@ -175,6 +183,18 @@ func TestDaemonAlertsOncePerVisit(t *testing.T) {
 		if strings.Contains(a.Customer.DisplayName, "Ms") {
 			t.Errorf("display name not masked: %q", a.Customer.DisplayName)
 		}
+		if c, format, err := image.DecodeConfig(bytes.NewReader(a.Thumbnail)); err != nil || format != "jpeg" || max(c.Width, c.Height) > 96 || min(c.Width, c.Height) < 32 {
+			t.Errorf("%s: thumbnail %s %dx%d, %v", a.Customer.ID, format, c.Width, c.Height, err)
+		}
+	}
+	vs := visitFeed()
+	for _, v := range vs {
+		if len(v.Thumbnail) > 0 {
+			t.Errorf("visit %s carries a face", v.ID)
+		}
+	}
+	if len(vs) != len(got) {
+		t.Errorf("%d visits on the visit feed, %d alerts", len(vs), len(got))
 	}
 	if strings.Join(ids, ",") != "C1001,C1002,C1003" {
 		t.Fatalf("alerts for %v, want C1001,C1002,C1003 once each", ids)

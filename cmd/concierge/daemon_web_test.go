@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"image"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"concierge/alert"
 	"concierge/checkin"
 	"concierge/internal/testenv"
+	"concierge/vision"
 )
 
 // lobbyCustomer is who walks in, as the lobby shows them.
@@ -140,6 +142,7 @@ func TestLobbyPageInBrowser(t *testing.T) {
 
 	// An arrival published by the daemon's own publisher appears within 1 s.
 	a := msWang.arrival(branch)
+	a.Thumbnail = faceThumbnail(t, "sample2.jpg", image.Rect(1437, 160, 1653, 394))
 	start := time.Now()
 	if err := d.notifier.Notify(context.Background(), a, nil); err != nil {
 		t.Fatal(err)
@@ -161,6 +164,9 @@ func TestLobbyPageInBrowser(t *testing.T) {
 			t.Fatalf("card lacks %q:\n%s", want, got)
 		}
 	}
+
+	// The branch sends face thumbnails: the card shows the JPEG.
+	waitJS("face thumbnail", 5*time.Second, card(a)+`.querySelector('.face').naturalWidth > 40 && !`+card(a)+`.querySelector('.face').hidden`)
 
 	// Claim it: the claim comes back through the stream.
 	run(chromedp.Click(chromedp.CSS(fmt.Sprintf(`.card[data-id="%s"] button.claim`, a.ID))))
@@ -294,4 +300,20 @@ web:
 			t.Errorf("expandBraced(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// faceThumbnail renders the face in box of one of the real photos as the
+// camera does when alerts.thumbnail_px is set.
+func faceThumbnail(t *testing.T, photo string, box image.Rectangle) []byte {
+	t.Helper()
+	img, err := vision.Decode(testenv.ReadPhoto(t, photo), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	b, err := vision.Thumbnail(img, box, 96)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

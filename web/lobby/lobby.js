@@ -312,6 +312,12 @@ function fill(x) {
   const badge = $('.badge', el);
   badge.textContent = tier ? tier.level_name || tier.level : t('noTier');
   el.classList.toggle('vip', !!tier?.vip);
+  const face = $('.face', el);
+  if (a.thumbnail && face.hidden) {
+    // Only when the branch sends face thumbnails (alerts.thumbnail_px).
+    face.src = 'data:image/jpeg;base64,' + a.thumbnail;
+    face.hidden = false;
+  }
   const name = a.customer.form_of_address || a.customer.display_name;
   $('.name', el).textContent = name;
   $('.masked', el).textContent = a.customer.form_of_address ? a.customer.display_name : '';
