@@ -340,10 +340,8 @@ func (c *counter) rate() Rate {
 	return r
 }
 
-// Evaluate applies the rule to every probe and, fusing votes, to every
-// track. A track names customer C when at least votes of its probes are
-// accepted as C by the rule (C being the customer most of them name) and
-// the mean distance of all its probes to C is within the threshold.
+// Evaluate applies the rule to every probe and, as check-in decides a
+// track (see fuse), to every track.
 func (tr *Trials) Evaluate(rule enroll.Rule, votes int) OpenSetResult {
 	res := OpenSetResult{Rule: rule, Votes: votes, Track: tr.Config.Track}
 	var sAcc, sWrong, sStr, fAcc, fWrong, fStr counter
