@@ -107,3 +107,34 @@ func BenchmarkDNNEnginePhoto(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRefine is the extra cost of finding a small face's landmarks
+// again at full resolution before it is embedded: one YuNet pass on a crop
+// three times the face, for a face of a door camera: sample1 shrunk so
+// that its faces are about 60 px, in the corner of a 1280×720 frame.
+func BenchmarkRefine(b *testing.B) {
+	y := newYuNet(b)
+	img := photoMat(b, "sample1.jpg")
+	small := gocv.NewMat()
+	defer small.Close()
+	gocv.Resize(img, &small, image.Point{}, 0.3, 0.3, gocv.InterpolationArea)
+	frame := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(90, 90, 90, 0), 720, 1280, gocv.MatTypeCV8UC3)
+	defer frame.Close()
+	dst := frame.Region(image.Rect(0, 0, small.Cols(), small.Rows()))
+	small.CopyTo(&dst)
+	dst.Close()
+	dets, err := y.Detect(frame, vision.DefaultYuNetScore)
+	if err != nil || len(dets) == 0 {
+		b.Fatalf("detect: %d faces, %v", len(dets), err)
+	}
+	if _, ok, err := y.Refine(frame, dets[0], 0.3); !ok || err != nil {
+		b.Fatalf("warm-up: refined %v, %v", ok, err)
+	}
+	b.Logf("face %d px in the frame, %d px in the detector's input", dets[0].Box.Dx(), dets[0].Box.Dx()/2)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, _, err := y.Refine(frame, dets[0], 0.3); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -173,7 +173,10 @@ func (y *YuNet) Refine(img gocv.Mat, d Detection, minScore float64) (r Detection
 	frameScale := float64(yunetSide) / float64(max(w, h))
 	fw := max(d.Box.Dx(), d.Box.Dy())
 	c := d.Box.Inset(-fw).Intersect(image.Rect(0, 0, w, h))
-	cropScale := min(1, float64(yunetSide)/float64(max(c.Dx(), c.Dy())))
+	// No finer than the aligned crop needs: a face larger than
+	// AlignedSide in the net's input buys no better landmarks, only a
+	// larger pass.
+	cropScale := min(1, float64(yunetSide)/float64(max(c.Dx(), c.Dy())), float64(AlignedSide)/float64(fw))
 	if cropScale < 1.5*frameScale {
 		return d, false, nil
 	}
