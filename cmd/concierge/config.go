@@ -459,8 +459,11 @@ func (c Config) openSet() enroll.OpenSet {
 func (c Config) expectedFalseAlerts(n int) float64 {
 	c.resolveEngine()
 	o := c.openSet()
+	th := o.Threshold(n)
+	// A fixed threshold has no tail of its own; the engine's still
+	// tells what it costs.
 	o.Tail = engineTails[c.Vision.Engine]
-	return o.Expected(c.openSet().Threshold(n), n)
+	return o.Expected(th, n)
 }
 
 // duplicateThreshold is match.duplicate_threshold; 0 leaves it to the
