@@ -214,10 +214,13 @@ func (s *Service) Observe(ctx context.Context, cameraID string, at time.Time, de
 	}
 	ended = append(ended, cam.expire(at, s.cfg.TrackTimeout)...)
 
-	embedded, errs := s.track(ctx, cam, at, dets, embed)
+	// The rule of this frame: the calibrated threshold moves only with the
+	// gallery's size, so one look per frame serves every face in it.
+	base := enroll.Rule{Threshold: s.threshold(), Margin: s.cfg.Margin}
+	embedded, errs := s.track(ctx, cam, at, dets, embed, base)
 	var out []decision
 	for _, f := range embedded {
-		if d, ok := s.decide(cameraID, f.tr, at); ok {
+		if d, ok := s.decide(cameraID, f.tr, at, base); ok {
 			if th := dets[f.det].Thumbnail; th != nil {
 				// The arrival goes out without a picture rather than not at all.
 				var err error
@@ -239,9 +242,9 @@ func (s *Service) Observe(ctx context.Context, cameraID string, at time.Time, de
 }
 
 // track updates the camera's tracks with the frame's detections, embeds the
-// chosen faces and returns the tracks that got an embedding. The caller
-// holds cam.mu.
-func (s *Service) track(ctx context.Context, cam *camera, at time.Time, dets []Detection, embed EmbedFunc) ([]seen, []error) {
+// chosen faces and returns the tracks that got an embedding; base, the
+// frame's rule, says which embeddings name someone. The caller holds cam.mu.
+func (s *Service) track(ctx context.Context, cam *camera, at time.Time, dets []Detection, embed EmbedFunc, base enroll.Rule) ([]seen, []error) {
 	cfg := &s.cfg
 	idx := make([]int, 0, len(dets))
 	boxes := make([]box, 0, len(dets))
@@ -269,7 +272,6 @@ func (s *Service) track(ctx context.Context, cam *camera, at time.Time, dets []D
 		frame[k] = seen{tr, i}
 	}
 
-	base := enroll.Rule{Threshold: s.threshold(), Margin: cfg.Margin}
 	var embedded []seen
 	var errs []error
 	for _, f := range frame {
@@ -327,7 +329,8 @@ func (s *Service) exhaust(tr *track) {
 }
 
 // decide applies the decision rule to a pending track that just got an
-// embedding. The caller holds the camera lock.
+// embedding; base is the frame's rule before any per-customer
+// tightening. The caller holds the camera lock.
 //
 // A track is customer C when no embedding names anyone else under the base
 // rule, at least Votes embeddings name C under C's rule, and the
@@ -335,12 +338,11 @@ func (s *Service) exhaust(tr *track) {
 // rule too. The mean is the fused evidence: one embedding of a turned head may be
 // noisy, the mean of several is closer to the person's true template, and
 // an embedding of someone else that crept into the track pulls it away.
-func (s *Service) decide(cameraID string, tr *track, at time.Time) (decision, bool) {
+func (s *Service) decide(cameraID string, tr *track, at time.Time, base enroll.Rule) (decision, bool) {
 	if tr.state != pending {
 		return decision{}, false
 	}
 	defer s.exhaust(tr)
-	base := enroll.Rule{Threshold: s.threshold(), Margin: s.cfg.Margin}
 	cand := ""
 	for i := range tr.samples {
 		sm := &tr.samples[i]
