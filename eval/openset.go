@@ -75,14 +75,20 @@ type probe struct {
 	top    int // customer index of match.CustomerID
 }
 
-// track is one visit: probe indexes of a single person, and the distances
-// of the track's fused embedding (the mean of its probes, as check-in
-// fuses a track) to every customer.
+// track is one visit: probe indexes of a single person in the order the
+// camera would embed them, and the track's fused embedding after each of
+// them, because check-in decides again after every embedding.
 type track struct {
 	owner  int
 	probes []int
-	scores []float64
-	match  enroll.Match // what the gallery returns for the fused embedding
+	fused  []fused // fused[k] fuses probes[:k+1]
+}
+
+// fused is a track's fused embedding (the mean of its probes so far, as
+// check-in fuses a track) seen by the gallery.
+type fused struct {
+	scores []float64    // distance to every customer
+	match  enroll.Match // what the gallery returns for it
 	top    int          // customer index of match.CustomerID
 }
 
@@ -196,16 +202,17 @@ func simulateRun(set *Set, labels []string, groups map[string][]int, nStr int, c
 		rng.Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
 		nTracks := (len(ps) + cfg.Track - 1) / cfg.Track
 		for t := range nTracks {
-			tk := track{owner: probeOwner[ps[0]], probes: make([]int, cfg.Track)}
+			tk := track{owner: probeOwner[ps[0]], probes: make([]int, cfg.Track), fused: make([]fused, cfg.Track)}
 			es := make([]face.Embedding, cfg.Track)
 			for i := range cfg.Track {
 				tk.probes[i] = ps[(t*cfg.Track+i)%len(ps)]
 				es[i] = set.Samples[probeSample[tk.probes[i]]].Embedding
+				// Photos carry no quality score: every probe weighs the same.
+				mean := face.Mean(es[:i+1], nil)
+				f := fused{scores: score(&mean)}
+				f.match, f.top = topMatch(f.scores, customers)
+				tk.fused[i] = f
 			}
-			// Photos carry no quality score: every probe weighs the same.
-			fused := face.Mean(es, nil)
-			tk.scores = score(&fused)
-			tk.match, tk.top = topMatch(tk.scores, customers)
 			r.tracks = append(r.tracks, tk)
 		}
 	}
@@ -373,26 +380,27 @@ func (tr *Trials) Evaluate(rule enroll.Rule, votes int) OpenSetResult {
 }
 
 // fuse returns the customer a track names under the daemon's rule
-// (checkin.Service.decide): no probe is accepted as anyone but C, at least
-// votes probes are accepted as C, and the track's fused embedding is
-// accepted as C too.
+// (checkin.Service.decide), which is applied again after every embedding:
+// the track is decided on the first probe after which no probe so far is
+// accepted as anyone but C, at least votes probes are accepted as C, and
+// the fused embedding of the probes so far is accepted as C too. A probe
+// naming another customer ends the track undecided, as in the daemon.
 func fuse(r run, t track, accepted []bool, rule enroll.Rule, votes int) (int, bool) {
 	cand, n := -1, 0
-	for _, pi := range t.probes {
-		if !accepted[pi] {
-			continue
-		}
-		if c := r.probes[pi].top; cand >= 0 && c != cand {
-			return -1, false // two customers in one track
-		} else {
+	for k, pi := range t.probes {
+		if accepted[pi] {
+			c := r.probes[pi].top
+			if cand >= 0 && c != cand {
+				return -1, false // two customers in one track
+			}
 			cand = c
+			n++
 		}
-		n++
+		if f := t.fused[k]; cand >= 0 && n >= votes && f.top == cand && rule.Accept(f.match) {
+			return cand, true
+		}
 	}
-	if cand < 0 || n < votes || t.top != cand || !rule.Accept(t.match) {
-		return -1, false
-	}
-	return cand, true
+	return -1, false
 }
 
 // ImpostorScores returns, sorted, the distance of every probe to every
@@ -431,23 +439,32 @@ func (tr *Trials) GenuineScores() []float64 {
 
 // FusedImpostorScores returns, sorted, for every track and every customer
 // who is not that person, the smallest threshold at which the track would
-// name that customer in a gallery holding only them: the larger of the
-// votes-th smallest probe distance and the fused embedding's distance.
-// This is the fused counterpart of ImpostorScores.
+// name that customer in a gallery holding only them: over the probes in
+// order, the smallest of the larger of the votes-th smallest probe
+// distance so far and the fused embedding's distance at that probe, since
+// check-in decides again after every embedding. This is the fused
+// counterpart of ImpostorScores.
 func (tr *Trials) FusedImpostorScores(votes int) []float64 {
+	votes = max(votes, 1)
 	var out []float64
-	ds := make([]float64, tr.Config.Track)
+	ds := make([]float64, 0, tr.Config.Track)
 	for _, r := range tr.runs {
 		for _, t := range r.tracks {
 			for c := range r.ids {
 				if c == t.owner {
 					continue
 				}
-				for i, pi := range t.probes {
-					ds[i] = r.probes[pi].scores[c]
+				best := math.Inf(1)
+				ds = ds[:0]
+				for k, pi := range t.probes {
+					ds = append(ds, r.probes[pi].scores[c])
+					if len(ds) < votes {
+						continue
+					}
+					slices.Sort(ds)
+					best = math.Min(best, math.Max(ds[votes-1], t.fused[k].scores[c]))
 				}
-				slices.Sort(ds)
-				out = append(out, math.Max(ds[min(votes, len(ds))-1], t.scores[c]))
+				out = append(out, best)
 			}
 		}
 	}

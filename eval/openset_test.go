@@ -135,7 +135,7 @@ func TestScorings(t *testing.T) {
 
 // handRun is one gallery of customers A and B with five probes of A, and
 // five of a stranger, whose distances are set by hand, as are those of
-// each track's fused embedding.
+// each track's fused embedding after each probe.
 func handRun() run {
 	ids := []string{"A", "B"}
 	scores := [][]float64{
@@ -156,12 +156,20 @@ func handRun() run {
 		p.match, p.top = topMatch(s, ids)
 		r.probes = append(r.probes, p)
 	}
-	r.tracks = []track{
-		{owner: 0, probes: []int{0, 1, 2, 3, 4}, scores: []float64{0.33, 0.47}},
-		{owner: -1, probes: []int{5, 6, 7, 8, 9}, scores: []float64{0.62, 0.42}},
+	prefixes := [][][]float64{
+		// A's track; the first fused embedding is probe 0 itself.
+		{{0.30, 0.50}, {0.325, 0.47}, {0.33, 0.44}, {0.34, 0.43}, {0.33, 0.47}},
+		// The stranger's.
+		{{0.60, 0.39}, {0.62, 0.40}, {0.61, 0.41}, {0.63, 0.40}, {0.62, 0.42}},
 	}
-	for i := range r.tracks {
-		r.tracks[i].match, r.tracks[i].top = topMatch(r.tracks[i].scores, ids)
+	for ti, owner := range []int{0, -1} {
+		tk := track{owner: owner, probes: []int{5 * ti, 5*ti + 1, 5*ti + 2, 5*ti + 3, 5*ti + 4}}
+		for _, sc := range prefixes[ti] {
+			f := fused{scores: sc}
+			f.match, f.top = topMatch(sc, ids)
+			tk.fused = append(tk.fused, f)
+		}
+		r.tracks = append(r.tracks, tk)
 	}
 	return r
 }
@@ -174,17 +182,24 @@ func TestFuse(t *testing.T) {
 		votes int
 		want  int // customer index, −1 for none
 	}{
-		// A gets 3 votes (probes 0, 1, 4); the fused 0.33 names A.
+		// A's third vote is probe 4, the last; the fused 0.33 then names A.
 		{"three votes", enroll.Rule{Threshold: 0.40, Margin: 0.06}, 3, 0},
 		{"four votes needed", enroll.Rule{Threshold: 0.40, Margin: 0.06}, 4, -1},
 		// Without the margin probe 2 votes for A too.
 		{"no margin", enroll.Rule{Threshold: 0.40}, 4, 0},
-		// At 0.32 probes 0 and 1 vote for A, but the fused 0.33 is too far.
-		{"fused too far", enroll.Rule{Threshold: 0.32}, 1, -1},
-		// The fused embedding is only 0.14 closer to A than to B.
+		// Probe 0 alone is its own fused embedding: decided on it.
+		{"first probe decides", enroll.Rule{Threshold: 0.32}, 1, 0},
+		// Probes 0 and 1 vote for A, but no fused embedding from the
+		// second probe on is within 0.32.
+		{"fused too far", enroll.Rule{Threshold: 0.32}, 2, -1},
+		// A's votes are probes 0 and 4; the fused embedding after probe 4
+		// is only 0.14 closer to A than to B.
 		{"fused margin too small", enroll.Rule{Threshold: 0.40, Margin: 0.15}, 2, -1},
-		// At 0.45 probe 3 names B: two customers in one track name nobody.
+		// At 0.45 probe 3 names B: two customers in one track name nobody
+		// if the track was not decided before it ...
 		{"another customer in the track", enroll.Rule{Threshold: 0.45, Margin: 0.06}, 3, -1},
+		// ... but two votes decide it on probe 1, as the daemon would.
+		{"decided before the other customer", enroll.Rule{Threshold: 0.45, Margin: 0.06}, 2, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			accepted := make([]bool, len(r.probes))
@@ -221,10 +236,11 @@ func TestEvaluate(t *testing.T) {
 	if got := tr.ImpostorScores(); len(got) != 15 || got[0] != 0.38 {
 		t.Fatalf("impostor scores %v", got) // 5 of A against B, and 10 of the stranger
 	}
-	// With one vote a track's score is the larger of its smallest distance
-	// and its fused distance: A's track against B 0.38 and 0.47, the
-	// stranger's against A 0.55 and 0.62, against B 0.39 and 0.42.
-	if got := tr.FusedImpostorScores(1); !slices.Equal(round3(got), []float64{0.42, 0.47, 0.62}) {
+	// With one vote a track's score is, over its probes, the smallest of
+	// the larger of the nearest probe so far and the fused distance then:
+	// A's track against B max(0.38, 0.43) after probe 3, the stranger's
+	// against A and B their first probes, 0.60 and 0.39.
+	if got := tr.FusedImpostorScores(1); !slices.Equal(round3(got), []float64{0.39, 0.43, 0.60}) {
 		t.Fatalf("fused impostor scores %v", got)
 	}
 }
