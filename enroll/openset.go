@@ -47,7 +47,14 @@ func normCDF(z float64) float64 { return 0.5 * math.Erfc(-z/math.Sqrt2) }
 // exceeds Ceiling, the largest threshold measured safe per face on a small
 // gallery, where the fitted tail would be extrapolated upwards.
 type OpenSet struct {
-	Tail    Tail    // the engine's impostor tail; zero: always Ceiling
+	Tail Tail // the engine's impostor tail of single faces; zero: always Ceiling
+	// Track, when measured, is the impostor tail of whole tracks under the
+	// check-in rule in force. A track is decided again after every
+	// embedding, so on one vote a stranger's track has several chances to
+	// name a customer, and on tracks of varied frames that rate can exceed
+	// a single face's. The threshold then holds the target for the larger
+	// of the two.
+	Track   Tail
 	Target  float64 // false alerts per stranger visit, e.g. 1e-4
 	Ceiling float64
 }
@@ -57,15 +64,26 @@ func (o OpenSet) Threshold(n int) float64 {
 	if !o.Tail.Measured() || o.Target <= 0 {
 		return o.Ceiling
 	}
-	return min(o.Ceiling, o.Tail.Threshold(o.Target, n))
+	th := min(o.Ceiling, o.Tail.Threshold(o.Target, n))
+	if o.Track.Measured() {
+		// Both rates grow with the threshold: the larger stays within
+		// the target up to the smaller of the two thresholds.
+		th = min(th, o.Track.Threshold(o.Target, n))
+	}
+	return th
 }
 
 // Expected is the expected false alerts per stranger visit at threshold th
-// in a gallery of n customers (single faces, margin not credited: an upper
-// estimate). Zero when the tail is not measured.
+// in a gallery of n customers (the larger of the single-face and track
+// rates, margin not credited: an upper estimate). Zero when the tail is
+// not measured.
 func (o OpenSet) Expected(th float64, n int) float64 {
 	if !o.Tail.Measured() {
 		return 0
 	}
-	return PerVisit(o.Tail.P(th), n)
+	p := o.Tail.P(th)
+	if o.Track.Measured() {
+		p = max(p, o.Track.P(th))
+	}
+	return PerVisit(p, n)
 }

@@ -26,8 +26,12 @@ func TestPerVisit(t *testing.T) {
 	}
 }
 
-// The MobileFaceNet tail measured on the Korean photos (docs/accuracy.md).
-var mfnTail = enroll.Tail{Alpha: -12.608, Beta: 11.285}
+// The MobileFaceNet tails measured on the Korean photos (docs/accuracy.md):
+// single faces, and 5-face tracks decided on one vote.
+var (
+	mfnTail      = enroll.Tail{Alpha: -12.608, Beta: 11.285}
+	mfnTrackTail = enroll.Tail{Alpha: -14.116, Beta: 13.493}
+)
 
 func TestTailThreshold(t *testing.T) {
 	for _, tc := range []struct {
@@ -52,6 +56,8 @@ func TestTailThreshold(t *testing.T) {
 
 func TestOpenSetThreshold(t *testing.T) {
 	o := enroll.OpenSet{Tail: mfnTail, Target: 1e-4, Ceiling: 0.78}
+	o1 := o
+	o1.Track = mfnTrackTail
 	for _, tc := range []struct {
 		name string
 		o    enroll.OpenSet
@@ -64,6 +70,12 @@ func TestOpenSetThreshold(t *testing.T) {
 		{"ten thousand customers", o, 10_000, 0.6201},
 		{"no tail: the ceiling", enroll.OpenSet{Target: 1e-4, Ceiling: 0.5}, 10_000, 0.5},
 		{"no target: the ceiling", enroll.OpenSet{Tail: mfnTail, Ceiling: 0.5}, 10_000, 0.5},
+		// The two tails cross near 0.69: the track's is the larger rate
+		// above it, the single face's below.
+		{"ten customers, track tail", o1, 10, 0.7301},
+		{"a hundred customers, track tail", o1, 100, 0.6939},
+		{"a thousand customers, single-face tail", o1, 1000, 0.6565},
+		{"ten thousand customers, single-face tail", o1, 10_000, 0.6199},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.o.Threshold(tc.n); math.Abs(got-tc.want) > 5e-4 {
@@ -82,5 +94,11 @@ func TestOpenSetThreshold(t *testing.T) {
 	}
 	if e := o.Expected(0.78, 1000); math.Abs(e-0.0682) > 0.002 {
 		t.Errorf("expected false alerts at 0.78 with 1,000 customers: %.4f, want 0.068", e)
+	}
+	// Each threshold meets the target exactly for the larger rate.
+	for _, n := range []int{10, 100, 1000, 10_000} {
+		if e := o1.Expected(o1.Threshold(n), n); math.Abs(e-1e-4) > 1e-9 {
+			t.Errorf("%d customers: %.4g false alerts per visit at the threshold, want 1e-4", n, e)
+		}
 	}
 }

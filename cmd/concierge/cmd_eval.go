@@ -108,6 +108,12 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 	case *engine != "":
 		cfg.Vision.Engine = *engine
 	}
+	opt.Votes = *votes
+	if opt.Votes <= 0 {
+		opt.Votes = min(cfg.Checkin.Votes, *track)
+	}
+	// The votes measured choose the tails the calibrated threshold holds.
+	cfg.Checkin.Votes = opt.Votes
 	opt.Rule = cfg.rule()
 	if *threshold > 0 {
 		opt.Rule.Threshold = *threshold
@@ -116,10 +122,6 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 	}
 	if *margin >= 0 {
 		opt.Rule.Margin = *margin
-	}
-	opt.Votes = *votes
-	if opt.Votes <= 0 {
-		opt.Votes = min(cfg.Checkin.Votes, *track)
 	}
 
 	var rep *eval.Report

@@ -82,8 +82,8 @@ func TestEvalDescriptors(t *testing.T) {
 		t.Fatalf("recommendation %+v", rec)
 	}
 	// The configured rule is dlib's, calibrated for the simulated gallery
-	// of 89 customers.
-	if r.Configured == nil || math.Abs(r.Configured.Rule.Threshold-0.222) > 5e-4 || r.Configured.Votes != 2 {
+	// of 89 customers and one vote.
+	if r.Configured == nil || math.Abs(r.Configured.Rule.Threshold-0.217) > 5e-4 || r.Configured.Votes != 1 {
 		t.Fatalf("configured rule %+v", r.Configured)
 	}
 	if len(rec.Expected) != 3 || rec.Expected[2].Customers != 10_000 || rec.Expected[2].Single > 1e-4 {
@@ -185,8 +185,8 @@ func TestEvalKpopShippedRule(t *testing.T) {
 		threshold                                float64
 		strangers, faces, visits, strangerVisits float64
 	}{
-		{"shipped", nil, 0.739, 0, 0.393, 0.590, 0},
-		{"ceiling", []string{"--threshold", "0.78"}, 0.78, 0.00085, 0.540, 0.786, 0},
+		{"shipped", nil, 0.730, 0, 0.362, 0.797, 0},
+		{"ceiling", []string{"--threshold", "0.78"}, 0.78, 0.00085, 0.540, 0.931, 0.002},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"--config", cfg, "--folder", testenv.Shared(t, "data/kpop"), "--seeds", "20", "--json"}, tc.args...)
@@ -196,7 +196,7 @@ func TestEvalKpopShippedRule(t *testing.T) {
 			}
 			r := decodeReport(t, out)
 			c := r.Configured
-			if c == nil || math.Abs(c.Rule.Threshold-tc.threshold) > 5e-4 || c.Rule.Margin != 0.08 || c.Votes != 2 || c.Track != 5 {
+			if c == nil || math.Abs(c.Rule.Threshold-tc.threshold) > 5e-4 || c.Rule.Margin != 0.08 || c.Votes != 1 || c.Track != 5 {
 				t.Fatalf("configured rule %+v", c)
 			}
 			if r.Faces != 353 || r.Identities != 15 {
@@ -211,7 +211,7 @@ func TestEvalKpopShippedRule(t *testing.T) {
 				{"enrolled faces accepted", c.Single.Accept.Rate, tc.faces, 0.01},
 				{"enrolled 5-face visits accepted", c.Fused.Accept.Rate, tc.visits, 0.01},
 				{"enrolled taken for another customer", c.Single.WrongAccept.Rate + c.Fused.WrongAccept.Rate, 0, 0},
-				{"stranger visits accepted", c.Fused.StrangerAccept.Rate, tc.strangerVisits, 0},
+				{"stranger visits accepted", c.Fused.StrangerAccept.Rate, tc.strangerVisits, 1e-9},
 			} {
 				if math.Abs(m.got-m.want) > m.tol {
 					t.Errorf("%s: %.5f, want %.5f ± %.5f", m.what, m.got, m.want, m.tol)
