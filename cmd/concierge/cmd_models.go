@@ -12,7 +12,7 @@ import (
 	"concierge/models"
 )
 
-const modelsUsage = `usage: concierge models fetch [--from DIR] [--set dlib|onnx|all] [--dir DIR]
+const modelsUsage = `usage: concierge models fetch [--from DIR] [--mirror URL] [--set dlib|onnx|all] [--dir DIR]
        concierge models verify [--set dlib|onnx|all] [--dir DIR]`
 
 func runModels(ctx context.Context, m *Main, args []string) error {
@@ -36,7 +36,7 @@ func runModels(ctx context.Context, m *Main, args []string) error {
 // modelsFlags are the flags of models fetch and verify, with dir already
 // defaulted from the configuration.
 type modelsFlags struct {
-	dir, set, from string
+	dir, set, from, mirror string
 }
 
 // parseModelsFlags also loads the configuration, which sets m.Logger.
@@ -51,6 +51,7 @@ func (m *Main) parseModelsFlags(action string, args []string, withFrom bool) (mo
 	fset.StringVar(&mf.set, "set", "", "model set: dlib, onnx or all (default: "+defaultSet+")")
 	if withFrom {
 		fset.StringVar(&mf.from, "from", "", "directory holding model files, tried before any download")
+		fset.StringVar(&mf.mirror, "mirror", "", "base `URL` of the bank's artifact store serving the model files by name, tried after --from (overrides the config's models.mirror)")
 	}
 	pos, err := parse(fset, args)
 	if err != nil {
@@ -65,6 +66,13 @@ func (m *Main) parseModelsFlags(action string, args []string, withFrom bool) (mo
 	}
 	if mf.dir == "" {
 		mf.dir = c.Models.Dir
+	}
+	if withFrom {
+		if mf.mirror == "" {
+			mf.mirror = c.Models.Mirror
+		} else if _, err := models.MirrorURL(mf.mirror); err != nil {
+			return mf, usagef("--mirror: %v", err)
+		}
 	}
 	return mf, nil
 }
@@ -91,7 +99,7 @@ func (m *Main) modelsFetch(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := models.Fetch(ctx, mf.dir, set, models.Options{From: mf.from, Logger: m.Logger})
+	res, err := models.Fetch(ctx, mf.dir, set, models.Options{From: mf.from, Mirror: mf.mirror, Logger: m.Logger})
 	tw := tabwriter.NewWriter(m.Stdout, 0, 0, 2, ' ', 0)
 	for _, r := range res {
 		fmt.Fprintf(tw, "%s\t%s\tsha256 ok\n", r.File.Name, r.Source)
@@ -104,7 +112,8 @@ func (m *Main) modelsFetch(ctx context.Context, args []string) error {
 		return err
 	}
 	// A wrong file is the operator's to look at; a file no source could
-	// supply means a source (network, npm, the --from directory) is missing.
+	// supply means a source (network, npm, the mirror, the --from
+	// directory) is missing.
 	var he *models.HashError
 	var se *models.SizeError
 	switch {

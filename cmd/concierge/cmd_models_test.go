@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -184,6 +186,81 @@ func TestModelsCommand(t *testing.T) {
 				if !strings.Contains(r.stderr, w) {
 					t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
 				}
+			}
+		})
+	}
+}
+
+// TestModelsFetchMirror fetches the real ONNX set from a bank mirror (an
+// HTTP server holding copies of the shared model files), from the flag and
+// from CONCIERGE_MODELS_MIRROR, and refuses a mirror that is not a base URL.
+func TestModelsFetchMirror(t *testing.T) {
+	shared := testenv.Shared(t, "models")
+	served := t.TempDir()
+	for _, n := range models.ONNX.Names() {
+		b, err := os.ReadFile(models.Path(shared, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(served, n), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// /elsewhere holds only the detector, so that a mirror without the
+	// MobileFaceNets fails on them alone and never reaches for the
+	// detector's public download.
+	elsewhere := filepath.Join(served, "elsewhere")
+	if err := os.Mkdir(elsewhere, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(served, models.YuNet), filepath.Join(elsewhere, models.YuNet)); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/concierge/models/", http.StripPrefix("/concierge/models", http.FileServer(http.Dir(served))))
+	mux.Handle("/elsewhere/", http.StripPrefix("/elsewhere", http.FileServer(http.Dir(elsewhere))))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	mirror := srv.URL + "/concierge/models/"
+
+	dir := filepath.Join(t.TempDir(), "models")
+	r := runConcierge(t, "models", "fetch", "--set", "onnx", "--mirror", mirror, "--dir", dir)
+	if r.code != 0 {
+		t.Fatalf("fetch: exit %d\n%s", r.code, r.stderr)
+	}
+	for _, n := range models.ONNX.Names() {
+		if !strings.Contains(r.stdout, srv.URL+"/concierge/models/"+n) {
+			t.Errorf("fetch output lacks %s from the mirror:\n%s", n, r.stdout)
+		}
+	}
+	if err := models.Verify(dir, models.ONNX); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Setenv("CONCIERGE_MODELS_MIRROR", mirror)
+	dir2 := filepath.Join(t.TempDir(), "models")
+	if r := runConcierge(t, "models", "fetch", "--set", "onnx", "--dir", dir2); r.code != 0 || models.Verify(dir2, models.ONNX) != nil {
+		t.Fatalf("fetch with CONCIERGE_MODELS_MIRROR: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	for _, tc := range []struct {
+		name string
+		env  string
+		args []string
+		code int
+		want string
+	}{
+		{"flag with a query", "", []string{"--mirror", mirror + "?token=x"}, 2, "no query"},
+		{"flag without a scheme", "", []string{"--mirror", "artifacts.bank.internal/models"}, 2, "http or https"},
+		{"config with credentials", "https://u:secret@artifacts.bank.internal/models", nil, 1, "models.mirror"},
+		{"mirror without the files", srv.URL + "/elsewhere", nil, 1, "not on the mirror"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("CONCIERGE_MODELS_MIRROR", tc.env)
+			args := append([]string{"models", "fetch", "--set", "onnx", "--dir", filepath.Join(t.TempDir(), "m")}, tc.args...)
+			r := runConcierge(t, args...)
+			if r.code != tc.code || !strings.Contains(r.stderr, tc.want) || strings.Contains(r.stderr, "secret") {
+				t.Errorf("exit %d, want %d with %q:\n%s", r.code, tc.code, tc.want, r.stderr)
 			}
 		})
 	}

@@ -61,6 +61,11 @@ type CheckinConfig struct {
 // ModelsConfig says where model files live.
 type ModelsConfig struct {
 	Dir string `yaml:"dir"`
+	// Mirror is the base URL of the bank's artifact store, serving the
+	// model files by name (`concierge models fetch` tries it after --from
+	// and before npm and the upstream downloads). It is the production
+	// source of the MobileFaceNet files, which no public release carries.
+	Mirror string `yaml:"mirror"`
 }
 
 // VisionConfig tunes the face engine and the quality gate for enrollment photos.
@@ -253,6 +258,11 @@ func ParseConfig(r io.Reader) (Config, error) {
 
 // Validate names the first bad field.
 func (c Config) Validate() error {
+	if c.Models.Mirror != "" {
+		if _, err := models.MirrorURL(c.Models.Mirror); err != nil {
+			return fmt.Errorf("models.mirror: %w", err)
+		}
+	}
 	switch {
 	case c.Branch == "" || strings.ContainsAny(c.Branch, ".*> \t"):
 		return fmt.Errorf("branch: %q must be non-empty and hold no '.', '*', '>' or spaces (it is a NATS subject token)", c.Branch)
