@@ -40,11 +40,10 @@ func framesOf(t *testing.T, clip string, at ...int64) []enroll.Photo {
 	return photos
 }
 
-// Real footage (../shared/data/video: real people turning their heads and
-// changing expression): a person enrolled from three frames of their clip's
-// first second is announced exactly once over the whole clip; the people of
-// other clips, never enrolled, are never announced.
-func TestRealClips(t *testing.T) {
+// clipApp opens the shipped defaults' engine and an empty gallery in a
+// throwaway database, for the real clips in the returned folder.
+func clipApp(t *testing.T) (string, Config, *faceApp) {
+	t.Helper()
 	dir := testenv.Shared(t, "data/video")
 	testenv.Shared(t, "models/face_detection_yunet_2023mar.onnx")
 	cfg := DefaultConfig()
@@ -57,7 +56,16 @@ func TestRealClips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer app.Close()
+	t.Cleanup(func() { app.Close() })
+	return dir, cfg, app
+}
+
+// Real footage (../shared/data/video: real people turning their heads and
+// changing expression): a person enrolled from three frames of their clip's
+// first second is announced exactly once over the whole clip; the people of
+// other clips, never enrolled, are never announced.
+func TestRealClips(t *testing.T) {
+	dir, cfg, app := clipApp(t)
 	enrolled := filepath.Join(dir, "d11.mp4")
 	res, err := app.svc.Enroll(context.Background(), enroll.Request{CustomerID: "C11", DisplayName: "客户 Eleven",
 		Photos: framesOf(t, enrolled, 1, 12, 24), Consent: enroll.Consent{Reference: "F-11", TextVersion: "v1"}})
@@ -90,19 +98,7 @@ func TestRealClips(t *testing.T) {
 // photos concierge eval deals into tracks. d13 is left out: it may show
 // d9's man.
 func TestRealClipsOpenSet(t *testing.T) {
-	dir := testenv.Shared(t, "data/video")
-	testenv.Shared(t, "models/face_detection_yunet_2023mar.onnx")
-	cfg := DefaultConfig()
-	cfg.Branch = "t1"
-	cfg.DB = filepath.Join(t.TempDir(), "c.db")
-	cfg.Models.Dir = testenv.ModelsDir(t)
-	cfg.Vision.Pool = 1
-	cfg.resolveEngine()
-	app, err := openFaceAppFor(context.Background(), cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
+	dir, cfg, app := clipApp(t)
 	clips := []string{"d0", "d3", "d6", "d9", "d10", "d11", "d12", "d14", "d18", "d19", "d20"}
 	photos := map[string][]enroll.Photo{}
 	enrollClip := func(t *testing.T, clip string) {
