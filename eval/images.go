@@ -239,7 +239,8 @@ func (e *Embedder) embedOne(ctx context.Context, path string) (embedded, error) 
 }
 
 // isPhoto reports whether the file name looks like a photo a detector reads.
-func isPhoto(name string) bool {
+// IsPhoto reports whether name is a photo eval reads: JPEG or PNG.
+func IsPhoto(name string) bool {
 	switch strings.ToLower(filepath.Ext(name)) {
 	case ".jpg", ".jpeg", ".png":
 		return true
@@ -257,7 +258,7 @@ func (e *Embedder) EmbedFolder(ctx context.Context, dir string, labels []string)
 		if err != nil {
 			return err
 		}
-		if d.IsDir() || !isPhoto(d.Name()) {
+		if d.IsDir() || !IsPhoto(d.Name()) {
 			return nil
 		}
 		parent := filepath.Dir(p)

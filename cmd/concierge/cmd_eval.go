@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,6 +27,8 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 	descriptors := fs.String("descriptors", "", "descriptor `file` (JSON: base64 128 little-endian float32 per face, labelled by idol_id; dlib embeddings)")
 	folder := fs.String("folder", "", "labelled photos: `dir`/…/LABEL/*.jpg, labelled by the folder holding each photo")
 	lfwDir := fs.String("lfw", "", "LFW `dir` holding pairs.txt and images_deepfunneled/ (View 2 protocol)")
+	clips := fs.String("clips", "", "labelled door-camera clips: `dir`/LABEL/ holding clips (.mp4 .avi .mkv .mov .webm) and optionally enrollment photos, or dir/NAME.mp4, one person per clip; played through the daemon's pipeline")
+	enrollFrames := fs.String("enroll-frames", "1,12,24", "with --clips: `frames` of a person's first clip to enroll from when their folder holds no photos")
 	engine := fs.String("engine", "", "face `engine` for photos (default: the config's vision.engine): dlib or mobilefacenet")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
 	pad := fs.Float64("pad", -1, "border added on every side of a photo before detection, as a `fraction` of its size (default 0.5 with --folder, 0 with --lfw)")
@@ -49,7 +52,7 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 	margin := fs.Float64("margin", -1, "margin of the configured rule (default: the config's match.margin)")
 	votes := fs.Int("votes", 0, "votes of the configured rule (default: the config's checkin.votes)")
 	fs.Usage = func() {
-		fmt.Fprintln(m.Stderr, "usage: concierge eval (--descriptors FILE | --folder DIR | --lfw DIR) [--json] [flags]")
+		fmt.Fprintln(m.Stderr, "usage: concierge eval (--descriptors FILE | --folder DIR | --lfw DIR | --clips DIR) [--json] [flags]")
 		fs.PrintDefaults()
 	}
 	rest, err := parse(fs, args)
@@ -61,17 +64,31 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 		return usagef("eval takes no arguments, got %q", rest[0])
 	}
 	sources := 0
-	for _, s := range []string{*descriptors, *folder, *lfwDir} {
+	for _, s := range []string{*descriptors, *folder, *lfwDir, *clips} {
 		if s != "" {
 			sources++
 		}
 	}
 	if sources != 1 {
 		fs.Usage()
-		return usagef("eval needs exactly one of --descriptors, --folder and --lfw")
+		return usagef("eval needs exactly one of --descriptors, --folder, --lfw and --clips")
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *clips != "" {
+		for _, f := range []string{"pad", "pad-mode", "labels", "duplicate", "enroll", "strangers", "seeds", "seed", "track",
+			"scoring", "target", "gallery", "credit-fusion", "margin-cost", "thresholds"} {
+			if set[f] {
+				return usagef("--%s applies to photos and descriptors, not to --clips", f)
+			}
+		}
+	} else if set["enroll-frames"] {
+		return usagef("--enroll-frames applies to --clips")
+	}
+	enrollAt, err := parseFrames(*enrollFrames)
+	if err != nil {
+		return usagef("--enroll-frames: %v", err)
+	}
 	if *descriptors != "" && (set["engine"] || set["pad"] || set["pad-mode"]) {
 		return usagef("--engine, --pad and --pad-mode apply to photos, not to --descriptors")
 	}
@@ -124,6 +141,25 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 		opt.Rule.Margin = *margin
 	}
 
+	if *clips != "" {
+		if *engine != "" {
+			cfg.Vision.Engine = *engine
+		} else {
+			cfg.resolveEngine()
+		}
+		if cfg.Vision.Engine != engineDlib && cfg.Vision.Engine != engineMobileFaceNet {
+			return usagef("--engine %q: not one of: dlib, mobilefacenet", cfg.Vision.Engine)
+		}
+		if *threshold > 0 {
+			cfg.Match.Threshold = *threshold
+		}
+		if *margin >= 0 {
+			cfg.Match.Margin = *margin
+		}
+		rep, err := m.evalClips(ctx, cfg, *clips, enrollAt)
+		return m.printReport(ctx, rep, err, *asJSON)
+	}
+
 	var rep *eval.Report
 	switch {
 	case *descriptors != "":
@@ -153,13 +189,19 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 			rep.Model = det.Model()
 		}
 	}
+	return m.printReport(ctx, rep, err, *asJSON)
+}
+
+// printReport prints an evaluation's report as JSON or text, or returns
+// the error that stopped it (the context's when it was cancelled).
+func (m *Main) printReport(ctx context.Context, rep interface{ WriteText(io.Writer) error }, err error, asJSON bool) error {
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(m, rep)
 	}
 	return rep.WriteText(m.Stdout)
@@ -272,6 +314,21 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+func parseFrames(s string) ([]int64, error) {
+	var out []int64
+	for _, f := range splitList(s) {
+		v, err := strconv.ParseInt(f, 10, 64)
+		if err != nil || v < 0 {
+			return nil, fmt.Errorf("%q is not a frame number", f)
+		}
+		out = append(out, v)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no frame numbers")
+	}
+	return out, nil
 }
 
 func parseFloats(s string) ([]float64, error) {

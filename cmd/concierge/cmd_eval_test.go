@@ -223,3 +223,70 @@ func TestEvalKpopShippedRule(t *testing.T) {
 		})
 	}
 }
+
+// TestEvalClips runs `concierge eval --clips` on three real clips, one
+// person each, and on folders it must refuse.
+func TestEvalClips(t *testing.T) {
+	testenv.Shared(t, "models/face_detection_yunet_2023mar.onnx")
+	dir := linkClips(t, "d11", "d18", "d19")
+	cfg := filepath.Join(t.TempDir(), "concierge.yaml")
+	yaml := "branch: t1\nmodels:\n  dir: " + testenv.ModelsDir(t) + "\nvision:\n  engine: mobilefacenet\n  pool: 1\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := evalCLI(t, "--config", cfg, "--clips", dir, "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var rep ClipReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, out)
+	}
+	if rep.Source != "clips" || rep.Model != "mobilefacenet-paddlex-ms1mv3" || rep.People != 3 || rep.Votes != 1 || len(rep.Rows) != 3 {
+		t.Fatalf("report %+v", rep)
+	}
+	for _, r := range rep.Rows {
+		if !r.EnrolledFrom || r.Frames == 0 || r.Embeddings == 0 || r.Enrolled.Threshold > r.Deleted.Threshold+1e-9 {
+			// One customer fewer can only loosen the calibrated threshold.
+			t.Errorf("row %+v", r)
+		}
+	}
+	if want := (ClipTotals{Visits: 3, AsSelf: 3, StrangerVisits: 3}); rep.Totals != want {
+		t.Errorf("totals %+v, want %+v", rep.Totals, want)
+	}
+	// The text is the same report: print the decoded one rather than
+	// playing the clips again.
+	var text bytes.Buffer
+	if err := rep.WriteText(&text); err != nil || !strings.Contains(text.String(), "announced as themselves 3 (0 more than once), as another customer 0, missed 0") ||
+		!strings.Contains(text.String(), "0 of 3 announced") || !strings.Contains(text.String(), "d18.mp4 (enrolled from)") {
+		t.Fatalf("text report (%v):\n%s", err, text.String())
+	}
+
+	one := linkClips(t, "d11")
+	bad := t.TempDir()
+	if err := os.Mkdir(filepath.Join(bad, "Ms Wang"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--clips", one}, 1, "want at least 2"},
+		{[]string{"--clips", filepath.Join(t.TempDir(), "none")}, 1, "no such file"},
+		{[]string{"--clips", dir, "--seeds", "3"}, 2, "--seeds applies to photos"},
+		{[]string{"--clips", dir, "--enroll-frames", "1,x"}, 2, "not a frame number"},
+		{[]string{"--folder", dir, "--enroll-frames", "1"}, 2, "--enroll-frames applies to --clips"},
+	} {
+		if err := os.Symlink(filepath.Join(testenv.Shared(t, "data/video"), "d12.mp4"), filepath.Join(bad, "Ms Wang", "a.mp4")); err != nil && !os.IsExist(err) {
+			t.Fatal(err)
+		}
+		_, stderr, code := evalCLI(t, append([]string{"--config", cfg}, tc.args...)...)
+		if code != tc.code || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d, want %d with %q:\n%s", tc.args, code, tc.code, tc.want, stderr)
+		}
+	}
+	if _, stderr, code := evalCLI(t, "--config", cfg, "--clips", bad); code != 1 || !strings.Contains(stderr, `label "Ms Wang"`) {
+		t.Errorf("a label that is no customer id: exit %d: %s", code, stderr)
+	}
+}

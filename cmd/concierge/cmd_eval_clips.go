@@ -1,0 +1,336 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"concierge"
+	"concierge/enroll"
+	"concierge/eval"
+	"concierge/vision"
+)
+
+// The clip evaluation replays labelled door-camera clips through the
+// daemon's own pipeline (camera, tracks, best frames, check-in decision),
+// which photo folders cannot: the frames of one visit are alike, and the
+// votes and fused embedding decide on them as they would at the door.
+
+// clipPerson is one labelled person of a clip folder: the photos they are
+// enrolled from (none: frames of their first clip) and their clips.
+type clipPerson struct {
+	label  string
+	photos []string
+	clips  []string
+}
+
+func isClip(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".mp4", ".avi", ".mkv", ".mov", ".webm", ".mjpeg", ".mjpg":
+		return true
+	}
+	return false
+}
+
+// readClipDir lists dir's people: dir/LABEL/ holding clips and, optionally,
+// enrollment photos, or dir/NAME.mp4, one person per clip. Labels become
+// customer ids, so they must be valid ones.
+func readClipDir(dir string) ([]clipPerson, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var people []clipPerson
+	for _, e := range ents {
+		p := clipPerson{label: e.Name()}
+		switch {
+		case e.IsDir():
+			sub, err := os.ReadDir(filepath.Join(dir, e.Name()))
+			if err != nil {
+				return nil, err
+			}
+			for _, f := range sub {
+				path := filepath.Join(dir, e.Name(), f.Name())
+				switch {
+				case f.IsDir():
+				case isClip(f.Name()):
+					p.clips = append(p.clips, path)
+				case eval.IsPhoto(f.Name()):
+					p.photos = append(p.photos, path)
+				}
+			}
+		case isClip(e.Name()):
+			p.label = strings.TrimSuffix(e.Name(), filepath.Ext(e.Name()))
+			p.clips = []string{filepath.Join(dir, e.Name())}
+		default:
+			continue
+		}
+		if len(p.clips) == 0 {
+			continue
+		}
+		if !enroll.ValidID(p.label) {
+			return nil, fmt.Errorf("%s: label %q: want 1-64 letters, digits, '-', '_' or '.' (it becomes a customer id)", dir, p.label)
+		}
+		people = append(people, p)
+	}
+	if len(people) < 2 {
+		return nil, fmt.Errorf("%s: %d labelled people with clips; want at least 2, so that each is a stranger to the others", dir, len(people))
+	}
+	return people, nil
+}
+
+// clipFrames keeps the frames numbered at of a clip as JPEG photos.
+func clipFrames(ctx context.Context, clip string, at []int64) ([]enroll.Photo, error) {
+	src, err := vision.NewSource(vision.SourceConfig{Source: clip})
+	if err != nil {
+		return nil, err
+	}
+	want := map[int64]bool{}
+	for _, n := range at {
+		want[n] = true
+	}
+	var photos []enroll.Photo
+	var ferr error
+	src.Run(ctx, func(f vision.Frame) {
+		if !want[f.Seq] || ferr != nil {
+			return
+		}
+		b, err := vision.EncodeJPEG(f.Mat, 92)
+		if err != nil {
+			ferr = err
+			return
+		}
+		photos = append(photos, enroll.Photo{Name: fmt.Sprintf("%s#%d", filepath.Base(clip), f.Seq), Data: b})
+	})
+	if ferr != nil {
+		return nil, fmt.Errorf("%s: %w", clip, ferr)
+	}
+	if len(photos) != len(at) {
+		return nil, fmt.Errorf("%s: found %d of the frames %v", clip, len(photos), at)
+	}
+	return photos, ctx.Err()
+}
+
+// ClipOutcome is what one play of a clip announced.
+type ClipOutcome struct {
+	Alerts    int      `json:"alerts"`
+	Customers []string `json:"customers"`
+	// Threshold is the recognition threshold in force for the play: the
+	// calibrated one follows the gallery's size.
+	Threshold float64 `json:"threshold"`
+}
+
+// ClipRow is one clip played with its person enrolled and again with them
+// deleted from the gallery.
+type ClipRow struct {
+	Label string `json:"label"`
+	Clip  string `json:"clip"`
+	// EnrolledFrom says the person was enrolled from frames of this clip,
+	// which flatters the enrolled play.
+	EnrolledFrom bool        `json:"enrolled_from"`
+	Frames       int64       `json:"frames"`
+	Embeddings   int64       `json:"embeddings"`
+	Enrolled     ClipOutcome `json:"enrolled"`
+	Deleted      ClipOutcome `json:"deleted"`
+}
+
+// ClipSkip is a person left out, with the reason (enrollment refused).
+type ClipSkip struct {
+	Label  string `json:"label"`
+	Reason string `json:"reason"`
+}
+
+// ClipTotals count visits: a visit is one play of one clip.
+type ClipTotals struct {
+	Visits   int `json:"visits"`
+	AsSelf   int `json:"announced_as_self"`
+	Repeated int `json:"announced_more_than_once"`
+	AsOther  int `json:"announced_as_another_customer"`
+	Missed   int `json:"missed"`
+	// Of the same clips with their person deleted: strangers' visits.
+	StrangerVisits  int `json:"stranger_visits"`
+	StrangerAlerted int `json:"stranger_visits_announced"`
+	// The same, leaving out clips their person was enrolled from.
+	OtherClips       int `json:"other_clips"`
+	OtherClipsAsSelf int `json:"other_clips_announced_as_self"`
+}
+
+// ClipReport is the result of concierge eval --clips.
+type ClipReport struct {
+	Source  string     `json:"source"`
+	Path    string     `json:"path"`
+	Model   string     `json:"model"`
+	Margin  float64    `json:"margin"`
+	Votes   int        `json:"votes"`
+	People  int        `json:"people"`
+	Skipped []ClipSkip `json:"skipped"`
+	Rows    []ClipRow  `json:"rows"`
+	Totals  ClipTotals `json:"totals"`
+}
+
+// evalClips enrolls every person of dir in a throwaway database (from
+// their photos, else from the frames enrollAt of their first clip) and plays
+// each clip through the daemon's pipeline twice: with everyone enrolled,
+// where one alert naming its person is right, and with its person deleted,
+// where any alert is a false one.
+func (m *Main) evalClips(ctx context.Context, cfg Config, dir string, enrollAt []int64) (*ClipReport, error) {
+	people, err := readClipDir(dir)
+	if err != nil {
+		return nil, invalid(err)
+	}
+	tmp, err := os.MkdirTemp("", "concierge-eval-clips-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	cfg.DB = filepath.Join(tmp, "eval.db")
+	app, err := m.openFaceApp(ctx, cfg, true)
+	if err != nil {
+		return nil, err
+	}
+	defer app.Close()
+
+	rep := &ClipReport{Source: "clips", Path: dir, Model: app.embedder.Model(), Margin: cfg.rule().Margin, Votes: cfg.Checkin.Votes}
+	photos := map[string][]enroll.Photo{}
+	enrolled := []clipPerson{}
+	enrollPerson := func(p clipPerson) error {
+		_, err := app.svc.Enroll(ctx, enroll.Request{CustomerID: p.label, DisplayName: p.label, Photos: photos[p.label],
+			Consent: enroll.Consent{Reference: "concierge-eval", TextVersion: "eval"}})
+		return err
+	}
+	for _, p := range people {
+		if len(p.photos) > 0 {
+			for _, path := range p.photos {
+				b, err := os.ReadFile(path)
+				if err != nil {
+					return nil, invalid(err)
+				}
+				photos[p.label] = append(photos[p.label], enroll.Photo{Name: filepath.Base(path), Data: b})
+			}
+		} else if photos[p.label], err = clipFrames(ctx, p.clips[0], enrollAt); err != nil {
+			return nil, invalid(err)
+		}
+		if err := enrollPerson(p); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			var ce *concierge.Error
+			if !errors.As(err, &ce) {
+				return nil, fmt.Errorf("enroll %s: %w", p.label, err)
+			}
+			// A refused enrollment (no usable face, a duplicate of
+			// someone already enrolled) is the data's, not a failure.
+			rep.Skipped = append(rep.Skipped, ClipSkip{Label: p.label, Reason: err.Error()})
+			continue
+		}
+		enrolled = append(enrolled, p)
+	}
+	rep.People = len(enrolled)
+	if len(enrolled) < 2 {
+		return nil, invalid(fmt.Errorf("%s: %d people could be enrolled; want at least 2", dir, len(enrolled)))
+	}
+	m.Logger.Info("clip people enrolled", "people", len(enrolled), "skipped", len(rep.Skipped))
+
+	play := func(clip string) (benchResult, ClipOutcome, error) {
+		th := app.svc.Recognition().Threshold
+		r, err := runPipeline(ctx, app, cfg, pipelineRun{name: filepath.Base(clip), video: clip, cameras: 1})
+		o := ClipOutcome{Alerts: int(r.alerts), Customers: []string{}, Threshold: th}
+		for c := range r.customers {
+			o.Customers = append(o.Customers, c)
+		}
+		sort.Strings(o.Customers)
+		return r, o, err
+	}
+	for _, p := range enrolled {
+		for i, clip := range p.clips {
+			row := ClipRow{Label: p.label, Clip: clip, EnrolledFrom: i == 0 && len(p.photos) == 0}
+			r, o, err := play(clip)
+			if err != nil {
+				return nil, fmt.Errorf("play %s: %w", clip, err)
+			}
+			row.Frames, row.Embeddings, row.Enrolled = r.frames, r.embeddings, o
+			if _, err := app.svc.Forget(ctx, p.label); err != nil {
+				return nil, fmt.Errorf("delete %s: %w", p.label, err)
+			}
+			_, o, err = play(clip)
+			if err == nil {
+				err = enrollPerson(p)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("play %s without %s: %w", clip, p.label, err)
+			}
+			row.Deleted = o
+			rep.Rows = append(rep.Rows, row)
+			rep.Totals.add(row)
+		}
+	}
+	return rep, nil
+}
+
+func (t *ClipTotals) add(r ClipRow) {
+	t.Visits++
+	self := slices.Contains(r.Enrolled.Customers, r.Label)
+	switch {
+	case len(r.Enrolled.Customers) > 1 || len(r.Enrolled.Customers) == 1 && !self:
+		t.AsOther++
+	case self:
+		t.AsSelf++
+		if r.Enrolled.Alerts > 1 {
+			t.Repeated++
+		}
+	default:
+		t.Missed++
+	}
+	if !r.EnrolledFrom {
+		t.OtherClips++
+		if self && len(r.Enrolled.Customers) == 1 {
+			t.OtherClipsAsSelf++
+		}
+	}
+	t.StrangerVisits++
+	if r.Deleted.Alerts > 0 {
+		t.StrangerAlerted++
+	}
+}
+
+// WriteText prints the report for a terminal.
+func (r *ClipReport) WriteText(w io.Writer) error {
+	fmt.Fprintf(w, "Source: clips %s (model %s), %d people enrolled, margin %.2f, %d vote(s)\n", r.Path, r.Model, r.People, r.Margin, r.Votes)
+	for _, s := range r.Skipped {
+		fmt.Fprintf(w, "  not enrolled: %s: %s\n", s.Label, s.Reason)
+	}
+	fmt.Fprintln(w, "Each clip is played with everyone enrolled (one alert naming its person is right) and with its person deleted (any alert is false).")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "person\tclip\tframes\tembeddings\tenrolled: threshold\talerts\tcustomers\tdeleted: threshold\talerts\tcustomers\t")
+	names := func(cs []string) string {
+		if len(cs) == 0 {
+			return "-"
+		}
+		return strings.Join(cs, ",")
+	}
+	for _, row := range r.Rows {
+		clip := filepath.Base(row.Clip)
+		if row.EnrolledFrom {
+			clip += " (enrolled from)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.3f\t%d\t%s\t%.3f\t%d\t%s\t\n", row.Label, clip, row.Frames, row.Embeddings,
+			row.Enrolled.Threshold, row.Enrolled.Alerts, names(row.Enrolled.Customers),
+			row.Deleted.Threshold, row.Deleted.Alerts, names(row.Deleted.Customers))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	t := r.Totals
+	_, err := fmt.Fprintf(w, "Visits of enrolled people: %d; announced as themselves %d (%d more than once), as another customer %d, missed %d\n"+
+		"  of clips they were not enrolled from: %d of %d announced as themselves\n"+
+		"Visits of strangers (the same clips, their person deleted): %d of %d announced\n",
+		t.Visits, t.AsSelf, t.Repeated, t.AsOther, t.Missed, t.OtherClipsAsSelf, t.OtherClips, t.StrangerAlerted, t.StrangerVisits)
+	return err
+}
