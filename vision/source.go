@@ -32,7 +32,12 @@ type SourceConfig struct {
 	// Reconnect retries a dropped or ended stream forever; when false the
 	// source stops at the end (a file without Loop, or a test).
 	Reconnect bool
-	Logger    *slog.Logger
+	// Skip passes over a video file's first Skip frames (decoded, never
+	// handed over or counted; Seq still numbers the file's frames), so
+	// that an evaluation plays only the part of a clip its person was not
+	// enrolled from. Live sources ignore it.
+	Skip   int64
+	Logger *slog.Logger
 }
 
 // Frame is one captured image. The Mat belongs to the source: the consumer
@@ -220,6 +225,13 @@ func (s *Source) Run(ctx context.Context, consume func(Frame)) error {
 			}
 		}
 		s.log.Info("camera open", "source", redact(s.cfg.Source), "fps", fps)
+		if isFile && s.cfg.Skip > 0 {
+			// Grab decodes in order, exactly; seeking in a compressed
+			// stream may land on another frame. A file shorter than Skip
+			// then ends at its first read.
+			vc.Grab(int(s.cfg.Skip))
+			seq = s.cfg.Skip
+		}
 		got, passed := 0, 0
 		next := time.Now()
 		for ctx.Err() == nil {

@@ -62,6 +62,30 @@ func TestClipRoundTrip(t *testing.T) {
 	}
 }
 
+// Skip passes over a file's first frames and keeps numbering the file's.
+func TestSourceSkip(t *testing.T) {
+	clip := writeClip(t, 2)
+	for _, tc := range []struct {
+		skip          int64
+		frames, first int64
+	}{{0, 30, 1}, {12, 18, 13}, {29, 1, 30}, {30, 0, 0}, {100, 0, 0}} {
+		src, err := vision.NewSource(vision.SourceConfig{Source: clip, Skip: tc.skip})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var frames, first int64
+		src.Run(context.Background(), func(f vision.Frame) {
+			if frames == 0 {
+				first = f.Seq
+			}
+			frames++
+		})
+		if frames != tc.frames || first != tc.first || src.Stats.Frames.Load() != tc.frames {
+			t.Errorf("skip %d: %d frames from %d (counted %d), want %d from %d", tc.skip, frames, first, src.Stats.Frames.Load(), tc.frames, tc.first)
+		}
+	}
+}
+
 // A consumer slower than the camera sees the newest frames and the source
 // counts the ones it skipped, instead of queueing them.
 func TestSourceDropsStaleFrames(t *testing.T) {

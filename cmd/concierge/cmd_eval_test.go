@@ -246,7 +246,7 @@ func TestEvalClips(t *testing.T) {
 		t.Fatalf("report %+v", rep)
 	}
 	for _, r := range rep.Rows {
-		if !r.EnrolledFrom || r.Frames == 0 || r.Embeddings == 0 || r.Enrolled.Threshold > r.Deleted.Threshold+1e-9 {
+		if !r.EnrolledFrom || r.StartFrame != 50 || r.Enrolled.Embeddings == 0 || r.Deleted.Frames <= r.Enrolled.Frames || r.Enrolled.Threshold > r.Deleted.Threshold+1e-9 {
 			// One customer fewer can only loosen the calibrated threshold.
 			t.Errorf("row %+v", r)
 		}
@@ -258,7 +258,7 @@ func TestEvalClips(t *testing.T) {
 	// playing the clips again.
 	var text bytes.Buffer
 	if err := rep.WriteText(&text); err != nil || !strings.Contains(text.String(), "announced as themselves 3 (0 more than once), as another customer 0, missed 0") ||
-		!strings.Contains(text.String(), "0 of 3 announced") || !strings.Contains(text.String(), "d18.mp4 (enrolled from)") {
+		!strings.Contains(text.String(), "0 of 3 announced") || !strings.Contains(text.String(), "d18.mp4 (enrolled from; from frame 50)") {
 		t.Fatalf("text report (%v):\n%s", err, text.String())
 	}
 

@@ -105,8 +105,7 @@ func TestRealClipsOpenSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range rep.Rows {
-		t.Logf("%s: %d frames, %d embeddings; enrolled (%.3f): %d alerts %v; deleted (%.3f): %d alerts %v", r.Label, r.Frames, r.Embeddings,
-			r.Enrolled.Threshold, r.Enrolled.Alerts, r.Enrolled.Customers, r.Deleted.Threshold, r.Deleted.Alerts, r.Deleted.Customers)
+		t.Logf("%s: enrolled (from frame %d): %+v; deleted: %+v", r.Label, r.StartFrame, r.Enrolled, r.Deleted)
 	}
 	want := ClipTotals{Visits: 11, AsSelf: 11, StrangerVisits: 11}
 	if rep.People != 11 || len(rep.Skipped) != 0 || rep.Totals != want {
