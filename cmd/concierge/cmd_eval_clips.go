@@ -92,13 +92,20 @@ func clipFrames(ctx context.Context, clip string, at []int64) ([]enroll.Photo, e
 	if err != nil {
 		return nil, err
 	}
+	// Stop reading once the last wanted frame is in: a door clip may be long.
+	readCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	last := slices.Max(at)
 	want := map[int64]bool{}
 	for _, n := range at {
 		want[n] = true
 	}
 	var photos []enroll.Photo
 	var ferr error
-	src.Run(ctx, func(f vision.Frame) {
+	src.Run(readCtx, func(f vision.Frame) {
+		if f.Seq >= last {
+			stop()
+		}
 		if !want[f.Seq] || ferr != nil {
 			return
 		}
@@ -207,7 +214,8 @@ func (m *Main) evalClips(ctx context.Context, cfg Config, dir string, enrollAt [
 	}
 	defer app.Close()
 
-	rep := &ClipReport{Source: "clips", Path: dir, Model: app.embedder.Model(), Margin: cfg.rule().Margin, Votes: cfg.Checkin.Votes}
+	rep := &ClipReport{Source: "clips", Path: dir, Model: app.embedder.Model(), Margin: cfg.rule().Margin, Votes: cfg.Checkin.Votes,
+		Skipped: []ClipSkip{}}
 	photos := map[string][]enroll.Photo{}
 	enrolled := []clipPerson{}
 	enrollPerson := func(p clipPerson) error {
@@ -232,7 +240,7 @@ func (m *Main) evalClips(ctx context.Context, cfg Config, dir string, enrollAt [
 				return nil, ctx.Err()
 			}
 			var ce *concierge.Error
-			if !errors.As(err, &ce) {
+			if !errors.As(err, &ce) || ce.Code != concierge.EINVALID && ce.Code != concierge.ECONFLICT {
 				return nil, fmt.Errorf("enroll %s: %w", p.label, err)
 			}
 			// A refused enrollment (no usable face, a duplicate of
