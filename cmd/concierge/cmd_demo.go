@@ -148,8 +148,12 @@ func demoDaemon(ctx context.Context, m *Main, cfg Config, world *demoWorld) erro
 			return err
 		}
 		n++
-		fmt.Fprintf(out, "  %s  %s  %-8s %-6s distance %.3f, %d votes  (%s)\n", a.Time.Local().Format("15:04:05.000"), a.Camera,
-			a.Customer.ID, a.Customer.DisplayName, a.Match.Distance, a.Match.Votes, a.Subject)
+		votes := "votes"
+		if a.Match.Votes == 1 {
+			votes = "vote"
+		}
+		fmt.Fprintf(out, "  %s  %s  %-8s %-6s distance %.3f, %d %s  (%s)\n", a.Time.Local().Format("15:04:05.000"), a.Camera,
+			a.Customer.ID, a.Customer.DisplayName, a.Match.Distance, a.Match.Votes, votes, a.Subject)
 	}
 	st := d.checkin.Stats.Snapshot()
 	fmt.Fprintf(out, "%d alerts; %d face tracks, %d embeddings, %d arrivals suppressed by the 30-minute cooldown.\n\n",
