@@ -320,8 +320,8 @@ func parseFrames(s string) ([]int64, error) {
 	var out []int64
 	for _, f := range splitList(s) {
 		v, err := strconv.ParseInt(f, 10, 64)
-		if err != nil || v < 0 {
-			return nil, fmt.Errorf("%q is not a frame number", f)
+		if err != nil || v < 1 {
+			return nil, fmt.Errorf("%q is not a frame number (the first frame is 1)", f)
 		}
 		out = append(out, v)
 	}

@@ -276,6 +276,7 @@ func TestEvalClips(t *testing.T) {
 		{[]string{"--clips", filepath.Join(t.TempDir(), "none")}, 1, "no such file"},
 		{[]string{"--clips", dir, "--seeds", "3"}, 2, "--seeds applies to photos"},
 		{[]string{"--clips", dir, "--enroll-frames", "1,x"}, 2, "not a frame number"},
+		{[]string{"--clips", dir, "--enroll-frames", "0,12"}, 2, "the first frame is 1"},
 		{[]string{"--folder", dir, "--enroll-frames", "1"}, 2, "--enroll-frames applies to --clips"},
 	} {
 		if err := os.Symlink(filepath.Join(testenv.Shared(t, "data/video"), "d12.mp4"), filepath.Join(bad, "Ms Wang", "a.mp4")); err != nil && !os.IsExist(err) {
