@@ -81,6 +81,62 @@ func Pad(data []byte, frac float64, mode PadMode) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
+// ShrinkQuality is the JPEG quality of a shrunk photo: about what an IP
+// camera's stream carries.
+const ShrinkQuality = 70
+
+// Shrink scales the photo down, averaging the pixels each output pixel
+// covers, so that its longer side is at most side pixels, and re-encodes
+// it as JPEG at ShrinkQuality: the face a door camera sees from a few
+// metres away, from a photo that shows it large. A photo already that
+// small is only re-encoded.
+func Shrink(data []byte, side int) ([]byte, error) {
+	if side < 16 {
+		return nil, fmt.Errorf("shrink: %d px: want at least 16", side)
+	}
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("shrink: %w", err)
+	}
+	if cfg.Width*cfg.Height > maxPadPixels {
+		return nil, fmt.Errorf("shrink: %dx%d image is too large", cfg.Width, cfg.Height)
+	}
+	src, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("shrink: %w", err)
+	}
+	b := src.Bounds()
+	w, h := b.Dx(), b.Dy()
+	scale := min(1, float64(side)/float64(max(w, h)))
+	dw, dh := max(1, int(math.Round(float64(w)*scale))), max(1, int(math.Round(float64(h)*scale)))
+	rgba := image.NewRGBA(image.Rect(0, 0, w, h))
+	draw.Draw(rgba, rgba.Bounds(), src, b.Min, draw.Src)
+	dst := image.NewRGBA(image.Rect(0, 0, dw, dh))
+	for y := range dh {
+		y0, y1 := y*h/dh, max((y+1)*h/dh, y*h/dh+1)
+		for x := range dw {
+			x0, x1 := x*w/dw, max((x+1)*w/dw, x*w/dw+1)
+			var sum [3]int
+			for sy := y0; sy < y1; sy++ {
+				row := rgba.Pix[sy*rgba.Stride:]
+				for sx := x0; sx < x1; sx++ {
+					sum[0] += int(row[sx*4])
+					sum[1] += int(row[sx*4+1])
+					sum[2] += int(row[sx*4+2])
+				}
+			}
+			n := (y1 - y0) * (x1 - x0)
+			o := dst.Pix[y*dst.Stride+x*4:]
+			o[0], o[1], o[2], o[3] = uint8((sum[0]+n/2)/n), uint8((sum[1]+n/2)/n), uint8((sum[2]+n/2)/n), 255
+		}
+	}
+	var out bytes.Buffer
+	if err := jpeg.Encode(&out, dst, &jpeg.Options{Quality: ShrinkQuality}); err != nil {
+		return nil, fmt.Errorf("shrink: encode: %w", err)
+	}
+	return out.Bytes(), nil
+}
+
 // replicateBorder fills everything outside inner with the nearest pixel
 // of inner.
 func replicateBorder(img *image.RGBA, inner image.Rectangle) {
@@ -145,6 +201,9 @@ type Embedder struct {
 	// before detection (0: none); PadMode fills it.
 	Pad     float64
 	PadMode PadMode
+	// Shrink, when positive, scales every photo down to at most Shrink
+	// pixels on its longer side before anything else (see Shrink).
+	Shrink int
 	// Workers is how many photos are in flight at once; 0 means GOMAXPROCS.
 	// Engines are safe for concurrent use and run a pool of their own.
 	Workers int
@@ -211,6 +270,11 @@ func (e *Embedder) embedOne(ctx context.Context, path string) (embedded, error) 
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return embedded{}, err
+	}
+	if e.Shrink > 0 {
+		if data, err = Shrink(data, e.Shrink); err != nil {
+			return embedded{miss: "unreadable: " + err.Error()}, nil
+		}
 	}
 	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
 	if err != nil {

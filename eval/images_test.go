@@ -80,6 +80,37 @@ func TestPad(t *testing.T) {
 	}
 }
 
+func TestShrink(t *testing.T) {
+	// 40x20: the left half red, the right half blue.
+	src := split(40, 20, 20)
+	for _, tc := range []struct {
+		side, w, h int
+	}{{20, 20, 10}, {16, 16, 8}, {100, 40, 20}} {
+		out, err := Shrink(src, tc.side)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := jpeg.Decode(bytes.NewReader(out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b := img.Bounds(); b.Dx() != tc.w || b.Dy() != tc.h {
+			t.Fatalf("side %d: %v, want %dx%d", tc.side, b, tc.w, tc.h)
+		}
+		// Averaging keeps each half's colour away from the seam (JPEG
+		// blurs the seam itself).
+		if !closeTo(img.At(1, tc.h/2), 200, 0, 0) || !closeTo(img.At(tc.w-2, tc.h/2), 0, 0, 200) {
+			t.Errorf("side %d: colours %v, %v", tc.side, img.At(1, tc.h/2), img.At(tc.w-2, tc.h/2))
+		}
+	}
+	if _, err := Shrink(src, 8); err == nil {
+		t.Error("8 px accepted")
+	}
+	if _, err := Shrink([]byte("not a photo"), 64); err == nil {
+		t.Error("garbage accepted")
+	}
+}
+
 func TestPickFace(t *testing.T) {
 	box := func(x0, y0, x1, y1 int) face.Face { return face.Face{Box: image.Rect(x0, y0, x1, y1)} }
 	for _, tc := range []struct {

@@ -33,6 +33,7 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
 	pad := fs.Float64("pad", -1, "border added on every side of a photo before detection, as a `fraction` of its size (default 0.5 with --folder, 0 with --lfw)")
 	padMode := fs.String("pad-mode", string(eval.PadReplicate), "what fills the border: replicate or black")
+	shrink := fs.Int("shrink", 0, "scale every photo down to at most `px` on its longer side and re-encode it as JPEG (quality 70) before padding: a door camera's view of a face (0: as they are)")
 	labels := fs.String("labels", "", "comma-separated `labels` to keep (--folder)")
 	duplicate := fs.Float64("duplicate", eval.DefaultDuplicate, "faces this close are one photo twice: dropped under two labels, kept once under one; negative keeps all")
 	def := eval.DefaultOpenSet
@@ -76,7 +77,7 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if *clips != "" {
-		for _, f := range []string{"pad", "pad-mode", "labels", "duplicate", "enroll", "strangers", "seeds", "seed", "track",
+		for _, f := range []string{"pad", "pad-mode", "shrink", "labels", "duplicate", "enroll", "strangers", "seeds", "seed", "track",
 			"scoring", "target", "gallery", "credit-fusion", "margin-cost", "thresholds"} {
 			if set[f] {
 				return usagef("--%s applies to photos and descriptors, not to --clips", f)
@@ -89,8 +90,11 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 	if err != nil {
 		return usagef("--enroll-frames: %v", err)
 	}
-	if *descriptors != "" && (set["engine"] || set["pad"] || set["pad-mode"]) {
-		return usagef("--engine, --pad and --pad-mode apply to photos, not to --descriptors")
+	if *descriptors != "" && (set["engine"] || set["pad"] || set["pad-mode"] || set["shrink"]) {
+		return usagef("--engine, --pad, --pad-mode and --shrink apply to photos, not to --descriptors")
+	}
+	if *shrink < 0 || *shrink > 0 && *shrink < 16 {
+		return usagef("--shrink %d: want 0 or at least 16 pixels", *shrink)
 	}
 	if *lfwDir != "" && set["labels"] {
 		return usagef("--labels applies to --folder")
@@ -174,7 +178,7 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 			return derr
 		}
 		defer closeDet()
-		emb := &eval.Embedder{Detector: det, PadMode: eval.PadMode(*padMode), Workers: cfg.Vision.Pool}
+		emb := &eval.Embedder{Detector: det, PadMode: eval.PadMode(*padMode), Shrink: *shrink, Workers: cfg.Vision.Pool}
 		if *folder != "" {
 			emb.Pad = 0.5
 			if *pad >= 0 {

@@ -55,6 +55,8 @@ func TestEvalUsage(t *testing.T) {
 		{"--descriptors", "a.json", "extra"},
 		{"--descriptors", "a.json", "--scoring", "max"},
 		{"--folder", "dir", "--pad-mode", "mirror"},
+		{"--folder", "dir", "--shrink", "8"},
+		{"--descriptors", "a.json", "--shrink", "80"},
 	} {
 		if _, stderr, code := evalCLI(t, args...); code != 2 {
 			t.Errorf("%q: exit %d, want 2 (%s)", args, code, stderr)
@@ -170,7 +172,7 @@ func TestEvalLFWDlib(t *testing.T) {
 // photos with 3 enrolled per person and a third of the people held back as
 // strangers, at most 0.1 % of stranger faces are taken for a customer, and
 // the acceptance docs/accuracy.md reports holds; so do the figures at the
-// engine's ceiling.
+// engine's ceiling and on photos shrunk to a door camera's view.
 func TestEvalKpopShippedRule(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "concierge.yaml")
@@ -187,6 +189,9 @@ func TestEvalKpopShippedRule(t *testing.T) {
 	}{
 		{"shipped", nil, 0.730, 0, 0.362, 0.797, 0},
 		{"ceiling", []string{"--threshold", "0.78"}, 0.78, 0.00085, 0.540, 0.931, 0.002},
+		// Photos shrunk to 80 px and JPEG 70: faces of about 70 px, as a
+		// door camera sees them; strangers still never pass.
+		{"door-camera faces", []string{"--shrink", "80"}, 0.730, 0, 0.310, 0.725, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"--config", cfg, "--folder", testenv.Shared(t, "data/kpop"), "--seeds", "20", "--json"}, tc.args...)
