@@ -48,14 +48,7 @@ func Pad(data []byte, frac float64, mode PadMode) ([]byte, error) {
 	if frac < 0 || frac > 4 {
 		return nil, fmt.Errorf("pad: fraction %v out of [0, 4]", frac)
 	}
-	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("pad: %w", err)
-	}
-	if cfg.Width*cfg.Height > maxPadPixels {
-		return nil, fmt.Errorf("pad: %dx%d image is too large", cfg.Width, cfg.Height)
-	}
-	src, _, err := image.Decode(bytes.NewReader(data))
+	src, err := decodeLimited(data)
 	if err != nil {
 		return nil, fmt.Errorf("pad: %w", err)
 	}
@@ -81,6 +74,20 @@ func Pad(data []byte, frac float64, mode PadMode) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
+// decodeLimited decodes a photo after checking from its header that it is
+// not larger than maxPadPixels.
+func decodeLimited(data []byte) (image.Image, error) {
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Width*cfg.Height > maxPadPixels {
+		return nil, fmt.Errorf("%dx%d image is too large", cfg.Width, cfg.Height)
+	}
+	src, _, err := image.Decode(bytes.NewReader(data))
+	return src, err
+}
+
 // ShrinkQuality is the JPEG quality of a shrunk photo: about what an IP
 // camera's stream carries.
 const ShrinkQuality = 70
@@ -94,14 +101,7 @@ func Shrink(data []byte, side int) ([]byte, error) {
 	if side < 16 {
 		return nil, fmt.Errorf("shrink: %d px: want at least 16", side)
 	}
-	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("shrink: %w", err)
-	}
-	if cfg.Width*cfg.Height > maxPadPixels {
-		return nil, fmt.Errorf("shrink: %dx%d image is too large", cfg.Width, cfg.Height)
-	}
-	src, _, err := image.Decode(bytes.NewReader(data))
+	src, err := decodeLimited(data)
 	if err != nil {
 		return nil, fmt.Errorf("shrink: %w", err)
 	}
