@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"log/slog"
 	"os"
 	"strconv"
@@ -36,8 +37,45 @@ type SourceConfig struct {
 	// handed over or counted; Seq still numbers the file's frames), so
 	// that an evaluation plays only the part of a clip its person was not
 	// enrolled from. Live sources ignore it.
-	Skip   int64
+	Skip int64
+	// Place, when set, puts every frame of a video file, scaled, in the
+	// middle of a larger grey frame: a clip filmed close up then shows
+	// its person as an entrance camera sees them from a few metres away.
+	// For evaluation; live sources ignore it.
+	Place  *Placement
 	Logger *slog.Logger
+}
+
+// Placement is a canvas of Width×Height pixels and the Scale (0 < Scale
+// ≤ 1) at which each frame is drawn in its middle.
+type Placement struct {
+	Width, Height int
+	Scale         float64
+}
+
+func (p Placement) validate() error {
+	if p.Width < 16 || p.Height < 16 || p.Width > 8192 || p.Height > 8192 || !(p.Scale > 0 && p.Scale <= 1) {
+		return fmt.Errorf("placement %dx%d at scale %v: want a canvas of 16 to 8192 px a side and a scale in (0, 1]", p.Width, p.Height, p.Scale)
+	}
+	return nil
+}
+
+// place draws raw, scaled by p.Scale through small, in the middle of dst,
+// which it (re)allocates at the canvas size and fills with grey.
+func (p Placement) place(raw gocv.Mat, small, dst *gocv.Mat) {
+	if dst.Rows() != p.Height || dst.Cols() != p.Width || dst.Type() != gocv.MatTypeCV8UC3 {
+		dst.Close()
+		*dst = gocv.NewMatWithSize(p.Height, p.Width, gocv.MatTypeCV8UC3)
+	}
+	dst.SetTo(gocv.NewScalar(110, 110, 110, 0))
+	gocv.Resize(raw, small, image.Pt(0, 0), p.Scale, p.Scale, gocv.InterpolationArea)
+	w, h := min(small.Cols(), p.Width), min(small.Rows(), p.Height)
+	x0, y0 := (p.Width-w)/2, (p.Height-h)/2
+	roi := dst.Region(image.Rect(x0, y0, x0+w, y0+h))
+	defer roi.Close()
+	src := small.Region(image.Rect(0, 0, w, h))
+	defer src.Close()
+	src.CopyTo(&roi)
 }
 
 // Frame is one captured image. The Mat belongs to the source: the consumer
@@ -81,6 +119,11 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Place != nil {
+		if err := cfg.Place.validate(); err != nil {
+			return nil, fmt.Errorf("video source: %w", err)
+		}
 	}
 	return &Source{cfg: cfg, log: cfg.Logger}, nil
 }
@@ -146,6 +189,15 @@ func (s *Source) Run(ctx context.Context, consume func(Frame)) error {
 	)
 	defer latest.Close()
 	defer spare.Close()
+	// A file's frames drawn onto a canvas (SourceConfig.Place) are read
+	// into raw and scaled through small first.
+	var place *Placement
+	raw, small := gocv.NewMat(), gocv.NewMat()
+	defer raw.Close()
+	defer small.Close()
+	if s.cfg.Place != nil && s.IsFile() {
+		place = s.cfg.Place
+	}
 
 	// The consumer goroutine: takes the newest frame, swaps buffers so the
 	// reader never writes into a Mat being processed.
@@ -265,7 +317,12 @@ func (s *Source) Run(ctx context.Context, consume func(Frame)) error {
 				continue
 			}
 			passed = 0
-			if !vc.Read(&spare) || spare.Empty() {
+			if place != nil {
+				if !vc.Read(&raw) || raw.Empty() {
+					break
+				}
+				place.place(raw, &small, &spare)
+			} else if !vc.Read(&spare) || spare.Empty() {
 				break
 			}
 			if start.IsZero() {

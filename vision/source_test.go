@@ -3,6 +3,7 @@ package vision_test
 import (
 	"context"
 	"fmt"
+	"image"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -82,6 +83,44 @@ func TestSourceSkip(t *testing.T) {
 		})
 		if frames != tc.frames || first != tc.first || src.Stats.Frames.Load() != tc.frames {
 			t.Errorf("skip %d: %d frames from %d (counted %d), want %d from %d", tc.skip, frames, first, src.Stats.Frames.Load(), tc.frames, tc.first)
+		}
+	}
+}
+
+// Place draws each frame, scaled, in the middle of a grey canvas.
+func TestSourcePlace(t *testing.T) {
+	clip := writeClip(t, 1, vision.Actor{Photo: faceShot(t, "sample2.jpg", 0),
+		Keys: []vision.Key{{T: 0, X: 320, Y: 180, Height: 200}, {T: 1, X: 320, Y: 180, Height: 200}}})
+	src, err := vision.NewSource(vision.SourceConfig{Source: clip, Place: &vision.Placement{Width: 1280, Height: 720, Scale: 0.25}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames int
+	src.Run(context.Background(), func(f vision.Frame) {
+		frames++
+		if f.Mat.Cols() != 1280 || f.Mat.Rows() != 720 {
+			t.Fatalf("frame %dx%d, want 1280x720", f.Mat.Cols(), f.Mat.Rows())
+		}
+		// The 640x360 frame shrinks to 160x90 in the middle: grey
+		// outside it, the face shot's pixels inside.
+		if v := f.Mat.GetVecbAt(10, 10); v[0] != 110 || v[1] != 110 || v[2] != 110 {
+			t.Fatalf("corner %v, want grey", v)
+		}
+		if v := f.Mat.GetVecbAt(360, 640); v[0] == 110 && v[1] == 110 && v[2] == 110 {
+			t.Fatalf("centre %v is the canvas, not the clip", v)
+		}
+		outside := f.Mat.Region(image.Rect(500, 300, 559, 420))
+		defer outside.Close()
+		if mean := outside.Mean(); mean.Val1 != 110 {
+			t.Fatalf("the clip spills beyond its 160x90 box: %v", mean)
+		}
+	})
+	if frames != 15 {
+		t.Fatalf("%d frames, want 15", frames)
+	}
+	for _, p := range []vision.Placement{{Width: 1280, Height: 720, Scale: 0}, {Width: 1280, Height: 720, Scale: 1.5}, {Width: 8, Height: 720, Scale: 0.5}} {
+		if _, err := vision.NewSource(vision.SourceConfig{Source: clip, Place: &p}); err == nil {
+			t.Errorf("placement %+v accepted", p)
 		}
 	}
 }

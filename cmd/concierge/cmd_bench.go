@@ -277,8 +277,10 @@ type pipelineRun struct {
 	name, video string
 	realtime    bool
 	cameras     int
-	// skip passes over the clip's first frames (vision.SourceConfig.Skip).
-	skip int64
+	// skip passes over the clip's first frames (vision.SourceConfig.Skip);
+	// place draws its frames on a larger canvas (SourceConfig.Place).
+	skip  int64
+	place *vision.Placement
 	// warmup, when set, leaves the first stretch of wall time out of the
 	// frames, CPU and wall time measured.
 	warmup time.Duration
@@ -314,7 +316,7 @@ func runPipeline(ctx context.Context, app *faceApp, cfg Config, run pipelineRun)
 		}
 		defer det.Close()
 		cam, err := vision.NewCamera(vision.CameraConfig{ID: fmt.Sprintf("bench-%d", i+1), MinFacePx: cfg.Vision.MinFacePx,
-			DetectInterval: cfg.Vision.DetectInterval, Source: vision.SourceConfig{Source: video, Realtime: realtime, Skip: run.skip}},
+			DetectInterval: cfg.Vision.DetectInterval, Source: vision.SourceConfig{Source: video, Realtime: realtime, Skip: run.skip, Place: run.place}},
 			det, app.embedder, svc)
 		if err != nil {
 			return benchResult{}, err

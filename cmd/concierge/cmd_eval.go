@@ -28,6 +28,7 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 	folder := fs.String("folder", "", "labelled photos: `dir`/…/LABEL/*.jpg, labelled by the folder holding each photo")
 	lfwDir := fs.String("lfw", "", "LFW `dir` holding pairs.txt and images_deepfunneled/ (View 2 protocol)")
 	clips := fs.String("clips", "", "labelled door-camera clips: `dir`/LABEL/ holding clips (.mp4 .avi .mkv .mov .webm) and optionally enrollment photos, or dir/NAME.mp4, one person per clip; played through the daemon's pipeline")
+	clipScale := fs.Float64("clip-scale", 0, "with --clips: draw every frame scaled by this `factor` (0-1) in the middle of a 1280x720 frame, as an entrance camera sees a person a few metres away (0: as filmed)")
 	enrollFrames := fs.String("enroll-frames", "1,12,24", "with --clips: `frames` of a person's first clip to enroll from when their folder holds no photos")
 	engine := fs.String("engine", "", "face `engine` for photos (default: the config's vision.engine): dlib or mobilefacenet")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
@@ -83,8 +84,15 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 				return usagef("--%s applies to photos and descriptors, not to --clips", f)
 			}
 		}
-	} else if set["enroll-frames"] {
-		return usagef("--enroll-frames applies to --clips")
+	} else if set["enroll-frames"] || set["clip-scale"] {
+		return usagef("--enroll-frames and --clip-scale apply to --clips")
+	}
+	var place *vision.Placement
+	if *clipScale != 0 {
+		if !(*clipScale > 0 && *clipScale <= 1) {
+			return usagef("--clip-scale %v: want a factor in (0, 1]", *clipScale)
+		}
+		place = &vision.Placement{Width: 1280, Height: 720, Scale: *clipScale}
 	}
 	enrollAt, err := parseFrames(*enrollFrames)
 	if err != nil {
@@ -160,7 +168,7 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 		if *margin >= 0 {
 			cfg.Match.Margin = *margin
 		}
-		rep, err := m.evalClips(ctx, cfg, *clips, enrollAt)
+		rep, err := m.evalClips(ctx, cfg, *clips, enrollAt, place)
 		return m.printReport(ctx, rep, err, *asJSON)
 	}
 

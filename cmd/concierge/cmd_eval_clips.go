@@ -176,15 +176,17 @@ type ClipTotals struct {
 
 // ClipReport is the result of concierge eval --clips.
 type ClipReport struct {
-	Source  string     `json:"source"`
-	Path    string     `json:"path"`
-	Model   string     `json:"model"`
-	Margin  float64    `json:"margin"`
-	Votes   int        `json:"votes"`
-	People  int        `json:"people"`
-	Skipped []ClipSkip `json:"skipped"`
-	Rows    []ClipRow  `json:"rows"`
-	Totals  ClipTotals `json:"totals"`
+	Source string  `json:"source"`
+	Path   string  `json:"path"`
+	Model  string  `json:"model"`
+	Margin float64 `json:"margin"`
+	Votes  int     `json:"votes"`
+	// Place is how the clips were framed (--clip-scale); nil: as filmed.
+	Place   *vision.Placement `json:"place,omitempty"`
+	People  int               `json:"people"`
+	Skipped []ClipSkip        `json:"skipped"`
+	Rows    []ClipRow         `json:"rows"`
+	Totals  ClipTotals        `json:"totals"`
 }
 
 // enrollGap is how many frames (about a second) an enrolled play of a
@@ -197,7 +199,7 @@ const enrollGap = 25
 // each clip through the daemon's pipeline twice: with everyone enrolled,
 // where one alert naming its person is right, and with its person deleted,
 // where any alert is a false one.
-func (m *Main) evalClips(ctx context.Context, cfg Config, dir string, enrollAt []int64) (*ClipReport, error) {
+func (m *Main) evalClips(ctx context.Context, cfg Config, dir string, enrollAt []int64, place *vision.Placement) (*ClipReport, error) {
 	people, err := readClipDir(dir)
 	if err != nil {
 		return nil, invalid(err)
@@ -215,7 +217,7 @@ func (m *Main) evalClips(ctx context.Context, cfg Config, dir string, enrollAt [
 	defer app.Close()
 
 	rep := &ClipReport{Source: "clips", Path: dir, Model: app.embedder.Model(), Margin: cfg.rule().Margin, Votes: cfg.Checkin.Votes,
-		Skipped: []ClipSkip{}}
+		Place: place, Skipped: []ClipSkip{}}
 	photos := map[string][]enroll.Photo{}
 	enrolled := []clipPerson{}
 	enrollPerson := func(p clipPerson) error {
@@ -258,7 +260,7 @@ func (m *Main) evalClips(ctx context.Context, cfg Config, dir string, enrollAt [
 
 	play := func(clip string, skip int64) (ClipOutcome, error) {
 		th := app.svc.Recognition().Threshold
-		r, err := runPipeline(ctx, app, cfg, pipelineRun{name: filepath.Base(clip), video: clip, cameras: 1, skip: skip})
+		r, err := runPipeline(ctx, app, cfg, pipelineRun{name: filepath.Base(clip), video: clip, cameras: 1, skip: skip, place: place})
 		o := ClipOutcome{Frames: r.frames, Embeddings: r.embeddings, Alerts: int(r.alerts), Customers: []string{}, Threshold: th}
 		for c := range r.customers {
 			o.Customers = append(o.Customers, c)
@@ -322,6 +324,9 @@ func (t *ClipTotals) add(r ClipRow) {
 // WriteText prints the report for a terminal.
 func (r *ClipReport) WriteText(w io.Writer) error {
 	fmt.Fprintf(w, "Source: clips %s (model %s), %d people enrolled, margin %.2f, %d vote(s)\n", r.Path, r.Model, r.People, r.Margin, r.Votes)
+	if r.Place != nil {
+		fmt.Fprintf(w, "Frames scaled by %.2f in the middle of a %dx%d frame (enrollment from the frames as filmed)\n", r.Place.Scale, r.Place.Width, r.Place.Height)
+	}
 	for _, s := range r.Skipped {
 		fmt.Fprintf(w, "  not enrolled: %s: %s\n", s.Label, s.Reason)
 	}

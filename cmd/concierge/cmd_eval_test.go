@@ -267,6 +267,18 @@ func TestEvalClips(t *testing.T) {
 		t.Fatalf("text report (%v):\n%s", err, text.String())
 	}
 
+	// The same people a few metres away: frames at a third of their size
+	// in a 1280x720 entrance frame, enrolled from the frames as filmed, as
+	// a kiosk would enroll them.
+	out, stderr, code = evalCLI(t, "--config", cfg, "--clips", dir, "--clip-scale", "0.35", "--json")
+	var far ClipReport
+	if code != 0 || json.Unmarshal([]byte(out), &far) != nil {
+		t.Fatalf("--clip-scale: exit %d: %s\n%s", code, stderr, out)
+	}
+	if want := (ClipTotals{Visits: 3, AsSelf: 3, StrangerVisits: 3}); far.Place == nil || far.Place.Scale != 0.35 || far.Totals != want {
+		t.Errorf("--clip-scale 0.35: place %+v, totals %+v, want %+v", far.Place, far.Totals, want)
+	}
+
 	one := linkClips(t, "d11")
 	bad := t.TempDir()
 	if err := os.Mkdir(filepath.Join(bad, "Ms Wang"), 0o755); err != nil {
@@ -282,7 +294,8 @@ func TestEvalClips(t *testing.T) {
 		{[]string{"--clips", dir, "--seeds", "3"}, 2, "--seeds applies to photos"},
 		{[]string{"--clips", dir, "--enroll-frames", "1,x"}, 2, "not a frame number"},
 		{[]string{"--clips", dir, "--enroll-frames", "0,12"}, 2, "the first frame is 1"},
-		{[]string{"--folder", dir, "--enroll-frames", "1"}, 2, "--enroll-frames applies to --clips"},
+		{[]string{"--folder", dir, "--enroll-frames", "1"}, 2, "apply to --clips"},
+		{[]string{"--clips", dir, "--clip-scale", "1.5"}, 2, "want a factor in (0, 1]"},
 	} {
 		if err := os.Symlink(filepath.Join(testenv.Shared(t, "data/video"), "d12.mp4"), filepath.Join(bad, "Ms Wang", "a.mp4")); err != nil && !os.IsExist(err) {
 			t.Fatal(err)

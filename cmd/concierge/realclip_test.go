@@ -100,7 +100,7 @@ func TestRealClipsOpenSet(t *testing.T) {
 	cfg.Vision.Pool = 1
 	cfg.resolveEngine()
 	m := &Main{Logger: testLogger(t)}
-	rep, err := m.evalClips(context.Background(), cfg, dir, []int64{1, 12, 24})
+	rep, err := m.evalClips(context.Background(), cfg, dir, []int64{1, 12, 24}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
