@@ -250,6 +250,7 @@ func (s *Source) Run(ctx context.Context, consume func(Frame)) error {
 	// earlier than it was delivered, by the time the open took, and make
 	// latency measured against the frame times look longer than it is.
 	var start time.Time
+	var skipped time.Duration // of the first open's frames passed over (SourceConfig.Skip)
 	for ctx.Err() == nil {
 		vc, err := s.open()
 		if err != nil {
@@ -280,9 +281,14 @@ func (s *Source) Run(ctx context.Context, consume func(Frame)) error {
 		if isFile && s.cfg.Skip > 0 {
 			// Grab decodes in order, exactly; seeking in a compressed
 			// stream may land on another frame. A file shorter than Skip
-			// then ends at its first read.
+			// then ends at its first read. Seq and the frame times move
+			// on by the frames passed over, so they stay the file's and
+			// never go back when a looping file restarts.
 			vc.Grab(int(s.cfg.Skip))
-			seq = s.cfg.Skip
+			seq += s.cfg.Skip
+			if start.IsZero() {
+				skipped = time.Duration(s.cfg.Skip) * interval
+			}
 		}
 		got, passed := 0, 0
 		next := time.Now()
@@ -301,7 +307,7 @@ func (s *Source) Run(ctx context.Context, consume func(Frame)) error {
 				// Decode only: no colour conversion, no hand-over.
 				vc.Grab(1)
 				if start.IsZero() {
-					start = time.Now()
+					start = time.Now().Add(-skipped)
 				}
 				got++
 				passed++
@@ -326,7 +332,7 @@ func (s *Source) Run(ctx context.Context, consume func(Frame)) error {
 				break
 			}
 			if start.IsZero() {
-				start = time.Now()
+				start = time.Now().Add(-skipped)
 			}
 			got++
 			backoff = s.cfg.BackoffMin

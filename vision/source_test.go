@@ -85,6 +85,28 @@ func TestSourceSkip(t *testing.T) {
 			t.Errorf("skip %d: %d frames from %d (counted %d), want %d from %d", tc.skip, frames, first, src.Stats.Frames.Load(), tc.frames, tc.first)
 		}
 	}
+	// A looping file skips again at every start, and its frame numbers and
+	// times never go back.
+	src, err := vision.NewSource(vision.SourceConfig{Source: clip, Skip: 12, Loop: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var seqs []int64
+	var last vision.Frame
+	src.Run(ctx, func(f vision.Frame) {
+		if len(seqs) > 0 && (f.Seq <= last.Seq || !f.At.After(last.At)) {
+			t.Errorf("frame %d at %v after frame %d at %v", f.Seq, f.At, last.Seq, last.At)
+		}
+		seqs = append(seqs, f.Seq)
+		last = f
+		if len(seqs) == 40 {
+			cancel()
+		}
+	})
+	if len(seqs) < 40 || seqs[0] != 13 || seqs[18] != 43 {
+		t.Fatalf("looping with skip 12: frames %v, want 13..30 then 43..", seqs)
+	}
 }
 
 // Place draws each frame, scaled, in the middle of a grey canvas.
