@@ -78,6 +78,9 @@ func readClipDir(dir string) ([]clipPerson, error) {
 		if !enroll.ValidID(p.label) {
 			return nil, fmt.Errorf("%s: label %q: want 1-64 letters, digits, '-', '_' or '.' (it becomes a customer id)", dir, p.label)
 		}
+		if slices.ContainsFunc(people, func(q clipPerson) bool { return q.label == p.label }) {
+			return nil, fmt.Errorf("%s: label %q names two people (a folder and a clip of that name?)", dir, p.label)
+		}
 		people = append(people, p)
 	}
 	if len(people) < 2 {

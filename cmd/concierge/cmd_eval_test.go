@@ -308,4 +308,14 @@ func TestEvalClips(t *testing.T) {
 	if _, stderr, code := evalCLI(t, "--config", cfg, "--clips", bad); code != 1 || !strings.Contains(stderr, `label "Ms Wang"`) {
 		t.Errorf("a label that is no customer id: exit %d: %s", code, stderr)
 	}
+	twice := linkClips(t, "d11", "d18")
+	if err := os.Mkdir(filepath.Join(twice, "d11"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(testenv.Shared(t, "data/video"), "d12.mp4"), filepath.Join(twice, "d11", "a.mp4")); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := evalCLI(t, "--config", cfg, "--clips", twice); code != 1 || !strings.Contains(stderr, `label "d11" names two people`) {
+		t.Errorf("one label twice: exit %d: %s", code, stderr)
+	}
 }
