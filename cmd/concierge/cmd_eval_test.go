@@ -189,8 +189,8 @@ func TestEvalKpopShippedRule(t *testing.T) {
 	}{
 		{"shipped", nil, 0.730, 0, 0.362, 0.797, 0},
 		{"ceiling", []string{"--threshold", "0.78"}, 0.78, 0.00085, 0.540, 0.931, 0.002},
-		// Photos shrunk to 80 px and JPEG 70: faces of about 70 px, as a
-		// door camera sees them; strangers still never pass.
+		// The 160 px face crops shrunk to 80 px and JPEG 70, as a door
+		// camera sees faces; strangers still never pass.
 		{"door-camera faces", []string{"--shrink", "80"}, 0.730, 0, 0.310, 0.725, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
