@@ -20,6 +20,11 @@ type Config struct {
 	// the whole track must also be at most Threshold. Defaults 0.40, 0.06.
 	Threshold float64 `yaml:"threshold"`
 	Margin    float64 `yaml:"margin"`
+	// FaceSlack lets one embedding of a track name C (vote, or conflict)
+	// up to Threshold+FaceSlack, while the fused embedding must stay within
+	// Threshold (enroll.Rule.FaceSlack). Default 0: every embedding under
+	// Threshold.
+	FaceSlack float64 `yaml:"face_slack"`
 	// Votes is how many embeddings of one track must name the same customer
 	// before it is an arrival: a single lucky frame of a stranger is the
 	// commonest false alert. Default 2.
@@ -109,6 +114,8 @@ func (c Config) Validate() error {
 		return bad("threshold %v must be in (0, 2]", c.Threshold)
 	case c.Margin < 0:
 		return bad("margin %v must be >= 0", c.Margin)
+	case c.FaceSlack < 0 || c.FaceSlack > 1:
+		return bad("face_slack %v must be in [0, 1]", c.FaceSlack)
 	case c.Votes < 1:
 		return bad("votes %d must be >= 1", c.Votes)
 	case c.MaxEmbeddings < c.Votes:

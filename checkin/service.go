@@ -216,7 +216,7 @@ func (s *Service) Observe(ctx context.Context, cameraID string, at time.Time, de
 
 	// The rule of this frame: the calibrated threshold moves only with the
 	// gallery's size, so one look per frame serves every face in it.
-	base := enroll.Rule{Threshold: s.threshold(), Margin: s.cfg.Margin}
+	base := enroll.Rule{Threshold: s.threshold(), Margin: s.cfg.Margin, FaceSlack: s.cfg.FaceSlack}
 	embedded, errs := s.track(ctx, cam, at, dets, embed, base)
 	var out []decision
 	for _, f := range embedded {
@@ -299,7 +299,7 @@ func (s *Service) track(ctx context.Context, cam *camera, at time.Time, dets []D
 		m, ok := s.matcher.Search(&e)
 		f.tr.samples = append(f.tr.samples, sample{emb: e, quality: q, match: m, found: ok})
 		f.tr.bestQuality = max(f.tr.bestQuality, q)
-		f.tr.named = f.tr.named || (ok && base.Accept(m))
+		f.tr.named = f.tr.named || (ok && base.Face().Accept(m))
 		embedded = append(embedded, f)
 	}
 	return embedded, errs
@@ -338,6 +338,9 @@ func (s *Service) exhaust(tr *track) {
 // rule too. The mean is the fused evidence: one embedding of a turned head may be
 // noisy, the mean of several is closer to the person's true template, and
 // an embedding of someone else that crept into the track pulls it away.
+// That is why one embedding may name C with the rule's FaceSlack while the
+// mean must meet the threshold itself, which is calibrated on strangers'
+// fused embeddings (docs/accuracy.md).
 func (s *Service) decide(cameraID string, tr *track, at time.Time, base enroll.Rule) (decision, bool) {
 	if tr.state != pending {
 		return decision{}, false
@@ -346,7 +349,7 @@ func (s *Service) decide(cameraID string, tr *track, at time.Time, base enroll.R
 	cand := ""
 	for i := range tr.samples {
 		sm := &tr.samples[i]
-		if !sm.found || !base.Accept(sm.match) {
+		if !sm.found || !base.Face().Accept(sm.match) {
 			continue
 		}
 		if cand != "" && sm.match.CustomerID != cand {
@@ -365,10 +368,11 @@ func (s *Service) decide(cameraID string, tr *track, at time.Time, base enroll.R
 		return decision{}, false
 	}
 	extra, delta := s.strictness(cand, at)
-	rule := enroll.Rule{Threshold: base.Threshold + delta, Margin: s.cfg.Margin}
+	rule := enroll.Rule{Threshold: base.Threshold + delta, Margin: s.cfg.Margin, FaceSlack: base.FaceSlack}
+	face := rule.Face()
 	votes := 0
 	for i := range tr.samples {
-		if sm := &tr.samples[i]; sm.found && sm.match.CustomerID == cand && rule.Accept(sm.match) {
+		if sm := &tr.samples[i]; sm.found && sm.match.CustomerID == cand && face.Accept(sm.match) {
 			votes++
 		}
 	}

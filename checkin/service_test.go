@@ -714,6 +714,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"threshold", func(c *checkin.Config) { c.Threshold = 0 }},
 		{"margin", func(c *checkin.Config) { c.Margin = -0.1 }},
+		{"face_slack", func(c *checkin.Config) { c.FaceSlack = -0.1 }},
 		{"votes", func(c *checkin.Config) { c.Votes = 0 }},
 		{"max_embeddings", func(c *checkin.Config) { c.MaxEmbeddings = 1 }},
 		{"min_quality", func(c *checkin.Config) { c.MinQuality = 1.5 }},
@@ -736,5 +737,52 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, err := checkin.NewService(checkin.DefaultConfig(), nil); err == nil {
 		t.Error("NewService accepted no matcher")
+	}
+}
+
+// TestFaceSlack is a customer none of whose faces is close enough alone,
+// while the mean of them is: with FaceSlack the faces vote and the fused
+// embedding decides; without it nobody is named.
+func TestFaceSlack(t *testing.T) {
+	p := newPopulation(t, 24)
+	const th, slack, margin = 0.34, 0.12, 0.02
+	var id string
+	var probes []face.Embedding
+	for _, c := range p.customers {
+		var far []face.Embedding
+		for _, e := range p.heldOut(c) {
+			if m, ok := p.gallery.Search(&e); ok && m.CustomerID == c && m.Distance > th && m.Distance <= th+slack && m.Margin >= margin {
+				far = append(far, e)
+			}
+		}
+		if len(far) < 3 {
+			continue
+		}
+		far = far[:min(len(far), 5)]
+		mean := face.Mean(far, nil)
+		if m, ok := p.gallery.Search(&mean); ok && m.CustomerID == c && m.Distance <= th-0.02 && m.Margin >= margin+0.02 {
+			id, probes = c, far
+			break
+		}
+	}
+	if id == "" {
+		t.Fatal("no customer whose faces are all beyond the threshold and whose mean is within it")
+	}
+	for _, tc := range []struct {
+		slack float64
+		want  int
+	}{{0, 0}, {slack, 1}} {
+		cfg := checkin.DefaultConfig()
+		cfg.Threshold, cfg.Margin, cfg.FaceSlack, cfg.Votes = th, margin, tc.slack, 1
+		svc, rec := newService(t, cfg, p.gallery)
+		sc := &scene{camera: "door-1", start: t0, walkers: []*walker{approach(0, 300, probes)}}
+		sc.play(t, svc, 45)
+		got := rec.got()
+		if len(got) != tc.want || (tc.want == 1 && got[0].CustomerID != id) {
+			t.Fatalf("face slack %v: arrivals %+v, want %d of %s", tc.slack, got, tc.want, id)
+		}
+		if tc.want == 1 && got[0].Distance > th {
+			t.Fatalf("arrival at fused distance %v over the threshold %v", got[0].Distance, th)
+		}
 	}
 }

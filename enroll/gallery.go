@@ -211,6 +211,18 @@ func (g *Gallery) Nearest(probe *face.Embedding, k int) []Match {
 type Rule struct {
 	Threshold float64 `json:"threshold"`
 	Margin    float64 `json:"margin"`
+	// FaceSlack matters only for a track of several faces, which is decided
+	// on its fused embedding under Threshold: one face of it may name C
+	// (vote for C, or stop the track by naming someone else) up to this much
+	// farther (Face). The mean of a visit's faces is far nearer the person's
+	// templates than any one face is, while no face may be accepted on its
+	// own beyond Threshold: a one-face track's fused embedding is that face.
+	FaceSlack float64 `json:"face_slack,omitempty"`
+}
+
+// Face is the rule one face of a track must meet to name a customer.
+func (r Rule) Face() Rule {
+	return Rule{Threshold: r.Threshold + r.FaceSlack, Margin: r.Margin}
 }
 
 // Accept reports whether m names a customer under the rule.

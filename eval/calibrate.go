@@ -173,7 +173,12 @@ type Recommendation struct {
 	ByGallery          []OperatingPoint `json:"by_gallery"`
 	Tail               Tail             `json:"tail"`
 	FusedTail          Tail             `json:"fused_tail"`
-	Sweep              []SweepRow       `json:"sweep"`
+	// TrackTail is the tail of tracks decided on their fused embeddings
+	// alone: no vote count or face slack accepts a stranger's track more
+	// often, so the daemon's calibration holds whatever checkin.votes and
+	// match.face_slack say (cmd/concierge's engine tails).
+	TrackTail Tail       `json:"track_tail"`
+	Sweep     []SweepRow `json:"sweep"`
 	// Warning is set when the rule that meets the target recognises fewer
 	// than half of the enrolled customers' visits: the engine cannot serve
 	// the target, and the rule only keeps it from alerting.
@@ -195,24 +200,30 @@ type SweepRow struct {
 // Calibrator turns Trials into a recommendation.
 type Calibrator struct {
 	trials *Trials
+	slack  float64 // the rules' FaceSlack
 	tail   Tail
-	fused  []Tail // by votes−1
+	fused  []Tail // by votes−1, at slack
+	track  Tail   // tracks decided on their fused embeddings alone
 }
 
-// NewCalibrator fits the single-probe tail and one fused tail per vote
-// count.
-func NewCalibrator(tr *Trials) (*Calibrator, error) {
-	c := &Calibrator{trials: tr}
+// NewCalibrator fits the single-probe tail, one fused tail per vote count
+// for rules with the face slack given, and the tail of tracks decided on
+// their fused embeddings alone.
+func NewCalibrator(tr *Trials, slack float64) (*Calibrator, error) {
+	c := &Calibrator{trials: tr, slack: slack}
 	var err error
 	if c.tail, err = FitTail(tr.ImpostorScores()); err != nil {
 		return nil, err
 	}
 	for v := 1; v <= tr.Config.Track; v++ {
-		ft, err := FitTail(tr.FusedImpostorScores(v))
+		ft, err := FitTail(tr.FusedImpostorScores(v, slack))
 		if err != nil {
 			return nil, fmt.Errorf("fused, %d votes: %w", v, err)
 		}
 		c.fused = append(c.fused, ft)
+	}
+	if c.track, err = FitTail(tr.FusedImpostorScores(1, math.Inf(1))); err != nil {
+		return nil, fmt.Errorf("fused alone: %w", err)
 	}
 	return c, nil
 }
@@ -257,10 +268,10 @@ func (c *Calibrator) threshold(rate float64, n, votes int, credit bool) (float64
 // largest margin whose cost in fused genuine acceptance stays within the
 // target's MarginCost.
 func (c *Calibrator) operatingPoint(tg Target, t float64, votes int) (enroll.Rule, OpenSetResult) {
-	base := c.trials.Evaluate(enroll.Rule{Threshold: t}, votes)
+	base := c.trials.Evaluate(enroll.Rule{Threshold: t, FaceSlack: c.slack}, votes)
 	rule, res := base.Rule, base
 	for _, m := range tg.Margins {
-		r := c.trials.Evaluate(enroll.Rule{Threshold: t, Margin: m}, votes)
+		r := c.trials.Evaluate(enroll.Rule{Threshold: t, Margin: m, FaceSlack: c.slack}, votes)
 		if base.Fused.Accept.Rate-r.Fused.Accept.Rate <= tg.MarginCost+1e-12 && m >= rule.Margin {
 			rule, res = r.Rule, r
 		}
@@ -303,7 +314,7 @@ func (c *Calibrator) Recommend(tg Target, sweep []float64, sweepMargin float64, 
 	if rec.Votes == 0 {
 		return rec, ErrUnreachable
 	}
-	rec.FusedTail = c.fused[rec.Votes-1]
+	rec.FusedTail, rec.TrackTail = c.fused[rec.Votes-1], c.track
 	if rec.Measured.Fused.Accept.Rate < 0.5 {
 		rec.Warning = fmt.Sprintf("at the rule that meets the target only %.1f%% of enrolled customers' visits are recognised: "+
 			"this engine cannot serve %.2g false alerts per visit at %d customers", 100*rec.Measured.Fused.Accept.Rate, tg.Rate, tg.Gallery)
@@ -330,7 +341,7 @@ func (c *Calibrator) Recommend(tg Target, sweep []float64, sweepMargin float64, 
 		sweepMargin, sweepVotes = rec.Rule.Margin, rec.Votes
 	}
 	for _, t := range sweep {
-		rec.Sweep = append(rec.Sweep, c.SweepRow(enroll.Rule{Threshold: t, Margin: sweepMargin}, sweepVotes, tg.Gallery))
+		rec.Sweep = append(rec.Sweep, c.SweepRow(enroll.Rule{Threshold: t, Margin: sweepMargin, FaceSlack: c.slack}, sweepVotes, tg.Gallery))
 	}
 	return rec, nil
 }

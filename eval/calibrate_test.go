@@ -48,7 +48,7 @@ func TestRecommend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cal, err := NewCalibrator(tr)
+	cal, err := NewCalibrator(tr, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -352,11 +352,14 @@ func (c *counter) rate() Rate {
 func (tr *Trials) Evaluate(rule enroll.Rule, votes int) OpenSetResult {
 	res := OpenSetResult{Rule: rule, Votes: votes, Track: tr.Config.Track}
 	var sAcc, sWrong, sStr, fAcc, fWrong, fStr counter
+	face := rule.Face()
 	for s, r := range tr.runs {
+		// A probe alone is a track of one face, decided under the rule
+		// itself; within a longer track it votes under the face rule.
 		accepted := make([]bool, len(r.probes))
 		for i, p := range r.probes {
 			ok := rule.Accept(p.match)
-			accepted[i] = ok
+			accepted[i] = face.Accept(p.match)
 			if p.owner >= 0 {
 				sAcc.add(s, ok && p.top == p.owner)
 				sWrong.add(s, ok && p.top != p.owner)
@@ -382,9 +385,10 @@ func (tr *Trials) Evaluate(rule enroll.Rule, votes int) OpenSetResult {
 // fuse returns the customer a track names under the daemon's rule
 // (checkin.Service.decide), which is applied again after every embedding:
 // the track is decided on the first probe after which no probe so far is
-// accepted as anyone but C, at least votes probes are accepted as C, and
-// the fused embedding of the probes so far is accepted as C too. A probe
-// naming another customer ends the track undecided, as in the daemon.
+// accepted as anyone but C, at least votes probes are accepted as C (both
+// under the face rule, accepted), and the fused embedding of the probes so
+// far is accepted as C under the rule. A probe naming another customer
+// ends the track undecided, as in the daemon.
 func fuse(r run, t track, accepted []bool, rule enroll.Rule, votes int) (int, bool) {
 	cand, n := -1, 0
 	for k, pi := range t.probes {
@@ -439,12 +443,15 @@ func (tr *Trials) GenuineScores() []float64 {
 
 // FusedImpostorScores returns, sorted, for every track and every customer
 // who is not that person, the smallest threshold at which the track would
-// name that customer in a gallery holding only them: over the probes in
+// name that customer in a gallery holding only them, a face voting up to
+// slack beyond the threshold (enroll.Rule.FaceSlack): over the probes in
 // order, the smallest of the larger of the votes-th smallest probe
-// distance so far and the fused embedding's distance at that probe, since
-// check-in decides again after every embedding. This is the fused
-// counterpart of ImpostorScores.
-func (tr *Trials) FusedImpostorScores(votes int) []float64 {
+// distance so far less slack and the fused embedding's distance at that
+// probe, since check-in decides again after every embedding. This is the
+// fused counterpart of ImpostorScores. With an infinite slack the tracks
+// are decided on their fused embeddings alone, which bounds the rate of
+// every vote count and slack from above.
+func (tr *Trials) FusedImpostorScores(votes int, slack float64) []float64 {
 	votes = max(votes, 1)
 	var out []float64
 	ds := make([]float64, 0, tr.Config.Track)
@@ -462,7 +469,7 @@ func (tr *Trials) FusedImpostorScores(votes int) []float64 {
 						continue
 					}
 					slices.Sort(ds)
-					best = math.Min(best, math.Max(ds[votes-1], t.fused[k].scores[c]))
+					best = math.Min(best, math.Max(ds[votes-1]-slack, t.fused[k].scores[c]))
 				}
 				out = append(out, best)
 			}

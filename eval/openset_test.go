@@ -200,11 +200,17 @@ func TestFuse(t *testing.T) {
 		{"another customer in the track", enroll.Rule{Threshold: 0.45, Margin: 0.06}, 3, -1},
 		// ... but two votes decide it on probe 1, as the daemon would.
 		{"decided before the other customer", enroll.Rule{Threshold: 0.45, Margin: 0.06}, 2, 0},
+		// Probe 4 (0.36) is no vote at 0.33, but is one with a face slack
+		// of 0.04; the fused embedding then is 0.33.
+		{"no third vote", enroll.Rule{Threshold: 0.33, Margin: 0.06}, 3, -1},
+		{"third vote within the face slack", enroll.Rule{Threshold: 0.33, Margin: 0.06, FaceSlack: 0.04}, 3, 0},
+		// The slack lets probe 3 name B (0.42) before A's third vote.
+		{"another customer within the face slack", enroll.Rule{Threshold: 0.40, Margin: 0.06, FaceSlack: 0.05}, 3, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			accepted := make([]bool, len(r.probes))
 			for i, p := range r.probes {
-				accepted[i] = tc.rule.Accept(p.match)
+				accepted[i] = tc.rule.Face().Accept(p.match)
 			}
 			c, ok := fuse(r, r.tracks[0], accepted, tc.rule, tc.votes)
 			if (tc.want >= 0) != ok || (ok && c != tc.want) {
@@ -240,8 +246,19 @@ func TestEvaluate(t *testing.T) {
 	// the larger of the nearest probe so far and the fused distance then:
 	// A's track against B max(0.38, 0.43) after probe 3, the stranger's
 	// against A and B their first probes, 0.60 and 0.39.
-	if got := tr.FusedImpostorScores(1); !slices.Equal(round3(got), []float64{0.39, 0.43, 0.60}) {
+	if got := tr.FusedImpostorScores(1, 0); !slices.Equal(round3(got), []float64{0.39, 0.43, 0.60}) {
 		t.Fatalf("fused impostor scores %v", got)
+	}
+	// Decided on the fused embeddings alone: the nearest of them, A's
+	// track 0.43 to B, the stranger's 0.60 to A and 0.39 to B.
+	if got := tr.FusedImpostorScores(1, math.Inf(1)); !slices.Equal(round3(got), []float64{0.39, 0.43, 0.60}) {
+		t.Fatalf("fused alone: impostor scores %v", got)
+	}
+	// Two votes with a slack of 0.05: A's track against B after probe 3
+	// is max(0.42-0.05, 0.43); the stranger's against B after probe 1
+	// max(0.45-0.05, 0.40), against A after probe 2 max(0.65-0.05, 0.61).
+	if got := tr.FusedImpostorScores(2, 0.05); !slices.Equal(round3(got), []float64{0.40, 0.43, 0.61}) {
+		t.Fatalf("two votes, slack 0.05: impostor scores %v", got)
 	}
 }
 

@@ -128,7 +128,7 @@ func Analyze(set *Set, opt Options) (*Report, error) {
 				r.Configured = &res
 			}
 		}
-		cal, err := NewCalibrator(tr)
+		cal, err := NewCalibrator(tr, opt.Rule.FaceSlack)
 		var rec Recommendation
 		if err == nil {
 			rec, err = cal.Recommend(opt.Target, sweep, opt.Rule.Margin, votes)
@@ -277,7 +277,7 @@ func (p *printer) recommendation(rec *Recommendation) {
 	}
 	p.f("\nRecommendation for at most %s false alerts per stranger visit at %d customers, calibrated %s:\n",
 		sci(tg.Rate), tg.Gallery, mode)
-	p.f("  threshold %.3f, margin %.2f, votes %d of %d\n", rec.Rule.Threshold, rec.Rule.Margin, rec.Votes, rec.Track)
+	p.f("  threshold %.3f, margin %.2f, face slack %.2f, votes %d of %d\n", rec.Rule.Threshold, rec.Rule.Margin, rec.Rule.FaceSlack, rec.Votes, rec.Track)
 	ext := "measured"
 	if rec.Extrapolated {
 		tail, what := rec.Tail, "probe"
@@ -294,6 +294,8 @@ func (p *printer) recommendation(rec *Recommendation) {
 		fmt.Fprintf(tw, "  %d\t%s\t%s\n", e.Customers, sci(e.Single), sci(e.Fused))
 	}
 	p.flush(tw)
+	p.f("  impostor tails, probit(p(t)) = alpha + beta*t: single probes %.3f + %.3f*t; tracks decided on their fused embeddings alone %.3f + %.3f*t\n",
+		rec.Tail.Alpha, rec.Tail.Beta, rec.TrackTail.Alpha, rec.TrackTail.Beta)
 	p.f("  measured at the rule on the simulated galleries:\n")
 	p.decisions(rec.Measured)
 	if rec.Warning != "" {
@@ -344,7 +346,7 @@ func extrapolated(b bool) string {
 }
 
 func (p *printer) decisions(m OpenSetResult) {
-	p.f("  rule: threshold %.3f, margin %.2f; fused: %d of %d votes\n", m.Rule.Threshold, m.Rule.Margin, m.Votes, m.Track)
+	p.f("  rule: threshold %.3f, margin %.2f, face slack %.2f; fused: %d of %d votes\n", m.Rule.Threshold, m.Rule.Margin, m.Rule.FaceSlack, m.Votes, m.Track)
 	tw := p.tab()
 	fmt.Fprintf(tw, "  \tenrolled accepted as self\tenrolled accepted as another\tstrangers accepted\n")
 	for _, d := range []struct {

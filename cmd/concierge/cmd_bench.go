@@ -293,7 +293,8 @@ func runPipeline(ctx context.Context, app *faceApp, cfg Config, run pipelineRun)
 	name, video, realtime, cameras := run.name, run.video, run.realtime, run.cameras
 	cc := checkin.DefaultConfig()
 	cc.Branch = cfg.Branch
-	cc.Threshold, cc.Margin = cfg.rule().Threshold, cfg.rule().Margin
+	rule := cfg.rule()
+	cc.Threshold, cc.Margin, cc.FaceSlack = rule.Threshold, rule.Margin, rule.FaceSlack
 	cc.Votes, cc.MaxEmbeddings = cfg.Checkin.Votes, cfg.Checkin.MaxEmbeddings
 	cc.MinEmbedInterval, cc.ConfirmInterval = cfg.Checkin.MinEmbedInterval, cfg.Checkin.ConfirmInterval
 	svc, err := checkin.NewService(cc, app.svc.Gallery)

@@ -53,6 +53,7 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 	threshold := fs.Float64("threshold", 0, "configured rule to measure (default: the config's match.threshold, calibrated to the simulated gallery's size when 0)")
 	margin := fs.Float64("margin", -1, "margin of the configured rule (default: the config's match.margin)")
 	votes := fs.Int("votes", 0, "votes of the configured rule (default: the config's checkin.votes)")
+	faceSlack := fs.Float64("face-slack", -1, "how much farther than the threshold one face of a track may vote (default: the config's match.face_slack)")
 	fs.Usage = func() {
 		fmt.Fprintln(m.Stderr, "usage: concierge eval (--descriptors FILE | --folder DIR | --lfw DIR | --clips DIR) [--json] [flags]")
 		fs.PrintDefaults()
@@ -141,8 +142,13 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 	if opt.Votes <= 0 {
 		opt.Votes = min(cfg.Checkin.Votes, *track)
 	}
-	// The votes measured choose the tails the calibrated threshold holds.
 	cfg.Checkin.Votes = opt.Votes
+	if *faceSlack > 1 {
+		return usagef("--face-slack %v: must be in [0, 1]", *faceSlack)
+	}
+	if *faceSlack >= 0 {
+		cfg.Match.FaceSlack = faceSlack
+	}
 	opt.Rule = cfg.rule()
 	if *threshold > 0 {
 		opt.Rule.Threshold = *threshold

@@ -179,11 +179,12 @@ type ClipTotals struct {
 
 // ClipReport is the result of concierge eval --clips.
 type ClipReport struct {
-	Source string  `json:"source"`
-	Path   string  `json:"path"`
-	Model  string  `json:"model"`
-	Margin float64 `json:"margin"`
-	Votes  int     `json:"votes"`
+	Source    string  `json:"source"`
+	Path      string  `json:"path"`
+	Model     string  `json:"model"`
+	Margin    float64 `json:"margin"`
+	FaceSlack float64 `json:"face_slack"`
+	Votes     int     `json:"votes"`
 	// Place is how the clips were framed (--clip-scale); nil: as filmed.
 	Place   *vision.Placement `json:"place,omitempty"`
 	People  int               `json:"people"`
@@ -219,7 +220,7 @@ func (m *Main) evalClips(ctx context.Context, cfg Config, dir string, enrollAt [
 	}
 	defer app.Close()
 
-	rep := &ClipReport{Source: "clips", Path: dir, Model: app.embedder.Model(), Margin: cfg.rule().Margin, Votes: cfg.Checkin.Votes,
+	rep := &ClipReport{Source: "clips", Path: dir, Model: app.embedder.Model(), Margin: cfg.rule().Margin, FaceSlack: cfg.rule().FaceSlack, Votes: cfg.Checkin.Votes,
 		Place: place, Skipped: []ClipSkip{}}
 	photos := map[string][]enroll.Photo{}
 	enrolled := []clipPerson{}
@@ -326,7 +327,7 @@ func (t *ClipTotals) add(r ClipRow) {
 
 // WriteText prints the report for a terminal.
 func (r *ClipReport) WriteText(w io.Writer) error {
-	fmt.Fprintf(w, "Source: clips %s (model %s), %d people enrolled, margin %.2f, %d vote(s)\n", r.Path, r.Model, r.People, r.Margin, r.Votes)
+	fmt.Fprintf(w, "Source: clips %s (model %s), %d people enrolled, margin %.2f, face slack %.2f, %d vote(s)\n", r.Path, r.Model, r.People, r.Margin, r.FaceSlack, r.Votes)
 	if r.Place != nil {
 		fmt.Fprintf(w, "Frames scaled by %.2f in the middle of a %dx%d frame (enrollment from the frames as filmed)\n", r.Place.Scale, r.Place.Width, r.Place.Height)
 	}

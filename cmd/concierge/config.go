@@ -92,6 +92,11 @@ type MatchConfig struct {
 	// the engine's ceiling; any other value is used as it is.
 	Threshold float64 `yaml:"threshold"`
 	Margin    float64 `yaml:"margin"` // ... and this much closer than the runner-up customer
+	// FaceSlack: a track of several faces is decided on their fused
+	// embedding under Threshold, and one face of it votes for a customer
+	// up to this much farther (enroll.Rule.FaceSlack). Unset: the
+	// engine's measured default; 0: every face within Threshold too.
+	FaceSlack *float64 `yaml:"face_slack"`
 	// FalseAlertTarget is the bank's budget of false alerts per stranger
 	// visit that a calibrated threshold holds (1e-4: one in 10,000).
 	FalseAlertTarget float64 `yaml:"false_alert_target"`
@@ -286,6 +291,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("match.false_alert_target: %v must be a rate in (0, 1), e.g. 1e-4", c.Match.FalseAlertTarget)
 	case c.Match.Margin < 0:
 		return errors.New("match.margin: must be >= 0")
+	case c.Match.FaceSlack != nil && (*c.Match.FaceSlack < 0 || *c.Match.FaceSlack > 1):
+		return fmt.Errorf("match.face_slack: %v must be in [0, 1] (leave it out for the engine's default)", *c.Match.FaceSlack)
 	case c.Match.DuplicateThreshold < 0:
 		return errors.New("match.duplicate_threshold: must be >= 0")
 	}
@@ -364,6 +371,13 @@ func setScalar(v reflect.Value, s string) error {
 		return nil
 	}
 	switch v.Kind() {
+	case reflect.Pointer:
+		// An optional scalar: set means given, whatever its value.
+		p := reflect.New(v.Type().Elem())
+		if err := setScalar(p.Elem(), s); err != nil {
+			return err
+		}
+		v.Set(p)
 	case reflect.String:
 		v.SetString(s)
 	case reflect.Int, reflect.Int64:
@@ -415,31 +429,29 @@ func (c *Config) resolveEngine() {
 // (docs/accuracy.md): embeddings of different engines live in different
 // spaces, so a threshold only means something for its own engine. The
 // threshold here is the ceiling: the largest that keeps stranger faces
-// accepted at or under 0.1 % on small galleries of East Asian faces.
-var engineDefaults = map[string]MatchConfig{
-	engineDlib:          {Threshold: 0.30, Margin: 0.10},
-	engineMobileFaceNet: {Threshold: 0.78, Margin: 0.08},
+// accepted at or under 0.1 % on small galleries of East Asian faces. The
+// face slack is the smallest within a point of the best fused visits on
+// the Korean photos at 10 and 10,000 customers.
+var engineDefaults = map[string]struct{ threshold, margin, faceSlack float64 }{
+	engineDlib:          {threshold: 0.30, margin: 0.10, faceSlack: 0.15},
+	engineMobileFaceNet: {threshold: 0.78, margin: 0.08, faceSlack: 0.20},
 }
 
 // engineTails are the engines' impostor tails, fitted by `concierge eval`
 // with centroid scoring: dlib on idols-descriptors.json (861,306
 // comparisons), MobileFaceNet on the kpop photos (60,500 comparisons,
-// --seeds 20); "tail" in the report's JSON. oneVote is the tail of 5-face
-// tracks decided on one vote ("fused_tail" at --votes 1): with more votes
-// a track's rate stays under a single face's, with one it can exceed it.
-var engineTails = map[string]struct{ single, oneVote enroll.Tail }{
-	engineDlib:          {single: enroll.Tail{Alpha: -10.154, Beta: 24.429}, oneVote: enroll.Tail{Alpha: -11.100, Beta: 29.327}},
-	engineMobileFaceNet: {single: enroll.Tail{Alpha: -12.608, Beta: 11.285}, oneVote: enroll.Tail{Alpha: -14.116, Beta: 13.493}},
+// --seeds 20). single is a face's ("tail" in the report's JSON), track a
+// 5-face track's decided on its fused embedding alone ("track_tail"),
+// which no vote count or face slack exceeds.
+var engineTails = map[string]struct{ single, track enroll.Tail }{
+	engineDlib:          {single: enroll.Tail{Alpha: -10.154, Beta: 24.429}, track: enroll.Tail{Alpha: -10.021, Beta: 29.839}},
+	engineMobileFaceNet: {single: enroll.Tail{Alpha: -12.608, Beta: 11.285}, track: enroll.Tail{Alpha: -11.415, Beta: 10.935}},
 }
 
-// tails fills the open-set policy's tails for the engine and the votes in
-// force.
+// tails fills the open-set policy's tails for the engine.
 func (c Config) tails(o *enroll.OpenSet) {
 	t := engineTails[c.Vision.Engine]
-	o.Tail = t.single
-	if c.Checkin.Votes == 1 {
-		o.Track = t.oneVote
-	}
+	o.Tail, o.Track = t.single, t.track
 }
 
 // match returns the match rule with the engine's defaults filled in.
@@ -447,10 +459,13 @@ func (c Config) match() MatchConfig {
 	c.resolveEngine()
 	m, d := c.Match, engineDefaults[c.Vision.Engine]
 	if m.Threshold == 0 {
-		m.Threshold = d.Threshold
+		m.Threshold = d.threshold
 	}
 	if m.Margin == 0 {
-		m.Margin = d.Margin
+		m.Margin = d.margin
+	}
+	if m.FaceSlack == nil {
+		m.FaceSlack = &d.faceSlack
 	}
 	return m
 }
@@ -461,7 +476,7 @@ func (c Config) match() MatchConfig {
 // step use it; recognition uses openSet's threshold for the gallery's size.
 func (c Config) rule() enroll.Rule {
 	m := c.match()
-	return enroll.Rule{Threshold: m.Threshold, Margin: m.Margin}
+	return enroll.Rule{Threshold: m.Threshold, Margin: m.Margin, FaceSlack: *m.FaceSlack}
 }
 
 // openSet is the recognition threshold policy: calibrated to the gallery's

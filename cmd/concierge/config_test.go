@@ -30,11 +30,41 @@ cameras:
 	}
 }
 
+// TestFaceSlack: left out, match.face_slack is the engine's measured
+// default; given, even as 0, it is taken as it is, from the file or the
+// environment.
+func TestFaceSlack(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml, env string
+		want            float64
+	}{
+		{"mobilefacenet default", "vision:\n  engine: mobilefacenet\n", "", 0.20},
+		{"dlib default", "vision:\n  engine: dlib\n", "", 0.15},
+		{"zero is zero", "vision:\n  engine: mobilefacenet\nmatch:\n  face_slack: 0\n", "", 0},
+		{"from the environment", "vision:\n  engine: dlib\n", "0.05", 0.05},
+		{"environment zero", "vision:\n  engine: dlib\nmatch:\n  face_slack: 0.1\n", "0", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env != "" {
+				t.Setenv("CONCIERGE_MATCH_FACE_SLACK", tc.env)
+			}
+			c, err := ParseConfig(strings.NewReader(tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.rule().FaceSlack; got != tc.want {
+				t.Fatalf("face slack %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestParseConfigErrors(t *testing.T) {
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"unknown key", "brnach: b1\n", "brnach"},
 		{"bad branch", "branch: a.b\n", "branch"},
 		{"bad threshold", "match:\n  threshold: 3\n", "match.threshold"},
+		{"negative face slack", "match:\n  face_slack: -0.1\n", "match.face_slack"},
 		{"false-alert target not a rate", "match:\n  false_alert_target: 2\n", "match.false_alert_target"},
 		{"thumbnail too small to see", "alerts:\n  thumbnail_px: 8\n", "alerts.thumbnail_px"},
 		{"thumbnail big enough to recognise with", "alerts:\n  thumbnail_px: 1024\n", "alerts.thumbnail_px"},

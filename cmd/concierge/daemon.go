@@ -86,7 +86,8 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 
 	cc := checkin.DefaultConfig()
 	cc.Branch = cfg.Branch
-	cc.Threshold, cc.Margin = cfg.rule().Threshold, cfg.rule().Margin
+	rule := cfg.rule()
+	cc.Threshold, cc.Margin, cc.FaceSlack = rule.Threshold, rule.Margin, rule.FaceSlack
 	cc.Votes, cc.MaxEmbeddings = cfg.Checkin.Votes, cfg.Checkin.MaxEmbeddings
 	cc.MinEmbedInterval, cc.ConfirmInterval = cfg.Checkin.MinEmbedInterval, cfg.Checkin.ConfirmInterval
 	cc.Cooldown, cc.TrackTimeout = cfg.Checkin.Cooldown, cfg.Checkin.TrackTimeout
@@ -140,7 +141,7 @@ func (d *Daemon) logRule() {
 	n := d.app.svc.Gallery.Customers()
 	r := d.app.svc.Recognition()
 	exp := d.cfg.expectedFalseAlerts(n)
-	attrs := []any{"customers", n, "threshold", math.Round(r.Threshold*1000) / 1000, "margin", r.Margin,
+	attrs := []any{"customers", n, "threshold", math.Round(r.Threshold*1000) / 1000, "margin", r.Margin, "face_slack", r.FaceSlack,
 		"votes", d.cfg.Checkin.Votes, "expected_false_alerts_per_stranger_visit", exp,
 		"target", d.cfg.Match.FalseAlertTarget}
 	if exp > d.cfg.Match.FalseAlertTarget*1.01 {
