@@ -347,9 +347,10 @@ func (s *Service) decide(cameraID string, tr *track, at time.Time, base enroll.R
 	}
 	defer s.exhaust(tr)
 	cand := ""
+	baseFace := base.Face()
 	for i := range tr.samples {
 		sm := &tr.samples[i]
-		if !sm.found || !base.Face().Accept(sm.match) {
+		if !sm.found || !baseFace.Accept(sm.match) {
 			continue
 		}
 		if cand != "" && sm.match.CustomerID != cand {

@@ -220,7 +220,8 @@ func (m *Main) evalClips(ctx context.Context, cfg Config, dir string, enrollAt [
 	}
 	defer app.Close()
 
-	rep := &ClipReport{Source: "clips", Path: dir, Model: app.embedder.Model(), Margin: cfg.rule().Margin, FaceSlack: cfg.rule().FaceSlack, Votes: cfg.Checkin.Votes,
+	rule := cfg.rule()
+	rep := &ClipReport{Source: "clips", Path: dir, Model: app.embedder.Model(), Margin: rule.Margin, FaceSlack: rule.FaceSlack, Votes: cfg.Checkin.Votes,
 		Place: place, Skipped: []ClipSkip{}}
 	photos := map[string][]enroll.Photo{}
 	enrolled := []clipPerson{}
