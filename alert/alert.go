@@ -50,8 +50,10 @@ func ParseFeed(s string) (Feed, error) {
 		return FeedEscalation, nil
 	case "rejection", string(FeedRejection):
 		return FeedRejection, nil
+	case string(FeedErasure):
+		return FeedErasure, nil
 	}
-	return "", fmt.Errorf("feed %q is not one of: arrival, manager, visit, claim, escalation, rejection", s)
+	return "", fmt.Errorf("feed %q is not one of: arrival, manager, visit, claim, escalation, rejection, erasure", s)
 }
 
 // Subject is the NATS subject of a branch's feed: concierge.<branch>.<feed>.

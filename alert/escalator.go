@@ -180,7 +180,7 @@ func (e *Escalator) Pending() int {
 
 // follow keeps the deadlines in step with the stream.
 func (e *Escalator) follow(start Start) {
-	feeds := []Feed{FeedArrival, FeedClaim, FeedRejection, FeedEscalation}
+	feeds := []Feed{FeedArrival, FeedClaim, FeedRejection, FeedEscalation, FeedErasure}
 	for ev, err := range e.sub.Events(e.ctx, start, feeds...) {
 		if err != nil {
 			e.log.Warn("unreadable message skipped", slog.Any("error", err))
@@ -216,6 +216,11 @@ func (e *Escalator) observe(ev Event) {
 		delete(e.pending, ev.Claim.AlertID)
 	case ev.Rejection != nil:
 		delete(e.pending, ev.Rejection.AlertID)
+	case ev.Erasure != nil:
+		// The customer withdrew consent: no copy of the alert may go out.
+		for _, id := range ev.Erasure.AlertIDs {
+			delete(e.pending, id)
+		}
 	case ev.Escalation != nil:
 		delete(e.pending, ev.Escalation.AlertID)
 	}

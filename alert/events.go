@@ -70,7 +70,7 @@ func (s *Seconds) UnmarshalJSON(b []byte) error {
 }
 
 // Event is one message of any feed read by Subscriber.Events. Exactly one
-// of Arrival, Claim, Escalation and Rejection is set when Err is nil.
+// of Arrival, Claim, Escalation, Rejection and Erasure is set when Err is nil.
 type Event struct {
 	Seq     uint64    // stream sequence; Start{AfterSeq: Seq} resumes after it
 	Subject string    // the full subject it came on
@@ -82,6 +82,7 @@ type Event struct {
 	Claim      *Claim
 	Escalation *Escalation
 	Rejection  *Rejection
+	Erasure    *Erasure
 }
 
 // decodeEvent fills the typed field of e that matches its feed.
@@ -111,6 +112,12 @@ func decodeEvent(e *Event) error {
 			return err
 		}
 		e.Rejection = &x
+	case FeedErasure:
+		var x Erasure
+		if err := decodeAs(e.Data, ErasureSchema, &x, func() string { return x.Schema }); err != nil {
+			return err
+		}
+		e.Erasure = &x
 	default:
 		return fmt.Errorf("decode event: unknown feed %q", e.Feed)
 	}

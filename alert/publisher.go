@@ -97,7 +97,7 @@ func (c *PublisherConfig) setDefaults() error {
 	}
 	def(&c.Stream.MaxAge, DefaultStreamMaxAge)
 	def(&c.Stream.Duplicates, min(DefaultDuplicates, c.Stream.MaxAge))
-	def(&c.AlertTTL, 30*time.Minute)
+	def(&c.AlertTTL, DefaultAlertTTL)
 	def(&c.PublishTimeout, 5*time.Second)
 	def(&c.MinBackoff, 100*time.Millisecond)
 	def(&c.MaxBackoff, 30*time.Second)

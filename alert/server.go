@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -30,7 +31,18 @@ type ServerConfig struct {
 	// ReadyTimeout bounds how long Open waits for the server to accept
 	// clients (default 10s).
 	ReadyTimeout time.Duration
-	Logger       *slog.Logger
+	// Credentials, when set, close the server: only these identities may
+	// connect, each with the permissions of its job on Branch's subjects
+	// (Permissions). The daemon always sets them; tests of the library
+	// may run an open server.
+	Credentials *Credentials
+	Branch      string
+	// TLSCert and TLSKey make the server speak TLS to clients. Listening
+	// on anything but loopback is refused without TLS (here or in
+	// ConfigFile), since credentials and alerts would cross the network
+	// in the clear.
+	TLSCert, TLSKey string
+	Logger          *slog.Logger
 }
 
 // Server is the embedded NATS server with JetStream on. Open starts it;
@@ -73,6 +85,35 @@ func (s *Server) Open() error {
 	}
 	if opts.StoreDir == "" {
 		return errors.New("nats server: store dir must be set")
+	}
+	// JetStream keeps alerts with names and faces: the service's user only.
+	if err := os.MkdirAll(opts.StoreDir, 0o700); err != nil {
+		return fmt.Errorf("nats server: %w", err)
+	}
+	if err := os.Chmod(opts.StoreDir, 0o700); err != nil {
+		return fmt.Errorf("nats server: %w", err)
+	}
+	if s.cfg.TLSCert != "" || s.cfg.TLSKey != "" {
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: s.cfg.TLSCert, KeyFile: s.cfg.TLSKey})
+		if err != nil {
+			return fmt.Errorf("nats server tls: %w", err)
+		}
+		opts.TLSConfig, opts.TLS = tc, true
+	}
+	if !loopback(opts.Host) && opts.TLSConfig == nil {
+		return fmt.Errorf("nats server: listening on %q reaches beyond this machine and needs TLS "+
+			"(nats.server_tls_cert and nats.server_tls_key), or listen on 127.0.0.1", opts.Host)
+	}
+	if c := s.cfg.Credentials; c != nil {
+		if s.cfg.Branch == "" {
+			return errors.New("nats server: credentials need the branch")
+		}
+		users, err := c.users(s.cfg.Branch)
+		if err != nil {
+			return err
+		}
+		opts.Nkeys = append(opts.Nkeys, users...)
+		opts.NoAuthUser = ""
 	}
 	opts.JetStream = true
 	// The daemon owns signals: SIGINT must close cameras and flush the
