@@ -35,6 +35,23 @@ func writeJSONError(w http.ResponseWriter, status int, code, format string, args
 	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: fmt.Sprintf(format, args...)}})
 }
 
+// statusOf is the HTTP status of an application error code.
+func statusOf(code string) int {
+	switch code {
+	case concierge.EINVALID:
+		return http.StatusBadRequest
+	case concierge.ENOTFOUND:
+		return http.StatusNotFound
+	case concierge.ECONFLICT:
+		return http.StatusConflict
+	case concierge.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case concierge.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
 // maxJSONBody bounds request bodies: the lobby's are a few short strings.
 const maxJSONBody = 4 << 10
 

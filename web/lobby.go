@@ -87,7 +87,7 @@ type Lobby struct {
 	cfg    LobbyConfig
 	log    *slog.Logger
 	sub    *alert.Subscriber
-	claims *alert.Claimer
+	claims Desk
 	auth   *sessions
 	limit  *limiter
 	mux    http.Handler
@@ -98,9 +98,19 @@ type Lobby struct {
 	cancel context.CancelFunc
 }
 
+// Desk takes the signed-in staff's claims and "not this person" marks: the
+// daemon's alert.Desk, which checks the alert is real and open and
+// publishes with the daemon's identity. The page never publishes itself.
+type Desk interface {
+	Claim(ctx context.Context, alertID, by string) error
+	Reject(ctx context.Context, alertID, by, reason string) error
+}
+
+var _ Desk = (*alert.Desk)(nil)
+
 // NewLobby returns the lobby page; sub must be open. sub and claims may be
 // nil only when no staff are configured.
-func NewLobby(cfg LobbyConfig, sub *alert.Subscriber, claims *alert.Claimer) (*Lobby, error) {
+func NewLobby(cfg LobbyConfig, sub *alert.Subscriber, claims Desk) (*Lobby, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -292,19 +302,16 @@ func (l *Lobby) handleClaim(w http.ResponseWriter, r *http.Request, s session) {
 	ctx, cancel := context.WithTimeout(r.Context(), actionTimeout)
 	defer cancel()
 	now := l.cfg.Now().UTC()
-	if err := l.claims.Claim(ctx, req.AlertID, s.Name, now); err != nil {
-		if errors.Is(err, alert.ErrAlreadyClaimed) {
-			writeJSONError(w, http.StatusConflict, concierge.ECONFLICT, "alert %s was already claimed", req.AlertID)
-			return
-		}
-		l.log.Error("claim failed", slog.String("alert", req.AlertID), slog.Any("error", err))
-		writeJSONError(w, http.StatusServiceUnavailable, concierge.EUNAVAILABLE, "the claim could not be recorded; try again")
+	if err := l.claims.Claim(ctx, req.AlertID, s.Name); err != nil {
+		l.deskError(w, "claim", req.AlertID, err)
 		return
 	}
 	l.log.Info("alert claimed", slog.String("alert", req.AlertID), slog.String("staff", s.Name))
 	writeJSON(w, http.StatusOK, claimResponse{AlertID: req.AlertID, By: s.Name, Time: now})
 }
 
+// rejectRequest carries the customer_id the page showed, but the desk
+// uses its own record of the alert: a page cannot name another customer.
 type rejectRequest struct {
 	AlertID    string `json:"alert_id"`
 	CustomerID string `json:"customer_id"`
@@ -325,29 +332,30 @@ func (l *Lobby) handleReject(w http.ResponseWriter, r *http.Request, s session) 
 		writeJSONError(w, http.StatusBadRequest, concierge.EINVALID, "alert_id: %v", err)
 		return
 	}
-	req.CustomerID = strings.TrimSpace(req.CustomerID)
-	if req.CustomerID == "" || len(req.CustomerID) > 128 {
-		writeJSONError(w, http.StatusBadRequest, concierge.EINVALID, "customer_id: must be set (at most 128 bytes)")
-		return
-	}
 	if utf8.RuneCountInString(req.Reason) > maxReasonLen {
 		writeJSONError(w, http.StatusBadRequest, concierge.EINVALID, "reason: at most %d characters", maxReasonLen)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), actionTimeout)
 	defer cancel()
-	now := l.cfg.Now().UTC()
-	if err := l.claims.Reject(ctx, req.AlertID, req.CustomerID, s.Name, req.Reason, now); err != nil {
-		if errors.Is(err, alert.ErrAlreadyRejected) {
-			writeJSONError(w, http.StatusConflict, concierge.ECONFLICT, "alert %s was already marked as the wrong person", req.AlertID)
-			return
-		}
-		l.log.Error("rejection failed", slog.String("alert", req.AlertID), slog.Any("error", err))
-		writeJSONError(w, http.StatusServiceUnavailable, concierge.EUNAVAILABLE, "the mark could not be recorded; try again")
+	if err := l.claims.Reject(ctx, req.AlertID, s.Name, req.Reason); err != nil {
+		l.deskError(w, "mark", req.AlertID, err)
 		return
 	}
 	l.log.Info("alert marked as the wrong person", slog.String("alert", req.AlertID), slog.String("staff", s.Name))
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// deskError answers a claim or mark the desk refused: its own caller-safe
+// reason for refusals, 503 for anything else.
+func (l *Lobby) deskError(w http.ResponseWriter, what, alertID string, err error) {
+	switch code := concierge.ErrorCode(err); code {
+	case concierge.EINVALID, concierge.ENOTFOUND, concierge.ECONFLICT:
+		writeJSONError(w, statusOf(code), code, "%s", concierge.ErrorMessage(err))
+	default:
+		l.log.Error(what+" failed", slog.String("alert", alertID), slog.Any("error", err))
+		writeJSONError(w, http.StatusServiceUnavailable, concierge.EUNAVAILABLE, "the %s could not be recorded; try again", what)
+	}
 }
 
 // checkAlertID accepts an alert id as the daemon makes them (a ULID) and

@@ -21,6 +21,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"golang.org/x/crypto/bcrypt"
 
+	"concierge"
 	"concierge/alert"
 	"concierge/checkin"
 	"concierge/internal/testenv"
@@ -68,6 +69,31 @@ type lobbyEnv struct {
 	lobby *Lobby
 	http  *httptest.Server
 	clock *lobbyClock
+	book  *testBook
+}
+
+// testBook is the daemon's record of the alerts it sent, as the desk sees
+// it; the daemon's real one is its visit log (sqlite.DB.AlertRecord,
+// tested in sqlite and against the daemon in cmd/concierge).
+type testBook struct {
+	mu     sync.Mutex
+	alerts map[string]alert.AlertRecord
+}
+
+func (b *testBook) AlertRecord(_ context.Context, id string) (alert.AlertRecord, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, ok := b.alerts[id]
+	if !ok {
+		return r, concierge.Errorf(concierge.ENOTFOUND, "no alert %s", id)
+	}
+	return r, nil
+}
+
+func (b *testBook) set(id string, r alert.AlertRecord) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.alerts[id] = r
 }
 
 const (
@@ -108,17 +134,18 @@ func newLobbyEnv(t *testing.T, edit func(*LobbyConfig)) *lobbyEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sub.Close() })
-	claims, err := alert.NewClaimer(conn, lobbyBranch, log)
+	book := &testBook{alerts: map[string]alert.AlertRecord{}}
+	clock := &lobbyClock{}
+	desk, err := alert.NewDesk(alert.DeskConfig{Branch: lobbyBranch, Conn: conn, Book: book, Logger: log, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(claims.Close)
+	t.Cleanup(func() { desk.Close() })
 
 	liHash, err := bcrypt.GenerateFromPassword([]byte(liPassword), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &lobbyClock{}
 	cfg := LobbyConfig{
 		Staff: []Staff{
 			{Name: "Zhang", Password: zhangPassword},
@@ -132,7 +159,7 @@ func newLobbyEnv(t *testing.T, edit func(*LobbyConfig)) *lobbyEnv {
 	if edit != nil {
 		edit(&cfg)
 	}
-	l, err := NewLobby(cfg, sub, claims)
+	l, err := NewLobby(cfg, sub, desk)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +169,7 @@ func newLobbyEnv(t *testing.T, edit func(*LobbyConfig)) *lobbyEnv {
 	t.Cleanup(hs.Close)
 	// Streams end before the server waits for its handlers.
 	t.Cleanup(func() { l.Close() })
-	return &lobbyEnv{t: t, srv: srv, pub: pub, lobby: l, http: hs, clock: clock}
+	return &lobbyEnv{t: t, srv: srv, pub: pub, lobby: l, http: hs, clock: clock, book: book}
 }
 
 // arrival publishes the n-th arrival of a test, a 五星 VIP unless edit
@@ -162,6 +189,7 @@ func (e *lobbyEnv) arrival(n int, risk []checkin.RiskFlag, edit func(*checkin.Ar
 	if err := e.pub.Notify(context.Background(), a, risk); err != nil {
 		e.t.Fatal(err)
 	}
+	e.book.set(a.ID, alert.AlertRecord{CustomerID: a.CustomerID, At: a.At})
 	// Notify only writes the outbox; its sender publishes a moment later.
 	// Wait, so that a claim made next is stored after the alert, as it is
 	// when staff claim what they see.

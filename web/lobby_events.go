@@ -16,7 +16,7 @@ import (
 
 // lobbyFeeds are the only feeds a lobby page reads. The manager's feed,
 // the one that carries risk flags, is never among them.
-var lobbyFeeds = []alert.Feed{alert.FeedArrival, alert.FeedClaim, alert.FeedEscalation, alert.FeedRejection}
+var lobbyFeeds = []alert.Feed{alert.FeedArrival, alert.FeedClaim, alert.FeedEscalation, alert.FeedRejection, alert.FeedErasure}
 
 // The event stream's payloads. Each copies the fields a lobby screen shows
 // from the alert message, so that a field added to the message later
@@ -51,6 +51,10 @@ type (
 		Reason  string    `json:"reason,omitempty"`
 		Time    time.Time `json:"time"`
 	}
+	// erasureView removes the cards of a customer who withdrew consent.
+	erasureView struct {
+		AlertIDs []string `json:"alert_ids"`
+	}
 	// helloView opens every stream: who is signed in, until when, and the
 	// server's clock, so a tablet with a wrong clock still counts waiting
 	// times and expiries right.
@@ -80,6 +84,8 @@ func view(e alert.Event, now time.Time) (string, any) {
 		return "escalation", escalationView{AlertID: e.Escalation.AlertID, After: e.Escalation.After, Time: e.Escalation.At}
 	case e.Rejection != nil:
 		return "rejection", rejectionView{AlertID: e.Rejection.AlertID, By: e.Rejection.By, Reason: e.Rejection.Reason, Time: e.Rejection.At}
+	case e.Erasure != nil:
+		return "erasure", erasureView{AlertIDs: e.Erasure.AlertIDs}
 	}
 	return "", nil
 }

@@ -100,8 +100,11 @@ func TestLobbyPageAndRequestChecks(t *testing.T) {
 		resp, data = c.do("POST", "claim", body)
 		want(t, resp, data, http.StatusBadRequest, concierge.EINVALID)
 	}
+	// The desk knows no such alert: nothing is published.
 	resp, data = c.do("POST", "reject", map[string]string{"alert_id": "01ABC", "customer_id": ""})
-	want(t, resp, data, http.StatusBadRequest, concierge.EINVALID)
+	want(t, resp, data, http.StatusNotFound, concierge.ENOTFOUND)
+	resp, data = c.do("POST", "claim", map[string]string{"alert_id": "01ABC"})
+	want(t, resp, data, http.StatusNotFound, concierge.ENOTFOUND)
 	resp, data = c.do("POST", "reject", map[string]string{"alert_id": "01ABC", "customer_id": "C1", "reason": strings.Repeat("长", 201)})
 	want(t, resp, data, http.StatusBadRequest, concierge.EINVALID)
 	resp, data = c.do("GET", "events?after=abc", nil)
@@ -144,6 +147,10 @@ func TestLobbyClaimAndReject(t *testing.T) {
 	if r := decode[rejectionView](t, ev); ev.Name != "rejection" || r.AlertID != b.ID || r.By != "李经理" || r.Reason != "different person" {
 		t.Fatalf("rejection event %+v", ev)
 	}
+	// A withdrawn alert can no longer be claimed.
+	env.book.set(b.ID, alert.AlertRecord{CustomerID: b.CustomerID, At: b.At, Rejected: true})
+	resp, data = zhang.do("POST", "claim", map[string]string{"alert_id": b.ID})
+	want(t, resp, data, http.StatusConflict, concierge.ECONFLICT)
 
 	// An escalation, as the daemon's escalator publishes it, marks the card.
 	claims, err := alert.NewClaimer(alert.ConnConfig{URL: env.srv.ClientURL()}, lobbyBranch, lobbyLogger())

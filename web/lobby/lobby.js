@@ -185,6 +185,22 @@ function stopStream() {
   state.es = null;
 }
 
+// withdraw removes alerts from the screen for good (a "not this person"
+// mark, or an erasure): a replayed arrival of one of them stays hidden.
+function withdraw(ids) {
+  let changed = false;
+  for (const id of ids) {
+    state.withdrawn.add(id);
+    const x = state.alerts.get(id);
+    if (x) {
+      x.el?.remove();
+      state.alerts.delete(id);
+      changed = true;
+    }
+  }
+  if (changed) render();
+}
+
 function connect() {
   stopStream();
   setConn(state.lastSeq ? 'reconnecting' : 'connecting');
@@ -206,15 +222,9 @@ function connect() {
   on('arrival', onArrival);
   on('claim', (c) => update(c.alert_id, (x) => { x.claim = c; }));
   on('escalation', (e) => update(e.alert_id, (x) => { x.escalation = e; }));
-  on('rejection', (r) => {
-    state.withdrawn.add(r.alert_id);
-    const x = state.alerts.get(r.alert_id);
-    if (x) {
-      x.el?.remove();
-      state.alerts.delete(r.alert_id);
-      render();
-    }
-  });
+  on('rejection', (r) => withdraw([r.alert_id]));
+  // The customer withdrew consent: the card and its face leave every screen.
+  on('erasure', (e) => withdraw(e.alert_ids || []));
   on('expired', () => showSignIn(t('sessionExpired')));
   es.onerror = () => {
     if (state.es !== es) return;
