@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"concierge"
 )
 
 // FeedErasure carries erasures: a customer withdrew consent, their alerts
@@ -44,6 +46,8 @@ type ErasureRequest struct {
 // rows, so no withdrawal is forgotten by a crash).
 type ErasureQueue interface {
 	PendingErasures(ctx context.Context) ([]ErasureRequest, error)
+	// FinishErasure ends a request; ECONFLICT when alerts of the customer
+	// arrived since (the queue adds them to the request, to erase again).
 	FinishErasure(ctx context.Context, id int64) error
 }
 
@@ -198,6 +202,12 @@ func (e *Eraser) pass(ctx context.Context) {
 			continue
 		}
 		if err := e.cfg.Queue.FinishErasure(ctx, r.ID); err != nil {
+			if concierge.ErrorCode(err) == concierge.ECONFLICT {
+				// Alerts of the customer were sent after the withdrawal;
+				// the queue added them: erase again after settling.
+				e.settling[r.ID] = now
+				continue
+			}
 			e.Stats.Failures.Add(1)
 			e.log.Error("erasure not finished", slog.Int64("erasure", r.ID), slog.Any("error", err))
 			continue

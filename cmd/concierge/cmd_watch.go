@@ -1,16 +1,21 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"golang.org/x/term"
 
 	"concierge"
 	"concierge/alert"
@@ -22,8 +27,11 @@ const watchUsage = `usage: concierge watch [--json] [--since DURATION|all] [--fe
 Prints the branch's alerts as they arrive until interrupted, with who claimed them, which were
 escalated to the manager and which were withdrawn as "not this person". --claim takes an alert
 ("I'm on it") for every screen to see; --reject marks it as naming the wrong customer, which
-withdraws it on every screen and makes matching that customer stricter. Connects to nats.url, or to
-the embedded server of the daemon running on this box (nats.listen) when nats.url is empty.`
+withdraws it on every screen and makes matching that customer stricter; both are checked by the
+daemon, which asks for the staff member's password or PIN (read from standard input, or from
+CONCIERGE_STAFF_PASSWORD). Connects to nats.url with its credentials, or, when nats.url is empty, to
+the embedded server of the daemon running on this box (nats.listen) with the box's lobby identity,
+which only root and the service's user can read.`
 
 func runWatch(ctx context.Context, m *Main, args []string) error {
 	fs := m.flags("watch")
@@ -71,7 +79,15 @@ func runWatch(ctx context.Context, m *Main, args []string) error {
 	case *claimID != "" || *claimBy != "":
 		return m.claim(ctx, cfg, url, *claimID, *claimBy)
 	}
-	sub, err := alert.NewSubscriber(alert.SubscriberConfig{Branch: cfg.Branch, Conn: natsClient(cfg.NATS, url, "concierge-watch"), Logger: m.Logger})
+	id := alert.IdentityLobby
+	if feed == alert.FeedManager {
+		id = alert.IdentityManager
+	}
+	conn, err := watchConn(cfg, url, "concierge-watch", id)
+	if err != nil {
+		return err
+	}
+	sub, err := alert.NewSubscriber(alert.SubscriberConfig{Branch: cfg.Branch, Conn: conn, Logger: m.Logger})
 	if err != nil {
 		return concierge.Errorf(concierge.EINVALID, "%v", err)
 	}
@@ -95,7 +111,7 @@ func runWatch(ctx context.Context, m *Main, args []string) error {
 	// interleave out of order when catching up.
 	var wg sync.WaitGroup
 	if feed == alert.FeedArrival {
-		for _, side := range []alert.Feed{alert.FeedClaim, alert.FeedEscalation, alert.FeedRejection} {
+		for _, side := range []alert.Feed{alert.FeedClaim, alert.FeedEscalation, alert.FeedRejection, alert.FeedErasure} {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -138,91 +154,101 @@ func runWatch(ctx context.Context, m *Main, args []string) error {
 	return nil
 }
 
-// claim publishes one claim; a second claim of the same alert is refused.
+// claim asks the daemon's desk to record a claim; a second claim of the
+// same alert is refused.
 func (m *Main) claim(ctx context.Context, cfg Config, url, id, by string) error {
 	if id == "" || by == "" {
 		return usagef("watch: --claim needs an alert id and --by NAME")
 	}
-	c, err := alert.NewClaimer(natsClient(cfg.NATS, url, "concierge-claim"), cfg.Branch, m.Logger)
-	if err != nil {
-		return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
+	if err := m.askDesk(ctx, cfg, url, "claim", alert.DeskRequest{AlertID: id, By: by}); err != nil {
+		return err
 	}
-	defer c.Close()
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := c.Claim(cctx, id, by, time.Now()); err != nil {
-		if errors.Is(err, alert.ErrAlreadyClaimed) {
-			return concierge.Errorf(concierge.ECONFLICT, "alert %s was already claimed", id)
-		}
-		return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
-	}
-	_, err = fmt.Fprintf(m.Stdout, "claimed %s as %s\n", id, by)
+	_, err := fmt.Fprintf(m.Stdout, "claimed %s as %s\n", id, by)
 	return err
 }
 
-// reject marks one alert "not this person"; a second mark is refused. The
-// mark names the customer of the alert as the stream holds it, which the
-// daemon checks against its own visit record anyway.
+// reject asks the daemon's desk to mark one alert "not this person"; a
+// second mark is refused. The desk takes the customer from its own record
+// of the alert.
 func (m *Main) reject(ctx context.Context, cfg Config, url, id, by, reason string) error {
 	if by == "" {
 		return usagef("watch: --reject needs --by NAME")
 	}
-	u, err := ulid.ParseStrict(id)
-	if err != nil {
+	if _, err := ulid.ParseStrict(id); err != nil {
 		return usagef("watch: --reject %q is not an alert id", id)
 	}
-	sub, err := alert.NewSubscriber(alert.SubscriberConfig{Branch: cfg.Branch, Conn: natsClient(cfg.NATS, url, "concierge-reject"), Logger: m.Logger})
-	if err != nil {
-		return concierge.Errorf(concierge.EINVALID, "%v", err)
-	}
-	if err := sub.Open(); err != nil {
-		return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
-	}
-	defer sub.Close()
-	a, err := findAlert(ctx, sub, id, ulid.Time(u.Time()))
-	if err != nil {
+	if err := m.askDesk(ctx, cfg, url, "reject", alert.DeskRequest{AlertID: id, By: by, Reason: reason}); err != nil {
 		return err
 	}
-	c, err := alert.NewClaimer(natsClient(cfg.NATS, url, "concierge-reject"), cfg.Branch, m.Logger)
-	if err != nil {
-		return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
-	}
-	defer c.Close()
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := c.Reject(cctx, id, a.Customer.ID, by, reason, time.Now()); err != nil {
-		if errors.Is(err, alert.ErrAlreadyRejected) {
-			return concierge.Errorf(concierge.ECONFLICT, "alert %s was already marked not this person", id)
-		}
-		return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
-	}
-	_, err = fmt.Fprintf(m.Stdout, "marked %s not this person (%s) as %s\n", id, a.Customer.ID, by)
+	_, err := fmt.Fprintf(m.Stdout, "marked %s not this person as %s\n", id, by)
 	return err
 }
 
-// findAlert reads the staff feed from just before the time in the alert's
-// ULID until it meets the alert, or an alert made after it, or a few
-// seconds pass with nothing more to read.
-func findAlert(ctx context.Context, sub *alert.Subscriber, id string, made time.Time) (alert.Alert, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+// askDesk sends a claim or mark with the staff member's password or PIN,
+// which the daemon checks against web.staff: holding the box's NATS
+// credentials is not enough to act as a member of staff.
+func (m *Main) askDesk(ctx context.Context, cfg Config, url, verb string, req alert.DeskRequest) error {
+	secret, err := m.staffSecret(req.By)
+	if err != nil {
+		return err
+	}
+	req.Secret = secret
+	conn, err := watchConn(cfg, url, "concierge-"+verb, alert.IdentityLobby)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	// A minute of slack for the clocks of the daemon and the NATS server.
-	for a, err := range sub.Alerts(ctx, alert.FeedArrival, alert.Start{Since: made.Add(-time.Minute)}) {
-		switch {
-		case err != nil:
-			continue
-		case a.ID == id:
-			return a, nil
-		case a.ID > id && a.Time.After(made.Add(time.Minute)):
-			// ULIDs sort by time and the outbox keeps the order.
-			return alert.Alert{}, concierge.Errorf(concierge.ENOTFOUND, "alert %s is not in the branch's stream", id)
+	return alert.AskDesk(cctx, conn, cfg.Branch, verb, req, m.Logger)
+}
+
+// staffSecret is CONCIERGE_STAFF_PASSWORD, or one line read from standard
+// input (a prompt on stderr when it is a terminal).
+func (m *Main) staffSecret(by string) (string, error) {
+	if s := os.Getenv("CONCIERGE_STAFF_PASSWORD"); s != "" {
+		return s, nil
+	}
+	if m.Stdin == nil {
+		return "", concierge.Errorf(concierge.EUNAUTHORIZED, "the password or PIN of %s is required (standard input or CONCIERGE_STAFF_PASSWORD)", by)
+	}
+	if f, ok := m.Stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprintf(m.Stderr, "password or PIN of %s: ", by)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(m.Stderr)
+		if err != nil {
+			return "", fmt.Errorf("read password: %w", err)
 		}
+		return string(b), nil
 	}
-	if err := ctx.Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return alert.Alert{}, err
+	line, err := bufio.NewReader(io.LimitReader(m.Stdin, 1024)).ReadString('\n')
+	if line = strings.TrimRight(line, "\r\n"); line == "" {
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		return "", concierge.Errorf(concierge.EUNAUTHORIZED, "the password or PIN of %s is required (standard input or CONCIERGE_STAFF_PASSWORD)", by)
 	}
-	// Nothing more to read, or nothing could be read at all.
-	return alert.Alert{}, concierge.Errorf(concierge.ENOTFOUND, "alert %s is not in the branch's stream (or NATS did not answer)", id)
+	return line, nil
+}
+
+// watchConn is how a terminal connects: with nats.url's configured
+// credentials, or to this box's embedded server as the box's lobby (or
+// manager) identity, whose seed only root and the service's user can read.
+func watchConn(cfg Config, url, name string, id alert.Identity) (alert.ConnConfig, error) {
+	if cfg.NATS.URL != "" {
+		return natsClient(cfg.NATS, url, name), nil
+	}
+	creds := cfg.natsCredentials()
+	if _, err := creds.PublicKey(id); err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return alert.ConnConfig{}, concierge.Errorf(concierge.EUNAUTHORIZED,
+				"the box's NATS credentials in %s are readable only by root and the service's user: run watch as one of them", creds.Dir)
+		}
+		return alert.ConnConfig{}, concierge.Errorf(concierge.EUNAVAILABLE,
+			"the box's NATS credentials are missing from %s (has `concierge run` started with this config?): %v", creds.Dir, err)
+	}
+	c := creds.Conn(url, name, id)
+	c.TLSCA = cfg.NATS.TLSCA
+	return c, nil
 }
 
 // parseSince turns --since into where the subscription starts.

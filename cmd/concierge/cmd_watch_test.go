@@ -17,6 +17,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"concierge"
 	"concierge/alert"
 	"concierge/checkin"
 	"concierge/internal/testenv"
@@ -47,17 +48,52 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// alertEnv is an embedded NATS server and a publisher feeding it, the
-// daemon's half of the alert path.
+// alertEnv is the daemon's half of the alert path: its closed embedded
+// NATS server, a publisher and the desk that takes claims and marks.
 type alertEnv struct {
-	srv *alert.Server
-	pub *alert.Publisher
+	srv   *alert.Server
+	pub   *alert.Publisher
+	creds alert.Credentials
+	book  *watchBook
 }
+
+// watchBook is the daemon's record of its alerts as the desk sees it; the
+// daemon's own (its visit log) is used in the daemon's tests.
+type watchBook struct {
+	mu sync.Mutex
+	m  map[string]alert.AlertRecord
+}
+
+func (b *watchBook) AlertRecord(_ context.Context, id string) (alert.AlertRecord, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, ok := b.m[id]
+	if !ok {
+		return r, concierge.Errorf(concierge.ENOTFOUND, "no alert %s", id)
+	}
+	return r, nil
+}
+
+// watchStaff are the staff accounts the desk knows in these tests.
+type watchStaff map[string]string
+
+func (s watchStaff) VerifyStaff(_ context.Context, name, secret string) error {
+	if pw, ok := s[name]; ok && pw == secret {
+		return nil
+	}
+	return concierge.Errorf(concierge.EUNAUTHORIZED, "wrong staff name or password")
+}
+
+const staffPIN = "pin-2468"
 
 func newAlertEnv(t *testing.T, branch string) *alertEnv {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := alert.NewServer(alert.ServerConfig{Listen: "127.0.0.1:-1", StoreDir: t.TempDir(), Logger: quiet})
+	creds, err := alert.EnsureCredentials(filepath.Join(t.TempDir(), "nats"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := alert.NewServer(alert.ServerConfig{Listen: "127.0.0.1:-1", StoreDir: t.TempDir(), Credentials: &creds, Branch: branch, Logger: quiet})
 	if err := srv.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +103,8 @@ func newAlertEnv(t *testing.T, branch string) *alertEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	pub, err := alert.NewPublisher(alert.PublisherConfig{Branch: branch, Conn: alert.ConnConfig{URL: srv.ClientURL()}, Logger: quiet}, db)
+	daemon := creds.Conn(srv.ClientURL(), "daemon", alert.IdentityDaemon)
+	pub, err := alert.NewPublisher(alert.PublisherConfig{Branch: branch, Conn: daemon, Logger: quiet}, db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +112,25 @@ func newAlertEnv(t *testing.T, branch string) *alertEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pub.Close() })
-	return &alertEnv{srv: srv, pub: pub}
+	book := &watchBook{m: map[string]alert.AlertRecord{}}
+	desk, err := alert.NewDesk(alert.DeskConfig{Branch: branch, Conn: daemon, Book: book,
+		Staff: watchStaff{"Li": staffPIN, "Wang": staffPIN}, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { desk.Close() })
+	if err := desk.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CONCIERGE_STAFF_PASSWORD", staffPIN)
+	return &alertEnv{srv: srv, pub: pub, creds: creds, book: book}
+}
+
+// config is a terminal's config for this box: nats.url with the lobby's
+// (or the manager's) nkey seed, as a terminal off the box would have.
+func (e *alertEnv) config(t *testing.T, branch string, id alert.Identity) string {
+	t.Helper()
+	return writeWatchConfig(t, "branch: "+branch+"\nnats:\n  url: "+e.srv.ClientURL()+"\n  nkey_seed_file: "+e.creds.SeedFile(id)+"\n")
 }
 
 func (e *alertEnv) notify(t *testing.T, branch, customer string, risk []checkin.RiskFlag) checkin.Arrival {
@@ -89,6 +144,9 @@ func (e *alertEnv) notify(t *testing.T, branch, customer string, risk []checkin.
 	if err := e.pub.Notify(context.Background(), a, risk); err != nil {
 		t.Fatal(err)
 	}
+	e.book.mu.Lock()
+	e.book.m[a.ID] = alert.AlertRecord{CustomerID: customer, At: at}
+	e.book.mu.Unlock()
 	return a
 }
 
@@ -133,7 +191,7 @@ func startWatch(t *testing.T, args ...string) (*syncBuffer, *syncBuffer, func() 
 func TestWatchJSON(t *testing.T) {
 	env := newAlertEnv(t, "b001")
 	first := env.notify(t, "b001", "C1001", nil)
-	cfg := writeWatchConfig(t, "branch: b001\nnats:\n  url: "+env.srv.ClientURL()+"\n")
+	cfg := env.config(t, "b001", alert.IdentityLobby)
 	stdout, stderr, stop := startWatch(t, "--config", cfg, "--json", "--since", "all")
 
 	second := env.notify(t, "b001", "C1002", []checkin.RiskFlag{{Kind: "fraud", Reason: "F1"}})
@@ -183,7 +241,8 @@ func TestWatchEmbeddedReadable(t *testing.T) {
 		}
 		return nil
 	})
-	cfg := writeWatchConfig(t, "branch: b007\nnats:\n  url: \"\"\n  listen: "+env.srv.Addr()+"\n")
+	// On the box, watch reads the box's own lobby identity.
+	cfg := writeWatchConfig(t, "branch: b007\nnats:\n  url: \"\"\n  listen: "+env.srv.Addr()+"\n  credentials_dir: "+env.creds.Dir+"\n")
 	stdout, stderr, stop := startWatch(t, "--config", cfg)
 
 	// When the subscription began cannot be observed: notify until it
@@ -212,7 +271,7 @@ func TestWatchManagerFeed(t *testing.T) {
 	env := newAlertEnv(t, "b001")
 	env.notify(t, "b001", "C1001", nil)
 	env.notify(t, "b001", "C1002", []checkin.RiskFlag{{Kind: "aml", Reason: "R042"}})
-	cfg := writeWatchConfig(t, "branch: b001\nnats:\n  url: "+env.srv.ClientURL()+"\n")
+	cfg := env.config(t, "b001", alert.IdentityManager)
 	stdout, _, stop := startWatch(t, "--config", cfg, "--feed", "manager", "--since", "1h")
 	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if stdout.String() == "" {
@@ -301,7 +360,7 @@ func TestWatchURL(t *testing.T) {
 func TestWatchClaims(t *testing.T) {
 	env := newAlertEnv(t, "b001")
 	a := env.notify(t, "b001", "C1001", nil)
-	cfg := writeWatchConfig(t, "branch: b001\nnats:\n  url: "+env.srv.ClientURL()+"\n")
+	cfg := env.config(t, "b001", alert.IdentityLobby)
 	stdout, stderr, stop := startWatch(t, "--config", cfg, "--since", "all")
 	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if !strings.Contains(stdout.String(), "(C1001)") {
@@ -334,6 +393,38 @@ func TestWatchClaims(t *testing.T) {
 	}
 }
 
+// Holding the box's NATS credentials is not enough to act as staff: the
+// desk checks the staff member's password, read from standard input when
+// the environment has none, and refuses claims of alerts it never sent.
+func TestWatchClaimNeedsStaff(t *testing.T) {
+	env := newAlertEnv(t, "b001")
+	a := env.notify(t, "b001", "C1001", nil)
+	cfg := env.config(t, "b001", alert.IdentityLobby)
+	os.Unsetenv("CONCIERGE_STAFF_PASSWORD")
+	runIn := func(stdin string, args ...string) (string, string, int) {
+		var out, errb bytes.Buffer
+		m := &Main{Stdout: &out, Stderr: &errb, Stdin: strings.NewReader(stdin)}
+		code := m.exitCode(m.Run(context.Background(), args))
+		return out.String(), errb.String(), code
+	}
+	if _, errOut, code := runIn("", "watch", "--config", cfg, "--claim", a.ID, "--by", "Li"); code == 0 || !strings.Contains(errOut, "password") {
+		t.Errorf("claim without a password: exit %d, %q", code, errOut)
+	}
+	if _, errOut, code := runIn("wrong\n", "watch", "--config", cfg, "--claim", a.ID, "--by", "Li"); code == 0 || !strings.Contains(errOut, "unauthorized") && !strings.Contains(errOut, "wrong") {
+		t.Errorf("claim with a wrong password: exit %d, %q", code, errOut)
+	}
+	if _, errOut, code := runIn(staffPIN+"\n", "watch", "--config", cfg, "--claim", a.ID, "--by", "Mallory"); code == 0 {
+		t.Errorf("claim by someone not on the staff: exit %d, %q", code, errOut)
+	}
+	unknown := ulid.Make().String()
+	if _, errOut, code := runIn(staffPIN+"\n", "watch", "--config", cfg, "--claim", unknown, "--by", "Li"); code != 1 || !strings.Contains(errOut, "no such alert") {
+		t.Errorf("claim of an alert the daemon never sent: exit %d, %q", code, errOut)
+	}
+	if out, errOut, code := runIn(staffPIN+"\n", "watch", "--config", cfg, "--claim", a.ID, "--by", "Li"); code != 0 || !strings.Contains(out, "claimed") {
+		t.Fatalf("claim: exit %d, %q %q", code, out, errOut)
+	}
+}
+
 // Every terminal shows which alerts went to the manager and which were
 // withdrawn as "not this person"; --reject marks an alert once, and the
 // mark names the alert's customer as the stream holds it.
@@ -341,12 +432,12 @@ func TestWatchEscalationsAndRejections(t *testing.T) {
 	env := newAlertEnv(t, "b001")
 	first := env.notify(t, "b001", "C1001", nil)
 	second := env.notify(t, "b001", "C1002", nil)
-	cfg := writeWatchConfig(t, "branch: b001\nnats:\n  url: "+env.srv.ClientURL()+"\n")
+	cfg := env.config(t, "b001", alert.IdentityLobby)
 	stdout, stderr, stop := startWatch(t, "--config", cfg, "--since", "all")
 	jsonOut, _, stopJSON := startWatch(t, "--config", cfg, "--since", "all", "--json")
 
 	// The daemon's escalator publishes through the same Claimer call.
-	c, err := alert.NewClaimer(alert.ConnConfig{URL: env.srv.ClientURL()}, "b001", nil)
+	c, err := alert.NewClaimer(env.creds.Conn(env.srv.ClientURL(), "escalator", alert.IdentityDaemon), "b001", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +447,7 @@ func TestWatchEscalationsAndRejections(t *testing.T) {
 		t.Fatalf("escalate: %v %v", ok, err)
 	}
 	out, errOut, code := run(t, "watch", "--config", cfg, "--reject", second.ID, "--by", "Li", "--reason", "different person")
-	if code != 0 || !strings.Contains(out, "marked "+second.ID+" not this person (C1002) as Li") {
+	if code != 0 || !strings.Contains(out, "marked "+second.ID+" not this person as Li") {
 		t.Fatalf("reject: exit %d, %q %q", code, out, errOut)
 	}
 	_, errOut, code = run(t, "watch", "--config", cfg, "--reject", second.ID, "--by", "Wang")
@@ -419,7 +510,7 @@ func TestWatchEscalationsAndRejections(t *testing.T) {
 		{[]string{"--reject", first.ID, "--claim", first.ID, "--by", "Li"}, 2, "exclude"},
 		{[]string{"--reason", "x"}, 2, "--reason goes with --reject"},
 		{[]string{"--claim", first.ID, "--by", "Li", "--reason", "x"}, 2, "--reason goes with --reject"},
-		{[]string{"--reject", unknown, "--by", "Li"}, 1, "not in the branch's stream"},
+		{[]string{"--reject", unknown, "--by", "Li"}, 1, "no such alert"},
 	} {
 		_, errOut, code := run(t, append([]string{"watch", "--config", cfg}, tc.args...)...)
 		if code != tc.code || !strings.Contains(errOut, tc.want) {

@@ -127,6 +127,12 @@ type NATSConfig struct {
 	// StreamMaxAge is how long the branch's stream keeps alerts; 0 means
 	// alert.DefaultStreamMaxAge (7 days).
 	StreamMaxAge time.Duration `yaml:"stream_max_age"`
+	// The embedded server's own side (config_nats.go): where the box's
+	// generated identities live, and the server's TLS certificate, which
+	// listening beyond loopback requires.
+	CredentialsDir string `yaml:"credentials_dir"`
+	ServerTLSCert  string `yaml:"server_tls_cert"`
+	ServerTLSKey   string `yaml:"server_tls_key"`
 }
 
 // HTTPConfig is the daemon's HTTP listener (health, metrics, pages, API).
@@ -305,6 +311,9 @@ func (c Config) Validate() error {
 		return errors.New("checkin: cooldown must be >= 0, track_timeout and retention > 0")
 	case c.Checkin.NameMask != "surname" && c.Checkin.NameMask != "initial" && c.Checkin.NameMask != "full":
 		return fmt.Errorf("checkin.name_mask: %q is not one of: surname, initial, full", c.Checkin.NameMask)
+	}
+	if err := c.NATS.validate(); err != nil {
+		return err
 	}
 	if err := c.Alerts.validate(); err != nil {
 		return err

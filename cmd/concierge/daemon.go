@@ -36,7 +36,10 @@ type Daemon struct {
 	feedback *feedback
 	closers  []func() error // alert publisher, NATS server: closed last-opened first
 
-	natsURL string
+	natsURL   string
+	natsCreds *alert.Credentials // the embedded server's identities; nil with nats.url
+	desk      *alert.Desk
+	eraser    *alert.Eraser
 
 	cameras   []*vision.Camera
 	detectors []*vision.YuNet
@@ -78,6 +81,12 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	d.closers = append(d.closers, d.tiers.Close)
 
 	if err := d.openAlerts(ctx); err != nil {
+		return err
+	}
+	if err := d.openDesk(); err != nil {
+		return err
+	}
+	if err := d.openEraser(); err != nil {
 		return err
 	}
 	if err := d.openFeedback(ctx); err != nil {

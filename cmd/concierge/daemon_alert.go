@@ -9,18 +9,27 @@ import (
 )
 
 // openAlerts starts the embedded NATS server when no external one is
-// configured, and the publisher with its SQLite outbox.
+// configured, and the publisher with its SQLite outbox. The embedded
+// server is closed: only the box's own identities (alert.Identities, made
+// on first start under nats.credentials_dir) may connect, each with the
+// permissions of its job.
 func (d *Daemon) openAlerts(ctx context.Context) error {
 	conn := natsClient(d.cfg.NATS, d.cfg.NATS.URL, "concierge-"+d.cfg.Branch)
 	if d.cfg.NATS.URL == "" {
+		creds, err := alert.EnsureCredentials(d.cfg.natsCredentials().Dir)
+		if err != nil {
+			return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
+		}
+		d.natsCreds = &creds
 		srv := alert.NewServer(alert.ServerConfig{Listen: d.cfg.NATS.Listen, StoreDir: d.cfg.NATS.StoreDir,
-			ConfigFile: d.cfg.NATS.ServerConfig, Logger: d.log})
+			ConfigFile: d.cfg.NATS.ServerConfig, Credentials: &creds, Branch: d.cfg.Branch,
+			TLSCert: d.cfg.NATS.ServerTLSCert, TLSKey: d.cfg.NATS.ServerTLSKey, Logger: d.log})
 		if err := srv.Open(); err != nil {
 			return concierge.Errorf(concierge.EUNAVAILABLE, "embedded nats at %s: %v", d.cfg.NATS.Listen, err)
 		}
 		d.closers = append(d.closers, srv.Close)
-		// The embedded server is ours on loopback: no credentials.
-		conn = alert.ConnConfig{URL: srv.ClientURL(), Name: conn.Name}
+		d.natsURL = srv.ClientURL()
+		conn = d.alertConn(conn.Name)
 	}
 	d.natsURL = conn.URL
 	pub, err := alert.NewPublisher(alert.PublisherConfig{
@@ -37,6 +46,54 @@ func (d *Daemon) openAlerts(ctx context.Context) error {
 	}
 	d.closers = append(d.closers, pub.Close)
 	d.notifier = pub
+	return nil
+}
+
+// alertConn is how the daemon's own NATS clients connect: as the box's
+// daemon identity to the embedded server, or to nats.url with the
+// configured credentials.
+func (d *Daemon) alertConn(name string) alert.ConnConfig {
+	if d.natsCreds == nil {
+		return natsClient(d.cfg.NATS, d.natsURL, name)
+	}
+	c := d.natsCreds.Conn(d.natsURL, name, alert.IdentityDaemon)
+	c.TLSCA = d.cfg.NATS.TLSCA
+	return c
+}
+
+// openDesk starts the desk that checks and publishes every claim and
+// "not this person" mark, from the lobby page and from terminals.
+func (d *Daemon) openDesk() error {
+	var staff alert.StaffVerifier
+	if dir := d.staffDirectory(); dir != nil {
+		staff = dir
+	}
+	desk, err := alert.NewDesk(alert.DeskConfig{Branch: d.cfg.Branch, Conn: d.alertConn("concierge-" + d.cfg.Branch + "-desk"),
+		Book: d.app.db, Staff: staff, Logger: d.log})
+	if err != nil {
+		return concierge.Errorf(concierge.EINVALID, "%v", err)
+	}
+	d.closers = append(d.closers, desk.Close)
+	if err := desk.Listen(); err != nil {
+		return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
+	}
+	d.desk = desk
+	return nil
+}
+
+// openEraser starts clearing withdrawn customers from the alert stream
+// and the screens (the database queues each withdrawal).
+func (d *Daemon) openEraser() error {
+	e, err := alert.NewEraser(alert.EraserConfig{Branch: d.cfg.Branch, Conn: d.alertConn("concierge-" + d.cfg.Branch + "-eraser"),
+		Queue: erasureQueue{d.app.db}, Logger: d.log})
+	if err != nil {
+		return concierge.Errorf(concierge.EINVALID, "%v", err)
+	}
+	if err := e.Open(); err != nil {
+		return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
+	}
+	d.closers = append(d.closers, e.Close)
+	d.eraser = e
 	return nil
 }
 

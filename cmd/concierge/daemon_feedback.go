@@ -72,15 +72,6 @@ func (d *Daemon) openFeedback(ctx context.Context) error {
 	return nil
 }
 
-// alertConn is how the daemon's own NATS clients connect: to the embedded
-// server as it is, or to nats.url with the configured credentials.
-func (d *Daemon) alertConn(name string) alert.ConnConfig {
-	if d.cfg.NATS.URL == "" {
-		return alert.ConnConfig{URL: d.natsURL, Name: name}
-	}
-	return natsClient(d.cfg.NATS, d.natsURL, name)
-}
-
 // reload rebuilds the rules from the database.
 func (f *feedback) reload(ctx context.Context) error {
 	marks, err := f.db.FalseMatches(ctx)

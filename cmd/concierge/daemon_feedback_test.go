@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
 
+	"concierge"
 	"concierge/alert"
 	"concierge/checkin"
 	"concierge/internal/testenv"
@@ -68,9 +68,9 @@ func metric(t *testing.T, d *Daemon, name string) float64 {
 }
 
 // escalationsOf lists the alert ids of the escalations in the stream.
-func escalationsOf(t *testing.T, url, branch string) []string {
+func escalationsOf(t *testing.T, d *Daemon, branch string) []string {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	nc, err := natsConnect(t, d.alertConn("test"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,18 +119,29 @@ func TestDaemonFeedback(t *testing.T) {
 
 	wrong := arrive(t, d, "C1001")
 	waiting := arrive(t, d, "C1002")
-	c, err := alert.NewClaimer(alert.ConnConfig{URL: d.NATSURL()}, cfg.Branch, nil)
+	ctx := context.Background()
+	// A lobby terminal cannot put a mark into the stream past the desk: a
+	// forged mark naming C1003 is refused by the server.
+	lobby, err := natsConnect(t, d.natsCreds.Conn(d.NATSURL(), "lobby", alert.IdentityLobby))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	ctx := context.Background()
-	// The client names another customer; the daemon goes by its visit.
-	if err := c.Reject(ctx, wrong.ID, "C1003", "Li", "different person", time.Now()); err != nil {
+	defer lobby.Close()
+	ljs, _ := jetstream.New(lobby)
+	forged := fmt.Sprintf(`{"schema":%q,"alert_id":%q,"branch":%q,"customer_id":"C1003","by":"Mallory","time":%q}`,
+		alert.RejectionSchema, waiting.ID, cfg.Branch, time.Now().UTC().Format(time.RFC3339))
+	fctx, fcancel := context.WithTimeout(ctx, time.Second)
+	if _, err := ljs.Publish(fctx, alert.Subject(cfg.Branch, alert.FeedRejection), []byte(forged)); err == nil {
+		t.Error("a lobby terminal published a mark into the stream")
+	}
+	fcancel()
+	// The desk marks the customer of the daemon's own visit record, and
+	// refuses an alert the daemon never sent.
+	if err := d.desk.Reject(ctx, wrong.ID, "Li", "different person"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Reject(ctx, ulid.Make().String(), "C1003", "Li", "", time.Now()); err != nil {
-		t.Fatal(err)
+	if err := d.desk.Reject(ctx, ulid.Make().String(), "Li", ""); concierge.ErrorCode(err) != concierge.ENOTFOUND {
+		t.Fatalf("mark of an unknown alert: %v", err)
 	}
 	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if v, dt := d.checkin.Strictness("C1001", time.Now()); v != 1 || math.Abs(dt+tighten) > 1e-9 {
@@ -155,7 +166,7 @@ func TestDaemonFeedback(t *testing.T) {
 	if n := metric(t, d, "concierge_customers_strict"); n != 1 {
 		t.Errorf("customers_strict %v", n)
 	}
-	if got := escalationsOf(t, d.NATSURL(), cfg.Branch); !strings.Contains(fmt.Sprint(got), waiting.ID) {
+	if got := escalationsOf(t, d, cfg.Branch); !strings.Contains(fmt.Sprint(got), waiting.ID) {
 		t.Fatalf("escalations %v, want one for %s", got, waiting.ID)
 	}
 	if err := d.Close(); err != nil {
@@ -186,7 +197,7 @@ func TestDaemonFeedback(t *testing.T) {
 		t.Errorf("replayed marks counted as new: %v", n)
 	}
 	counts := map[string]int{}
-	for _, id := range escalationsOf(t, again.NATSURL(), cfg.Branch) {
+	for _, id := range escalationsOf(t, again, cfg.Branch) {
 		counts[id]++
 	}
 	if counts[waiting.ID] != 1 {

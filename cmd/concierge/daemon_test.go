@@ -21,6 +21,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"concierge/alert"
 	"concierge/internal/testenv"
 	"concierge/sqlite"
 	"concierge/vision"
@@ -107,10 +108,25 @@ type arrivalMsg struct {
 	} `json:"customer"`
 }
 
-// collect subscribes to the branch's arrival subject on the daemon's NATS.
-func collect(t *testing.T, url, subject string) (func() []arrivalMsg, func()) {
+// natsConnect is a raw client of the box's server as the identity c names
+// (the daemon's, for tests that read every subject).
+func natsConnect(t *testing.T, c alert.ConnConfig) (*nats.Conn, error) {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	var opts []nats.Option
+	if c.NKeySeedFile != "" {
+		o, err := nats.NkeyOptionFromSeed(c.NKeySeedFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts = append(opts, o)
+	}
+	return nats.Connect(c.URL, opts...)
+}
+
+// collect subscribes to the branch's arrival subject on the daemon's NATS.
+func collect(t *testing.T, c alert.ConnConfig, subject string) (func() []arrivalMsg, func()) {
+	t.Helper()
+	nc, err := natsConnect(t, c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,9 +168,9 @@ func TestDaemonAlertsOncePerVisit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	arrivals, stop := collect(t, d.NATSURL(), "concierge.t1.arrival")
+	arrivals, stop := collect(t, d.alertConn("test"), "concierge.t1.arrival")
 	defer stop()
-	visitFeed, stopVisits := collect(t, d.NATSURL(), "concierge.t1.visit")
+	visitFeed, stopVisits := collect(t, d.alertConn("test"), "concierge.t1.visit")
 	defer stopVisits()
 
 	frames := int64(env.seconds * 15)
@@ -253,13 +269,23 @@ func TestDaemonSIGTERM(t *testing.T) {
 	}
 	defer cmd.Process.Kill()
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	// The box's server is closed: the test reads as the daemon, with the
+	// identity the daemon made beside its database.
+	box := alert.Credentials{Dir: filepath.Join(filepath.Dir(env.cfg.DB), "nats")}.Conn(url, "test", alert.IdentityDaemon)
 	var nc *nats.Conn
 	testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() (err error) {
-		nc, err = nats.Connect(url)
+		if _, err := os.Stat(box.NKeySeedFile); err != nil {
+			return err
+		}
+		nc, err = natsConnect(t, box)
 		return err
 	})
 	nc.Close()
-	arrivals, stop := collect(t, url, "concierge.t1.arrival")
+	if anon, err := nats.Connect(url); err == nil {
+		anon.Close()
+		t.Fatal("the daemon's NATS let an anonymous client in")
+	}
+	arrivals, stop := collect(t, box, "concierge.t1.arrival")
 	defer stop()
 	testenv.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
 		if len(arrivals()) == 0 {

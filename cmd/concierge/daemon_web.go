@@ -38,8 +38,11 @@ func (d *Daemon) mountWeb(mux *http.ServeMux) {
 	mux.Handle("/lobby/", l)
 }
 
-// openLobby builds the lobby from the config, with its own NATS reader and
-// claimer. They are closed with the daemon's other NATS clients.
+// openLobby builds the lobby from the config, with its own NATS reader; its
+// claims and marks go through the daemon's desk. The reader is closed with
+// the daemon's other NATS clients. It reads as the daemon: the page reads
+// its feeds through one ordered consumer, which NATS cannot limit by
+// subject, and the page's code reads only the staff feeds (web.lobbyFeeds).
 func (d *Daemon) openLobby() (*web.Lobby, error) {
 	cfg := d.cfg.Web
 	lc := web.LobbyConfig{
@@ -69,12 +72,7 @@ func (d *Daemon) openLobby() (*web.Lobby, error) {
 		return nil, err
 	}
 	d.closers = append(d.closers, sub.Close)
-	claims, err := alert.NewClaimer(d.alertConn("concierge-"+d.cfg.Branch+"-lobby-claims"), d.cfg.Branch, d.log)
-	if err != nil {
-		return nil, err
-	}
-	d.closers = append(d.closers, func() error { claims.Close(); return nil })
-	l, err := web.NewLobby(lc, sub, claims)
+	l, err := web.NewLobby(lc, sub, d.desk)
 	if err != nil {
 		return nil, err
 	}
@@ -127,4 +125,10 @@ func (d *Daemon) sessionKey() ([]byte, error) {
 		return nil, fmt.Errorf("lobby session key %s: shorter than %d characters", path, web.MinSessionKeyLen)
 	}
 	return []byte(key), nil
+}
+
+// staffDirectory checks terminals' staff credentials for the desk; nil
+// when no staff are configured, and the desk then refuses terminals.
+func (d *Daemon) staffDirectory() alert.StaffVerifier {
+	return nil
 }

@@ -71,6 +71,7 @@ func TestLobbyPageInBrowser(t *testing.T) {
 	cfg.Vision.Pool = 1
 	cfg.resolveEngine()
 	cfg.NATS.URL = nats.srv.ClientURL()
+	cfg.NATS.NKeySeedFile = nats.creds.SeedFile(alert.IdentityDaemon) // an external server that authorizes
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	hash, err := bcrypt.GenerateFromPassword([]byte("lobby-password-1"), bcrypt.MinCost)
 	if err != nil {
@@ -147,6 +148,11 @@ func TestLobbyPageInBrowser(t *testing.T) {
 	if err := d.notifier.Notify(context.Background(), a, nil); err != nil {
 		t.Fatal(err)
 	}
+	// The desk takes claims of alerts the daemon's visit log holds, as
+	// check-in records them beside every alert.
+	if err := d.app.db.RecordVisit(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
 	waitJS("arrival card", time.Second, card(a)+` !== null`)
 	t.Logf("alert on the page %v after it was published", time.Since(start).Round(time.Millisecond))
 	text := func(sel string) string {
@@ -203,7 +209,7 @@ func TestLobbyPageInBrowser(t *testing.T) {
 
 	// An escalation, as the daemon's escalator publishes it, marks a card;
 	// "not this person" withdraws another on every screen.
-	claims, err := alert.NewClaimer(alert.ConnConfig{URL: nats.srv.ClientURL()}, branch, testLogger(t))
+	claims, err := alert.NewClaimer(nats.creds.Conn(nats.srv.ClientURL(), "escalator", alert.IdentityDaemon), branch, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,6 +221,9 @@ func TestLobbyPageInBrowser(t *testing.T) {
 	dz, e := mrZhao.arrival(branch), stranger.arrival(branch)
 	for _, x := range []checkin.Arrival{dz, e} {
 		if err := d.notifier.Notify(context.Background(), x, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.app.db.RecordVisit(context.Background(), x); err != nil {
 			t.Fatal(err)
 		}
 	}
