@@ -1,0 +1,245 @@
+package sqlite_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"concierge"
+	"concierge/enroll"
+	"concierge/face"
+	"concierge/seal"
+	"concierge/sqlite"
+)
+
+func plain(e face.Embedding) []byte {
+	b := make([]byte, 4*face.Dim)
+	for i, v := range e {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+	}
+	return b
+}
+
+func enrollOne(t *testing.T, db *sqlite.DB, id string, es ...face.Embedding) {
+	t.Helper()
+	now := time.Now()
+	var ts []enroll.Template
+	for _, e := range es {
+		ts = append(ts, enroll.Template{Embedding: e, Model: "m", Created: now})
+	}
+	if _, err := db.SaveEnrollment(context.Background(), enroll.Customer{ID: id, DisplayName: "x", Created: now},
+		enroll.Consent{Reference: "F-" + id, TextVersion: "v1", Channel: "cli", GrantedAt: now}, ts); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// No stored template is a plain vector, and each decodes to what was saved.
+func TestTemplatesSealedAtRest(t *testing.T) {
+	db := MustOpenDB(t)
+	ctx := context.Background()
+	enrollOne(t, db, "C1", emb(0.1), emb(0.2))
+	enrollOne(t, db, "C2", emb(0.3))
+	rows, err := db.SQL().Query(`SELECT customer_id, embedding FROM templates`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var blob []byte
+		rows.Scan(&id, &blob)
+		if !seal.IsSealed(blob, 4*face.Dim) {
+			t.Fatalf("template of %s (%d bytes) is not a sealed blob", id, len(blob))
+		}
+		for _, v := range []float32{0.1, 0.2, 0.3} {
+			if bytes.Contains(blob, plain(emb(v))[:16]) {
+				t.Fatalf("template of %s holds the plain vector", id)
+			}
+		}
+	}
+	got, err := db.Templates(ctx, "m")
+	if err != nil || len(got) != 3 || got[0].Embedding != emb(0.1) || got[2].Embedding != emb(0.3) {
+		t.Fatalf("templates: %d, %v", len(got), err)
+	}
+	// The schema refuses a plain vector.
+	if _, err := db.SQL().Exec(`UPDATE templates SET embedding = ? WHERE customer_id = 'C2'`, plain(emb(0.3))); err == nil {
+		t.Fatal("a plain vector was stored")
+	}
+	// A blob copied onto another customer's row does not open.
+	if _, err := db.SQL().Exec(`UPDATE templates SET embedding = (SELECT embedding FROM templates WHERE customer_id = 'C1' LIMIT 1)
+		WHERE customer_id = 'C2'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Templates(ctx, "m"); err == nil {
+		t.Fatal("a template moved to another customer opened")
+	}
+}
+
+// The key is never in the database, and a wrong or missing key is refused
+// at open, without making a new key.
+func TestWrongOrMissingKeyRefusedAtOpen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state", "c.db")
+	db, err := sqlite.Open(ctx, path, sqlite.WithKeySource(seal.Source{File: sqlite.DefaultKeyFile(path)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enrollOne(t, db, "C1", emb(0.1))
+	raw := db.Keyring().Current()
+	db.Close()
+
+	keyFile := sqlite.DefaultKeyFile(path)
+	keyText, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatalf("no key file beside the database: %v", err)
+	}
+	for _, p := range []string{path, path + "-wal"} {
+		b, _ := os.ReadFile(p)
+		for _, line := range strings.Split(string(keyText), "\n") {
+			if k := strings.TrimSpace(strings.Split(line, "#")[0]); k != "" && bytes.Contains(b, []byte(k)) {
+				t.Fatalf("%s holds the key", p)
+			}
+		}
+	}
+
+	other, _ := seal.GenerateKey()
+	wrong, _ := seal.NewKeyring(other)
+	_, err = sqlite.Open(ctx, path, sqlite.WithKeyring(wrong))
+	if concierge.ErrorCode(err) != concierge.EUNAVAILABLE || !strings.Contains(err.Error(), "wrong or missing template key") ||
+		!strings.Contains(err.Error(), raw.ID().String()) {
+		t.Fatalf("open with a wrong key: %v", err)
+	}
+	// The same through the environment, which wins over the file.
+	_, err = sqlite.Open(ctx, path, sqlite.WithKeySource(seal.Source{Env: strings.Repeat("ab", 32), File: keyFile}))
+	if concierge.ErrorCode(err) != concierge.EUNAVAILABLE {
+		t.Fatalf("open with a wrong key in the environment: %v", err)
+	}
+
+	os.Remove(keyFile)
+	_, err = sqlite.Open(ctx, path, sqlite.WithKeySource(seal.Source{File: keyFile}))
+	if concierge.ErrorCode(err) != concierge.EUNAVAILABLE || !strings.Contains(err.Error(), "no template key") {
+		t.Fatalf("open without the key: %v", err)
+	}
+	if _, err := os.Stat(keyFile); !os.IsNotExist(err) {
+		t.Fatal("a new key was made for a database holding sealed templates")
+	}
+
+	// The right key opens it again.
+	os.WriteFile(keyFile, keyText, 0o600)
+	db, err = sqlite.Open(ctx, path, sqlite.WithKeySource(seal.Source{File: keyFile}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got, err := db.Templates(ctx, "m"); err != nil || len(got) != 1 || got[0].Embedding != emb(0.1) {
+		t.Fatalf("templates with the right key: %v", err)
+	}
+}
+
+// A database file, its WAL and shared memory are created for the owner
+// only, in a directory created 0700; an old 0644 file is tightened.
+func TestFileModes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	path := filepath.Join(dir, "c.db")
+	db, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enrollOne(t, db, "C1", emb(0.1)) // makes the WAL hold something
+	want := map[string]os.FileMode{dir: 0o700, path: 0o600, path + "-wal": 0o600, path + "-shm": 0o600,
+		sqlite.DefaultKeyFile(path): 0o600}
+	for p, m := range want {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != m {
+			t.Errorf("%s: mode %04o, want %04o", filepath.Base(p), st.Mode().Perm(), m)
+		}
+	}
+	db.Close()
+
+	os.Chmod(path, 0o644)
+	db, err = sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Fatalf("an existing 0644 database stays %04o", st.Mode().Perm())
+	}
+}
+
+// A database of the previous version, with plain vectors, is sealed when
+// it is opened, and its vectors decode unchanged.
+func TestPlainTemplatesSealedOnOpen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (component TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL, PRIMARY KEY (component, version))`,
+		`INSERT INTO schema_migrations VALUES ('enroll', 1, '` + now + `')`,
+		`CREATE TABLE customers (id TEXT PRIMARY KEY, display_name TEXT NOT NULL, created_at TEXT NOT NULL)`,
+		`CREATE TABLE consents (id INTEGER PRIMARY KEY, customer_id TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+			reference TEXT NOT NULL CHECK (reference <> ''), text_version TEXT NOT NULL, channel TEXT NOT NULL,
+			language TEXT NOT NULL DEFAULT '', granted_at TEXT NOT NULL, withdrawn_at TEXT)`,
+		`CREATE TABLE templates (id INTEGER PRIMARY KEY, customer_id TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+			consent_id INTEGER NOT NULL REFERENCES consents(id) ON DELETE CASCADE, model TEXT NOT NULL,
+			embedding BLOB NOT NULL CHECK (length(embedding) = 512), size_px INTEGER NOT NULL, sharpness REAL NOT NULL,
+			frontal REAL NOT NULL, brightness REAL NOT NULL, created_at TEXT NOT NULL)`,
+		`INSERT INTO customers VALUES ('C1', 'x', '2025-01-01T00:00:00.000000000Z'), ('C2', 'y', '2025-01-01T00:00:00.000000000Z')`,
+		`INSERT INTO consents (customer_id, reference, text_version, channel, granted_at) VALUES
+			('C1', 'F1', 'v1', 'cli', '2025-01-01T00:00:00.000000000Z'), ('C2', 'F2', 'v1', 'cli', '2025-01-01T00:00:00.000000000Z')`,
+	} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, c := range []struct {
+		id      string
+		consent int
+		e       face.Embedding
+	}{{"C1", 1, emb(0.1)}, {"C1", 1, emb(0.2)}, {"C2", 2, emb(0.3)}} {
+		if _, err := raw.Exec(`INSERT INTO templates VALUES (?, ?, ?, 'm', ?, 100, 100, 0.9, 120, '2025-01-01T00:00:00.000000000Z')`,
+			i+1, c.id, c.consent, plain(c.e)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw.Close()
+
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got, err := db.Templates(ctx, "m")
+	if err != nil || len(got) != 3 {
+		t.Fatalf("templates after migration: %d, %v", len(got), err)
+	}
+	for i, want := range []face.Embedding{emb(0.1), emb(0.2), emb(0.3)} {
+		if got[i].Embedding != want || got[i].ID != int64(i+1) {
+			t.Fatalf("template %d changed in migration", i+1)
+		}
+	}
+	if n := count(t, db, `SELECT COUNT(*) FROM templates WHERE length(embedding) = 512`); n != 0 {
+		t.Fatalf("%d plain templates left", n)
+	}
+	// The plain vectors are gone from the file too, once checkpointed.
+	db.SQL().Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+	b, _ := os.ReadFile(path)
+	if bytes.Contains(b, plain(emb(0.3))[:32]) {
+		t.Fatal("the database file still holds a plain vector")
+	}
+}
