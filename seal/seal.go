@@ -54,6 +54,9 @@ type KeyID uint32
 
 func (id KeyID) String() string { return fmt.Sprintf("%08x", uint32(id)) }
 
+// MarshalText writes the id as String does, for JSON and logs.
+func (id KeyID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
 // Key is one AES-256-GCM key. The raw bytes are kept only for writing the
 // key file.
 type Key struct {
