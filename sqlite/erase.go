@@ -122,9 +122,11 @@ func (d *DB) Erase(ctx context.Context, customerID string, at time.Time, reason 
 }
 
 // outboxOfCustomer matches outbox messages whose JSON payload names the
-// customer (?1); payloads that are not JSON match nothing.
+// customer (?1): alerts (concierge.arrival.v1) as customer.id, events as
+// customer_id. Payloads that are not JSON match nothing.
 const outboxOfCustomer = `CASE WHEN json_valid(CAST(payload AS TEXT))
-		THEN json_extract(CAST(payload AS TEXT), '$.customer_id') = ?1 ELSE 0 END`
+		THEN json_extract(CAST(payload AS TEXT), '$.customer.id') = ?1 OR json_extract(CAST(payload AS TEXT), '$.customer_id') = ?1
+		ELSE 0 END`
 
 // customerAlerts lists the ids of the customer's alerts: their visits and
 // the outbox messages about them (a message id is "<alert id>/<feed>").

@@ -41,8 +41,8 @@ func seedCustomer(t *testing.T, db *sqlite.DB, id, name string, thumb []byte, at
 		if err := db.RecordVisit(ctx, a); err != nil {
 			t.Fatal(err)
 		}
-		payload, _ := json.Marshal(map[string]any{"schema": "concierge.arrival.v1", "id": a.ID, "customer_id": id,
-			"display_name": name, "thumbnail": base64.StdEncoding.EncodeToString(thumb)})
+		payload, _ := json.Marshal(alert.Message{Schema: "concierge.arrival.v1", ID: a.ID, Branch: "b001", Camera: "door-1",
+			Time: a.At, Customer: alert.Customer{ID: id, DisplayName: name}, Thumbnail: thumb})
 		if err := db.EnqueueOutbox(ctx, []alert.OutboxMessage{
 			{MsgID: a.ID + "/arrival", Subject: "concierge.b001.arrival", Data: payload, Created: a.At},
 			{MsgID: a.ID + "/visit", Subject: "concierge.b001.visit", Data: []byte(`{"id":"` + a.ID + `"}`), Created: a.At},
@@ -51,9 +51,10 @@ func seedCustomer(t *testing.T, db *sqlite.DB, id, name string, thumb []byte, at
 		}
 		alerts = append(alerts, a.ID)
 	}
-	// An alert whose visit is already purged still names them in the outbox.
+	// An event about an alert whose visit is already purged still names
+	// them in the outbox.
 	orphanID := "01ORPHAN" + strings.ReplaceAll(id, "-", "")
-	orphan, _ := json.Marshal(map[string]any{"id": orphanID, "customer_id": id, "display_name": name})
+	orphan, _ := json.Marshal(alert.Escalation{Schema: alert.EscalationSchema, AlertID: orphanID, Branch: "b001", CustomerID: id})
 	if err := db.EnqueueOutbox(ctx, []alert.OutboxMessage{{MsgID: orphanID + "/arrival.manager", Subject: "concierge.b001.arrival.manager",
 		Data: orphan, Created: at}}); err != nil {
 		t.Fatal(err)
