@@ -85,12 +85,16 @@ func (r *Keyring) Keys() []*Key {
 
 // Origin says where the keys came from, for error messages: "file PATH",
 // "environment CONCIERGE_TEMPLATE_KEY", "credential PATH" or "memory".
-func (r *Keyring) Origin() string { return r.from }
+func (r *Keyring) Origin() string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.from
+}
 
 // File is the key file the keys came from; "" when they came from the
 // environment, a credential or memory (rotation cannot write those).
 func (r *Keyring) File() string {
-	if r.src == nil || !strings.HasPrefix(r.from, "file ") {
+	if r.src == nil || !strings.HasPrefix(r.Origin(), "file ") {
 		return ""
 	}
 	return r.src.File
@@ -125,14 +129,20 @@ func (r *Keyring) Reload() error {
 	if r.src == nil {
 		return nil
 	}
-	keys, _, err := r.src.read()
+	keys, from, err := r.src.read()
 	if err != nil {
 		return err
 	}
 	if len(keys) == 0 {
-		return fmt.Errorf("%s: no key", r.from)
+		return fmt.Errorf("%s: no key", r.Origin())
 	}
-	return r.set(keys)
+	if err := r.set(keys); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.from = from
+	r.mu.Unlock()
+	return nil
 }
 
 // Open opens a blob under whichever key sealed it.
