@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -241,5 +242,115 @@ func TestPlainTemplatesSealedOnOpen(t *testing.T) {
 	b, _ := os.ReadFile(path)
 	if bytes.Contains(b, plain(emb(0.3))[:32]) {
 		t.Fatal("the database file still holds a plain vector")
+	}
+}
+
+// Rotation in small transactions while another process keeps enrolling:
+// no template is left under the old key, and every one still opens, for
+// the writer (which learns the new key from the file) and for a fresh open.
+func TestRotationWhileWriting(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "c.db")
+	keyFile := sqlite.DefaultKeyFile(path)
+	src := sqlite.WithKeySource(seal.Source{File: keyFile})
+	writer, err := sqlite.Open(ctx, path, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	for i := 0; i < 120; i++ {
+		enrollOne(t, writer, fmt.Sprintf("A%03d", i), emb(float32(i)/1000))
+	}
+	rot, err := sqlite.Open(ctx, path, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rot.Close()
+	old := rot.Keyring().Current()
+	next, _ := seal.GenerateKey()
+
+	done := make(chan error)
+	go func() {
+		defer close(done)
+		for i := 0; i < 60; i++ {
+			now := time.Now()
+			if _, err := writer.SaveEnrollment(ctx, enroll.Customer{ID: fmt.Sprintf("B%03d", i), DisplayName: "x", Created: now},
+				enroll.Consent{Reference: "F", TextVersion: "v1", Channel: "cli", GrantedAt: now},
+				[]enroll.Template{{Embedding: emb(0.5 + float32(i)/1000), Model: "m", Created: now}}); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	if err := seal.WriteKeyFile(keyFile, []*seal.Key{next, old}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rot.Keyring().Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rot.UseKey(ctx, next.ID()); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		n, err := rot.Reseal(ctx, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Anything sealed under the old key after the last batch is resealed.
+	for {
+		n, err := rot.Reseal(ctx, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if err := rot.RetireKey(ctx, old.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := rot.RetireKey(ctx, next.ID()); concierge.ErrorCode(err) != concierge.ECONFLICT {
+		t.Fatalf("retiring the current key: %v", err)
+	}
+	if err := seal.WriteKeyFile(keyFile, []*seal.Key{next}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := rot.KeyStatus(ctx)
+	if err != nil || len(st) != 1 || st[0].ID != next.ID() || !st[0].Current || st[0].Templates != 180 {
+		t.Fatalf("key status = %+v, %v", st, err)
+	}
+	fresh, err := sqlite.Open(ctx, path, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	for _, db := range []*sqlite.DB{writer, fresh} {
+		ts, err := db.Templates(ctx, "m")
+		if err != nil || len(ts) != 180 {
+			t.Fatalf("templates after rotation: %d, %v", len(ts), err)
+		}
+		for _, tpl := range ts {
+			var i int
+			fmt.Sscanf(tpl.CustomerID[1:], "%d", &i)
+			want := emb(float32(i) / 1000)
+			if tpl.CustomerID[0] == 'B' {
+				want = emb(0.5 + float32(i)/1000)
+			}
+			if tpl.Embedding != want {
+				t.Fatalf("template of %s changed", tpl.CustomerID)
+			}
+		}
+	}
+	// The old key alone no longer opens the database.
+	oldOnly, _ := seal.NewKeyring(old)
+	if _, err := sqlite.Open(ctx, path, sqlite.WithKeyring(oldOnly)); concierge.ErrorCode(err) != concierge.EUNAVAILABLE {
+		t.Fatalf("open with the retired key: %v", err)
 	}
 }
