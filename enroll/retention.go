@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"concierge"
 )
 
 // FilingThreshold is the number of people whose face data obliges the
@@ -69,10 +71,19 @@ func (r *Retention) Run(ctx context.Context) (RetentionReport, error) {
 		if err != nil {
 			return rep, fmt.Errorf("retention: %w", err)
 		}
+		failed, lastErr := 0, error(nil)
 		for _, id := range ids {
 			n, err := r.Store.Erase(ctx, id, at, WithdrawnRetention)
+			if concierge.ErrorCode(err) == concierge.ENOTFOUND {
+				continue // erased meanwhile
+			}
 			if err != nil {
-				errs = append(errs, fmt.Errorf("retention: expire %s: %w", id, err))
+				// The error is logged above Debug: the id only at Debug.
+				log.Debug("face data not expired", "customer", id, "err", err)
+				failed, lastErr = failed+1, err
+				if ctx.Err() != nil {
+					break
+				}
 				continue
 			}
 			if r.Gallery != nil {
@@ -81,6 +92,9 @@ func (r *Retention) Run(ctx context.Context) (RetentionReport, error) {
 			rep.Expired++
 			rep.Templates += n
 			log.Debug("face data expired", "customer", id, "templates_deleted", n)
+		}
+		if failed > 0 {
+			errs = append(errs, fmt.Errorf("retention: face data of %d customers not erased (Debug logs name them), last: %w", failed, lastErr))
 		}
 		if rep.Expired > 0 {
 			log.Info("face data of customers not seen within the retention period deleted",

@@ -115,8 +115,9 @@ func (d *DB) Erase(ctx context.Context, customerID string, at time.Time, reason 
 	if err != nil {
 		return 0, err
 	}
+	// The id stays out of this error: callers log it (retention).
 	if err := d.checkpoint(context.WithoutCancel(ctx)); err != nil {
-		return int(n), fmt.Errorf("erase %s: %w", customerID, err)
+		return int(n), fmt.Errorf("erase: %w", err)
 	}
 	return int(n), nil
 }

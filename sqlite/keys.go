@@ -75,20 +75,20 @@ func (d *DB) loadKeys(ctx context.Context, o options) error {
 	return nil
 }
 
-// holdsSealKeys reports whether the database has key check values, i.e.
-// was ever used with a key, before migrations run.
+// holdsSealKeys reports, before migrations run, whether the database
+// holds templates sealed under some key: only then may no new key be made.
 func (d *DB) holdsSealKeys(ctx context.Context) (bool, error) {
 	var n int
 	if err := d.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'seal_keys'`).Scan(&n); err != nil {
 		return false, fmt.Errorf("keys: %w", err)
 	}
 	if n == 0 {
-		return false, nil
+		return false, nil // plain templates, if any, are sealed by the migration
 	}
-	if err := d.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM seal_keys`).Scan(&n); err != nil {
+	if err := d.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM seal_keys) AND EXISTS (SELECT 1 FROM templates)`).Scan(&n); err != nil {
 		return false, fmt.Errorf("keys: %w", err)
 	}
-	return n > 0, nil
+	return n == 1, nil
 }
 
 type keyRow struct {

@@ -354,3 +354,31 @@ func TestRotationWhileWriting(t *testing.T) {
 		t.Fatalf("open with the retired key: %v", err)
 	}
 }
+
+// A database whose templates are all gone needs no old key: a lost key
+// file is replaced.
+func TestNewKeyForDatabaseWithoutTemplates(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "c.db")
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enrollOne(t, db, "C1", emb(0.1))
+	if _, err := db.Forget(ctx, "C1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	old := db.Keyring().Current().ID()
+	db.Close()
+	os.Remove(sqlite.DefaultKeyFile(path))
+	db, err = sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	enrollOne(t, db, "C2", emb(0.2))
+	st, err := db.KeyStatus(ctx)
+	if err != nil || len(st) != 1 || st[0].ID == old || st[0].Templates != 1 {
+		t.Fatalf("key status = %+v, %v", st, err)
+	}
+}
