@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -83,22 +85,17 @@ func (d *DB) Erase(ctx context.Context, customerID string, at time.Time, reason 
 		if n, err = r.RowsAffected(); err != nil {
 			return err
 		}
+		if err := eraseAlerts(ctx, tx, customerID, alerts); err != nil {
+			return err
+		}
 		for _, st := range []struct{ what, q string }{
 			{"false matches", `DELETE FROM false_matches WHERE customer_id = ?1`},
-			{"outbox", `DELETE FROM alert_outbox WHERE ` + outboxOfCustomer},
-			{"visits", `DELETE FROM visits WHERE customer_id = ?1`},
 			{"manual tier", `DELETE FROM tier_assignments WHERE customer_id = ?1`},
 			{"audit", `UPDATE audit SET customer_id = '', detail = replace(detail, ?1, '') WHERE customer_id = ?1`},
 			{"name", `UPDATE customers SET display_name = '', last_seen = NULL WHERE id = ?1`},
 		} {
 			if _, err := tx.ExecContext(ctx, st.q, customerID); err != nil {
 				return fmt.Errorf("erase %s: %w", st.what, err)
-			}
-		}
-		// Outbox messages of the alerts found by id, whatever their payload.
-		for _, a := range alerts {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM alert_outbox WHERE substr(msg_id, 1, ?) = ?`, len(a)+1, a+"/"); err != nil {
-				return fmt.Errorf("erase outbox: %w", err)
 			}
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE consents SET withdrawn_at = ?, withdrawn_reason = ? WHERE customer_id = ? AND withdrawn_at IS NULL`,
@@ -120,6 +117,24 @@ func (d *DB) Erase(ctx context.Context, customerID string, at time.Time, reason 
 		return int(n), fmt.Errorf("erase: %w", err)
 	}
 	return int(n), nil
+}
+
+// eraseAlerts deletes the customer's visits and the outbox messages about
+// them: those naming the customer, and those of the alerts found, whatever
+// their payload (the visit feed's).
+func eraseAlerts(ctx context.Context, tx *sql.Tx, customerID string, alerts []string) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM visits WHERE customer_id = ?1`, customerID); err != nil {
+		return fmt.Errorf("erase visits: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM alert_outbox WHERE `+outboxOfCustomer, customerID); err != nil {
+		return fmt.Errorf("erase outbox: %w", err)
+	}
+	for _, a := range alerts {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM alert_outbox WHERE substr(msg_id, 1, ?) = ?`, len(a)+1, a+"/"); err != nil {
+			return fmt.Errorf("erase outbox: %w", err)
+		}
+	}
+	return nil
 }
 
 // outboxOfCustomer matches outbox messages whose JSON payload names the
@@ -191,18 +206,65 @@ func (d *DB) PendingErasures(ctx context.Context) ([]Erasure, error) {
 // FinishErasure deletes a carried-out erasure, the last row naming the
 // customer outside their consent record, and checkpoints. ENOTFOUND for an
 // unknown id.
+//
+// A camera may still have recognised the customer in the moment between
+// the erasure and the daemon's gallery dropping them. If visits or outbox
+// messages naming a customer who has not enrolled again appeared since,
+// FinishErasure deletes them too, adds their alert ids to the erasure and
+// returns ECONFLICT: the erasure stays pending, to be purged outside the
+// database again and finished once more.
 func (d *DB) FinishErasure(ctx context.Context, id int64) error {
-	r, err := d.db.ExecContext(ctx, `DELETE FROM erasures WHERE id = ?`, id)
+	var late int
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		var customerID, ids string
+		err := tx.QueryRowContext(ctx, `SELECT customer_id, alert_ids FROM erasures WHERE id = ?`, id).Scan(&customerID, &ids)
+		if errors.Is(err, sql.ErrNoRows) {
+			return concierge.Errorf(concierge.ENOTFOUND, "erasure %d not found", id)
+		}
+		if err != nil {
+			return err
+		}
+		var enrolled bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM consents WHERE customer_id = ? AND withdrawn_at IS NULL)`,
+			customerID).Scan(&enrolled); err != nil {
+			return err
+		}
+		if !enrolled {
+			alerts, err := customerAlerts(ctx, tx, customerID)
+			if err != nil {
+				return err
+			}
+			if late = len(alerts); late > 0 {
+				if err := eraseAlerts(ctx, tx, customerID, alerts); err != nil {
+					return err
+				}
+				var all []string
+				if err := json.Unmarshal([]byte(ids), &all); err != nil {
+					return fmt.Errorf("alert ids: %w", err)
+				}
+				for _, a := range alerts {
+					if !slices.Contains(all, a) {
+						all = append(all, a)
+					}
+				}
+				sort.Strings(all)
+				b, _ := json.Marshal(all)
+				_, err = tx.ExecContext(ctx, `UPDATE erasures SET alert_ids = ? WHERE id = ?`, string(b), id)
+				return err
+			}
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM erasures WHERE id = ?`, id)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("finish erasure %d: %w", id, err)
 	}
-	if n, err := r.RowsAffected(); err != nil {
-		return fmt.Errorf("finish erasure %d: %w", id, err)
-	} else if n == 0 {
-		return concierge.Errorf(concierge.ENOTFOUND, "erasure %d not found", id)
-	}
 	if err := d.checkpoint(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("finish erasure %d: %w", id, err)
+	}
+	if late > 0 {
+		return concierge.Errorf(concierge.ECONFLICT,
+			"erasure %d: %d alerts naming the customer arrived after it; they are deleted here and added to the erasure: purge them too, then finish it again", id, late)
 	}
 	return nil
 }

@@ -225,6 +225,27 @@ func TestForgetErasesEverythingButTheConsentRecord(t *testing.T) {
 		t.Fatalf("templates left: %+v", ts)
 	}
 
+	// An arrival decided just before the gallery dropped them lands after
+	// the erasure: finishing sweeps it up and keeps the erasure pending.
+	late := checkin.Arrival{ID: "01LATE", Branch: "b001", Camera: "door-1", CustomerID: id, At: withdrawn.Add(time.Second)}
+	if err := db.RecordVisit(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	latePayload, _ := json.Marshal(alert.Message{ID: late.ID, Customer: alert.Customer{ID: id, DisplayName: name}, Thumbnail: thumb})
+	if err := db.EnqueueOutbox(ctx, []alert.OutboxMessage{{MsgID: late.ID + "/arrival", Subject: "concierge.b001.arrival", Data: latePayload}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.FinishErasure(ctx, es[0].ID); concierge.ErrorCode(err) != concierge.ECONFLICT {
+		t.Fatalf("finish with a late alert: %v", err)
+	}
+	es, _ = db.PendingErasures(ctx)
+	if len(es) != 1 || !slices.Contains(es[0].AlertIDs, late.ID) || len(es[0].AlertIDs) != len(alerts)+1 {
+		t.Fatalf("erasure after the late alert = %+v", es)
+	}
+	if got := cellsHolding(t, db, late.ID); !slices.Equal(got, []string{"erasures.alert_ids"}) {
+		t.Fatalf("the late alert is in %v", got)
+	}
+
 	// Once the NATS side is done, the consent record alone names them.
 	if err := db.FinishErasure(ctx, es[0].ID); err != nil {
 		t.Fatal(err)
@@ -237,6 +258,36 @@ func TestForgetErasesEverythingButTheConsentRecord(t *testing.T) {
 	}
 	if err := db.FinishErasure(ctx, es[0].ID); concierge.ErrorCode(err) != concierge.ENOTFOUND {
 		t.Fatalf("finish twice: %v", err)
+	}
+	for file, b := range fileBytes(t, db) {
+		if bytes.Contains(b, []byte("Vexmarrow")) {
+			t.Errorf("%s holds the name after the erasure finished", file)
+		}
+	}
+
+	// A customer who enrolls again before the erasure is finished keeps
+	// what is recorded of them since.
+	if _, err := db.Forget(ctx, "C-KEEP", withdrawn); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.SaveEnrollment(ctx, enroll.Customer{ID: "C-KEEP", DisplayName: "K. P.", Created: at},
+		enroll.Consent{Reference: "F-2", TextVersion: "v1", Channel: "cli", GrantedAt: withdrawn.Add(time.Hour)},
+		[]enroll.Template{{Embedding: emb(0.4), Model: "m", Created: withdrawn.Add(time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RecordVisit(ctx, checkin.Arrival{ID: "01AGAIN", Branch: "b001", Camera: "door-1", CustomerID: "C-KEEP",
+		At: withdrawn.Add(2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	es, _ = db.PendingErasures(ctx)
+	if len(es) != 1 || es[0].CustomerID != "C-KEEP" {
+		t.Fatalf("pending = %+v", es)
+	}
+	if err := db.FinishErasure(ctx, es[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := db.Visits(ctx, "C-KEEP", time.Time{}); len(v) != 1 || v[0].ID != "01AGAIN" {
+		t.Fatalf("the re-enrolled customer's visits: %+v", v)
 	}
 	if _, err := os.Stat(db.Path() + "-wal"); err == nil {
 		if st, _ := os.Stat(db.Path() + "-wal"); st.Size() != 0 {
