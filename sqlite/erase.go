@@ -112,7 +112,7 @@ func (d *DB) Erase(ctx context.Context, customerID string, at time.Time, reason 
 	if err != nil {
 		return 0, err
 	}
-	// The id stays out of this error: callers log it (retention).
+	// No customer id in this error: retention logs it above Debug.
 	if err := d.checkpoint(context.WithoutCancel(ctx)); err != nil {
 		return int(n), fmt.Errorf("erase: %w", err)
 	}
