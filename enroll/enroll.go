@@ -33,7 +33,16 @@ type Consent struct {
 	Language    string     `json:"language,omitempty"`
 	GrantedAt   time.Time  `json:"granted_at"`
 	WithdrawnAt *time.Time `json:"withdrawn_at,omitempty"`
+	// WithdrawnReason says why it ended: WithdrawnByCustomer or
+	// WithdrawnRetention.
+	WithdrawnReason string `json:"withdrawn_reason,omitempty"`
 }
+
+// Why a consent ended, as recorded with it.
+const (
+	WithdrawnByCustomer = "withdrawn"
+	WithdrawnRetention  = "retention"
+)
 
 // Active reports whether the consent still allows recognition.
 func (c Consent) Active() bool { return c.WithdrawnAt == nil }

@@ -291,7 +291,9 @@ func (s *Service) EnrollFaces(ctx context.Context, req Request, usable []face.Fa
 	}
 	s.Gallery.Add(saved...)
 	res.Templates = len(saved)
-	s.Logger.Info("customer enrolled", "customer", req.CustomerID, "templates", len(saved), "channel", consent.Channel)
+	// Customer ids are personal data: only at Debug.
+	s.Logger.Info("customer enrolled", "templates", len(saved), "channel", consent.Channel)
+	s.Logger.Debug("customer enrolled", "customer", req.CustomerID)
 	return res, nil
 }
 
@@ -317,7 +319,8 @@ func (s *Service) Forget(ctx context.Context, customerID string) (int, error) {
 		return 0, fmt.Errorf("forget %s: %w", customerID, err)
 	}
 	s.Gallery.Remove(customerID)
-	s.Logger.Info("customer forgotten", "customer", customerID, "templates_deleted", n)
+	s.Logger.Info("customer forgotten", "templates_deleted", n)
+	s.Logger.Debug("customer forgotten", "customer", customerID)
 	return n, nil
 }
 

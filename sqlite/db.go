@@ -16,24 +16,37 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"concierge/seal"
 )
 
 // migration is one schema step of a component; steps run in slice order and
-// are never edited once shipped, only appended.
+// are never edited once shipped, only appended. A step is SQL text or, for
+// data that SQL cannot transform (sealing templates), a goStep.
 type migration struct {
 	component string
-	steps     []string
+	steps     []any
 }
+
+// goStep is a migration written in Go, run in the step's transaction.
+type goStep func(ctx context.Context, tx *sql.Tx, d *DB) error
 
 var (
 	registryMu sync.Mutex
-	registry   = map[string][]string{}
+	registry   = map[string][]any{}
 )
 
 // register adds a component's migrations. It is called from package-level
 // var initialisers of the store files, so every component's schema exists
 // whichever store a caller uses.
-func register(component string, steps ...string) bool {
+func register(component string, steps ...any) bool {
+	for _, s := range steps {
+		switch s.(type) {
+		case string, goStep:
+		default:
+			panic(fmt.Sprintf("sqlite: migration step of %s is a %T", component, s))
+		}
+	}
 	registryMu.Lock()
 	defer registryMu.Unlock()
 	if _, dup := registry[component]; dup {
@@ -47,18 +60,49 @@ func register(component string, steps ...string) bool {
 type DB struct {
 	db   *sql.DB
 	path string
+	// keys seal and open face templates; never stored in the database.
+	keys *seal.Keyring
 	// Now is the clock used for created/updated columns; tests replace it.
 	Now func() time.Time
 }
 
-// Open opens (creating if needed) the database at path and applies pending
-// migrations.
-func Open(ctx context.Context, path string) (*DB, error) {
+// Option changes how Open opens the database.
+type Option func(*options)
+
+type options struct {
+	keys   *seal.Keyring
+	source *seal.Source
+}
+
+// WithKeyring seals templates with kr instead of the default key source.
+func WithKeyring(kr *seal.Keyring) Option { return func(o *options) { o.keys = kr } }
+
+// WithKeySource reads the template keys from src instead of the default:
+// CONCIERGE_TEMPLATE_KEY, the systemd credential template.key, or
+// template.key beside the database.
+func WithKeySource(src seal.Source) Option { return func(o *options) { o.source = &src } }
+
+// DefaultKeyFile is the key file used when no other is configured:
+// template.key in the database's directory.
+func DefaultKeyFile(dbPath string) string {
+	return filepath.Join(filepath.Dir(dbPath), "template.key")
+}
+
+// Open opens (creating if needed) the database at path, applies pending
+// migrations and loads the template keys, checking them against the
+// database: a wrong or missing key is an error here, never garbage later.
+// A new database file (and its -wal and -shm) is readable by its owner
+// only, in a directory created 0700.
+func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("open db: empty path")
 	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if path != ":memory:" {
-		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		if err := prepareFiles(path); err != nil {
 			return nil, fmt.Errorf("open db: %w", err)
 		}
 	}
@@ -70,11 +114,49 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open db %s: %w", path, err)
 	}
 	d := &DB{db: sqldb, path: path, Now: time.Now}
+	if err := d.loadKeys(ctx, o); err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("open db %s: %w", path, err)
+	}
 	if err := d.migrate(ctx); err != nil {
 		sqldb.Close()
 		return nil, fmt.Errorf("open db %s: %w", path, err)
 	}
+	if err := d.checkKeys(ctx); err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("open db %s: %w", path, err)
+	}
 	return d, nil
+}
+
+// prepareFiles makes the database's directory (0700 when new) and file
+// (0600 when new) before SQLite does, since SQLite would create it 0644
+// and gives its -wal and -shm files the main file's mode. A file others
+// may read, made by an older version, is tightened.
+func prepareFiles(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		st, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, st.Mode().Perm()&0o700); err != nil {
+				return fmt.Errorf("restrict %s to its owner: %w", p, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Close closes the database; calling it twice is harmless.
@@ -118,7 +200,7 @@ func (d *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
-func (d *DB) apply(ctx context.Context, component string, version int, step string) error {
+func (d *DB) apply(ctx context.Context, component string, version int, step any) error {
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -132,8 +214,15 @@ func (d *DB) apply(ctx context.Context, component string, version int, step stri
 	if n > 0 {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, step); err != nil {
-		return err
+	switch step := step.(type) {
+	case string:
+		if _, err := tx.ExecContext(ctx, step); err != nil {
+			return err
+		}
+	case goStep:
+		if err := step(ctx, tx, d); err != nil {
+			return err
+		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (component, version, applied_at) VALUES (?, ?, ?)`,
 		component, version, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {

@@ -47,6 +47,14 @@ var _ = register("enroll",
 	);
 	CREATE INDEX templates_customer ON templates(customer_id);
 	CREATE INDEX templates_model ON templates(model);`,
+	// v2, v3: templates sealed at rest (sqlite/keys.go).
+	sealKeysSchema,
+	goStep(sealTemplates),
+	// v4: why a consent ended (withdrawn by the customer, or retention),
+	// and when the customer was last recognised, which outlives the
+	// visits' own purge and decides retention.
+	`ALTER TABLE consents ADD COLUMN withdrawn_reason TEXT;
+	ALTER TABLE customers ADD COLUMN last_seen TEXT;`,
 )
 
 // SaveEnrollment implements enroll.Store.
@@ -68,11 +76,19 @@ func (d *DB) SaveEnrollment(ctx context.Context, c enroll.Customer, consent enro
 		if err != nil {
 			return err
 		}
+		key, err := d.sealingKey(ctx, tx)
+		if err != nil {
+			return err
+		}
 		for i, t := range ts {
+			blob, err := sealEmbedding(key, c.ID, &t.Embedding)
+			if err != nil {
+				return fmt.Errorf("seal template: %w", err)
+			}
 			r, err := tx.ExecContext(ctx, `INSERT INTO templates
 				(customer_id, consent_id, model, embedding, size_px, sharpness, frontal, brightness, created_at)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				c.ID, consentID, t.Model, encodeEmbedding(&t.Embedding), t.Quality.SizePx, t.Quality.Sharpness,
+				c.ID, consentID, t.Model, blob, t.Quality.SizePx, t.Quality.Sharpness,
 				t.Quality.Frontal, t.Quality.Brightness, t.Created.UTC().Format(timeFormat))
 			if err != nil {
 				return fmt.Errorf("save template: %w", err)
@@ -90,45 +106,6 @@ func (d *DB) SaveEnrollment(ctx context.Context, c enroll.Customer, consent enro
 		return nil, err
 	}
 	return out, nil
-}
-
-// Forget implements enroll.Store. secure_delete overwrites the freed pages
-// and the WAL checkpoint moves them into the main file, so the deleted
-// templates do not survive on disk.
-func (d *DB) Forget(ctx context.Context, customerID string, at time.Time) (int, error) {
-	var n int64
-	err := d.tx(ctx, func(tx *sql.Tx) error {
-		var exists int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM customers WHERE id = ?`, customerID).Scan(&exists); err != nil {
-			return err
-		}
-		if exists == 0 {
-			return concierge.Errorf(concierge.ENOTFOUND, "customer %s is not enrolled", customerID)
-		}
-		r, err := tx.ExecContext(ctx, `DELETE FROM templates WHERE customer_id = ?`, customerID)
-		if err != nil {
-			return fmt.Errorf("delete templates: %w", err)
-		}
-		if n, err = r.RowsAffected(); err != nil {
-			return err
-		}
-		// "Not this person" marks name the customer too (sqlite/feedback.go).
-		if _, err := tx.ExecContext(ctx, `DELETE FROM false_matches WHERE customer_id = ?`, customerID); err != nil {
-			return fmt.Errorf("delete false matches: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE consents SET withdrawn_at = ? WHERE customer_id = ? AND withdrawn_at IS NULL`,
-			at.UTC().Format(timeFormat), customerID); err != nil {
-			return fmt.Errorf("withdraw consent: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	if _, err := d.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
-		return int(n), fmt.Errorf("checkpoint after forget: %w", err)
-	}
-	return int(n), nil
 }
 
 // Templates implements enroll.Store.
@@ -150,7 +127,7 @@ func (d *DB) Templates(ctx context.Context, model string) ([]enroll.Template, er
 			&t.Quality.Sharpness, &t.Quality.Frontal, &t.Quality.Brightness, &created); err != nil {
 			return nil, fmt.Errorf("templates: %w", err)
 		}
-		if err := decodeEmbedding(blob, &t.Embedding); err != nil {
+		if err := d.openEmbedding(t.CustomerID, blob, &t.Embedding); err != nil {
 			return nil, fmt.Errorf("template %d: %w", t.ID, err)
 		}
 		t.Created, _ = time.Parse(timeFormat, created)
@@ -177,7 +154,8 @@ func (d *DB) Customer(ctx context.Context, id string) (enroll.Customer, error) {
 
 // Consents implements enroll.Store.
 func (d *DB) Consents(ctx context.Context, customerID string) ([]enroll.Consent, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT id, customer_id, reference, text_version, channel, language, granted_at, withdrawn_at
+	rows, err := d.db.QueryContext(ctx, `SELECT id, customer_id, reference, text_version, channel, language, granted_at, withdrawn_at,
+			COALESCE(withdrawn_reason, '')
 		FROM consents WHERE customer_id = ? ORDER BY granted_at DESC, id DESC`, customerID)
 	if err != nil {
 		return nil, fmt.Errorf("consents %s: %w", customerID, err)
@@ -188,7 +166,7 @@ func (d *DB) Consents(ctx context.Context, customerID string) ([]enroll.Consent,
 		var c enroll.Consent
 		var granted string
 		var withdrawn sql.NullString
-		if err := rows.Scan(&c.ID, &c.CustomerID, &c.Reference, &c.TextVersion, &c.Channel, &c.Language, &granted, &withdrawn); err != nil {
+		if err := rows.Scan(&c.ID, &c.CustomerID, &c.Reference, &c.TextVersion, &c.Channel, &c.Language, &granted, &withdrawn, &c.WithdrawnReason); err != nil {
 			return nil, err
 		}
 		c.GrantedAt, _ = time.Parse(timeFormat, granted)
@@ -201,8 +179,9 @@ func (d *DB) Consents(ctx context.Context, customerID string) ([]enroll.Consent,
 	return out, rows.Err()
 }
 
-// encodeEmbedding stores 128 little-endian float32s, the layout of the
-// reference descriptor files, so exports compare byte for byte.
+// encodeEmbedding lays out 128 little-endian float32s, the layout of the
+// reference descriptor files, so exports compare byte for byte; the
+// database stores them only sealed (sqlite/keys.go).
 func encodeEmbedding(e *face.Embedding) []byte {
 	b := make([]byte, 4*face.Dim)
 	for i, v := range e {

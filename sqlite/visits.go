@@ -44,12 +44,21 @@ func (d *DB) RecordVisit(ctx context.Context, a checkin.Arrival) error {
 	if !a.FirstSeen.IsZero() {
 		firstSeen = sql.NullString{String: a.FirstSeen.UTC().Format(timeFormat), Valid: true}
 	}
-	_, err := d.db.ExecContext(ctx, `INSERT INTO visits
-		(id, branch, camera, customer_id, at, first_seen, distance, margin, votes, tier_scheme, tier_level)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT(id) DO NOTHING`,
-		a.ID, a.Branch, a.Camera, a.CustomerID, a.At.UTC().Format(timeFormat), firstSeen,
-		a.Distance, a.Margin, a.Votes, scheme, level)
+	at := a.At.UTC().Format(timeFormat)
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO visits
+			(id, branch, camera, customer_id, at, first_seen, distance, margin, votes, tier_scheme, tier_level)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT(id) DO NOTHING`,
+			a.ID, a.Branch, a.Camera, a.CustomerID, at, firstSeen,
+			a.Distance, a.Margin, a.Votes, scheme, level); err != nil {
+			return err
+		}
+		// last_seen outlives the visit purge: retention counts from it.
+		_, err := tx.ExecContext(ctx, `UPDATE customers SET last_seen = ?1
+			WHERE id = ?2 AND (last_seen IS NULL OR last_seen < ?1)`, at, a.CustomerID)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("record visit %s: %w", a.ID, err)
 	}

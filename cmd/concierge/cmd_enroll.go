@@ -72,7 +72,7 @@ func (a *faceApp) dlib(log *slog.Logger) (*vision.Engine, error) {
 // openFaceApp opens the database and the engine. The engine is skipped when
 // withEngine is false (forget needs no models).
 func (m *Main) openFaceApp(ctx context.Context, cfg Config, withEngine bool) (*faceApp, error) {
-	db, err := sqlite.Open(ctx, cfg.DB)
+	db, err := sqlite.Open(ctx, cfg.DB, cfg.dbOptions()...)
 	if err != nil {
 		return nil, err
 	}

@@ -54,7 +54,7 @@ func runFeedback(ctx context.Context, m *Main, args []string) error {
 	if err != nil {
 		return err
 	}
-	db, err := sqlite.Open(ctx, cfg.DB)
+	db, err := sqlite.Open(ctx, cfg.DB, cfg.dbOptions()...)
 	if err != nil {
 		return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
 	}

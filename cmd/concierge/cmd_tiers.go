@@ -86,7 +86,7 @@ func (m *Main) tiersImport(ctx context.Context, args []string) error {
 	if err != nil {
 		return concierge.Errorf(concierge.EINVALID, "tiers import: %v", err)
 	}
-	db, err := sqlite.Open(ctx, cfg.DB)
+	db, err := sqlite.Open(ctx, cfg.DB, cfg.dbOptions()...)
 	if err != nil {
 		return err
 	}
@@ -143,7 +143,7 @@ func (m *Main) tiersShow(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	db, err := sqlite.Open(ctx, cfg.DB)
+	db, err := sqlite.Open(ctx, cfg.DB, cfg.dbOptions()...)
 	if err != nil {
 		return err
 	}
@@ -281,7 +281,7 @@ func (m *Main) tiersEvaluateCustomer(ctx context.Context, cfg Config, schemes *t
 	if err != nil {
 		return err
 	}
-	db, err := sqlite.Open(ctx, cfg.DB)
+	db, err := sqlite.Open(ctx, cfg.DB, cfg.dbOptions()...)
 	if err != nil {
 		return err
 	}

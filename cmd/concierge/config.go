@@ -37,6 +37,8 @@ type Config struct {
 	Alerts  AlertsConfig  `yaml:"alerts"` // escalation and "not this person" (config_alerts.go)
 	Web     WebConfig     `yaml:"web"`    // the staff lobby page (config_web.go)
 	Kiosk   KioskConfig   `yaml:"kiosk"`  // the enrollment kiosks (config_kiosk.go)
+	Enroll  EnrollConfig  `yaml:"enroll"` // retention of face data (config_privacy.go)
+	Keys    KeysConfig    `yaml:"keys"`   // template key file (config_privacy.go)
 	Log     LogConfig     `yaml:"log"`
 }
 
@@ -205,6 +207,7 @@ func DefaultConfig() Config {
 		Alerts: defaultAlertsConfig(),
 		Web:    defaultWebConfig(),
 		Kiosk:  defaultKioskConfig(),
+		Enroll: defaultEnrollConfig(),
 	}
 }
 
@@ -322,6 +325,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Kiosk.validate(); err != nil {
+		return err
+	}
+	if err := c.Enroll.validate(); err != nil {
 		return err
 	}
 	seen := map[string]bool{}

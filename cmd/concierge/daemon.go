@@ -34,6 +34,7 @@ type Daemon struct {
 	checkin  *checkin.Service
 	notifier checkin.Notifier
 	feedback *feedback
+	privacy  *privacy
 	closers  []func() error // alert publisher, NATS server: closed last-opened first
 
 	natsURL   string
@@ -114,6 +115,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	svc.Strictness = d.feedback.policy.Strictness
 	svc.Logger = d.log
 	d.checkin = svc
+	d.openPrivacy()
 
 	if err := d.openCameras(); err != nil {
 		return err
@@ -338,6 +340,7 @@ func (d *Daemon) registerMetrics() {
 		counter("alert_publish_failures_total", "Failed attempts to publish alert messages (retried).", pub.Stats.Failures.Load)
 	}
 	d.feedback.registerMetrics(d.reg)
+	d.registerPrivacyMetrics()
 	d.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "concierge", Name: "gallery_customers",
 		Help: "Customers in the recognition gallery."}, func() float64 { return float64(d.app.svc.Gallery.Customers()) }))
 	d.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "concierge", Name: "match_threshold",

@@ -38,6 +38,7 @@ var commands = map[string]command{
 	"tiers":    {"import, show, evaluate tier data (tiers import|show|evaluate|schemes)", runTiers},
 	"watch":    {"live arrival alerts for staff terminals", runWatch},
 	"feedback": {"customers' \"not this person\" marks and stricter rules (feedback list)", runFeedback},
+	"keys":     {"the keys that seal face templates (keys status|rotate)", runKeys},
 }
 
 // Main holds what every subcommand shares. Tests build one with their own
