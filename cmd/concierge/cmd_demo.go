@@ -128,7 +128,12 @@ func demoDaemon(ctx context.Context, m *Main, cfg Config, world *demoWorld) erro
 		return err
 	}
 	defer d.Close()
-	sub, err := alert.NewSubscriber(alert.SubscriberConfig{Branch: cfg.Branch, Conn: alert.ConnConfig{URL: d.NATSURL(), Name: "demo-terminal"}, Logger: d.log})
+	// A lobby terminal on the box: the box's lobby identity.
+	term := d.alertConn("demo-terminal")
+	if d.natsCreds != nil {
+		term = d.natsCreds.Conn(d.NATSURL(), "demo-terminal", alert.IdentityLobby)
+	}
+	sub, err := alert.NewSubscriber(alert.SubscriberConfig{Branch: cfg.Branch, Conn: term, Logger: d.log})
 	if err != nil {
 		return err
 	}
