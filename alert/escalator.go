@@ -293,8 +293,8 @@ func (e *Escalator) Check(ctx context.Context) (int, error) {
 		}
 		n++
 		e.Stats.Escalated.Add(1)
-		e.log.Info("alert escalated to the manager", slog.String("alert", p.msg.ID),
-			slog.String("customer", p.msg.Customer.ID), slog.Duration("unclaimed", p.after))
+		e.log.Info("alert escalated to the manager", slog.String("alert", p.msg.ID), slog.Duration("unclaimed", p.after))
+		e.log.Debug("escalated alert's customer", slog.String("alert", p.msg.ID), slog.String("customer", p.msg.Customer.ID))
 	}
 	return n, errors.Join(errs...)
 }

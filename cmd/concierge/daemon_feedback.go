@@ -138,8 +138,9 @@ func (f *feedback) reject(ctx context.Context, ev alert.Event) {
 		return
 	}
 	if r.CustomerID != m.CustomerID {
-		f.log.Warn("not-this-person mark names another customer than the visit; the visit's is used",
-			slog.String("alert", r.AlertID), slog.String("mark", r.CustomerID), slog.String("visit", m.CustomerID))
+		// The desk writes the visit's customer; another one means a mark
+		// from elsewhere (an external NATS): the visit's is used.
+		f.log.Warn("not-this-person mark names another customer than the visit; the visit's is used", slog.String("alert", r.AlertID))
 	}
 	f.recorded.Add(1)
 	if err := f.reload(ctx); err != nil {
@@ -148,8 +149,9 @@ func (f *feedback) reject(ctx context.Context, ev alert.Event) {
 	}
 	extra, delta := f.policy.Strictness(m.CustomerID, f.now())
 	f.log.Info("false match recorded; customer's rule tightened", slog.String("alert", m.AlertID),
-		slog.String("customer", m.CustomerID), slog.String("camera", m.Camera), slog.Float64("distance", m.Distance),
+		slog.String("camera", m.Camera), slog.Float64("distance", m.Distance),
 		slog.Int("extra_votes", extra), slog.Float64("threshold_delta", delta))
+	f.log.Debug("false match's customer", slog.String("alert", m.AlertID), slog.String("customer", m.CustomerID))
 }
 
 // registerMetrics adds the feedback's counters to the daemon's registry.
