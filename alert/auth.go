@@ -2,6 +2,8 @@ package alert
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -96,6 +98,50 @@ func EnsureCredentials(dir string) (Credentials, error) {
 		}
 	}
 	return c, nil
+}
+
+// StoreKeyFile holds the key JetStream encrypts the branch's stream with
+// on disk (alerts carry masked names and, when the branch sends them, face
+// thumbnails).
+func (c Credentials) StoreKeyFile() string { return filepath.Join(c.Dir, "jetstream.key") }
+
+// StoreKey returns the stream's encryption key, making it on first use.
+// It is never rotated by Concierge: nats-server re-encrypts a store only
+// when given the old key beside the new one.
+func (c Credentials) StoreKey() (string, error) {
+	path := c.StoreKeyFile()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		raw := make([]byte, 32)
+		if _, err := rand.Read(raw); err != nil {
+			return "", fmt.Errorf("jetstream key: %w", err)
+		}
+		key := hex.EncodeToString(raw)
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			return c.StoreKey() // another process made it first
+		}
+		if err != nil {
+			return "", fmt.Errorf("jetstream key: %w", err)
+		}
+		_, err = f.WriteString(key + "\n")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(path)
+			return "", fmt.Errorf("jetstream key %s: %w", path, err)
+		}
+		return key, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("jetstream key: %w", err)
+	}
+	key := string(bytes.TrimSpace(b))
+	if len(key) < 32 {
+		return "", fmt.Errorf("jetstream key %s: shorter than 32 characters", path)
+	}
+	return key, nil
 }
 
 // PublicKey reads an identity's seed and returns its public user key.

@@ -521,3 +521,78 @@ func TestEraser(t *testing.T) {
 		t.Errorf("deleted %d messages, want 4", e.Stats.Deleted.Load())
 	}
 }
+
+// With a store key the stream's files hold no alert in the clear, and an
+// unencrypted store is converted, its alerts still readable.
+func TestStoreEncrypted(t *testing.T) {
+	creds, err := alert.EnsureCredentials(filepath.Join(t.TempDir(), "nats"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := t.TempDir()
+	open := func(key string) *alert.Server {
+		s := alert.NewServer(alert.ServerConfig{Listen: "127.0.0.1:-1", StoreDir: store, Credentials: &creds, Branch: branch,
+			StoreKey: key, Logger: testLogger()})
+		if err := s.Open(); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	publish := func(s *alert.Server, a checkin.Arrival) {
+		db := MustOpenDB(t)
+		p := openPublisher(t, s.ClientURL(), db, func(c *alert.PublisherConfig) { c.Conn = creds.Conn(s.ClientURL(), "daemon", alert.IdentityDaemon) })
+		if err := p.Notify(context.Background(), a, nil); err != nil {
+			t.Fatal(err)
+		}
+		testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+			if pending(t, db) > 0 {
+				return errors.New("outbox not drained")
+			}
+			return nil
+		})
+		p.Close()
+	}
+	plainFiles := func(needle string) []string {
+		var out []string
+		filepath.WalkDir(store, func(path string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				if b, _ := os.ReadFile(path); strings.Contains(string(b), needle) {
+					out = append(out, path)
+				}
+			}
+			return nil
+		})
+		return out
+	}
+	before := vipArrival(1)
+	s := open("")
+	publish(s, before)
+	s.Close()
+	if len(plainFiles(before.CustomerID)) == 0 {
+		t.Fatal("control: an unencrypted store should hold the alert in the clear")
+	}
+	key, err := creds.StoreKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(creds.StoreKeyFile()); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("store key file %v %v", fi.Mode(), err)
+	}
+	if again, _ := creds.StoreKey(); again != key {
+		t.Fatal("the store key changed")
+	}
+	s = open(key)
+	defer s.Close()
+	after := vipArrival(2)
+	publish(s, after)
+	_, js, _ := connectAs(t, s.ClientURL(), creds, alert.IdentityDaemon)
+	if err := wantStream(context.Background(), js, alert.Subject(branch, alert.FeedArrival), []string{before.ID, after.ID}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for _, id := range []string{before.CustomerID, after.CustomerID} {
+		if f := plainFiles(id); len(f) > 0 {
+			t.Errorf("%s in the clear in %v", id, f)
+		}
+	}
+}

@@ -37,6 +37,9 @@ type ServerConfig struct {
 	// may run an open server.
 	Credentials *Credentials
 	Branch      string
+	// StoreKey, when set, encrypts the JetStream store on disk (AES-GCM);
+	// an unencrypted store is converted at the first start with a key.
+	StoreKey string
 	// TLSCert and TLSKey make the server speak TLS to clients. Listening
 	// on anything but loopback is refused without TLS (here or in
 	// ConfigFile), since credentials and alerts would cross the network
@@ -92,6 +95,9 @@ func (s *Server) Open() error {
 	}
 	if err := os.Chmod(opts.StoreDir, 0o700); err != nil {
 		return fmt.Errorf("nats server: %w", err)
+	}
+	if s.cfg.StoreKey != "" {
+		opts.JetStreamKey, opts.JetStreamCipher = s.cfg.StoreKey, server.AES
 	}
 	if s.cfg.TLSCert != "" || s.cfg.TLSKey != "" {
 		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: s.cfg.TLSCert, KeyFile: s.cfg.TLSKey})

@@ -12,7 +12,7 @@ import (
 // configured, and the publisher with its SQLite outbox. The embedded
 // server is closed: only the box's own identities (alert.Identities, made
 // on first start under nats.credentials_dir) may connect, each with the
-// permissions of its job.
+// permissions of its job; its store is encrypted with the key kept there.
 func (d *Daemon) openAlerts(ctx context.Context) error {
 	conn := natsClient(d.cfg.NATS, d.cfg.NATS.URL, "concierge-"+d.cfg.Branch)
 	if d.cfg.NATS.URL == "" {
@@ -21,8 +21,12 @@ func (d *Daemon) openAlerts(ctx context.Context) error {
 			return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
 		}
 		d.natsCreds = &creds
+		storeKey, err := creds.StoreKey()
+		if err != nil {
+			return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
+		}
 		srv := alert.NewServer(alert.ServerConfig{Listen: d.cfg.NATS.Listen, StoreDir: d.cfg.NATS.StoreDir,
-			ConfigFile: d.cfg.NATS.ServerConfig, Credentials: &creds, Branch: d.cfg.Branch,
+			ConfigFile: d.cfg.NATS.ServerConfig, Credentials: &creds, Branch: d.cfg.Branch, StoreKey: storeKey,
 			TLSCert: d.cfg.NATS.ServerTLSCert, TLSKey: d.cfg.NATS.ServerTLSKey, Logger: d.log})
 		if err := srv.Open(); err != nil {
 			return concierge.Errorf(concierge.EUNAVAILABLE, "embedded nats at %s: %v", d.cfg.NATS.Listen, err)
