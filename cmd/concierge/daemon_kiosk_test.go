@@ -22,7 +22,11 @@ import (
 	"concierge/vision"
 )
 
-const kioskTestToken = "kiosk-1-token-0123456789abcdef0123"
+const (
+	kioskTestToken          = "kiosk-1-token-0123456789abcdef0123"
+	kioskStaffPassword      = "staff-1-password"
+	kioskSupervisorPassword = "supervisor-li-password"
+)
 
 // kioskDaemon starts the real daemon (no cameras, embedded NATS) with one
 // kiosk, and returns it with the path of its config file, which the CLI
@@ -45,7 +49,11 @@ kiosk:
   devices:
     - id: kiosk-1
       token: ${KIOSK_TEST_TOKEN}
-`, filepath.Join(dir, "c.db"), testenv.ModelsDir(t), filepath.Join(dir, "js"))
+web:
+  staff:
+    - {name: staff-1, password: "%s"}
+    - {name: Supervisor Li, password: "%s", role: supervisor}
+`, filepath.Join(dir, "c.db"), testenv.ModelsDir(t), filepath.Join(dir, "js"), kioskStaffPassword, kioskSupervisorPassword)
 	path := filepath.Join(dir, "concierge.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -374,6 +382,7 @@ func (k kioskPage) close() {
 func TestKioskConfig(t *testing.T) {
 	t.Setenv("KIOSK_A", "a-token-from-the-environment-0123456789")
 	t.Setenv("CONCIERGE_KIOSK_RATE_PER_SECOND", "2.5")
+	t.Setenv("CONCIERGE_KIOSK_CHALLENGE_TTL", "45s")
 	c, err := ParseConfig(strings.NewReader(`
 kiosk:
   session_ttl: 5m
@@ -384,12 +393,14 @@ kiosk:
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The error cases below are about the file alone.
+	os.Unsetenv("CONCIERGE_KIOSK_CHALLENGE_TTL")
 	k := c.Kiosk
 	if len(k.Devices) != 2 || k.Devices[0].Token != "a-token-from-the-environment-0123456789" || k.SessionTTL != 5*time.Minute ||
-		k.RatePerSecond != 2.5 || k.Burst != 30 || k.PhotosNeeded != 3 || k.MaxUploadBytes != 8<<20 {
+		k.RatePerSecond != 2.5 || k.Burst != 30 || k.PhotosNeeded != 3 || k.MaxUploadBytes != 8<<20 || k.ChallengeTTL != 45*time.Second {
 		t.Fatalf("kiosk config %+v", k)
 	}
-	if api := k.api(); len(api.Devices) != 2 || api.RatePerSecond != 2.5 || api.MaxPhotos < api.PhotosNeeded {
+	if api := k.api(); len(api.Devices) != 2 || api.RatePerSecond != 2.5 || api.MaxPhotos < api.PhotosNeeded || api.ChallengeTTL != 45*time.Second {
 		t.Fatalf("kiosk API config %+v", api)
 	}
 	for _, tc := range []struct{ yaml, want string }{
@@ -402,6 +413,8 @@ kiosk:
 		{"kiosk:\n  session_ttl: 10s\n", "kiosk.session_ttl"},
 		{"kiosk:\n  burst: 0\n", "kiosk.burst"},
 		{"kiosk:\n  max_upload_bytes: 1000\n", "kiosk.max_upload_bytes"},
+		{"kiosk:\n  challenge_ttl: 1s\n", "kiosk.challenge_ttl"},
+		{"web:\n  staff:\n    - {name: Wu, password: long-enough, role: boss}\n", "web.staff[0].role"},
 		{"kiosk:\n  devices: []\n  tokens: []\n", "tokens"},
 	} {
 		if _, err := ParseConfig(strings.NewReader(tc.yaml)); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -440,6 +453,43 @@ func TestKioskMountFallbacks(t *testing.T) {
 			if resp.StatusCode != tc.status || body.Error.Code != tc.code {
 				t.Errorf("%s: GET %s = %d %q, want %d %q", tc.name, path, resp.StatusCode, body.Error.Code, tc.status, tc.code)
 			}
+		}
+	}
+}
+
+// The daemon checks a kiosk's staff sign-off against web.staff, with roles:
+// a clerk may start an enrollment, not approve a withdrawal; a wrong
+// password is refused; a supervisor may approve.
+func TestKioskDaemonChecksStaff(t *testing.T) {
+	d, _ := kioskDaemon(t)
+	base := "http://" + d.HTTPAddr()
+	post := func(path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+kioskTestToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var e struct{ Error struct{ Code string } }
+		json.NewDecoder(resp.Body).Decode(&e)
+		return resp.StatusCode, e.Error.Code
+	}
+	for _, tc := range []struct {
+		what, path, body string
+		status           int
+		code             string
+	}{
+		{"clerk starts", "/v1/enrollments", `{"customer_id":"C9","display_name":"x","staff":{"name":"staff-1","password":"` + kioskStaffPassword + `"}}`, 201, ""},
+		{"wrong password", "/v1/enrollments", `{"customer_id":"C9","display_name":"x","staff":{"name":"staff-1","password":"guess-guess"}}`, 403, "staff_unauthorized"},
+		{"free text", "/v1/enrollments", `{"customer_id":"C9","display_name":"x","verified_by":"staff-1"}`, 422, "invalid"},
+		{"clerk withdraws", "/v1/customers/C9/withdraw", `{"confirm":true,"supervisor":{"name":"staff-1","password":"` + kioskStaffPassword + `"}}`, 403, "supervisor_required"},
+		{"supervisor withdraws", "/v1/customers/C9/withdraw", `{"confirm":true,"supervisor":{"name":"Supervisor Li","password":"` + kioskSupervisorPassword + `"}}`, 404, "not_found"},
+	} {
+		if status, code := post(tc.path, tc.body); status != tc.status || code != tc.code {
+			t.Errorf("%s: %d %q, want %d %q", tc.what, status, code, tc.status, tc.code)
 		}
 	}
 }
