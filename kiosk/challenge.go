@@ -28,7 +28,8 @@ type challengeResponse struct {
 	Steps     []enroll.Turn `json:"steps"`
 	IssuedAt  time.Time     `json:"issued_at"`
 	ExpiresAt time.Time     `json:"expires_at"`
-	// Seconds is how long the kiosk should film: about 1.5 s per step.
+	// Seconds is how long the kiosk should film: 2 s per step, the pace
+	// of the single turn the page used to ask for.
 	Seconds      float64 `json:"seconds"`
 	AttemptsLeft *int    `json:"liveness_attempts_left,omitempty"`
 }
@@ -44,7 +45,7 @@ func (s *Server) newChallenge() *challenge {
 
 func (c *challenge) response() challengeResponse {
 	return challengeResponse{Steps: c.steps, IssuedAt: c.issued.UTC(), ExpiresAt: c.expires.UTC(),
-		Seconds: 1.5 * float64(len(c.steps))}
+		Seconds: 2 * float64(len(c.steps))}
 }
 
 // inTime checks the submission's server time against the challenge.

@@ -115,28 +115,43 @@ func recognised(t *testing.T, ids []string, want string) int {
 }
 
 // turningClip is the fake camera's picture of a person at the kiosk: the
-// man of the d12 clip facing the camera (frames 54-72), turning his head
-// to his right and back (75-100), played forward and backward so that it
-// loops smoothly (3.7 s at 25 fps).
+// man of the d12 clip facing the camera (frames 0-30, forward and back:
+// 2.4 s at 25 fps), turning to his left (33-51) and then to his right
+// (75-100), and facing the camera again (105-117, held for about ten
+// seconds). The page restarts the camera for each liveness attempt, after
+// the challenge is on screen, so Chromium plays the clip from its start
+// then: the page's get-ready pause falls on the frontal lead and its
+// frames on the turns.
 func turningClip(t *testing.T) [][]byte {
 	t.Helper()
-	frames, err := vision.ClipFrames(testenv.Shared(t, "data/video/d12.mp4"), 54, 47, 1)
+	frames, err := vision.ClipFrames(testenv.Shared(t, "data/video/d12.mp4"), 0, 118, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	loop := append([][]byte(nil), frames...)
-	for i := len(frames) - 2; i > 0; i-- {
+	loop := append([][]byte(nil), frames[:31]...)
+	for i := 29; i >= 0; i-- {
 		loop = append(loop, frames[i])
+	}
+	loop = append(loop, frames[31:]...)
+	for len(loop) < 61+87+250 {
+		for i := 116; i >= 105; i-- {
+			loop = append(loop, frames[i])
+		}
+		loop = append(loop, frames[106:]...)
 	}
 	return loop
 }
 
-// checkLoopIsLive makes sure the fake camera's loop passes the liveness
-// check wherever in the loop the page starts its 16 frames, one every 250
-// ms (6 or 7 frames of the 25 fps loop): otherwise the browser test would
-// depend on timing. It runs the rule on YuNet's landmarks, as the daemon
-// does.
-func checkLoopIsLive(t *testing.T, loop [][]byte) {
+// leftThenRight is the challenge the daemon asks for in the browser test,
+// the order of the clip's turns.
+var leftThenRight = []enroll.Turn{enroll.TurnLeft, enroll.TurnRight}
+
+// checkLoopFollows makes sure the fake camera's clip follows the challenge
+// wherever the page's 16 frames, one every 250 ms (6 or 7 frames of the
+// 25 fps clip) plus the time a grab takes, start within the first second
+// after the get-ready pause: otherwise the browser test would depend on
+// timing. It runs the rule on YuNet's landmarks, as the daemon does.
+func checkLoopFollows(t *testing.T, loop [][]byte, steps []enroll.Turn) {
 	t.Helper()
 	y, err := vision.NewYuNet(models.Path(testenv.ModelsDir(t), models.YuNet))
 	if err != nil {
@@ -151,13 +166,13 @@ func checkLoopIsLive(t *testing.T, loop [][]byte) {
 		}
 	}
 	for _, step := range []int{6, 7} {
-		for start := range loop {
+		for start := 38; start <= 63; start++ { // 1.5 s to 2.5 s after the camera starts
 			seq := make([][]face.Face, 16)
 			for i := range seq {
 				seq[i] = faces[(start+i*step)%len(loop)]
 			}
-			if res := enroll.DefaultLivenessRule.Check(seq); !res.Live {
-				t.Fatalf("the fake camera loop fails liveness from frame %d, step %d: %s %s", start, step, res.Reason, res.Detail())
+			if res := enroll.DefaultLivenessRule.CheckChallenge(seq, steps); !res.Live {
+				t.Fatalf("the fake camera clip fails challenge %v from frame %d, step %d: %s %s", steps, start, step, res.Reason, res.Detail())
 			}
 		}
 	}
@@ -170,7 +185,9 @@ func checkLoopIsLive(t *testing.T, loop [][]byte) {
 // shown to the camera fails the liveness check.
 func TestKioskPageInBrowser(t *testing.T) {
 	loop := turningClip(t)
-	checkLoopIsLive(t, loop)
+	checkLoopFollows(t, loop, leftThenRight)
+	kioskChallenge = func() []enroll.Turn { return leftThenRight }
+	t.Cleanup(func() { kioskChallenge = nil })
 	dir := t.TempDir()
 	live := filepath.Join(dir, "turning.y4m")
 	if err := vision.WriteY4M(live, loop, 640, 480, 25); err != nil {
@@ -204,7 +221,7 @@ func TestKioskPageInBrowser(t *testing.T) {
 	k.wait("token out of the address bar", time.Second, `!location.href.includes('token')`)
 
 	k.do(chromedp.Click(chromedp.ID("lang-zh")))
-	k.enroll("C77", "Ms Test", "staff-1")
+	k.enroll("C77", "Ms Test", "staff-1", kioskStaffPassword)
 	k.wait("consent text", 10*time.Second, `document.querySelector('#consent-text').innerText.includes('128 个数字')`)
 	k.screenshot("kiosk-consent.png")
 	k.do(chromedp.Click(chromedp.ID("btn-agree")))
@@ -248,17 +265,23 @@ func TestKioskPageInBrowser(t *testing.T) {
 		t.Fatalf("/healthz customers = %d", health.Customers)
 	}
 
-	// Withdrawal through the page.
+	// Withdrawal through the page, the customer confirming with his face:
+	// a clerk's signature is not enough, the confirmation box is needed.
 	k.do(chromedp.Click(chromedp.ID("result-done")))
 	k.wait("home again", 5*time.Second, `document.body.dataset.screen === 'home'`)
 	k.do(chromedp.Click(chromedp.ID("btn-withdraw")),
 		chromedp.WaitVisible(chromedp.ID("withdraw-form")),
 		chromedp.SendKeys(chromedp.ID("wd-customer"), "C77"),
 		chromedp.SendKeys(chromedp.ID("wd-staff"), "staff-1"),
+		chromedp.SendKeys(chromedp.ID("wd-password"), kioskStaffPassword),
+		chromedp.Click(chromedp.ID("wd-confirm")),
 		chromedp.Click(chromedp.ID("btn-wd-submit")))
-	k.wait("confirmation asked", 5*time.Second, `document.querySelector('#withdraw-error').textContent !== ''`)
-	k.do(chromedp.Click(chromedp.ID("wd-confirm")), chromedp.Click(chromedp.ID("btn-wd-submit")))
-	k.wait("withdrawn", 10*time.Second, `document.body.dataset.outcome === 'withdrawn'`)
+	k.wait("clerk refused", 10*time.Second, `document.querySelector('#withdraw-error').textContent.includes('supervisor')`)
+	if n := d.app.svc.Gallery.Templates("C77"); n != 3 {
+		t.Fatalf("a clerk's signature withdrew the customer: %d templates left", n)
+	}
+	k.do(chromedp.Click(chromedp.ID("btn-wd-face")))
+	k.wait("withdrawn", time.Minute, `document.body.dataset.outcome === 'withdrawn'`)
 	k.screenshot("kiosk-withdrawn.png")
 	if ids := identifyCLI(t, cfg, probes); recognised(t, ids, "C77") != 0 {
 		t.Fatalf("identify after withdrawal through the page: %q, want null", ids)
@@ -288,7 +311,7 @@ func TestKioskPageInBrowser(t *testing.T) {
 	k.do(chromedp.Navigate(base + "/kiosk/#token=" + kioskTestToken))
 	k.wait("home screen", 20*time.Second, `document.body.dataset.screen === 'home'`)
 	k.do(chromedp.Click(chromedp.ID("lang-en")))
-	k.enroll("C78", "Mr Photo", "staff-1")
+	k.enroll("C78", "Mr Photo", "staff-1", kioskStaffPassword)
 	k.wait("consent text", 10*time.Second, `document.querySelector('#consent-text').innerText.includes('128 numbers')`)
 	k.do(chromedp.Click(chromedp.ID("btn-agree")))
 	k.wait("liveness refused", 3*time.Minute, `document.body.dataset.liveness === 'failed'`)
@@ -348,14 +371,15 @@ func (k kioskPage) wait(what string, timeout time.Duration, expr string) {
 	}
 }
 
-// enroll fills the staff's start form.
-func (k kioskPage) enroll(customer, name, staff string) {
+// enroll fills the staff's start form, signed with their password.
+func (k kioskPage) enroll(customer, name, staff, password string) {
 	k.t.Helper()
 	k.do(chromedp.Click(chromedp.ID("btn-enroll")),
 		chromedp.WaitVisible(chromedp.ID("start-form")),
 		chromedp.SendKeys(chromedp.ID("start-customer"), customer),
 		chromedp.SendKeys(chromedp.ID("start-name"), name),
 		chromedp.SendKeys(chromedp.ID("start-staff"), staff),
+		chromedp.SendKeys(chromedp.ID("start-staff-password"), password),
 		chromedp.Click(chromedp.ID("btn-start")))
 	k.wait("consent screen", 10*time.Second, `document.body.dataset.screen === 'consent'`)
 }
