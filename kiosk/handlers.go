@@ -146,7 +146,7 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) *apiError {
 	who, _ := verification(m.Name, req.Reference)
 	now := s.now()
 	ss := &session{id: newSessionID(), kiosk: kiosk, created: now, expires: now.Add(s.cfg.SessionTTL),
-		customerID: req.CustomerID, displayName: name, verification: who, staff: m.Name}
+		customerID: req.CustomerID, displayName: name, verification: who}
 	for _, old := range s.sessions.add(ss) {
 		s.end(r.Context(), old, "abort", "replaced", "a new enrollment started at kiosk "+kiosk)
 	}

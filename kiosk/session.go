@@ -27,7 +27,6 @@ type session struct {
 	customerID   string
 	displayName  string
 	verification string // who vouched for the customer's identity
-	staff        string // the member of staff who signed the start
 	challenge    *challenge
 	consent      *consentGiven
 	faces        []face.Face // faces of accepted photos
