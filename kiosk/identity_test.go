@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"concierge/enroll"
 )
@@ -235,4 +236,28 @@ func TestLivenessReplayAgainstChallenge(t *testing.T) {
 
 	f.steps = []enroll.Turn{enroll.TurnLeft, enroll.TurnRight}
 	want(t, "enrollment following left-right", f.enrollPerson(t, "C1", p), 201, "")
+}
+
+// Guessing a staff password at a kiosk is limited like the lobby's
+// sign-in: five failures from the kiosk's address, then 429 with
+// Retry-After, even for the right password; the refusals are audited
+// with the name typed, never the password.
+func TestStaffGuessingLimited(t *testing.T) {
+	f := newFixture(t)
+	body := startBody("C1", "x")
+	body["staff"] = map[string]string{"name": staffName, "password": "guess-1234"}
+	for i := 0; i < 5; i++ {
+		want(t, "guess", f.json(t, "POST", "/v1/enrollments", tokenA, body), 403, codeStaffUnauthorized)
+	}
+	r := want(t, "right password, locked out", f.json(t, "POST", "/v1/enrollments", tokenA, startBody("C1", "x")), 429, codeRateLimited)
+	if ra := r.header.Get("Retry-After"); ra == "" || ra == "0" {
+		t.Fatalf("Retry-After %q", ra)
+	}
+	for _, e := range f.audit(t, "C1") {
+		if strings.Contains(e.Detail, "guess-1234") || strings.Contains(e.Detail, staffPassword) {
+			t.Fatalf("a password in the audit log: %+v", e)
+		}
+	}
+	f.clock.Add(5 * time.Minute)
+	want(t, "after the lockout", f.json(t, "POST", "/v1/enrollments", tokenA, startBody("C1", "x")), 201, "")
 }

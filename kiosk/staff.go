@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"strings"
 
@@ -91,6 +90,6 @@ func retryAfter(w http.ResponseWriter, e *apiError) {
 		return
 	}
 	if secs, ok := e.Detail["retry_after_seconds"].(int); ok {
-		w.Header().Set("Retry-After", fmt.Sprint(int(math.Max(1, float64(secs)))))
+		w.Header().Set("Retry-After", fmt.Sprint(max(secs, 1)))
 	}
 }
