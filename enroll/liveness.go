@@ -39,6 +39,10 @@ type LivenessRule struct {
 	// distance, between the landmarks of some frame and the best
 	// homography of the reference frame's landmarks onto them.
 	MinParallax float64 `json:"min_parallax"`
+	// MinStepYaw is how far (nose offset in eye distances, from the most
+	// frontal frame) the head must turn to one side for a challenge's step
+	// to count: facing the camera, YuNet's yaw wanders by about 0.06.
+	MinStepYaw float64 `json:"min_step_yaw"`
 }
 
 // DefaultLivenessRule is calibrated on real clips of people turning their
@@ -49,6 +53,7 @@ var DefaultLivenessRule = LivenessRule{
 	MaxFrontalYaw: 0.12,
 	MinTurn:       0.22,
 	MinParallax:   0.04,
+	MinStepYaw:    0.10,
 }
 
 // Liveness failure reasons, stable strings that kiosks translate.
@@ -76,11 +81,17 @@ type LivenessResult struct {
 	Turn     float64 `json:"turn"`
 	Parallax float64 `json:"parallax"`
 	EyePx    float64 `json:"eye_px"`
+	// Turns are the turns seen, in order (CheckChallenge only).
+	Turns []Turn `json:"turns,omitempty"`
 }
 
 // Detail is a short summary for logs and audit rows.
 func (r LivenessResult) Detail() string {
-	return fmt.Sprintf("frames=%d turn=%.3f parallax=%.3f eye_px=%.0f", r.Frames, r.Turn, r.Parallax, r.EyePx)
+	d := fmt.Sprintf("frames=%d turn=%.3f parallax=%.3f eye_px=%.0f", r.Frames, r.Turn, r.Parallax, r.EyePx)
+	if r.Turns != nil {
+		d += fmt.Sprintf(" turns=%v", r.Turns)
+	}
+	return d
 }
 
 // Check decides whether the frames, each with the faces found in it, show

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -160,5 +161,48 @@ func TestLivenessFlatPictures(t *testing.T) {
 	// otherwise this test would not test the geometry.
 	if reasons[enroll.LivenessTooSmall]+reasons[enroll.LivenessNoFace] > len(pictures)*len(flatMoves)/4 {
 		t.Fatalf("too many pictures refused before the geometry: %v", reasons)
+	}
+}
+
+// A real head turn is accepted against the challenge it follows and
+// refused against every other: the d12 clip's man turns to his left
+// (frames 33-51, the nose towards the image's right) and then to his right
+// (frames 78-93). Replayed to a kiosk that asks for another order, it fails.
+func TestLivenessChallengeRealClip(t *testing.T) {
+	r := enroll.DefaultLivenessRule
+	faces := landmarks(t, clip(t, "d12.mp4", 0))
+	if got := r.Turns(faces); !slices.Equal(got, []enroll.Turn{enroll.TurnLeft, enroll.TurnRight}) {
+		t.Fatalf("d12 turns %v, want [left right]", got)
+	}
+	for _, steps := range enroll.Challenges {
+		res := r.CheckChallenge(faces, steps)
+		t.Logf("challenge %v: live=%v %s %s", steps, res.Live, res.Reason, res.Detail())
+		follows := slices.Equal(steps, []enroll.Turn{enroll.TurnLeft, enroll.TurnRight})
+		switch {
+		case follows && !res.Live:
+			t.Errorf("challenge %v, which the clip follows: refused (%s)", steps, res.Reason)
+		case !follows && res.Live:
+			t.Errorf("challenge %v, which the clip does not follow: accepted", steps)
+		case !follows && steps[0] == enroll.TurnRight && res.Reason != enroll.LivenessWrongOrder:
+			t.Errorf("challenge %v: reason %q, want %q", steps, res.Reason, enroll.LivenessWrongOrder)
+		case !follows && steps[0] == enroll.TurnLeft && res.Reason != enroll.LivenessNoTurn:
+			// [left right left]: the clip did the first two steps only.
+			t.Errorf("challenge %v: reason %q, want %q", steps, res.Reason, enroll.LivenessNoTurn)
+		}
+	}
+	// The clip cut before the second turn has done only the first step.
+	first := r.CheckChallenge(landmarks(t, clip(t, "d12.mp4", 0)[:7]), []enroll.Turn{enroll.TurnLeft, enroll.TurnRight})
+	if first.Live || (first.Reason != enroll.LivenessNoTurn && first.Reason != enroll.LivenessFlat) {
+		t.Errorf("half the challenge: %+v", first)
+	}
+	// A flat picture stays flat whatever the challenge.
+	flat := r.CheckChallenge(landmarks(t, clip(t, "d12.mp4", 0)[:1]), []enroll.Turn{enroll.TurnLeft, enroll.TurnRight})
+	if flat.Live {
+		t.Error("one frame passed")
+	}
+	for i := 0; i < 64; i++ {
+		if c := enroll.PickChallenge(); !enroll.ValidChallenge(c) {
+			t.Fatalf("picked %v", c)
+		}
 	}
 }

@@ -27,8 +27,7 @@ func (f *fixture) enrollPerson(t testing.TB, customer string, p person) reply {
 	if accepted < 3 {
 		t.Fatalf("%s: only %d usable photos", customer, accepted)
 	}
-	body, ct := multipartBody(t, "frame", p.liveness)
-	want(t, "liveness", f.do(t, "POST", "/v1/enrollments/"+sid+"/liveness", tokenA, ct, body), 200, "")
+	want(t, "liveness", f.liveness(t, sid, p.liveness), 200, "")
 	return f.do(t, "POST", "/v1/enrollments/"+sid+"/finish", tokenA, "", nil)
 }
 
@@ -68,6 +67,7 @@ func TestEnrollAndWithdraw(t *testing.T) {
 	want(t, "photo before consent", f.do(t, "POST", "/v1/enrollments/"+sid+"/photos", tokenA, "image/jpeg", p.photos[0]), 409, codeConsentRequired)
 	want(t, "guidance before consent", f.do(t, "POST", "/v1/enrollments/"+sid+"/guidance", tokenA, "image/jpeg", p.photos[0]), 409, codeConsentRequired)
 	f.consent(t, sid)
+	consentAt := f.clock.Now()
 
 	// Guidance reports what it sees and keeps nothing.
 	g := want(t, "guidance", f.do(t, "POST", "/v1/enrollments/"+sid+"/guidance", tokenA, "image/jpeg", p.photos[0]), 200, "")
@@ -90,8 +90,7 @@ func TestEnrollAndWithdraw(t *testing.T) {
 	want(t, "finish without liveness", f.do(t, "POST", "/v1/enrollments/"+sid+"/finish", tokenA, "", nil), 409, codeLivenessNeeded)
 	f.nothingStored(t, "C1")
 
-	body, ct := multipartBody(t, "frame", p.liveness)
-	lv := want(t, "liveness", f.do(t, "POST", "/v1/enrollments/"+sid+"/liveness", tokenA, ct, body), 200, "")
+	lv := want(t, "liveness", f.liveness(t, sid, p.liveness), 200, "")
 	if lv.body["live"] != true {
 		t.Fatalf("liveness: %s", lv.raw)
 	}
@@ -109,7 +108,13 @@ func TestEnrollAndWithdraw(t *testing.T) {
 	if id := f.identify(t, probe); id != "C1" {
 		t.Fatalf("after enrollment identify = %q, want C1", id)
 	}
-	cs := want(t, "consent status", f.do(t, "GET", "/v1/customers/C1/consent", tokenA, "", nil), 200, "")
+	// The consent status needs the customer present: her face, live.
+	acc := want(t, "access by face", f.access(t, "C1", p.liveness), 200, "")
+	token, _ := acc.body["access_token"].(string)
+	if acc.body["by"] != "face" || len(token) < 32 {
+		t.Fatalf("access: %s", acc.raw)
+	}
+	cs := want(t, "consent status", f.do(t, "GET", "/v1/customers/C1/consent", tokenA, "", nil, accessHeader, token), 200, "")
 	if cs.body["status"] != "active" || cs.body["recognised"] != true || strings.Contains(cs.raw, "王") {
 		t.Fatalf("consent status: %s", cs.raw)
 	}
@@ -118,14 +123,16 @@ func TestEnrollAndWithdraw(t *testing.T) {
 		!strings.HasPrefix(consents[0].TextVersion, BuiltinConsentVersion+"@sha256:") || !strings.Contains(consents[0].Reference, "staff-17") {
 		t.Fatalf("stored consent: %+v, %v", consents, err)
 	}
-	if !consents[0].GrantedAt.Equal(f.clock.Now()) {
-		t.Errorf("consent time %v, want the moment of consent %v", consents[0].GrantedAt, f.clock.Now())
+	if !consents[0].GrantedAt.Equal(consentAt) {
+		t.Errorf("consent time %v, want the moment of consent %v", consents[0].GrantedAt, consentAt)
 	}
 
-	// Withdrawal needs a confirmation and a witness, then deletes at once.
-	want(t, "withdraw unconfirmed", f.json(t, "POST", "/v1/customers/C1/withdraw", tokenA, map[string]any{"verified_by": "staff-17"}), 422, codeInvalid)
-	want(t, "withdraw unverified", f.json(t, "POST", "/v1/customers/C1/withdraw", tokenA, map[string]any{"confirm": true}), 422, codeInvalid)
-	w := want(t, "withdraw", f.json(t, "POST", "/v1/customers/C1/withdraw", tokenA, map[string]any{"confirm": true, "verified_by": "staff-17"}), 200, "")
+	// Withdrawal needs a confirmation and the customer present, then
+	// deletes at once.
+	want(t, "withdraw unconfirmed", f.json(t, "POST", "/v1/customers/C1/withdraw", tokenA, map[string]any{"access_token": token}), 422, codeInvalid)
+	want(t, "withdraw without access", f.json(t, "POST", "/v1/customers/C1/withdraw", tokenA, map[string]any{"confirm": true}), 403, codeAccessRequired)
+	want(t, "withdraw with another kiosk's access", f.json(t, "POST", "/v1/customers/C1/withdraw", tokenB, map[string]any{"confirm": true, "access_token": token}), 403, codeAccessRequired)
+	w := want(t, "withdraw", f.json(t, "POST", "/v1/customers/C1/withdraw", tokenA, map[string]any{"confirm": true, "access_token": token}), 200, "")
 	if w.body["templates_deleted"].(float64) != 3 {
 		t.Fatalf("withdraw: %s", w.raw)
 	}
@@ -135,12 +142,13 @@ func TestEnrollAndWithdraw(t *testing.T) {
 	if n := f.rows(t, "templates", "C1"); n != 0 {
 		t.Fatalf("%d templates left after withdrawal", n)
 	}
-	cs = want(t, "consent status after", f.do(t, "GET", "/v1/customers/C1/consent", tokenA, "", nil), 200, "")
+	want(t, "access used up by the withdrawal", f.do(t, "GET", "/v1/customers/C1/consent", tokenA, "", nil, accessHeader, token), 403, codeAccessRequired)
+	sup := want(t, "access by supervisor", f.json(t, "POST", "/v1/customers/C1/access", tokenA, map[string]any{"supervisor": supervisor()}), 200, "")
+	cs = want(t, "consent status after", f.do(t, "GET", "/v1/customers/C1/consent", tokenA, "", nil, accessHeader, sup.body["access_token"].(string)), 200, "")
 	if cs.body["status"] != "withdrawn" || cs.body["recognised"] != false {
 		t.Fatalf("consent status after withdrawal: %s", cs.raw)
 	}
-	want(t, "withdraw unknown", f.json(t, "POST", "/v1/customers/C404/withdraw", tokenA, map[string]any{"confirm": true, "reference": "CB-1"}), 404, codeNotFound)
-	want(t, "status unknown", f.do(t, "GET", "/v1/customers/C404/consent", tokenA, "", nil), 404, codeNotFound)
+	want(t, "withdraw unknown", f.json(t, "POST", "/v1/customers/C404/withdraw", tokenA, map[string]any{"confirm": true, "supervisor": supervisor()}), 404, codeNotFound)
 
 	// Every decision is in the audit log, with no name and no biometric data.
 	var actions []string
@@ -151,7 +159,7 @@ func TestEnrollAndWithdraw(t *testing.T) {
 		}
 	}
 	got := strings.Join(actions, " ")
-	for _, a := range []string{"start:ok", "consent:ok", "photo:ok", "liveness:pass", "finish:ok", "status:ok", "withdraw:ok"} {
+	for _, a := range []string{"start:ok", "consent:ok", "photo:ok", "challenge:ok", "liveness:pass", "finish:ok", "access:ok", "status:ok", "withdraw:refused", "withdraw:ok"} {
 		if !strings.Contains(got, a) {
 			t.Errorf("audit lacks %s: %s", a, got)
 		}

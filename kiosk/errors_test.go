@@ -94,15 +94,18 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"truncated", `{"customer_id":`, 400, codeBadRequest},
 		{"not an object", `[1,2]`, 400, codeBadRequest},
-		{"unknown field", `{"customer_id":"C2","display_name":"x","verified_by":"s","admin":true}`, 400, codeBadRequest},
+		{"unknown field", `{"customer_id":"C2","display_name":"x","admin":true}`, 400, codeBadRequest},
 		{"wrong type", `{"customer_id":7}`, 400, codeBadRequest},
 		{"two objects", `{"customer_id":"C2"}{"customer_id":"C3"}`, 400, codeBadRequest},
 		{"empty", ``, 400, codeBadRequest},
 		{"too large", `{"display_name":"` + strings.Repeat("x", 20<<10) + `"}`, 413, codeTooLarge},
-		{"bad customer id", `{"customer_id":"C 1; DROP","display_name":"x","verified_by":"s"}`, 422, codeInvalid},
+		{"bad customer id", `{"customer_id":"C 1; DROP","display_name":"x","staff":{"name":"staff-17","password":"clerk-password-17"}}`, 422, codeInvalid},
 		{"no verification", `{"customer_id":"C2","display_name":"x"}`, 422, codeInvalid},
-		{"no name", `{"customer_id":"C2","display_name":" ","verified_by":"s"}`, 422, codeInvalid},
-		{"control characters", `{"customer_id":"C2","display_name":"x","verified_by":"s\u0007"}`, 422, codeInvalid},
+		{"free-text verifier", `{"customer_id":"C2","display_name":"x","verified_by":"staff-17"}`, 422, codeInvalid},
+		{"unknown staff", `{"customer_id":"C2","display_name":"x","staff":{"name":"staff-99","password":"clerk-password-17"}}`, 403, codeStaffUnauthorized},
+		{"wrong staff password", `{"customer_id":"C2","display_name":"x","staff":{"name":"staff-17","password":"guess"}}`, 403, codeStaffUnauthorized},
+		{"no name", `{"customer_id":"C2","display_name":" ","staff":{"name":"staff-17","password":"clerk-password-17"}}`, 422, codeInvalid},
+		{"control characters", `{"customer_id":"C2","display_name":"x","staff":{"name":"s\u0007","password":"x"}}`, 422, codeInvalid},
 	} {
 		want(t, "start "+tc.name, f.do(t, "POST", "/v1/enrollments", tokenA, "application/json", []byte(tc.body)), tc.status, tc.code)
 	}
@@ -155,8 +158,21 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("several faces feedback: %s", r.raw)
 	}
 
-	// Liveness: a form of frames, enough of them.
+	// Liveness: a challenge first, then a form of frames, enough of them,
+	// neither too soon nor too late by the server's clock.
 	lv := "/v1/enrollments/" + sid + "/liveness"
+	six := make([][]byte, 6)
+	for i := range six {
+		six[i] = blankPNG(t)
+	}
+	body, ct = multipartBody(t, "frame", six)
+	want(t, "liveness without a challenge", f.do(t, "POST", lv, tokenA, ct, body), 409, codeChallengeRequired)
+	want(t, "challenge", f.do(t, "POST", lv+"/challenge", tokenA, "", nil), 201, "")
+	want(t, "frames at once", f.do(t, "POST", lv, tokenA, ct, body), 422, codeLivenessFailed)
+	want(t, "challenge used up", f.do(t, "POST", lv, tokenA, ct, body), 409, codeChallengeRequired)
+	want(t, "challenge", f.do(t, "POST", lv+"/challenge", tokenA, "", nil), 201, "")
+	f.clock.Add(f.srv.cfg.ChallengeTTL + time.Second)
+	want(t, "frames too late", f.do(t, "POST", lv, tokenA, ct, body), 409, codeChallengeExpired)
 	want(t, "liveness as one image", f.do(t, "POST", lv, tokenA, "image/jpeg", blankPNG(t)), 415, codeMediaType)
 	body, ct = multipartBody(t, "frame", [][]byte{blankPNG(t), blankPNG(t)})
 	want(t, "two frames", f.do(t, "POST", lv, tokenA, ct, body), 422, codeInvalid)
@@ -169,6 +185,8 @@ func TestBadInput(t *testing.T) {
 
 	// Finish: refused until ready, and takes no fields.
 	want(t, "finish with a body", f.do(t, "POST", "/v1/enrollments/"+sid+"/finish", tokenA, "application/json", []byte(`{"force":true}`)), 400, codeBadRequest)
+	want(t, "challenge after the attempts", f.do(t, "POST", lv+"/challenge", tokenA, "", nil), 201, "")
+	want(t, "no attempts left", f.do(t, "POST", lv+"/challenge", tokenA, "", nil), 409, codeTooManyAttempts)
 	want(t, "finish early", f.do(t, "POST", "/v1/enrollments/"+sid+"/finish", tokenA, "", nil), 409, codeMorePhotos)
 
 	var refused []string
@@ -216,11 +234,9 @@ func TestLivenessRefusals(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		want(t, "photo", f.do(t, "POST", "/v1/enrollments/"+sid+"/photos", tokenA, "image/jpeg", p.photos[i]), 201, "")
 	}
-	lv := "/v1/enrollments/" + sid + "/liveness"
 	check := func(what string, frames [][]byte, hint string, left float64) {
 		t.Helper()
-		body, ct := multipartBody(t, "frame", frames)
-		r := want(t, what, f.do(t, "POST", lv, tokenA, ct, body), 422, codeLivenessFailed)
+		r := want(t, what, f.liveness(t, sid, frames), 422, codeLivenessFailed)
 		d := r.body["error"].(map[string]any)["detail"].(map[string]any)
 		if d["hint"] != hint || d["liveness_attempts_left"].(float64) != left {
 			t.Fatalf("%s: %s", what, r.raw)
@@ -233,10 +249,9 @@ func TestLivenessRefusals(t *testing.T) {
 	}
 	check("still photo", still, "turn_head", 2)
 	check("photo held up and moved", flatPhoto(t, p.photos[0]), "turn_head", 1)
-	// A real person turning, but not the person of the photos.
+	// A real person turning as asked, but not the person of the photos.
 	check("someone else turning", d3(t).liveness, "same_person", 0)
-	body, ct := multipartBody(t, "frame", p.liveness)
-	want(t, "attempts exhausted", f.do(t, "POST", lv, tokenA, ct, body), 409, codeTooManyAttempts)
+	want(t, "attempts exhausted", f.do(t, "POST", "/v1/enrollments/"+sid+"/liveness/challenge", tokenA, "", nil), 409, codeTooManyAttempts)
 	want(t, "finish without liveness", f.do(t, "POST", "/v1/enrollments/"+sid+"/finish", tokenA, "", nil), 409, codeLivenessNeeded)
 	var outcomes []string
 	for _, e := range f.audit(t, "C1") {
@@ -262,8 +277,7 @@ func TestNoHalfEnrollment(t *testing.T) {
 			want(t, "photo", f.do(t, "POST", "/v1/enrollments/"+sid+"/photos", tokenA, "image/jpeg", p.photos[i]), 201, "")
 		}
 		if live {
-			body, ct := multipartBody(t, "frame", p.liveness)
-			want(t, "liveness", f.do(t, "POST", "/v1/enrollments/"+sid+"/liveness", tokenA, ct, body), 200, "")
+			want(t, "liveness", f.liveness(t, sid, p.liveness), 200, "")
 		}
 		return sid
 	}
@@ -287,7 +301,7 @@ func TestNoHalfEnrollment(t *testing.T) {
 	f.nothingStored(t, "C3")
 
 	sid = halfway("C5", true)
-	want(t, "withdraw while enrolling", f.json(t, "POST", "/v1/customers/C5/withdraw", tokenB, map[string]any{"confirm": true, "reference": "CB-5"}), 404, codeNotFound)
+	want(t, "withdraw while enrolling", f.json(t, "POST", "/v1/customers/C5/withdraw", tokenB, map[string]any{"confirm": true, "supervisor": supervisor()}), 404, codeNotFound)
 	want(t, "session ended by withdrawal", f.do(t, "GET", "/v1/enrollments/"+sid, tokenA, "", nil), 404, codeNotFound)
 	f.nothingStored(t, "C5")
 

@@ -74,7 +74,7 @@ var jsonOps = []struct{ method, path string }{
 }
 
 func FuzzJSONBodies(f *testing.F) {
-	f.Add(uint8(0), []byte(`{"customer_id":"C1","display_name":"王女士","verified_by":"staff-1"}`))
+	f.Add(uint8(0), []byte(`{"customer_id":"C1","display_name":"王女士","staff":{"name":"staff-17","password":"clerk-password-17"}}`))
 	f.Add(uint8(1), []byte(`{"text_version":"2026-03-v1","language":"zh","accepted":true}`))
 	f.Add(uint8(2), []byte(`{}`))
 	f.Add(uint8(3), []byte(`{"confirm":true,"reference":"CB-1"}`))
@@ -84,7 +84,7 @@ func FuzzJSONBodies(f *testing.F) {
 	f.Fuzz(func(t *testing.T, op uint8, body []byte) {
 		// A fresh session for every input from another kiosk, so that a
 		// start the fuzzer made valid cannot end it.
-		r := fx.json(t, "POST", "/v1/enrollments", tokenB, map[string]string{"customer_id": "C-fuzz", "display_name": "x", "verified_by": "s"})
+		r := fx.json(t, "POST", "/v1/enrollments", tokenB, startBody("C-fuzz", "x"))
 		sid, _ := r.body["session_id"].(string)
 		o := jsonOps[int(op)%len(jsonOps)]
 		path := o.path
@@ -96,7 +96,7 @@ func FuzzJSONBodies(f *testing.F) {
 			tok = tokenB
 		}
 		r = fx.do(t, o.method, path, tok, "application/json", body)
-		checkReply(t, r, http.StatusOK, http.StatusCreated, http.StatusBadRequest, http.StatusNotFound,
-			http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity)
+		checkReply(t, r, http.StatusOK, http.StatusCreated, http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound,
+			http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity, http.StatusTooManyRequests)
 	})
 }

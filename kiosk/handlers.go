@@ -2,6 +2,7 @@ package kiosk
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"concierge"
 	"concierge/enroll"
+	"concierge/face"
 )
 
 // sessionState is what GET /v1/enrollments/{id} and most steps return.
@@ -77,33 +79,28 @@ func (s *Server) handleConsentText(w http.ResponseWriter, r *http.Request) *apiE
 type startRequest struct {
 	CustomerID  string `json:"customer_id"`
 	DisplayName string `json:"display_name"`
-	// Exactly who vouched for the customer's identity: a staff member's
-	// id at the branch, or a core-banking reference.
-	VerifiedBy string `json:"verified_by"`
-	Reference  string `json:"reference"`
+	// Staff is the member of staff who checked the customer's identity
+	// document, signing with their own name and password or PIN.
+	Staff *credential `json:"staff"`
+	// Reference is an optional core-banking reference for the record.
+	Reference string `json:"reference"`
+	// VerifiedBy was a free-text staff number anyone could type; it is
+	// refused with a message naming its replacement.
+	VerifiedBy *string `json:"verified_by,omitempty"`
 }
 
-// verification checks the identity fields shared by start and withdraw and
-// returns them as one line for the consent record and the audit log.
-func verification(verifiedBy, reference string) (string, *apiError) {
-	verifiedBy, reference = strings.TrimSpace(verifiedBy), strings.TrimSpace(reference)
-	if verifiedBy == "" && reference == "" {
-		return "", errorf(http.StatusUnprocessableEntity, codeInvalid,
-			"verified_by (the staff member who checked the customer's identity) or reference (a core-banking reference) is required")
+// verification returns who vouched for the customer, and the optional
+// reference, as one line for the consent record and the audit log.
+func verification(staff, reference string) (string, *apiError) {
+	reference = strings.TrimSpace(reference)
+	if !plainText(reference, 64) {
+		return "", errorf(http.StatusUnprocessableEntity, codeInvalid, "reference: at most 64 printable characters")
 	}
-	for name, v := range map[string]string{"verified_by": verifiedBy, "reference": reference} {
-		if !plainText(v, 64) {
-			return "", errorf(http.StatusUnprocessableEntity, codeInvalid, "%s: at most 64 printable characters", name)
-		}
-	}
-	var parts []string
-	if verifiedBy != "" {
-		parts = append(parts, "verified by staff "+verifiedBy)
-	}
+	line := "verified by staff " + staff
 	if reference != "" {
-		parts = append(parts, "core-banking reference "+reference)
+		line += ", core-banking reference " + reference
 	}
-	return strings.Join(parts, ", "), nil
+	return line, nil
 }
 
 // plainText accepts up to n printable runes, no control characters.
@@ -133,10 +130,20 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) *apiError {
 	case name == "" || !plainText(name, 100):
 		return errorf(http.StatusUnprocessableEntity, codeInvalid, "display_name: 1-100 printable characters")
 	}
-	who, e := verification(req.VerifiedBy, req.Reference)
+	if req.VerifiedBy != nil {
+		return errorf(http.StatusUnprocessableEntity, codeInvalid,
+			"verified_by is no longer accepted: send staff {name, password} of the member of staff who checked the customer's identity")
+	}
+	if _, e := verification("", req.Reference); e != nil {
+		return e
+	}
+	// Staff sign before anything is looked up: the answer is the same for
+	// every customer number, enrolled or not.
+	m, e := s.verifyStaff(r, req.Staff, "staff", false, AuditEntry{Actor: kiosk, CustomerID: req.CustomerID})
 	if e != nil {
 		return e
 	}
+	who, _ := verification(m.Name, req.Reference)
 	now := s.now()
 	ss := &session{id: newSessionID(), kiosk: kiosk, created: now, expires: now.Add(s.cfg.SessionTTL),
 		customerID: req.CustomerID, displayName: name, verification: who}
@@ -144,7 +151,7 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) *apiError {
 		s.end(r.Context(), old, "abort", "replaced", "a new enrollment started at kiosk "+kiosk)
 	}
 	s.record(r.Context(), AuditEntry{Actor: kiosk, Action: "start", Session: ss.id, CustomerID: ss.customerID, Outcome: "ok", Detail: who})
-	s.log.Info("enrollment started", "kiosk", kiosk, "customer", ss.customerID)
+	s.log.Debug("enrollment started", "kiosk", kiosk, "customer", ss.customerID)
 	writeJSON(w, http.StatusCreated, s.state(ss))
 	return nil
 }
@@ -247,11 +254,17 @@ func (s *Server) lockConsented(r *http.Request) (*session, *apiError) {
 	return ss, nil
 }
 
+type finishRequest struct {
+	// Supervisor approves re-enrolling a customer number whose templates
+	// the new face does not match.
+	Supervisor *credential `json:"supervisor"`
+}
+
 // POST /v1/enrollments/{id}/finish
 func (s *Server) handleFinish(w http.ResponseWriter, r *http.Request) *apiError {
+	var req finishRequest
 	if r.ContentLength != 0 {
-		var empty struct{}
-		if e := decodeJSON(w, r, &empty); e != nil {
+		if e := decodeJSON(w, r, &req); e != nil {
 			return e
 		}
 	}
@@ -266,40 +279,46 @@ func (s *Server) handleFinish(w http.ResponseWriter, r *http.Request) *apiError 
 	if ss.live == nil {
 		return errorf(http.StatusConflict, codeLivenessNeeded, "the liveness check has not passed yet")
 	}
+	audit := AuditEntry{Actor: ss.kiosk, Action: "finish", Session: ss.id, CustomerID: ss.customerID}
+	name, approval, e := s.reenrollment(r, ss, req.Supervisor, audit)
+	if e != nil {
+		return e
+	}
 	t := ss.consent.text
-	req := enroll.Request{
+	enr := enroll.Request{
 		CustomerID:  ss.customerID,
-		DisplayName: ss.displayName,
+		DisplayName: name,
 		Consent: enroll.Consent{
-			Reference:   fmt.Sprintf("kiosk %s enrollment %s; %s", ss.kiosk, ss.id, ss.verification),
+			Reference:   fmt.Sprintf("kiosk %s enrollment %s; %s%s", ss.kiosk, ss.id, ss.verification, approval),
 			TextVersion: t.Version + "@sha256:" + t.SHA256[:16],
 			Channel:     "kiosk",
 			Language:    t.Language,
 			GrantedAt:   ss.consent.at.UTC(),
 		},
 	}
-	res, err := s.svc.EnrollFaces(r.Context(), req, ss.faces)
+	res, err := s.svc.EnrollFaces(r.Context(), enr, ss.faces)
 	if err != nil {
 		if concierge.ErrorCode(err) == concierge.ECONFLICT {
 			// The other customer's id goes to the audit log for staff, never
 			// to the kiosk: the screen is in a public lobby.
 			s.sessions.remove(ss)
 			ss.wipe()
-			s.record(r.Context(), AuditEntry{Actor: ss.kiosk, Action: "finish", Session: ss.id, CustomerID: ss.customerID,
-				Outcome: "conflict", Detail: concierge.ErrorMessage(err)})
+			audit.Outcome, audit.Detail = "conflict", concierge.ErrorMessage(err)
+			s.record(r.Context(), audit)
 			return errorf(http.StatusConflict, codeStaffReview,
 				"this face is already enrolled under another customer id; a member of staff must review it before enrollment")
 		}
-		s.record(r.Context(), AuditEntry{Actor: ss.kiosk, Action: "finish", Session: ss.id, CustomerID: ss.customerID,
-			Outcome: "failed", Detail: concierge.ErrorMessage(err)})
+		audit.Outcome, audit.Detail = "failed", concierge.ErrorMessage(err)
+		s.record(r.Context(), audit)
 		return fromDomain(fmt.Errorf("kiosk finish: %w", err))
 	}
 	s.sessions.remove(ss)
 	ss.wipe()
-	s.record(r.Context(), AuditEntry{Actor: ss.kiosk, Action: "finish", Session: ss.id, CustomerID: ss.customerID,
-		Outcome: "ok", Detail: fmt.Sprintf("%d templates of %s in %s; liveness %s", res.Templates, res.Model,
-			s.now().Sub(ss.created).Round(time.Second), ss.liveness.Detail())})
-	s.log.Info("kiosk enrollment finished", "kiosk", ss.kiosk, "customer", ss.customerID, "templates", res.Templates)
+	audit.Outcome = "ok"
+	audit.Detail = fmt.Sprintf("%d templates of %s in %s; liveness %s%s", res.Templates, res.Model,
+		s.now().Sub(ss.created).Round(time.Second), ss.liveness.Detail(), approval)
+	s.record(r.Context(), audit)
+	s.log.Debug("kiosk enrollment finished", "kiosk", ss.kiosk, "customer", ss.customerID, "templates", res.Templates)
 	writeJSON(w, http.StatusCreated, map[string]any{
 		"customer_id": ss.customerID, "templates": res.Templates, "model": res.Model,
 		"consent": map[string]string{"version": t.Version, "language": t.Language, "sha256": t.SHA256},
@@ -307,48 +326,127 @@ func (s *Server) handleFinish(w http.ResponseWriter, r *http.Request) *apiError 
 	return nil
 }
 
+// reenrollment decides whether the session may be stored under its
+// customer number, and under which name. A number nobody holds is a new
+// enrollment. A number already held takes the new faces only when they
+// match its templates (the cameras' rule: the same person renewing) or a
+// supervisor signs; the stored name stays unless a supervisor signed, so a
+// kiosk never renames a customer. approval is appended to the consent
+// reference and the audit row.
+func (s *Server) reenrollment(r *http.Request, ss *session, sup *credential, audit AuditEntry) (name, approval string, e *apiError) {
+	cust, err := s.svc.Store.Customer(r.Context(), ss.customerID)
+	switch code := concierge.ErrorCode(err); {
+	case code == concierge.ENOTFOUND:
+		if sup.given() {
+			// Checked all the same, so a wrong supervisor password does not
+			// pass unnoticed on a new number.
+			if _, e := s.verifyStaff(r, sup, "supervisor", true, audit); e != nil {
+				return "", "", e
+			}
+		}
+		return ss.displayName, "", nil
+	case err != nil:
+		return "", "", fromDomain(fmt.Errorf("kiosk finish: %w", err))
+	}
+	seen := append([]face.Face(nil), ss.faces...)
+	if ss.live != nil {
+		seen = append(seen, *ss.live)
+	}
+	match, d := s.svc.MatchesCustomer(ss.customerID, seen)
+	if sup.given() {
+		m, e := s.verifyStaff(r, sup, "supervisor", true, audit)
+		if e != nil {
+			return "", "", e
+		}
+		approval = fmt.Sprintf("; re-enrollment approved by supervisor %s (face match %v)", m.Name, match)
+		if ss.displayName != cust.DisplayName {
+			approval += "; display name changed"
+		}
+		return ss.displayName, approval, nil
+	}
+	if match {
+		// The same person renewing: the name on file stays.
+		return cust.DisplayName, fmt.Sprintf("; re-enrollment by face match (distance %.3f)", d), nil
+	}
+	audit.Outcome = "refused"
+	audit.Detail = "re-enrollment of an existing customer number: the face does not match its templates"
+	if !math.IsInf(d, 1) {
+		audit.Detail += fmt.Sprintf(" (distance %.3f)", d)
+	}
+	s.record(r.Context(), audit)
+	// The session stays open, so a supervisor can sign at the kiosk.
+	return "", "", errorf(http.StatusForbidden, codeSupervisorRequired,
+		"this enrollment needs a supervisor's approval before it can be stored: a supervisor signs to finish it")
+}
+
 type withdrawRequest struct {
-	Confirm    bool   `json:"confirm"`
-	VerifiedBy string `json:"verified_by"`
-	Reference  string `json:"reference"`
+	Confirm bool `json:"confirm"`
+	// AccessToken is what POST /v1/customers/{id}/access granted: the
+	// customer present, or a supervisor's signature.
+	AccessToken string `json:"access_token"`
+	// Supervisor may sign here instead of through access.
+	Supervisor *credential `json:"supervisor"`
+	Reference  string      `json:"reference"`
 }
 
 // POST /v1/customers/{id}/withdraw: consent withdrawn, biometric data
-// deleted at once, everywhere this daemon holds it.
+// deleted at once, everywhere this daemon holds it. It needs the customer
+// present or a supervisor; without either, every customer number gets the
+// same refusal.
 func (s *Server) handleWithdraw(w http.ResponseWriter, r *http.Request) *apiError {
 	var req withdrawRequest
 	if e := decodeJSON(w, r, &req); e != nil {
 		return e
 	}
-	id := r.PathValue("id")
-	if !enroll.ValidID(id) {
-		return errorf(http.StatusUnprocessableEntity, codeInvalid, "customer id %q: want 1-64 letters, digits, '-', '_' or '.'", id)
+	id, e := customerID(r)
+	if e != nil {
+		return e
 	}
 	if !req.Confirm {
 		return errorf(http.StatusUnprocessableEntity, codeInvalid, "confirm must be true: withdrawal deletes the customer's face templates at once")
 	}
-	who, e := verification(req.VerifiedBy, req.Reference)
+	kiosk := kioskID(r)
+	audit := AuditEntry{Actor: kiosk, Action: "withdraw", CustomerID: id}
+	var by string
+	switch {
+	case req.Supervisor.given():
+		m, e := s.verifyStaff(r, req.Supervisor, "supervisor", true, audit)
+		if e != nil {
+			return e
+		}
+		by = "supervisor " + m.Name
+	default:
+		g := s.access.grantFor(kiosk, id, req.AccessToken, s.now())
+		if g == nil {
+			audit.Outcome, audit.Detail = "refused", "no access: neither the customer's face nor a supervisor"
+			s.record(r.Context(), audit)
+			return errorf(http.StatusForbidden, codeAccessRequired,
+				"withdrawal needs the customer present (POST /v1/customers/%s/access with their liveness frames) or a supervisor's signature", id)
+		}
+		by = g.by
+	}
+	who, e := verification(by, req.Reference)
 	if e != nil {
 		return e
 	}
-	kiosk := kioskID(r)
 	// Enrollments in progress hold embeddings too.
 	for _, ss := range s.sessions.removeCustomer(id) {
 		s.end(r.Context(), ss, "abort", "withdrawn", "consent withdrawn at kiosk "+kiosk)
 	}
 	n, err := s.svc.Forget(r.Context(), id)
 	if err != nil {
-		outcome := "failed"
+		audit.Outcome, audit.Detail = "failed", who
 		if concierge.ErrorCode(err) == concierge.ENOTFOUND {
-			outcome = "not_found"
+			audit.Outcome = "not_found"
 		}
-		s.record(r.Context(), AuditEntry{Actor: kiosk, Action: "withdraw", CustomerID: id, Outcome: outcome, Detail: who})
+		s.record(r.Context(), audit)
 		return fromDomain(err)
 	}
+	s.access.revoke(id)
 	at := s.now().UTC()
-	s.record(r.Context(), AuditEntry{Actor: kiosk, Action: "withdraw", CustomerID: id, Outcome: "ok",
-		Detail: fmt.Sprintf("%d templates deleted; %s", n, who)})
-	s.log.Info("consent withdrawn at kiosk", "kiosk", kiosk, "customer", id, "templates_deleted", n)
+	audit.Outcome, audit.Detail = "ok", fmt.Sprintf("%d templates deleted; %s", n, who)
+	s.record(r.Context(), audit)
+	s.log.Debug("consent withdrawn at kiosk", "kiosk", kiosk, "customer", id, "templates_deleted", n)
 	writeJSON(w, http.StatusOK, map[string]any{"customer_id": id, "templates_deleted": n, "consent": "withdrawn", "withdrawn_at": at})
 	return nil
 }
@@ -361,17 +459,30 @@ type consentRecord struct {
 	WithdrawnAt *time.Time `json:"withdrawn_at,omitempty"`
 }
 
-// GET /v1/customers/{id}/consent
+// accessHeader carries the access token of GET /v1/customers/{id}/consent.
+const accessHeader = "X-Customer-Access"
+
+// GET /v1/customers/{id}/consent: with the access token of the customer
+// present or of a supervisor (header X-Customer-Access); without it, the
+// same refusal for every customer number.
 func (s *Server) handleConsentStatus(w http.ResponseWriter, r *http.Request) *apiError {
-	id := r.PathValue("id")
-	if !enroll.ValidID(id) {
-		return errorf(http.StatusUnprocessableEntity, codeInvalid, "customer id %q: want 1-64 letters, digits, '-', '_' or '.'", id)
+	id, e := customerID(r)
+	if e != nil {
+		return e
+	}
+	kiosk := kioskID(r)
+	g := s.access.grantFor(kiosk, id, r.Header.Get(accessHeader), s.now())
+	if g == nil {
+		s.record(r.Context(), AuditEntry{Actor: kiosk, Action: "status", CustomerID: id, Outcome: "refused", Detail: "no access"})
+		return errorf(http.StatusForbidden, codeAccessRequired,
+			"a customer's consent status needs the customer present or a supervisor (POST /v1/customers/%s/access, then the token in %s)", id, accessHeader)
 	}
 	cs, err := s.svc.Store.Consents(r.Context(), id)
 	if err != nil {
 		return fromDomain(fmt.Errorf("consent status %s: %w", id, err))
 	}
-	s.record(r.Context(), AuditEntry{Actor: kioskID(r), Action: "status", CustomerID: id, Outcome: "ok", Detail: fmt.Sprintf("%d consent records", len(cs))})
+	s.record(r.Context(), AuditEntry{Actor: kiosk, Action: "status", CustomerID: id, Outcome: "ok",
+		Detail: fmt.Sprintf("%d consent records; access by %s", len(cs), g.by)})
 	if len(cs) == 0 {
 		return errorf(http.StatusNotFound, codeNotFound, "no consent is recorded for customer %s", id)
 	}

@@ -30,26 +30,32 @@ func errorf(status int, code, format string, args ...any) *apiError {
 
 // Error codes beyond the per-photo and liveness reasons.
 const (
-	codeBadRequest      = "bad_request"
-	codeUnauthorized    = "unauthorized"
-	codeForbidden       = "forbidden"
-	codeNotFound        = "not_found"
-	codeMethod          = "method_not_allowed"
-	codeTooLarge        = "too_large"
-	codeMediaType       = "unsupported_media_type"
-	codeInvalid         = "invalid"
-	codeRateLimited     = "rate_limited"
-	codeConsentRequired = "consent_required"
-	codeStaleConsent    = "stale_consent_text"
-	codeMorePhotos      = "more_photos_needed"
-	codeLivenessNeeded  = "liveness_required"
-	codeStaffReview     = "staff_review"
-	codeTooManyPhotos   = "too_many_photos"
-	codeTooManyAttempts = "too_many_attempts"
-	codeDifferentPerson = "different_person"
-	codeLivenessFailed  = "liveness_failed"
-	codeInternal        = "internal"
-	codeUnavailable     = "unavailable"
+	codeBadRequest         = "bad_request"
+	codeUnauthorized       = "unauthorized"
+	codeForbidden          = "forbidden"
+	codeNotFound           = "not_found"
+	codeMethod             = "method_not_allowed"
+	codeTooLarge           = "too_large"
+	codeMediaType          = "unsupported_media_type"
+	codeInvalid            = "invalid"
+	codeRateLimited        = "rate_limited"
+	codeConsentRequired    = "consent_required"
+	codeStaleConsent       = "stale_consent_text"
+	codeMorePhotos         = "more_photos_needed"
+	codeLivenessNeeded     = "liveness_required"
+	codeStaffReview        = "staff_review"
+	codeTooManyPhotos      = "too_many_photos"
+	codeTooManyAttempts    = "too_many_attempts"
+	codeDifferentPerson    = "different_person"
+	codeLivenessFailed     = "liveness_failed"
+	codeStaffUnauthorized  = "staff_unauthorized"
+	codeSupervisorRequired = "supervisor_required"
+	codeAccessRequired     = "access_required"
+	codeChallengeRequired  = "challenge_required"
+	codeChallengeExpired   = "challenge_expired"
+	codeNotPresent         = "not_present"
+	codeInternal           = "internal"
+	codeUnavailable        = "unavailable"
 )
 
 // fromDomain translates an application error into its HTTP form. Internal
@@ -85,6 +91,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {
+	retryAfter(w, e)
 	writeJSON(w, e.Status, map[string]*apiError{"error": e})
 }
 

@@ -47,6 +47,9 @@ type Config struct {
 	// MinBrightness and MaxBrightness bound the face's mean grey level
 	// on enrollment photos (too dark, too bright).
 	MinBrightness, MaxBrightness float64
+	// ChallengeTTL is how long after a liveness challenge is shown its
+	// frames may arrive, by the server's clock.
+	ChallengeTTL time.Duration
 }
 
 // DefaultConfig is what a kiosk runs with when the config says nothing.
@@ -63,6 +66,7 @@ func DefaultConfig() Config {
 		MaxLivenessAttempts: 3,
 		MinBrightness:       50,
 		MaxBrightness:       215,
+		ChallengeTTL:        30 * time.Second,
 	}
 }
 
@@ -94,6 +98,9 @@ func (c *Config) fill() {
 	}
 	if c.MaxLivenessAttempts <= 0 {
 		c.MaxLivenessAttempts = d.MaxLivenessAttempts
+	}
+	if c.ChallengeTTL <= 0 {
+		c.ChallengeTTL = d.ChallengeTTL
 	}
 	if c.MinBrightness <= 0 && c.MaxBrightness <= 0 {
 		c.MinBrightness, c.MaxBrightness = d.MinBrightness, d.MaxBrightness
@@ -133,10 +140,16 @@ type Options struct {
 	// corners) for the liveness check; YuNet in the daemon.
 	Landmarks enroll.Detector
 	Liveness  enroll.LivenessRule
-	Consent   ConsentTexts
-	Audit     Auditor
-	Now       func() time.Time
-	Logger    *slog.Logger
+	// Staff checks the credentials of the member of staff who vouches for
+	// a customer and of a supervisor who approves (web.StaffDirectory).
+	Staff StaffVerifier
+	// PickChallenge picks each liveness attempt's steps; nil is
+	// enroll.PickChallenge (random). Tests fix it.
+	PickChallenge func() []enroll.Turn
+	Consent       ConsentTexts
+	Audit         Auditor
+	Now           func() time.Time
+	Logger        *slog.Logger
 }
 
 // Server serves the kiosk API. Open starts its session janitor; Close
@@ -146,6 +159,8 @@ type Server struct {
 	svc     *enroll.Service
 	marks   enroll.Detector
 	rule    enroll.LivenessRule
+	staff   StaffVerifier
+	pick    func() []enroll.Turn
 	consent ConsentTexts
 	audit   Auditor
 	now     func() time.Time
@@ -155,7 +170,11 @@ type Server struct {
 	limits   *limiter            // per kiosk
 	failures *limiter            // failed authentications per client address
 	sessions *sessions
-	handler  http.Handler
+	access   *accessTable
+	// presenceLimit bounds presence challenges per kiosk: each is a draw
+	// a replayed recording might win.
+	presenceLimit *limiter
+	handler       http.Handler
 
 	auditMu     sync.Mutex
 	lastLimited map[string]time.Time // last audit row of a rate-limited kiosk
@@ -177,6 +196,11 @@ func New(o Options) (*Server, error) {
 		return nil, errors.New("kiosk: consent texts are required")
 	case o.Audit == nil:
 		return nil, errors.New("kiosk: an audit log is required")
+	case o.Staff == nil:
+		return nil, errors.New("kiosk: a staff verifier is required: staff vouch for every customer")
+	}
+	if o.PickChallenge == nil {
+		o.PickChallenge = enroll.PickChallenge
 	}
 	if o.Liveness == (enroll.LivenessRule{}) {
 		o.Liveness = enroll.DefaultLivenessRule
@@ -190,6 +214,7 @@ func New(o Options) (*Server, error) {
 	o.Config.fill()
 	s := &Server{
 		cfg: o.Config, svc: o.Service, marks: o.Landmarks, rule: o.Liveness, consent: o.Consent,
+		staff: o.Staff, pick: o.PickChallenge, access: newAccessTable(),
 		audit: o.Audit, now: o.Now, log: o.Logger.WithGroup("kiosk"),
 		tokens:      map[[32]byte]string{},
 		sessions:    newSessions(),
@@ -211,6 +236,8 @@ func New(o Options) (*Server, error) {
 	s.limits = newLimiter(o.Config.RatePerSecond, o.Config.Burst, s.now)
 	// Ten wrong tokens, then one try every six seconds per address.
 	s.failures = newLimiter(1.0/6, 10, s.now)
+	// Three presence checks, then one a minute per kiosk.
+	s.presenceLimit = newLimiter(1.0/60, 3, s.now)
 	s.handler = s.routes()
 	return s, nil
 }
@@ -239,6 +266,7 @@ func (s *Server) expire() {
 	for _, ss := range s.sessions.expired(s.now()) {
 		s.end(context.Background(), ss, "expire", "expired", "")
 	}
+	s.access.expire(s.now())
 }
 
 // Close stops the janitor and ends every open session (their data is only

@@ -26,7 +26,7 @@ type bucket struct {
 
 // maxBuckets bounds the memory a flood of distinct keys can take; beyond
 // it, buckets that have refilled are forgotten (they would allow a full
-// burst anyway).
+// burst anyway), and if none has, the least recently used one.
 const maxBuckets = 10000
 
 func newLimiter(rate float64, burst int, now func() time.Time) *limiter {
@@ -62,9 +62,15 @@ func (l *limiter) allow(key string) (bool, time.Duration) {
 }
 
 func (l *limiter) prune(now time.Time) {
+	oldest := ""
 	for k, b := range l.buckets {
 		if b.tokens+now.Sub(b.at).Seconds()*l.rate >= l.burst {
 			delete(l.buckets, k)
+		} else if oldest == "" || b.at.Before(l.buckets[oldest].at) {
+			oldest = k
 		}
+	}
+	if len(l.buckets) >= maxBuckets && oldest != "" {
+		delete(l.buckets, oldest)
 	}
 }

@@ -14,13 +14,14 @@ import (
 // the camera ("flat") gets the same hint as a head that did not turn: the
 // kiosk is not told how the check saw through it.
 var livenessHints = map[string]string{
-	enroll.LivenessNoFace:    "no_face",
-	enroll.LivenessManyFaces: "one_person",
-	enroll.LivenessTooSmall:  "move_closer",
-	enroll.LivenessNoFrontal: "face_camera",
-	enroll.LivenessNoTurn:    "turn_head",
-	enroll.LivenessFlat:      "turn_head",
-	codeDifferentPerson:      "same_person",
+	enroll.LivenessNoFace:     "no_face",
+	enroll.LivenessManyFaces:  "one_person",
+	enroll.LivenessTooSmall:   "move_closer",
+	enroll.LivenessNoFrontal:  "face_camera",
+	enroll.LivenessNoTurn:     "turn_head",
+	enroll.LivenessFlat:       "turn_head",
+	enroll.LivenessWrongOrder: "follow_steps",
+	codeDifferentPerson:       "same_person",
 }
 
 type livenessResponse struct {
@@ -30,46 +31,77 @@ type livenessResponse struct {
 	AttemptsLeft int     `json:"liveness_attempts_left"`
 }
 
-// POST /v1/enrollments/{id}/liveness: a multipart form of 6-16 "frame"
-// parts (JPEG or PNG) taken over about three seconds while the customer
-// turns their head to one side and back.
-func (s *Server) handleLiveness(w http.ResponseWriter, r *http.Request) *apiError {
+// readFrames reads a liveness sequence: a multipart form of 6-16 "frame"
+// parts (JPEG or PNG).
+func (s *Server) readFrames(w http.ResponseWriter, r *http.Request) ([][]byte, *apiError) {
 	limit := s.cfg.MaxUploadBytes
 	if r.ContentLength > limit {
-		return errorf(http.StatusRequestEntityTooLarge, codeTooLarge, "body of %d bytes exceeds the limit of %d", r.ContentLength, limit)
+		return nil, errorf(http.StatusRequestEntityTooLarge, codeTooLarge, "body of %d bytes exceeds the limit of %d", r.ContentLength, limit)
 	}
 	if mediaType(r) != "multipart/form-data" {
-		return errorf(http.StatusUnsupportedMediaType, codeMediaType, "content type %q: want multipart/form-data with \"frame\" parts", r.Header.Get("Content-Type"))
+		return nil, errorf(http.StatusUnsupportedMediaType, codeMediaType, "content type %q: want multipart/form-data with \"frame\" parts", r.Header.Get("Content-Type"))
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	frames, e := s.readParts(r, "frame", s.cfg.MaxLivenessFrames)
 	if e != nil {
-		return e
+		return nil, e
 	}
 	if len(frames) < s.cfg.MinLivenessFrames {
-		return errorf(http.StatusUnprocessableEntity, codeInvalid, "%d frames: send %d to %d", len(frames), s.cfg.MinLivenessFrames, s.cfg.MaxLivenessFrames)
+		return nil, errorf(http.StatusUnprocessableEntity, codeInvalid, "%d frames: send %d to %d", len(frames), s.cfg.MinLivenessFrames, s.cfg.MaxLivenessFrames)
+	}
+	return frames, nil
+}
+
+// checkLive finds the landmarks of every frame and checks them against the
+// challenge: the non-planar motion of a real head, turning in the
+// challenge's order.
+func (s *Server) checkLive(r *http.Request, frames [][]byte, ch *challenge) (enroll.LivenessResult, [][]face.Face, *apiError) {
+	faces := make([][]face.Face, len(frames))
+	for i, f := range frames {
+		found, err := s.marks.Detect(r.Context(), f)
+		if err != nil {
+			if enroll.IsBadInput(err) {
+				return enroll.LivenessResult{}, nil, errorf(http.StatusUnprocessableEntity, "unreadable", "frame %d: %v", i, err)
+			}
+			return enroll.LivenessResult{}, nil, fromDomain(fmt.Errorf("liveness frame %d: %w", i, err))
+		}
+		faces[i] = found
+	}
+	return s.rule.CheckChallenge(faces, ch.steps), faces, nil
+}
+
+// POST /v1/enrollments/{id}/liveness: a multipart form of 6-16 "frame"
+// parts (JPEG or PNG) taken while the customer follows the steps of the
+// challenge that POST .../liveness/challenge returned.
+func (s *Server) handleLiveness(w http.ResponseWriter, r *http.Request) *apiError {
+	frames, e := s.readFrames(w, r)
+	if e != nil {
+		return e
 	}
 	ss, e := s.lockConsented(r)
 	if e != nil {
 		return e
 	}
 	defer ss.mu.Unlock()
-	if ss.attempts >= s.cfg.MaxLivenessAttempts {
-		return errorf(http.StatusConflict, codeTooManyAttempts, "%d liveness checks failed; staff must start the enrollment again", ss.attempts)
-	}
-	faces := make([][]face.Face, len(frames))
-	for i, f := range frames {
-		found, err := s.marks.Detect(r.Context(), f)
-		if err != nil {
-			if enroll.IsBadInput(err) {
-				return errorf(http.StatusUnprocessableEntity, "unreadable", "frame %d: %v", i, err)
-			}
-			return fromDomain(fmt.Errorf("liveness frame %d: %w", i, err))
+	ch := ss.challenge
+	if e := s.inTime(ch); e != nil {
+		if ch != nil && e.Code == codeLivenessFailed {
+			ss.challenge = nil
+			s.record(r.Context(), AuditEntry{Actor: ss.kiosk, Action: "liveness", Session: ss.id, CustomerID: ss.customerID,
+				Outcome: "fail", Detail: "too soon after the challenge: " + e.Message})
 		}
-		faces[i] = found
+		return e
 	}
-	ss.attempts++
-	res := s.rule.Check(faces)
+	// One submission per challenge, whatever its outcome: a second try at
+	// the same steps would let a replay be adjusted to them.
+	ss.challenge = nil
+	res, faces, e := s.checkLive(r, frames, ch)
+	if e != nil {
+		if e.Status >= 500 {
+			ss.attempts--
+		}
+		return e
+	}
 	reason := res.Reason
 	var live *face.Face
 	if res.Live {
@@ -86,9 +118,14 @@ func (s *Server) handleLiveness(w http.ResponseWriter, r *http.Request) *apiErro
 		}
 	}
 	audit := AuditEntry{Actor: ss.kiosk, Action: "liveness", Session: ss.id, CustomerID: ss.customerID,
-		Outcome: "pass", Detail: res.Detail()}
+		Outcome: "pass", Detail: stepsDetail(ch.steps) + "; " + res.Detail()}
 	if live == nil {
-		audit.Outcome, audit.Detail = "fail", reason+" "+res.Detail()
+		if reason == enroll.LivenessWrongOrder {
+			// A head that turns, but not as asked, is what a replayed
+			// recording looks like: no more draws at the challenge.
+			ss.attempts = s.cfg.MaxLivenessAttempts
+		}
+		audit.Outcome, audit.Detail = "fail", reason+" "+audit.Detail
 		s.record(r.Context(), audit)
 		ae := errorf(http.StatusUnprocessableEntity, codeLivenessFailed, "liveness check failed: %s", livenessMessage(reason))
 		ae.Detail = map[string]any{"hint": livenessHints[reason], "frames": res.Frames,
@@ -154,6 +191,8 @@ func livenessMessage(reason string) string {
 		return "start by facing the camera"
 	case codeDifferentPerson:
 		return "the person turning is not the person of the photos"
+	case enroll.LivenessWrongOrder:
+		return "the head did not turn as the steps on screen asked; a member of staff must start again"
 	}
 	return "turn your head slowly to one side and back"
 }

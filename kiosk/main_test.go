@@ -23,6 +23,7 @@ import (
 	"concierge/internal/testenv"
 	"concierge/sqlite"
 	"concierge/vision"
+	"concierge/web"
 )
 
 // The tests run the real thing: the YuNet + MobileFaceNet engine (the
@@ -76,12 +77,41 @@ const (
 	tokenB = "kiosk-b-token-0123456789abcdef0123"
 )
 
+// The members of staff of every fixture: a clerk who vouches for
+// customers, and a supervisor who may approve what a kiosk may not do
+// alone.
+const (
+	staffName          = "staff-17"
+	staffPassword      = "clerk-password-17"
+	supervisorName     = "主管 Wu"
+	supervisorPassword = "supervisor-password"
+)
+
 type fixture struct {
 	srv   *Server
 	ts    *httptest.Server
 	db    *sqlite.DB
 	svc   *enroll.Service
 	clock *clock
+	// steps is the challenge the server picks next; d12's and d3's
+	// liveness sequences both turn left, then right.
+	steps []enroll.Turn
+}
+
+// staffDirectory is the daemon's real credential check, as the kiosk sees it.
+func staffDirectory(t testing.TB, now func() time.Time) StaffVerifier {
+	t.Helper()
+	dir, err := web.NewStaffDirectory([]web.Staff{
+		{Name: staffName, Password: staffPassword},
+		{Name: supervisorName, Password: supervisorPassword, Role: web.RoleSupervisor},
+	}, web.DirectoryConfig{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return StaffVerifierFunc(func(ctx context.Context, name, secret, from string) (StaffMember, error) {
+		s, err := dir.Verify(ctx, name, secret, from)
+		return StaffMember{Name: s.Name, Supervisor: s.Role.Supervises()}, err
+	})
 }
 
 // newFixture starts the API over a fresh database with two kiosks, A and
@@ -104,6 +134,7 @@ func newFixture(t testing.TB, opts ...func(*Options)) *fixture {
 		t.Fatal(err)
 	}
 	clk := &clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	fx := &fixture{db: db, svc: svc, clock: clk, steps: []enroll.Turn{enroll.TurnLeft, enroll.TurnRight}}
 	o := Options{
 		// The clock stands still unless a test moves it, so the buckets
 		// would not refill: a large burst keeps the limit out of the way.
@@ -114,7 +145,9 @@ func newFixture(t testing.TB, opts ...func(*Options)) *fixture {
 		Audit: AuditFunc(func(ctx context.Context, e AuditEntry) error {
 			return db.AppendAudit(ctx, sqlite.AuditEntry(e))
 		}),
-		Now: clk.Now,
+		Now:           clk.Now,
+		Staff:         staffDirectory(t, clk.Now),
+		PickChallenge: func() []enroll.Turn { return fx.steps },
 	}
 	for _, f := range opts {
 		f(&o)
@@ -127,7 +160,8 @@ func newFixture(t testing.TB, opts ...func(*Options)) *fixture {
 	t.Cleanup(func() { srv.Close() })
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
-	return &fixture{srv: srv, ts: ts, db: db, svc: svc, clock: clk}
+	fx.srv, fx.ts = srv, ts
+	return fx
 }
 
 // reply is a decoded response.
@@ -145,11 +179,15 @@ func (r reply) code() string {
 	return c
 }
 
-func (f *fixture) do(t testing.TB, method, path, token, contentType string, body []byte) reply {
+// do sends a request; header holds extra name, value pairs.
+func (f *fixture) do(t testing.TB, method, path, token, contentType string, body []byte, header ...string) reply {
 	t.Helper()
 	req, err := http.NewRequest(method, f.ts.URL+path, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -193,9 +231,42 @@ func want(t testing.TB, what string, r reply, status int, code string) reply {
 // start opens an enrollment at kiosk A and returns its id.
 func (f *fixture) start(t testing.TB, customer string) string {
 	t.Helper()
-	r := want(t, "start", f.json(t, "POST", "/v1/enrollments", tokenA, map[string]string{
-		"customer_id": customer, "display_name": "王女士", "verified_by": "staff-17"}), 201, "")
+	r := want(t, "start", f.json(t, "POST", "/v1/enrollments", tokenA, startBody(customer, "王女士")), 201, "")
 	return r.body["session_id"].(string)
+}
+
+// startBody is a start request signed by the clerk.
+func startBody(customer, name string) map[string]any {
+	return map[string]any{"customer_id": customer, "display_name": name,
+		"staff": map[string]string{"name": staffName, "password": staffPassword}}
+}
+
+// supervisor is the supervisor's credential in a request body.
+func supervisor() map[string]string {
+	return map[string]string{"name": supervisorName, "password": supervisorPassword}
+}
+
+// liveness runs the liveness step at kiosk A: the challenge (steps as
+// f.steps), the time a person takes to follow it, the frames.
+func (f *fixture) liveness(t testing.TB, sid string, frames [][]byte) reply {
+	t.Helper()
+	ch := want(t, "challenge", f.do(t, "POST", "/v1/enrollments/"+sid+"/liveness/challenge", tokenA, "", nil), 201, "")
+	if fmt.Sprint(ch.body["steps"]) != fmt.Sprint(f.steps) || ch.body["expires_at"] == nil {
+		t.Fatalf("challenge: %s, want steps %v", ch.raw, f.steps)
+	}
+	f.clock.Add(3 * time.Second)
+	body, ct := multipartBody(t, "frame", frames)
+	return f.do(t, "POST", "/v1/enrollments/"+sid+"/liveness", tokenA, ct, body)
+}
+
+// access asks for access to a customer at kiosk A with their liveness
+// frames (after a presence challenge).
+func (f *fixture) access(t testing.TB, customer string, frames [][]byte) reply {
+	t.Helper()
+	want(t, "presence challenge", f.do(t, "POST", "/v1/customers/"+customer+"/challenge", tokenA, "", nil), 201, "")
+	f.clock.Add(3 * time.Second)
+	body, ct := multipartBody(t, "frame", frames)
+	return f.do(t, "POST", "/v1/customers/"+customer+"/access", tokenA, ct, body)
 }
 
 // consent records the customer's consent to the current Chinese text.
@@ -249,10 +320,11 @@ func d12(t testing.TB) person {
 	return person{photos: clipFrames(t, "d12.mp4", 0, 4, 3), liveness: clipFrames(t, "d12.mp4", 0, 10, 9)}
 }
 
-// d3 is the person of the d3 clip, someone else.
+// d3 is the person of the d3 clip, someone else, who also turns to the
+// left (frames 240-276) and then to the right (303-321).
 func d3(t testing.TB) person {
 	t.Helper()
-	return person{photos: clipFrames(t, "d3.mp4", 60, 4, 4), liveness: clipFrames(t, "d3.mp4", 180, 10, 9)}
+	return person{photos: clipFrames(t, "d3.mp4", 60, 4, 4), liveness: clipFrames(t, "d3.mp4", 240, 10, 9)}
 }
 
 // blankPNG is a real image with no face in it.

@@ -22,8 +22,11 @@ var routeTable = []route{
 	{"POST", "/v1/enrollments/{id}/consent", (*Server).handleConsent},
 	{"POST", "/v1/enrollments/{id}/guidance", (*Server).handleGuidance},
 	{"POST", "/v1/enrollments/{id}/photos", (*Server).handlePhoto},
+	{"POST", "/v1/enrollments/{id}/liveness/challenge", (*Server).handleEnrollChallenge},
 	{"POST", "/v1/enrollments/{id}/liveness", (*Server).handleLiveness},
 	{"POST", "/v1/enrollments/{id}/finish", (*Server).handleFinish},
+	{"POST", "/v1/customers/{id}/challenge", (*Server).handlePresenceChallenge},
+	{"POST", "/v1/customers/{id}/access", (*Server).handleAccess},
 	{"GET", "/v1/customers/{id}/consent", (*Server).handleConsentStatus},
 	{"POST", "/v1/customers/{id}/withdraw", (*Server).handleWithdraw},
 }

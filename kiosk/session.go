@@ -27,6 +27,7 @@ type session struct {
 	customerID   string
 	displayName  string
 	verification string // who vouched for the customer's identity
+	challenge    *challenge
 	consent      *consentGiven
 	faces        []face.Face // faces of accepted photos
 	live         *face.Face  // the live face of a passed liveness check

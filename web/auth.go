@@ -2,6 +2,7 @@ package web
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -26,7 +28,52 @@ type Staff struct {
 	// Token is a long random secret for a device provisioned once, such as
 	// the lobby tablet; it signs in as Name.
 	Token string
+	// Role is what the person may do beyond the lobby page; "" is
+	// RoleStaff.
+	Role Role
 }
+
+// Role is a member of staff's authority.
+type Role string
+
+// Roles, each with the rights of the one before.
+const (
+	// RoleStaff signs in to the lobby page and vouches for a customer's
+	// identity at a kiosk.
+	RoleStaff Role = "staff"
+	// RoleSupervisor also approves what a kiosk may not do alone:
+	// re-enrolling a customer number with a face that does not match it,
+	// reading a customer's consent status, withdrawing a customer who is
+	// not present.
+	RoleSupervisor Role = "supervisor"
+	// RoleManager also reads the manager's feed (risk-flagged arrivals).
+	RoleManager Role = "manager"
+)
+
+// Roles lists the valid roles, least first.
+var Roles = []Role{RoleStaff, RoleSupervisor, RoleManager}
+
+func (r Role) rank() int {
+	switch r {
+	case "", RoleStaff:
+		return 1
+	case RoleSupervisor:
+		return 2
+	case RoleManager:
+		return 3
+	}
+	return 0
+}
+
+// Valid reports whether r is one of Roles or "" (RoleStaff).
+func (r Role) Valid() bool { return r.rank() > 0 }
+
+// Supervises reports whether r may approve a kiosk's re-enrollment or
+// withdrawal (supervisor or manager).
+func (r Role) Supervises() bool { return r.rank() >= RoleSupervisor.rank() }
+
+// Manages reports whether r may read the manager's feed.
+func (r Role) Manages() bool { return r.rank() >= RoleManager.rank() }
 
 // MinTokenLen is the shortest sign-in token accepted: a token is typed
 // once into a device, so it can be long enough to be unguessable.
@@ -51,6 +98,8 @@ func ValidateStaff(staff []Staff) error {
 			return fmt.Errorf("staff[%d]: set a password or a token", i)
 		case s.Token != "" && len(s.Token) < MinTokenLen:
 			return fmt.Errorf("staff[%d].token: at least %d characters", i, MinTokenLen)
+		case !s.Role.Valid():
+			return fmt.Errorf("staff[%d].role: %q is not one of staff, supervisor, manager", i, s.Role)
 		}
 		seen[name] = true
 		if isBcrypt(s.Password) {
@@ -71,6 +120,7 @@ func isBcrypt(p string) bool {
 // credential is a Staff entry prepared for constant-time checks.
 type credential struct {
 	name        string
+	role        Role
 	password    string // as configured: plain or bcrypt
 	hashed      bool
 	passwordSum [32]byte
@@ -82,12 +132,22 @@ type credential struct {
 }
 
 func newCredential(s Staff) *credential {
-	c := &credential{name: s.Name, password: s.Password, hashed: isBcrypt(s.Password)}
+	role := s.Role
+	if role == "" {
+		role = RoleStaff
+	}
+	c := &credential{name: s.Name, role: role, password: s.Password, hashed: isBcrypt(s.Password)}
 	c.passwordSum = sha256.Sum256([]byte(s.Password))
 	if s.Token != "" {
 		c.tokenSum, c.hasToken = sha256.Sum256([]byte(s.Token)), true
 	}
-	c.fingerprint = sha256.Sum256([]byte(s.Name + "\x00" + s.Password + "\x00" + s.Token))
+	fp := s.Name + "\x00" + s.Password + "\x00" + s.Token
+	if role != RoleStaff {
+		// A change of role ends the sessions of the old one; plain staff
+		// keep the fingerprint they had before roles existed.
+		fp += "\x00" + string(role)
+	}
+	c.fingerprint = sha256.Sum256([]byte(fp))
 	return c
 }
 
@@ -113,10 +173,12 @@ type session struct {
 	Expires time.Time
 }
 
-// sessions signs and checks the session cookie: "1.<expiry>.<name>.<mac>"
-// with the name in base64url and an HMAC-SHA256 over the rest and the
-// person's credential fingerprint. Nothing is stored on the server, so
-// sessions survive a daemon restart as long as the key does.
+// sessions signs and checks the session cookie: "1.<expiry>.<name>~<nonce>.<mac>"
+// with the name in base64url, a random nonce so that no two sign-ins share
+// a cookie, and an HMAC-SHA256 over the rest and the person's credential
+// fingerprint. Valid sessions are not stored, so they survive a daemon
+// restart as long as the key does; signed-out ones are (revoked), until
+// they would have expired.
 type sessions struct {
 	key    []byte
 	ttl    time.Duration
@@ -127,6 +189,49 @@ type sessions struct {
 	// there is one, as those are the slow ones.
 	decoy *credential
 	now   func() time.Time
+
+	revokedMu sync.Mutex
+	revoked   map[[32]byte]time.Time // sha256(cookie) → its expiry
+}
+
+// maxRevoked bounds the revocation list. Only a signed-in session can be
+// signed out, and sign-ins are rate-limited, so it fills only by many
+// legitimate sign-outs within one session lifetime; past it, the entry
+// closest to expiring anyway goes first.
+const maxRevoked = 100_000
+
+// revoke refuses the cookie value from now until exp.
+func (s *sessions) revoke(value string, exp time.Time) {
+	sum := sha256.Sum256([]byte(value))
+	now := s.now()
+	s.revokedMu.Lock()
+	defer s.revokedMu.Unlock()
+	if s.revoked == nil {
+		s.revoked = map[[32]byte]time.Time{}
+	}
+	if len(s.revoked) >= maxRevoked {
+		var first [32]byte
+		var firstExp time.Time
+		for k, e := range s.revoked {
+			if !now.Before(e) {
+				delete(s.revoked, k)
+			} else if firstExp.IsZero() || e.Before(firstExp) {
+				first, firstExp = k, e
+			}
+		}
+		if len(s.revoked) >= maxRevoked {
+			delete(s.revoked, first)
+		}
+	}
+	s.revoked[sum] = exp
+}
+
+func (s *sessions) isRevoked(value string) bool {
+	sum := sha256.Sum256([]byte(value))
+	s.revokedMu.Lock()
+	defer s.revokedMu.Unlock()
+	_, ok := s.revoked[sum]
+	return ok
 }
 
 // add makes c known to the sessions.
@@ -157,7 +262,12 @@ func (s *sessions) mac(payload string, c *credential) []byte {
 // issue returns the cookie of a new session for c.
 func (s *sessions) issue(c *credential, r *http.Request) (*http.Cookie, session) {
 	exp := s.now().Add(s.ttl).Truncate(time.Second)
-	payload := "1." + strconv.FormatInt(exp.Unix(), 10) + "." + base64.RawURLEncoding.EncodeToString([]byte(c.name))
+	var nonce [9]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		panic("web: no randomness: " + err.Error()) // crypto/rand does not fail on supported systems
+	}
+	payload := "1." + strconv.FormatInt(exp.Unix(), 10) + "." + base64.RawURLEncoding.EncodeToString([]byte(c.name)) +
+		"~" + base64.RawURLEncoding.EncodeToString(nonce[:])
 	value := payload + "." + base64.RawURLEncoding.EncodeToString(s.mac(payload, c))
 	return s.cookie(value, exp, r), session{Name: c.name, Expires: exp}
 }
@@ -181,8 +291,17 @@ func (s *sessions) cookie(value string, exp time.Time, r *http.Request) *http.Co
 	return ck
 }
 
-// clear returns a cookie that deletes the session.
-func (s *sessions) clear(r *http.Request) *http.Cookie { return s.cookie("", time.Unix(0, 0), r) }
+// clear returns a cookie that deletes the session, and revokes the
+// request's session on the server: deleting the cookie only asks the
+// browser, and a copy of it (a shared tablet's history, a proxy's log)
+// would stay good until it expired.
+func (s *sessions) clear(r *http.Request) *http.Cookie {
+	if ses, err := s.check(r); err == nil {
+		ck, _ := r.Cookie(sessionCookie)
+		s.revoke(ck.Value, ses.Expires)
+	}
+	return s.cookie("", time.Unix(0, 0), r)
+}
 
 // check returns the request's session, errSessionExpired, or another
 // error for no or a forged session.
@@ -196,7 +315,9 @@ func (s *sessions) check(r *http.Request) (session, error) {
 		return session{}, errors.New("bad session cookie")
 	}
 	exp, err1 := strconv.ParseInt(parts[1], 10, 64)
-	name, err2 := base64.RawURLEncoding.DecodeString(parts[2])
+	// Cookies issued before the nonce have none; they stay good.
+	b64name, _, _ := strings.Cut(parts[2], "~")
+	name, err2 := base64.RawURLEncoding.DecodeString(b64name)
 	sum, err3 := base64.RawURLEncoding.DecodeString(parts[3])
 	if err1 != nil || err2 != nil || err3 != nil {
 		return session{}, errors.New("bad session cookie")
@@ -211,6 +332,9 @@ func (s *sessions) check(r *http.Request) (session, error) {
 	expires := time.Unix(exp, 0)
 	if !s.now().Before(expires) {
 		return session{}, errSessionExpired
+	}
+	if s.isRevoked(ck.Value) {
+		return session{}, errors.New("signed out: sign in again")
 	}
 	return session{Name: c.name, Expires: expires}, nil
 }

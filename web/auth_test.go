@@ -1,10 +1,18 @@
 package web
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"concierge"
 )
@@ -169,27 +177,178 @@ func TestLimiterKeys(t *testing.T) {
 	clock := &lobbyClock{}
 	l := newLimiter(2, time.Minute, clock.Now)
 	l.fail("addr:a", "name:x")
-	if b, _ := l.blocked("addr:a"); b {
+	if b, _ := l.blocked("addr:a", "name:x"); b {
 		t.Fatal("blocked after one failure")
 	}
-	l.fail("addr:b", "name:x")
-	if b, _ := l.blocked("addr:c", "name:x"); !b {
-		t.Fatal("a name guessed from two addresses is not blocked")
+	l.fail("addr:a", "name:x")
+	if b, _ := l.blocked("addr:a", "name:y"); !b {
+		t.Fatal("an address that failed twice may go on guessing other names")
 	}
-	if b, _ := l.blocked("addr:a"); b {
-		t.Fatal("address a blocked after one failure of its own")
+	// Two addresses guessing one name slow it down; they do not lock it.
+	l.fail("addr:b", "name:z")
+	l.fail("addr:c", "name:z")
+	b, until := l.blocked("addr:d", "name:z")
+	if !b || until.Sub(clock.Now()) > nameSlowdown {
+		t.Fatalf("name z from a fresh address: blocked %v until %v, want a slowdown of at most %v", b, until, nameSlowdown)
 	}
-	l.reset("name:x")
-	if b, _ := l.blocked("name:x"); b {
-		t.Fatal("still blocked after reset")
+	clock.Advance(nameSlowdown)
+	if b, _ := l.blocked("addr:d", "name:z"); b {
+		t.Fatal("name z still blocked from a fresh address after the slowdown")
 	}
-	l.fail("addr:a")
-	if b, until := l.blocked("addr:a"); !b || until.Sub(clock.Now()) > time.Minute {
-		t.Fatalf("addr:a blocked %v until %v", b, until)
+	// A success resets the name and the pair, not the address.
+	l.reset("addr:a", "name:x")
+	if b, _ := l.blocked("addr:a", "name:x"); !b {
+		t.Fatal("a good password reset its address's failures")
 	}
 	clock.Advance(time.Minute)
-	if b, _ := l.blocked("addr:a"); b {
+	if b, _ := l.blocked("addr:a", "name:x"); b {
 		t.Fatal("blocked after the window")
+	}
+}
+
+// A table full of live lockouts still tracks a new address: the old
+// limiter stopped counting there, so the 10,001st address guessed freely.
+func TestLimiterFullTable(t *testing.T) {
+	clock := &lobbyClock{}
+	l := newLimiter(3, time.Hour, clock.Now)
+	for i := 0; i < maxLimiterKeys; i++ {
+		l.fail(fmt.Sprintf("addr:10.%d.%d.%d", i>>16&255, i>>8&255, i&255))
+	}
+	if n := l.size(); n != maxLimiterKeys {
+		t.Fatalf("%d keys, want %d", n, maxLimiterKeys)
+	}
+	clock.Advance(time.Second)
+	for i := 0; i < 3; i++ {
+		l.fail("addr:attacker", "name:Zhang")
+	}
+	if b, _ := l.blocked("addr:attacker", "name:Li"); !b {
+		t.Fatal("a new address is not tracked once the table is full")
+	}
+	if n := l.size(); n > maxLimiterKeys+2 {
+		t.Fatalf("%d keys: memory is not bounded", n)
+	}
+	// The oldest went first; expired keys go before any live one.
+	l.mu.Lock()
+	_, oldest := l.keys["addr:10.0.0.0"]
+	_, newest := l.keys[fmt.Sprintf("addr:10.0.%d.%d", (maxLimiterKeys-1)>>8&255, (maxLimiterKeys-1)&255)]
+	l.mu.Unlock()
+	if oldest || !newest {
+		t.Errorf("oldest kept %v, newest kept %v: eviction must drop the oldest", oldest, newest)
+	}
+	clock.Advance(time.Hour)
+	l.fail("addr:late")
+	if n := l.size(); n != 1 {
+		t.Errorf("%d keys after every window ended, want 1", n)
+	}
+}
+
+// signInFrom posts a sign-in to the lobby as if from addr.
+func signInFrom(env *lobbyEnv, addr, name, password string) *httptest.ResponseRecorder {
+	b, _ := json.Marshal(map[string]string{"name": name, "password": password})
+	req := httptest.NewRequest("POST", "/lobby/signin", bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	req.RemoteAddr = addr + ":50000"
+	rec := httptest.NewRecorder()
+	env.lobby.ServeHTTP(rec, req)
+	return rec
+}
+
+// Wrong passwords typed under Zhang's name from one address lock that
+// address out, not Zhang: Zhang signs in from the lobby tablet.
+func TestLobbySignInNoLockoutByName(t *testing.T) {
+	env := newLobbyEnv(t, nil)
+	for i := 0; i < 5; i++ {
+		if rec := signInFrom(env, "10.1.1.66", "Zhang", "guess"); rec.Code != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d %s", i, rec.Code, rec.Body)
+		}
+	}
+	if rec := signInFrom(env, "10.1.1.66", "Zhang", zhangPassword); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("the guessing address is not locked out: %d %s", rec.Code, rec.Body)
+	}
+	if rec := signInFrom(env, "10.1.1.66", "李经理", liPassword); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("the guessing address may try other names: %d %s", rec.Code, rec.Body)
+	}
+	// From elsewhere Zhang waits at most the slowdown.
+	env.clock.Advance(nameSlowdown)
+	if rec := signInFrom(env, "10.1.1.20", "Zhang", zhangPassword); rec.Code != http.StatusOK {
+		t.Fatalf("Zhang locked out from another address: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// Signing out revokes the session on the server: the cookie, replayed,
+// is refused; another session of the same person lives on.
+func TestLobbySignOutRevokes(t *testing.T) {
+	env := newLobbyEnv(t, nil)
+	a, b := env.client(), env.client()
+	resp, data := a.do("POST", "signin", map[string]string{"name": "Zhang", "password": zhangPassword})
+	want(t, resp, data, http.StatusOK, "")
+	stolen := resp.Cookies()[0].Value
+	b.signIn("Zhang", zhangPassword)
+
+	resp, data = a.do("POST", "signout", map[string]string{})
+	want(t, resp, data, http.StatusNoContent, "")
+	req, _ := http.NewRequest("GET", env.http.URL+"/lobby/me", nil)
+	req.AddCookie(&http.Cookie{Name: sessionCookie, Value: stolen})
+	replay, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(replay.Body)
+	replay.Body.Close()
+	want(t, replay, body, http.StatusUnauthorized, concierge.EUNAUTHORIZED)
+
+	resp, data = b.do("GET", "me", nil)
+	want(t, resp, data, http.StatusOK, "")
+}
+
+// Verify is the one credential check for kiosks and terminals: roles, the
+// same wrong-password answer for unknown names, the limiter per address.
+func TestStaffDirectoryVerify(t *testing.T) {
+	clock := &lobbyClock{}
+	hash, err := bcrypt.GenerateFromPassword([]byte(liPassword), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewStaffDirectory([]Staff{
+		{Name: "Zhang", Password: zhangPassword},
+		{Name: "李经理", Password: string(hash), Role: RoleManager},
+		{Name: "Wu", Password: "supervisor-pw", Role: RoleSupervisor},
+		{Name: "lobby tablet", Token: tabletToken},
+	}, DirectoryConfig{Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, pw  string
+		role      Role
+		supervise bool
+	}{
+		{"Zhang", zhangPassword, RoleStaff, false},
+		{" 李经理 ", liPassword, RoleManager, true},
+		{"Wu", "supervisor-pw", RoleSupervisor, true},
+	} {
+		s, err := d.Verify(ctx, tc.name, tc.pw, "10.0.0.1")
+		if err != nil || s.Role != tc.role || s.Role.Supervises() != tc.supervise || s.Password != "" {
+			t.Errorf("%s: %+v %v", tc.name, s, err)
+		}
+	}
+	for _, tc := range [][2]string{{"Zhang", "wrong"}, {"Nobody", zhangPassword}, {"lobby tablet", tabletToken}, {"Zhang", ""}} {
+		_, err := d.Verify(ctx, tc[0], tc[1], "10.0.0.2")
+		if concierge.ErrorCode(err) != concierge.EUNAUTHORIZED {
+			t.Errorf("%q/%q: %v, want unauthorized", tc[0], tc[1], err)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		d.Verify(ctx, "Wu", "guess", "10.0.0.3")
+	}
+	_, err = d.Verify(ctx, "Wu", "supervisor-pw", "10.0.0.3")
+	if concierge.ErrorCode(err) != concierge.EUNAUTHORIZED || !strings.Contains(err.Error(), "try again") {
+		t.Fatalf("locked-out address: %v", err)
+	}
+	clock.Advance(nameSlowdown)
+	if _, err := d.Verify(ctx, "Wu", "supervisor-pw", "10.0.0.4"); err != nil {
+		t.Fatalf("Wu from another address: %v", err)
 	}
 }
 
@@ -205,6 +364,7 @@ func TestValidateStaff(t *testing.T) {
 		{[]Staff{{Name: "Zhang", Password: "short"}}, "at least 8"},
 		{[]Staff{{Name: "Zhang", Token: "short"}}, "staff[0].token"},
 		{[]Staff{{Name: "Zhang", Password: "$2a$10$notahash"}}, "bcrypt"},
+		{[]Staff{{Name: "Zhang", Password: "longenough", Role: "admin"}}, "staff[0].role"},
 	} {
 		err := ValidateStaff(tc.staff)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -26,6 +26,9 @@ type KioskConfig struct {
 	// en.txt), of version ConsentVersion. Empty: the built-in texts.
 	ConsentDir     string `yaml:"consent_dir"`
 	ConsentVersion string `yaml:"consent_version"`
+	// ChallengeTTL is how long after a liveness challenge is shown its
+	// frames may arrive, by the daemon's clock.
+	ChallengeTTL time.Duration `yaml:"challenge_ttl"`
 }
 
 // KioskDevice is one kiosk.
@@ -42,6 +45,7 @@ func defaultKioskConfig() KioskConfig {
 		MaxUploadBytes: d.MaxUploadBytes,
 		SessionTTL:     d.SessionTTL,
 		PhotosNeeded:   d.PhotosNeeded,
+		ChallengeTTL:   d.ChallengeTTL,
 	}
 }
 
@@ -51,6 +55,7 @@ func (k KioskConfig) api() kiosk.Config {
 	c.RatePerSecond, c.Burst = k.RatePerSecond, k.Burst
 	c.MaxUploadBytes, c.SessionTTL, c.PhotosNeeded = k.MaxUploadBytes, k.SessionTTL, k.PhotosNeeded
 	c.MaxPhotos = max(c.MaxPhotos, k.PhotosNeeded)
+	c.ChallengeTTL = k.ChallengeTTL
 	for _, d := range k.Devices {
 		c.Devices = append(c.Devices, kiosk.Device{ID: d.ID, Token: d.Token})
 	}
@@ -68,6 +73,8 @@ func (k KioskConfig) validate() error {
 		return fmt.Errorf("kiosk.max_upload_bytes: %d must be at least 65536", k.MaxUploadBytes)
 	case k.SessionTTL < time.Minute:
 		return fmt.Errorf("kiosk.session_ttl: %v must be at least 1m", k.SessionTTL)
+	case k.ChallengeTTL < 5*time.Second || k.ChallengeTTL > 5*time.Minute:
+		return fmt.Errorf("kiosk.challenge_ttl: %v must be 5s-5m", k.ChallengeTTL)
 	case k.PhotosNeeded < 1 || k.PhotosNeeded > 10:
 		return fmt.Errorf("kiosk.photos_needed: %d must be 1-10", k.PhotosNeeded)
 	case k.ConsentDir != "" && k.ConsentVersion == "":

@@ -34,11 +34,15 @@ type WebConfig struct {
 }
 
 // WebStaff is one entry of web.staff: a password (plain, or a bcrypt hash
-// "$2a$..."), a token, or both.
+// "$2a$..."), a token, or both; and a role (staff, supervisor, manager).
 type WebStaff struct {
 	Name     string `yaml:"name"`
 	Password string `yaml:"password"`
 	Token    string `yaml:"token"`
+	// Role: staff (the default) may sign for a customer at a kiosk;
+	// supervisor may also approve a kiosk's re-enrollment or withdrawal;
+	// manager may also read the manager's feed.
+	Role string `yaml:"role"`
 }
 
 func defaultWebConfig() WebConfig {
@@ -53,7 +57,7 @@ func defaultWebConfig() WebConfig {
 func (w WebConfig) staff() []web.Staff {
 	out := make([]web.Staff, len(w.Staff))
 	for i, s := range w.Staff {
-		out[i] = web.Staff{Name: s.Name, Password: s.Password, Token: s.Token}
+		out[i] = web.Staff{Name: s.Name, Password: s.Password, Token: s.Token, Role: web.Role(s.Role)}
 	}
 	return out
 }

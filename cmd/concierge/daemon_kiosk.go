@@ -58,12 +58,26 @@ func (d *Daemon) openKiosk() (*kiosk.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("liveness landmarks: %w (run `concierge models fetch`)", err)
 	}
+	// Kiosks check staff against web.staff with the lobby's rules; their
+	// limiter is their own, so guessing at a kiosk never locks the lobby.
+	staff, err := web.NewStaffDirectory(d.cfg.Web.staff(), web.DirectoryConfig{
+		MaxFailures: d.cfg.Web.MaxSignInFailures, Lockout: d.cfg.Web.SignInLockout})
+	if err != nil {
+		y.Close()
+		return nil, fmt.Errorf("kiosk staff: %w", err)
+	}
+	if len(d.cfg.Web.Staff) == 0 {
+		d.log.Warn("kiosks enabled but web.staff is empty: no member of staff can sign an enrollment or a withdrawal")
+	}
 	db := d.app.db
 	srv, err := kiosk.New(kiosk.Options{
 		Config:    d.cfg.Kiosk.api(),
 		Service:   d.app.svc,
 		Landmarks: yunetLandmarks{det: y, maxPixels: d.cfg.Vision.MaxPixels},
 		Consent:   texts,
+		Staff:     kioskStaff{dir: staff},
+		// nil outside tests: a random challenge per attempt.
+		PickChallenge: kioskChallenge,
 		Audit: kiosk.AuditFunc(func(ctx context.Context, e kiosk.AuditEntry) error {
 			return db.AppendAudit(ctx, sqlite.AuditEntry(e))
 		}),
@@ -77,6 +91,24 @@ func (d *Daemon) openKiosk() (*kiosk.Server, error) {
 	// Closed before the database: the daemon's closers run last-in first.
 	d.closers = append(d.closers, y.Close, srv.Close)
 	return srv, nil
+}
+
+// kioskChallenge fixes the kiosks' liveness challenges in tests that
+// drive the page with a recorded clip; nil picks at random.
+var kioskChallenge func() []enroll.Turn
+
+// kioskStaff is web.StaffDirectory as the kiosk API sees it: a name and
+// whether that person may approve (supervisor or manager).
+type kioskStaff struct{ dir *web.StaffDirectory }
+
+var _ kiosk.StaffVerifier = kioskStaff{}
+
+func (k kioskStaff) VerifyStaff(ctx context.Context, name, secret, from string) (kiosk.StaffMember, error) {
+	s, err := k.dir.Verify(ctx, name, secret, from)
+	if err != nil {
+		return kiosk.StaffMember{}, err
+	}
+	return kiosk.StaffMember{Name: s.Name, Supervisor: s.Role.Supervises()}, nil
 }
 
 // yunetLandmarks finds faces and their five landmarks with YuNet, without

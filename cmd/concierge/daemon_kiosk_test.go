@@ -22,7 +22,11 @@ import (
 	"concierge/vision"
 )
 
-const kioskTestToken = "kiosk-1-token-0123456789abcdef0123"
+const (
+	kioskTestToken          = "kiosk-1-token-0123456789abcdef0123"
+	kioskStaffPassword      = "staff-1-password"
+	kioskSupervisorPassword = "supervisor-li-password"
+)
 
 // kioskDaemon starts the real daemon (no cameras, embedded NATS) with one
 // kiosk, and returns it with the path of its config file, which the CLI
@@ -45,7 +49,11 @@ kiosk:
   devices:
     - id: kiosk-1
       token: ${KIOSK_TEST_TOKEN}
-`, filepath.Join(dir, "c.db"), testenv.ModelsDir(t), filepath.Join(dir, "js"))
+web:
+  staff:
+    - {name: staff-1, password: "%s"}
+    - {name: Supervisor Li, password: "%s", role: supervisor}
+`, filepath.Join(dir, "c.db"), testenv.ModelsDir(t), filepath.Join(dir, "js"), kioskStaffPassword, kioskSupervisorPassword)
 	path := filepath.Join(dir, "concierge.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -107,28 +115,43 @@ func recognised(t *testing.T, ids []string, want string) int {
 }
 
 // turningClip is the fake camera's picture of a person at the kiosk: the
-// man of the d12 clip facing the camera (frames 54-72), turning his head
-// to his right and back (75-100), played forward and backward so that it
-// loops smoothly (3.7 s at 25 fps).
+// man of the d12 clip facing the camera (frames 0-30, forward and back:
+// 2.4 s at 25 fps), turning to his left (33-51) and then to his right
+// (75-100), and facing the camera again (105-117, held for about ten
+// seconds). The page restarts the camera for each liveness attempt, after
+// the challenge is on screen, so Chromium plays the clip from its start
+// then: the page's get-ready pause falls on the frontal lead and its
+// frames on the turns.
 func turningClip(t *testing.T) [][]byte {
 	t.Helper()
-	frames, err := vision.ClipFrames(testenv.Shared(t, "data/video/d12.mp4"), 54, 47, 1)
+	frames, err := vision.ClipFrames(testenv.Shared(t, "data/video/d12.mp4"), 0, 118, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	loop := append([][]byte(nil), frames...)
-	for i := len(frames) - 2; i > 0; i-- {
+	loop := append([][]byte(nil), frames[:31]...)
+	for i := 29; i >= 0; i-- {
 		loop = append(loop, frames[i])
+	}
+	loop = append(loop, frames[31:]...)
+	for len(loop) < 61+87+250 {
+		for i := 116; i >= 105; i-- {
+			loop = append(loop, frames[i])
+		}
+		loop = append(loop, frames[106:]...)
 	}
 	return loop
 }
 
-// checkLoopIsLive makes sure the fake camera's loop passes the liveness
-// check wherever in the loop the page starts its 16 frames, one every 250
-// ms (6 or 7 frames of the 25 fps loop): otherwise the browser test would
-// depend on timing. It runs the rule on YuNet's landmarks, as the daemon
-// does.
-func checkLoopIsLive(t *testing.T, loop [][]byte) {
+// leftThenRight is the challenge the daemon asks for in the browser test,
+// the order of the clip's turns.
+var leftThenRight = []enroll.Turn{enroll.TurnLeft, enroll.TurnRight}
+
+// checkLoopFollows makes sure the fake camera's clip follows the challenge
+// wherever the page's 16 frames, one every 250 ms (6 or 7 frames of the
+// 25 fps clip) plus the time a grab takes, start within the first second
+// after the get-ready pause: otherwise the browser test would depend on
+// timing. It runs the rule on YuNet's landmarks, as the daemon does.
+func checkLoopFollows(t *testing.T, loop [][]byte, steps []enroll.Turn) {
 	t.Helper()
 	y, err := vision.NewYuNet(models.Path(testenv.ModelsDir(t), models.YuNet))
 	if err != nil {
@@ -143,13 +166,13 @@ func checkLoopIsLive(t *testing.T, loop [][]byte) {
 		}
 	}
 	for _, step := range []int{6, 7} {
-		for start := range loop {
+		for start := 38; start <= 63; start++ { // 1.5 s to 2.5 s after the camera starts
 			seq := make([][]face.Face, 16)
 			for i := range seq {
 				seq[i] = faces[(start+i*step)%len(loop)]
 			}
-			if res := enroll.DefaultLivenessRule.Check(seq); !res.Live {
-				t.Fatalf("the fake camera loop fails liveness from frame %d, step %d: %s %s", start, step, res.Reason, res.Detail())
+			if res := enroll.DefaultLivenessRule.CheckChallenge(seq, steps); !res.Live {
+				t.Fatalf("the fake camera clip fails challenge %v from frame %d, step %d: %s %s", steps, start, step, res.Reason, res.Detail())
 			}
 		}
 	}
@@ -162,7 +185,9 @@ func checkLoopIsLive(t *testing.T, loop [][]byte) {
 // shown to the camera fails the liveness check.
 func TestKioskPageInBrowser(t *testing.T) {
 	loop := turningClip(t)
-	checkLoopIsLive(t, loop)
+	checkLoopFollows(t, loop, leftThenRight)
+	kioskChallenge = func() []enroll.Turn { return leftThenRight }
+	t.Cleanup(func() { kioskChallenge = nil })
 	dir := t.TempDir()
 	live := filepath.Join(dir, "turning.y4m")
 	if err := vision.WriteY4M(live, loop, 640, 480, 25); err != nil {
@@ -196,7 +221,7 @@ func TestKioskPageInBrowser(t *testing.T) {
 	k.wait("token out of the address bar", time.Second, `!location.href.includes('token')`)
 
 	k.do(chromedp.Click(chromedp.ID("lang-zh")))
-	k.enroll("C77", "Ms Test", "staff-1")
+	k.enroll("C77", "Ms Test", "staff-1", kioskStaffPassword)
 	k.wait("consent text", 10*time.Second, `document.querySelector('#consent-text').innerText.includes('128 个数字')`)
 	k.screenshot("kiosk-consent.png")
 	k.do(chromedp.Click(chromedp.ID("btn-agree")))
@@ -240,17 +265,23 @@ func TestKioskPageInBrowser(t *testing.T) {
 		t.Fatalf("/healthz customers = %d", health.Customers)
 	}
 
-	// Withdrawal through the page.
+	// Withdrawal through the page, the customer confirming with his face:
+	// a clerk's signature is not enough, the confirmation box is needed.
 	k.do(chromedp.Click(chromedp.ID("result-done")))
 	k.wait("home again", 5*time.Second, `document.body.dataset.screen === 'home'`)
 	k.do(chromedp.Click(chromedp.ID("btn-withdraw")),
 		chromedp.WaitVisible(chromedp.ID("withdraw-form")),
 		chromedp.SendKeys(chromedp.ID("wd-customer"), "C77"),
 		chromedp.SendKeys(chromedp.ID("wd-staff"), "staff-1"),
+		chromedp.SendKeys(chromedp.ID("wd-password"), kioskStaffPassword),
+		chromedp.Click(chromedp.ID("wd-confirm")),
 		chromedp.Click(chromedp.ID("btn-wd-submit")))
-	k.wait("confirmation asked", 5*time.Second, `document.querySelector('#withdraw-error').textContent !== ''`)
-	k.do(chromedp.Click(chromedp.ID("wd-confirm")), chromedp.Click(chromedp.ID("btn-wd-submit")))
-	k.wait("withdrawn", 10*time.Second, `document.body.dataset.outcome === 'withdrawn'`)
+	k.wait("clerk refused", 10*time.Second, `document.querySelector('#withdraw-error').textContent.includes('supervisor')`)
+	if n := d.app.svc.Gallery.Templates("C77"); n != 3 {
+		t.Fatalf("a clerk's signature withdrew the customer: %d templates left", n)
+	}
+	k.do(chromedp.Click(chromedp.ID("btn-wd-face")))
+	k.wait("withdrawn", time.Minute, `document.body.dataset.outcome === 'withdrawn'`)
 	k.screenshot("kiosk-withdrawn.png")
 	if ids := identifyCLI(t, cfg, probes); recognised(t, ids, "C77") != 0 {
 		t.Fatalf("identify after withdrawal through the page: %q, want null", ids)
@@ -280,7 +311,7 @@ func TestKioskPageInBrowser(t *testing.T) {
 	k.do(chromedp.Navigate(base + "/kiosk/#token=" + kioskTestToken))
 	k.wait("home screen", 20*time.Second, `document.body.dataset.screen === 'home'`)
 	k.do(chromedp.Click(chromedp.ID("lang-en")))
-	k.enroll("C78", "Mr Photo", "staff-1")
+	k.enroll("C78", "Mr Photo", "staff-1", kioskStaffPassword)
 	k.wait("consent text", 10*time.Second, `document.querySelector('#consent-text').innerText.includes('128 numbers')`)
 	k.do(chromedp.Click(chromedp.ID("btn-agree")))
 	k.wait("liveness refused", 3*time.Minute, `document.body.dataset.liveness === 'failed'`)
@@ -340,14 +371,15 @@ func (k kioskPage) wait(what string, timeout time.Duration, expr string) {
 	}
 }
 
-// enroll fills the staff's start form.
-func (k kioskPage) enroll(customer, name, staff string) {
+// enroll fills the staff's start form, signed with their password.
+func (k kioskPage) enroll(customer, name, staff, password string) {
 	k.t.Helper()
 	k.do(chromedp.Click(chromedp.ID("btn-enroll")),
 		chromedp.WaitVisible(chromedp.ID("start-form")),
 		chromedp.SendKeys(chromedp.ID("start-customer"), customer),
 		chromedp.SendKeys(chromedp.ID("start-name"), name),
 		chromedp.SendKeys(chromedp.ID("start-staff"), staff),
+		chromedp.SendKeys(chromedp.ID("start-staff-password"), password),
 		chromedp.Click(chromedp.ID("btn-start")))
 	k.wait("consent screen", 10*time.Second, `document.body.dataset.screen === 'consent'`)
 }
@@ -374,6 +406,7 @@ func (k kioskPage) close() {
 func TestKioskConfig(t *testing.T) {
 	t.Setenv("KIOSK_A", "a-token-from-the-environment-0123456789")
 	t.Setenv("CONCIERGE_KIOSK_RATE_PER_SECOND", "2.5")
+	t.Setenv("CONCIERGE_KIOSK_CHALLENGE_TTL", "45s")
 	c, err := ParseConfig(strings.NewReader(`
 kiosk:
   session_ttl: 5m
@@ -384,12 +417,14 @@ kiosk:
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The error cases below are about the file alone.
+	os.Unsetenv("CONCIERGE_KIOSK_CHALLENGE_TTL")
 	k := c.Kiosk
 	if len(k.Devices) != 2 || k.Devices[0].Token != "a-token-from-the-environment-0123456789" || k.SessionTTL != 5*time.Minute ||
-		k.RatePerSecond != 2.5 || k.Burst != 30 || k.PhotosNeeded != 3 || k.MaxUploadBytes != 8<<20 {
+		k.RatePerSecond != 2.5 || k.Burst != 30 || k.PhotosNeeded != 3 || k.MaxUploadBytes != 8<<20 || k.ChallengeTTL != 45*time.Second {
 		t.Fatalf("kiosk config %+v", k)
 	}
-	if api := k.api(); len(api.Devices) != 2 || api.RatePerSecond != 2.5 || api.MaxPhotos < api.PhotosNeeded {
+	if api := k.api(); len(api.Devices) != 2 || api.RatePerSecond != 2.5 || api.MaxPhotos < api.PhotosNeeded || api.ChallengeTTL != 45*time.Second {
 		t.Fatalf("kiosk API config %+v", api)
 	}
 	for _, tc := range []struct{ yaml, want string }{
@@ -402,6 +437,8 @@ kiosk:
 		{"kiosk:\n  session_ttl: 10s\n", "kiosk.session_ttl"},
 		{"kiosk:\n  burst: 0\n", "kiosk.burst"},
 		{"kiosk:\n  max_upload_bytes: 1000\n", "kiosk.max_upload_bytes"},
+		{"kiosk:\n  challenge_ttl: 1s\n", "kiosk.challenge_ttl"},
+		{"web:\n  staff:\n    - {name: Wu, password: long-enough, role: boss}\n", "web.staff[0].role"},
 		{"kiosk:\n  devices: []\n  tokens: []\n", "tokens"},
 	} {
 		if _, err := ParseConfig(strings.NewReader(tc.yaml)); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -440,6 +477,43 @@ func TestKioskMountFallbacks(t *testing.T) {
 			if resp.StatusCode != tc.status || body.Error.Code != tc.code {
 				t.Errorf("%s: GET %s = %d %q, want %d %q", tc.name, path, resp.StatusCode, body.Error.Code, tc.status, tc.code)
 			}
+		}
+	}
+}
+
+// The daemon checks a kiosk's staff sign-off against web.staff, with roles:
+// a clerk may start an enrollment, not approve a withdrawal; a wrong
+// password is refused; a supervisor may approve.
+func TestKioskDaemonChecksStaff(t *testing.T) {
+	d, _ := kioskDaemon(t)
+	base := "http://" + d.HTTPAddr()
+	post := func(path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+kioskTestToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var e struct{ Error struct{ Code string } }
+		json.NewDecoder(resp.Body).Decode(&e)
+		return resp.StatusCode, e.Error.Code
+	}
+	for _, tc := range []struct {
+		what, path, body string
+		status           int
+		code             string
+	}{
+		{"clerk starts", "/v1/enrollments", `{"customer_id":"C9","display_name":"x","staff":{"name":"staff-1","password":"` + kioskStaffPassword + `"}}`, 201, ""},
+		{"wrong password", "/v1/enrollments", `{"customer_id":"C9","display_name":"x","staff":{"name":"staff-1","password":"guess-guess"}}`, 403, "staff_unauthorized"},
+		{"free text", "/v1/enrollments", `{"customer_id":"C9","display_name":"x","verified_by":"staff-1"}`, 422, "invalid"},
+		{"clerk withdraws", "/v1/customers/C9/withdraw", `{"confirm":true,"supervisor":{"name":"staff-1","password":"` + kioskStaffPassword + `"}}`, 403, "supervisor_required"},
+		{"supervisor withdraws", "/v1/customers/C9/withdraw", `{"confirm":true,"supervisor":{"name":"Supervisor Li","password":"` + kioskSupervisorPassword + `"}}`, 404, "not_found"},
+	} {
+		if status, code := post(tc.path, tc.body); status != tc.status || code != tc.code {
+			t.Errorf("%s: %d %q, want %d %q", tc.what, status, code, tc.status, tc.code)
 		}
 	}
 }

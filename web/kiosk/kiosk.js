@@ -13,7 +13,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const GUIDANCE_PAUSE_MS = 300;
 const OK_FRAMES_BEFORE_PHOTO = 2;
 const LIVENESS_FRAMES = 16;
-const LIVENESS_EVERY_MS = 250;
+const LIVENESS_MIN_EVERY_MS = 200;
 const LIVENESS_GET_READY_MS = 1500;
 const RESULT_TIMEOUT_MS = 20000;
 
@@ -106,8 +106,9 @@ function home() {
   clearTimeout(state.resultTimer);
   stopCamera();
   state.session = null;
-  for (const f of ['start-form', 'withdraw-form']) $(f).reset();
+  for (const f of ['start-form', 'withdraw-form', 'supervisor-form']) $(f).reset();
   for (const e of ['start-error', 'consent-error', 'capture-error', 'withdraw-error']) setError(e, '');
+  for (const e of ['supervisor-form', 'wd-camera', 'wd-instruction', 'wd-steps', 'liveness-steps']) $(e).hidden = true;
   delete document.body.dataset.outcome;
   delete document.body.dataset.liveness;
   show('home');
@@ -144,13 +145,16 @@ function failure(r) {
 
 async function startEnrollment(ev) {
   ev.preventDefault();
+  // The member of staff signs with their own name and password: the
+  // daemon checks it, so the record says who really vouched.
   const body = {
     customer_id: $('start-customer').value.trim(),
     display_name: $('start-name').value.trim(),
-    verified_by: $('start-staff').value.trim(),
+    staff: { name: $('start-staff').value.trim(), password: $('start-staff-password').value },
     reference: $('start-reference').value.trim(),
   };
-  if (!body.verified_by && !body.reference) return setError('start-error', t('needVerifier'));
+  $('start-staff-password').value = '';
+  if (!body.staff.name || !body.staff.password) return setError('start-error', t('needVerifier'));
   setError('start-error', t('starting'));
   const r = await api('POST', '/v1/enrollments', body);
   if (r.status !== 201) return setError('start-error', r.data && r.data.error ? r.data.error.message : t('failed'));
@@ -191,33 +195,41 @@ async function agree() {
   await capture();
 }
 
-async function openCamera() {
-  if (state.stream) return true;
+// openCamera shows the camera in the video element id (the enrollment's or
+// the withdrawal's).
+async function openCamera(id = 'capture-video') {
+  const video = $(id);
+  if (state.stream && video.srcObject === state.stream) return true;
+  stopStream();
   try {
     state.stream = await navigator.mediaDevices.getUserMedia({
       video: { width: { ideal: 640 }, height: { ideal: 480 }, facingMode: 'user' }, audio: false,
     });
   } catch {
-    setError('capture-error', t('cameraError'));
+    setError(id === 'wd-video' ? 'withdraw-error' : 'capture-error', t('cameraError'));
     return false;
   }
-  const video = $('capture-video');
   video.srcObject = state.stream;
   await video.play().catch(() => {});
   while (video.videoWidth === 0) await sleep(50);
   return true;
 }
 
-function stopCamera() {
-  state.run++;
+function stopStream() {
   if (state.stream) for (const tr of state.stream.getTracks()) tr.stop();
   state.stream = null;
   $('capture-video').srcObject = null;
+  $('wd-video').srcObject = null;
+}
+
+function stopCamera() {
+  state.run++;
+  stopStream();
 }
 
 // grab returns the camera's current frame as a JPEG.
-function grab() {
-  const video = $('capture-video');
+function grab(id = 'capture-video') {
+  const video = $(id);
   const canvas = $('grab');
   canvas.width = video.videoWidth;
   canvas.height = video.videoHeight;
@@ -273,37 +285,71 @@ async function capture() {
   if (run === state.run) await liveness(run);
 }
 
-async function liveness(run) {
-  const sid = state.session;
-  const instr = $('liveness-instruction');
-  $('btn-liveness-retry').hidden = true;
+// showSteps lists a challenge's turns, in order, as the customer moves.
+function showSteps(id, steps) {
+  const ol = $(id);
+  ol.replaceChildren();
+  for (const step of steps) {
+    const li = document.createElement('li');
+    li.textContent = t(`step.${step}`);
+    li.dataset.step = step;
+    ol.append(li);
+  }
+  ol.hidden = false;
+}
+
+// film follows a challenge: the customer gets ready facing the camera,
+// then turns as the steps say while the page takes LIVENESS_FRAMES frames
+// over the challenge's seconds. It returns the form, or null when the
+// screen was left.
+async function film(run, challenge, video, instr, stepsId) {
+  showSteps(stepsId, challenge.steps);
   instr.hidden = false;
   instr.textContent = t('livenessWait');
-  guide('face_camera');
   await sleep(LIVENESS_GET_READY_MS);
-  if (run !== state.run) return;
+  if (run !== state.run) return null;
   instr.textContent = t('livenessGo');
-  guide('turn_head');
+  const every = Math.max(LIVENESS_MIN_EVERY_MS, Math.round((challenge.seconds * 1000) / LIVENESS_FRAMES));
   const form = new FormData();
   for (let i = 0; i < LIVENESS_FRAMES; i++) {
-    form.append('frame', await grab(), `frame${i}.jpg`);
-    await sleep(LIVENESS_EVERY_MS);
-    if (run !== state.run) return;
+    form.append('frame', await grab(video), `frame${i}.jpg`);
+    await sleep(every);
+    if (run !== state.run) return null;
   }
   instr.textContent = t('livenessChecking');
+  return form;
+}
+
+// liveness asks the server for this attempt's challenge and films the
+// customer following it. The camera restarts after the challenge is on
+// screen, so every frame sent was taken after the customer saw the steps
+// (and a recorded test camera starts its clip at the same point).
+async function liveness(run) {
+  const sid = state.session;
+  $('btn-liveness-retry').hidden = true;
+  guide('face_camera');
+  const c = await api('POST', `/v1/enrollments/${sid}/liveness/challenge`);
+  if (run !== state.run) return;
+  if (c.status !== 201) return failure(c);
+  stopStream();
+  if (!(await openCamera())) return;
+  if (run !== state.run) return;
+  const form = await film(run, c.data, 'capture-video', $('liveness-instruction'), 'liveness-steps');
+  if (!form) return;
   const r = await api('POST', `/v1/enrollments/${sid}/liveness`, form);
   if (run !== state.run) return;
+  $('liveness-steps').hidden = true;
   if (r.status === 200) {
     document.body.dataset.liveness = 'passed';
     $('liveness-state').textContent = t('passed');
-    instr.hidden = true;
+    $('liveness-instruction').hidden = true;
     return finish();
   }
   if (r.code === 'liveness_failed') {
     document.body.dataset.liveness = 'failed';
     const d = r.data.error.detail;
     guide(d.hint);
-    instr.textContent = t(`hint.${d.hint}`);
+    $('liveness-instruction').textContent = t(`hint.${d.hint}`);
     if (d.liveness_attempts_left > 0) {
       $('btn-liveness-retry').hidden = false;
       return;
@@ -313,28 +359,75 @@ async function liveness(run) {
   return failure(r);
 }
 
-async function finish() {
-  const r = await api('POST', `/v1/enrollments/${state.session}/finish`);
+// finish stores the enrollment; a customer number already on file with
+// another face needs a supervisor, who signs on this screen.
+async function finish(supervisor) {
+  const r = await api('POST', `/v1/enrollments/${state.session}/finish`, supervisor ? { supervisor } : undefined);
   if (r.status === 201) return result('enrolled', t('enrolledTitle'), t('enrolledBody'));
+  if (r.code === 'supervisor_required' || r.code === 'staff_unauthorized' || r.status === 429) {
+    stopStream();
+    $('supervisor-form').hidden = false;
+    document.body.dataset.outcome = 'supervisor';
+    return setError('capture-error', r.data && r.data.error ? r.data.error.message : t('failed'));
+  }
   return failure(r);
+}
+
+async function approve(ev) {
+  ev.preventDefault();
+  const supervisor = { name: $('sup-name').value.trim(), password: $('sup-password').value };
+  $('sup-password').value = '';
+  setError('capture-error', t('starting'));
+  await finish(supervisor);
 }
 
 // ---- withdrawal -----------------------------------------------------------
 
-async function withdraw(ev) {
-  ev.preventDefault();
-  const id = $('wd-customer').value.trim();
-  const verifiedBy = $('wd-staff').value.trim();
-  const reference = $('wd-reference').value.trim();
-  if (!$('wd-confirm').checked) return setError('withdraw-error', t('needConfirm'));
-  if (!verifiedBy && !reference) return setError('withdraw-error', t('needVerifier'));
-  const r = await api('POST', `/v1/customers/${encodeURIComponent(id)}/withdraw`, {
-    confirm: true, verified_by: verifiedBy, reference,
-  });
+// withdrawWith sends the withdrawal with an access token or a supervisor.
+async function withdrawWith(id, proof) {
+  const r = await api('POST', `/v1/customers/${encodeURIComponent(id)}/withdraw`, { confirm: true, ...proof });
   if (r.status === 200) return result('withdrawn', t('withdrawnTitle'), t('withdrawnBody', { n: r.data.templates_deleted }));
   if (r.status === 404) return setError('withdraw-error', t('notEnrolled'));
   if (r.status === 429) return setError('withdraw-error', t('rateLimited'));
   return setError('withdraw-error', r.data && r.data.error ? r.data.error.message : t('failed'));
+}
+
+// withdraw: a supervisor signs for a customer who is not present.
+async function withdraw(ev) {
+  ev.preventDefault();
+  const id = $('wd-customer').value.trim();
+  const supervisor = { name: $('wd-staff').value.trim(), password: $('wd-password').value };
+  $('wd-password').value = '';
+  if (!$('wd-confirm').checked) return setError('withdraw-error', t('needConfirm'));
+  if (!supervisor.name || !supervisor.password) return setError('withdraw-error', t('needSupervisor'));
+  await withdrawWith(id, { supervisor });
+}
+
+// withdrawByFace: the customer proves they are present by following a
+// challenge; the server answers the same for every customer number until
+// the face matches.
+async function withdrawByFace() {
+  const id = $('wd-customer').value.trim();
+  if (!$('wd-confirm').checked) return setError('withdraw-error', t('needConfirm'));
+  if (!id) return setError('withdraw-error', t('notEnrolled'));
+  setError('withdraw-error', '');
+  const run = ++state.run;
+  const c = await api('POST', `/v1/customers/${encodeURIComponent(id)}/challenge`);
+  if (run !== state.run) return;
+  if (c.status !== 201) return setError('withdraw-error', c.status === 429 ? t('rateLimited') : t('failed'));
+  $('wd-camera').hidden = false;
+  stopStream();
+  if (!(await openCamera('wd-video'))) return;
+  const form = await film(run, c.data, 'wd-video', $('wd-instruction'), 'wd-steps');
+  if (!form) return;
+  const a = await api('POST', `/v1/customers/${encodeURIComponent(id)}/access`, form);
+  if (run !== state.run) return;
+  stopStream();
+  $('wd-camera').hidden = true;
+  $('wd-steps').hidden = true;
+  $('wd-instruction').hidden = true;
+  if (a.status !== 200) return setError('withdraw-error', a.code === 'not_present' ? t('notPresent') : t('failed'));
+  await withdrawWith(id, { access_token: a.data.access_token });
 }
 
 // ---- wiring ---------------------------------------------------------------
@@ -365,6 +458,8 @@ async function boot() {
   $('capture-cancel').addEventListener('click', abandon);
   $('btn-liveness-retry').addEventListener('click', () => liveness(state.run));
   $('withdraw-form').addEventListener('submit', withdraw);
+  $('btn-wd-face').addEventListener('click', withdrawByFace);
+  $('supervisor-form').addEventListener('submit', approve);
   $('withdraw-cancel').addEventListener('click', home);
   $('result-done').addEventListener('click', home);
   await boot2();

@@ -1,0 +1,42 @@
+package enroll
+
+import (
+	"math"
+
+	"concierge/face"
+)
+
+// Distance is the distance from probe to the customer's centroid, the
+// distance Search ranks by; ok is false when the gallery holds no template
+// of the customer.
+func (g *Gallery) Distance(probe *face.Embedding, customerID string) (d float64, ok bool) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	ci, ok := g.index[customerID]
+	if !ok {
+		return math.Inf(1), false
+	}
+	return math.Sqrt(float64(face.SquaredDistance((*face.Embedding)(g.cents[ci*face.Dim:(ci+1)*face.Dim]), probe))), true
+}
+
+// MatchesCustomer reports whether faces of one person are the customer, by
+// the rule the cameras use for a track: the faces' fused embedding within
+// the recognition threshold in force (Recognition) of the customer's
+// templates. It returns the distance (+Inf for a customer without
+// templates, or no face). Kiosks use it before they let a customer number
+// be re-enrolled or withdrawn without a supervisor.
+func (s *Service) MatchesCustomer(customerID string, faces []face.Face) (bool, float64) {
+	if len(faces) == 0 {
+		return false, math.Inf(1)
+	}
+	es := make([]face.Embedding, len(faces))
+	for i := range faces {
+		es[i] = faces[i].Embedding
+	}
+	fused := face.Mean(es, nil)
+	d, ok := s.Gallery.Distance(&fused, customerID)
+	if !ok {
+		return false, d
+	}
+	return d <= s.Recognition().Threshold, d
+}
