@@ -68,9 +68,9 @@ func (d *Daemon) alertConn(name string) alert.ConnConfig {
 // openDesk starts the desk that checks and publishes every claim and
 // "not this person" mark, from the lobby page and from terminals.
 func (d *Daemon) openDesk() error {
-	var staff alert.StaffVerifier
-	if dir := d.staffDirectory(); dir != nil {
-		staff = dir
+	staff, err := d.staffDirectory()
+	if err != nil {
+		return concierge.Errorf(concierge.EINVALID, "%v", err)
 	}
 	desk, err := alert.NewDesk(alert.DeskConfig{Branch: d.cfg.Branch, Conn: d.alertConn("concierge-" + d.cfg.Branch + "-desk"),
 		Book: d.app.db, Staff: staff, Logger: d.log})

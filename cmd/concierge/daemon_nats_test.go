@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oklog/ulid/v2"
+	"golang.org/x/crypto/bcrypt"
+
 	"concierge/alert"
 	"concierge/internal/testenv"
 )
@@ -100,4 +103,59 @@ func TestNATSConfigClosed(t *testing.T) {
 	if got := cfg.natsCredentials().Dir; got != "/etc/concierge/nats" {
 		t.Errorf("credentials dir %s", got)
 	}
+}
+
+// A terminal's claim and mark reach the stream only through the daemon's
+// desk, checked against web.staff (the real directory, bcrypt and all) and
+// the daemon's own visit log; a refused mark tightens no rule.
+func TestDaemonDeskChecksStaff(t *testing.T) {
+	cfg, _ := enrolledConfig(t)
+	hash, err := bcrypt.GenerateFromPassword([]byte("li-pin-8642"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Web.Staff = []WebStaff{{Name: "Li", Password: string(hash)}}
+	d := NewDaemon(cfg, testLogger(t))
+	if err := d.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	a, b := arrive(t, d, "C1001"), arrive(t, d, "C1002")
+	pub := d.notifier.(*alert.Publisher)
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if p, q := pub.Stats.Published.Load(), pub.Stats.Enqueued.Load(); p < q {
+			return fmt.Errorf("%d of %d alert messages published", p, q)
+		}
+		return nil
+	})
+	// A lobby terminal off the box: nats.url and a copy of the lobby seed.
+	term := filepath.Join(t.TempDir(), "terminal.yaml")
+	if err := os.WriteFile(term, []byte(fmt.Sprintf("branch: t1\nnats:\n  url: %s\n  nkey_seed_file: %s\n",
+		d.NATSURL(), d.natsCreds.SeedFile(alert.IdentityLobby))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CONCIERGE_CONFIG", "")
+	t.Setenv("CONCIERGE_STAFF_PASSWORD", "wrong-pin")
+	if _, errOut, code := run(t, "watch", "--config", term, "--reject", b.ID, "--by", "Li"); code == 0 || !strings.Contains(errOut, "wrong name or password") {
+		t.Fatalf("mark with a wrong password: exit %d, %q", code, errOut)
+	}
+	t.Setenv("CONCIERGE_STAFF_PASSWORD", "li-pin-8642")
+	if _, errOut, code := run(t, "watch", "--config", term, "--reject", ulid.Make().String(), "--by", "Li"); code != 1 || !strings.Contains(errOut, "no such alert") {
+		t.Fatalf("mark of an alert the daemon never sent: exit %d, %q", code, errOut)
+	}
+	if v, dt := d.checkin.Strictness("C1002", time.Now()); v != 0 || dt != 0 {
+		t.Fatalf("a refused mark tightened C1002's rule: %d %v", v, dt)
+	}
+	if out, errOut, code := run(t, "watch", "--config", term, "--claim", a.ID, "--by", "Li"); code != 0 || !strings.Contains(out, "claimed") {
+		t.Fatalf("claim: exit %d, %q %q", code, out, errOut)
+	}
+	if out, errOut, code := run(t, "watch", "--config", term, "--reject", b.ID, "--by", "Li"); code != 0 {
+		t.Fatalf("mark: exit %d, %q %q", code, out, errOut)
+	}
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if v, _ := d.checkin.Strictness("C1002", time.Now()); v != 1 {
+			return fmt.Errorf("C1002's rule not tightened by the checked mark")
+		}
+		return nil
+	})
 }

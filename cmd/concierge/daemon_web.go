@@ -127,8 +127,30 @@ func (d *Daemon) sessionKey() ([]byte, error) {
 	return []byte(key), nil
 }
 
-// staffDirectory checks terminals' staff credentials for the desk; nil
-// when no staff are configured, and the desk then refuses terminals.
-func (d *Daemon) staffDirectory() alert.StaffVerifier {
-	return nil
+// staffDirectory checks terminals' staff credentials for the desk, with
+// the lobby's rules and a limiter of its own; nil when no staff are
+// configured, and the desk then refuses terminals.
+func (d *Daemon) staffDirectory() (alert.StaffVerifier, error) {
+	if len(d.cfg.Web.Staff) == 0 {
+		return nil, nil
+	}
+	dir, err := web.NewStaffDirectory(d.cfg.Web.staff(), web.DirectoryConfig{
+		MaxFailures: d.cfg.Web.MaxSignInFailures, Lockout: d.cfg.Web.SignInLockout})
+	if err != nil {
+		return nil, fmt.Errorf("desk staff: %w", err)
+	}
+	return deskStaff{dir}, nil
+}
+
+// deskStaff is web.StaffDirectory as the desk sees it. A request over NATS
+// has no address of its own, so failures count per staff name: guessing
+// one member's password locks out terminal claims in that name only, and
+// never their sign-in on the lobby page.
+type deskStaff struct{ dir *web.StaffDirectory }
+
+var _ alert.StaffVerifier = deskStaff{}
+
+func (s deskStaff) VerifyStaff(ctx context.Context, name, secret string) error {
+	_, err := s.dir.Verify(ctx, name, secret, "desk:"+name)
+	return err
 }
