@@ -375,3 +375,27 @@ func TestValidateStaff(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// An event stream already open when its session signs out ends at the
+// next heartbeat with "expired": a signed-out tablet stops receiving
+// alerts, faces included.
+func TestLobbySignOutEndsOpenStreams(t *testing.T) {
+	env := newLobbyEnv(t, func(c *LobbyConfig) { c.Heartbeat = 50 * time.Millisecond })
+	c := env.client()
+	c.signIn("Zhang", zhangPassword)
+	events, _ := c.stream("")
+	if ev := next(t, events, 5*time.Second); ev.Name != "hello" {
+		t.Fatalf("first event %+v", ev)
+	}
+	resp, data := c.do("POST", "signout", map[string]string{})
+	want(t, resp, data, http.StatusNoContent, "")
+	for {
+		ev := next(t, events, 5*time.Second)
+		if ev.Name == "expired" {
+			return
+		}
+		if ev.Name != "" {
+			t.Fatalf("after sign-out the stream sent %+v", ev)
+		}
+	}
+}

@@ -116,8 +116,8 @@ const writeTimeout = 10 * time.Second
 
 // handleEvents is the page's Server-Sent Events stream. Each event's id is
 // its stream sequence, so a reconnecting page resumes exactly where it
-// stopped. The stream ends when the page goes, the session expires
-// ("expired" event) or the lobby closes.
+// stopped. The stream ends when the page goes, the session expires or is
+// signed out ("expired" event) or the lobby closes.
 func (l *Lobby) handleEvents(w http.ResponseWriter, r *http.Request, s session) {
 	start, err := l.startOf(r)
 	if err != nil {
@@ -199,6 +199,12 @@ func (l *Lobby) handleEvents(w http.ResponseWriter, r *http.Request, s session) 
 			event("expired", 0, struct{}{})
 			return
 		case <-beat.C:
+			// A session signed out elsewhere (or on this tablet) ends
+			// its open streams too, at the next beat.
+			if _, err := l.auth.check(r); err != nil {
+				event("expired", 0, struct{}{})
+				return
+			}
 			if write(": ping\n\n") != nil {
 				return
 			}
