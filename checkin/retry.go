@@ -2,7 +2,6 @@ package checkin
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -34,7 +33,6 @@ func (s *Service) deliver(ctx context.Context, p *pendingArrival) error {
 			cancel()
 			if rerr != nil {
 				s.Stats.RecordErrors.Add(1)
-				rerr = fmt.Errorf("record visit %s: %w", p.a.ID, rerr)
 			}
 			p.recorded = rerr == nil
 		}
@@ -48,7 +46,6 @@ func (s *Service) deliver(ctx context.Context, p *pendingArrival) error {
 			cancel()
 			if nerr != nil {
 				s.Stats.NotifyErrors.Add(1)
-				nerr = fmt.Errorf("notify arrival %s: %w", p.a.ID, nerr)
 			}
 			p.notified = nerr == nil
 		}
@@ -87,6 +84,13 @@ func (s *Service) hold(p *pendingArrival, err error) {
 	if err != nil {
 		log.Warn("arrival kept for retry", slog.String("id", p.a.ID), slog.Any("error", err))
 	}
+	s.RetryNow()
+}
+
+// RetryNow makes RetryLoop try the held arrivals at once, whatever its
+// backoff: the daemon calls it when the database takes writes again, so
+// that arrivals held for minutes are not kept waiting another 30 s.
+func (s *Service) RetryNow() {
 	select {
 	case s.retryWake <- struct{}{}:
 	default:

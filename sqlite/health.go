@@ -46,3 +46,19 @@ func CheckWritable(ctx context.Context, path string) error {
 	defer d.Close()
 	return d.ProbeWrite(ctx)
 }
+
+// defaultMaxIdle is database/sql's own default number of idle
+// connections, which Open leaves as it is.
+const defaultMaxIdle = 2
+
+// ResetConnections closes the pool's idle connections so that the next
+// ones open the file afresh. A connection SQLite opened while the file
+// could not be written is read-only for the rest of its life, so without
+// this a database that became writable again would keep failing some
+// writes, the ones that happen to get such a connection. Connections in
+// use at the moment are kept; the daemon calls this on the first write
+// probes that pass after a failure.
+func (d *DB) ResetConnections() {
+	d.db.SetMaxIdleConns(0)
+	d.db.SetMaxIdleConns(defaultMaxIdle)
+}

@@ -94,3 +94,50 @@ func TestProbeWriteWhileOpen(t *testing.T) {
 		t.Fatalf("%d visits, %v; want 2", n, err)
 	}
 }
+
+// A connection SQLite opened while the file could not be written stays
+// read-only after the file is writable again: writes that get one keep
+// failing until ResetConnections drops the idle ones.
+func TestResetConnectionsAfterReadOnly(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.db")
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.ProbeWrite(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// One connection stays open, as in a running daemon, so the WAL and
+	// its index stay; none from before the freeze stays idle.
+	held, err := db.SQL().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	db.ResetConnections()
+	thaw := testenv.Freeze(t, path)
+	// Two connections at once: both opened now, on the frozen file.
+	c1, err := db.SQL().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := db.SQL().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1.Close()
+	c2.Close()
+	thaw()
+	if err := db.ProbeWrite(ctx); err == nil {
+		t.Fatal("a connection opened on the frozen file wrote: the test no longer shows what ResetConnections is for")
+	}
+	db.ResetConnections()
+	for i := 0; i < 5; i++ {
+		if err := db.ProbeWrite(ctx); err != nil {
+			t.Fatalf("write %d after ResetConnections: %v", i, err)
+		}
+	}
+}

@@ -29,6 +29,7 @@ const defaultProbeEvery = 10 * time.Second
 type health struct {
 	mu         sync.Mutex
 	dbErr      string // "" while the latest probe passed
+	dbFailing  bool   // the probe failed and has not passed since
 	started    time.Time
 	probeEvery time.Duration
 }
@@ -39,6 +40,18 @@ func (h *health) setDBErr(s string) (changed bool) {
 	changed = h.dbErr != s
 	h.dbErr = s
 	return changed
+}
+
+func (h *health) failing(f bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.dbFailing = f
+}
+
+func (h *health) wasFailing() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.dbFailing
 }
 
 func (h *health) dbError() string {
@@ -52,6 +65,10 @@ func (h *health) dbError() string {
 func (d *Daemon) probeLoop(ctx context.Context) error {
 	t := time.NewTicker(d.health.probeEvery)
 	defer t.Stop()
+	// resets is how many of the next passing probes drop the pool's idle
+	// connections: those opened while the file was unwritable stay
+	// read-only. Two, in case one such connection was busy at the first.
+	resets := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -65,11 +82,23 @@ func (d *Daemon) probeLoop(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
-			if d.health.setDBErr(concierge.ErrorMessage(err)) {
+			resets = 2
+			// The text varies with the pool's connection (read-only, or
+			// refused writes): log the failure once, not each variant.
+			if d.health.setDBErr(concierge.ErrorMessage(err)) && !d.health.wasFailing() {
 				d.log.Error("database write probe failed", "err", err)
 			}
-		} else if d.health.setDBErr("") {
+			d.health.failing(true)
+			continue
+		}
+		if resets > 0 {
+			d.app.db.ResetConnections()
+			resets--
+		}
+		if d.health.setDBErr(""); d.health.wasFailing() {
 			d.log.Info("database takes writes again")
+			d.health.failing(false)
+			d.checkin.RetryNow()
 		}
 	}
 }
@@ -128,7 +157,7 @@ func (d *Daemon) problems(ctx context.Context, now time.Time) []problem {
 	}
 	if pub, ok := d.notifier.(*alert.Publisher); ok {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := pub.CheckDrain(cctx, time.Now(), d.cfg.Alerts.OutboxStaleAfter)
+		err := pub.CheckDrain(cctx, now, d.cfg.Alerts.OutboxStaleAfter)
 		cancel()
 		if err != nil {
 			out = append(out, problem{Component: "outbox", Reason: concierge.ErrorMessage(err)})

@@ -277,3 +277,86 @@ func TestDaemonCameraHealthAndMaskedCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The running daemon's database turns unwritable (immutable files) before
+// the clip's three customers walk in: their arrivals are decided and held,
+// /healthz names the database and the held arrivals, and nothing reaches
+// staff. Writable again, every held arrival is recorded and alerted once,
+// under the id it was decided with, and /healthz is 200 again.
+func TestDaemonHoldsArrivalsWhileDatabaseFails(t *testing.T) {
+	env := newDaemonEnv(t)
+	// At the clip's own pace: the first customer is decided about two
+	// seconds in, long after the database is frozen.
+	env.cfg.Cameras = []Camera{{ID: "door-1", Source: env.clip}}
+	d := NewDaemon(env.cfg, testLogger(t))
+	d.health.probeEvery = 200 * time.Millisecond
+	if err := d.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	db := env.cfg.DB
+	thaw := testenv.Freeze(t, db, db+"-wal", db+"-shm", filepath.Dir(db))
+	arrivals, stop := collect(t, d.NATSURL(), "concierge.t1.arrival")
+	defer stop()
+
+	testenv.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
+		st := d.checkin.Stats.Snapshot()
+		if st.Arrivals < 3 || st.Pending != 3 {
+			return fmt.Errorf("%d arrivals decided, %d held", st.Arrivals, st.Pending)
+		}
+		return nil
+	})
+	code, h, raw := getHealth(t, d.HTTPAddr())
+	if code != http.StatusServiceUnavailable || h.problem("arrivals", "") == "" || h.problem("database", "") == "" {
+		t.Fatalf("while frozen: %d %s", code, raw)
+	}
+	if got := arrivals(); len(got) != 0 {
+		t.Fatalf("%d alerts sent from an unwritable database", len(got))
+	}
+
+	thaw()
+	// The probe notices within 200 ms and wakes the retries, whatever
+	// their backoff (30 s by now).
+	testenv.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+		if n := len(arrivals()); n < 3 {
+			return fmt.Errorf("%d alerts after thaw", n)
+		}
+		if code, _, raw := getHealth(t, d.HTTPAddr()); code != 200 {
+			return fmt.Errorf("healthz %d %s", code, raw)
+		}
+		return nil
+	})
+	// Writable stays writable: connections opened on the frozen file,
+	// which SQLite keeps read-only, are gone (sqlite.ResetConnections).
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if e := d.health.dbError(); e != "" {
+			t.Fatalf("the write probe fails again after the thaw: %s", e)
+		}
+	}
+	var alerted []string
+	for _, a := range arrivals() {
+		alerted = append(alerted, a.ID)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := d.checkin.Stats.Snapshot(); st.Arrivals != 3 || st.Redelivered != 3 || st.Dropped != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	sdb, err := sqlite.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sdb.Close()
+	visits, err := sdb.Visits(context.Background(), "", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recorded []string
+	for _, v := range visits {
+		recorded = append(recorded, v.ID)
+	}
+	if strings.Join(recorded, ",") != strings.Join(alerted, ",") {
+		t.Fatalf("visits %v, alerts %v: want the same arrivals once each", recorded, alerted)
+	}
+}
