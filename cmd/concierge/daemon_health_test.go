@@ -13,6 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oklog/ulid/v2"
+
+	"concierge/alert"
+	"concierge/checkin"
 	"concierge/internal/testenv"
 	"concierge/sqlite"
 )
@@ -359,4 +363,41 @@ func TestDaemonHoldsArrivalsWhileDatabaseFails(t *testing.T) {
 	if strings.Join(recorded, ",") != strings.Join(alerted, ",") {
 		t.Fatalf("visits %v, alerts %v: want the same arrivals once each", recorded, alerted)
 	}
+}
+
+// With its NATS server gone, the daemon's alerts stay in the outbox:
+// /healthz answers 503 naming the outbox once the oldest has waited
+// alerts.outbox_stale_after, and 200 again once a server takes them.
+func TestHealthzOutboxDoesNotDrain(t *testing.T) {
+	cfg := bareConfig(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cfg.NATS.URL = "nats://" + addr
+	cfg.Alerts.OutboxStaleAfter = time.Second
+	d := NewDaemon(cfg, testLogger(t))
+	if err := d.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	a := checkin.Arrival{ID: ulid.Make().String(), Branch: "t1", Camera: "door-1", CustomerID: "C1", At: time.Now()}
+	if err := d.notifier.Notify(context.Background(), a, nil); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+		code, h, raw := getHealth(t, d.HTTPAddr())
+		if code != http.StatusServiceUnavailable || !strings.Contains(h.problem("outbox", ""), "does not drain") {
+			return fmt.Errorf("%d %s", code, raw)
+		}
+		return nil
+	})
+	srv := alert.NewServer(alert.ServerConfig{Listen: addr, StoreDir: filepath.Join(t.TempDir(), "js"), Logger: testLogger(t)})
+	if err := srv.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+		if code, _, raw := getHealth(t, d.HTTPAddr()); code != 200 {
+			return fmt.Errorf("%d %s", code, raw)
+		}
+		return nil
+	})
 }
