@@ -56,7 +56,7 @@ func TestArrivalsHeldWhileDatabaseFails(t *testing.T) {
 	go func() { loopDone <- svc.RetryLoop(loopCtx) }()
 	defer func() { stop(); <-loopDone }()
 
-	thaw := testenv.Freeze(t, path, path+"-wal", path+"-shm", dir)
+	thaw := testenv.Freeze(t, path, path+"-wal", dir)
 	rule := defaultRule()
 	sc := &scene{camera: "door-1", start: t0, walkers: []*walker{
 		approach(0, 300, p.recognisable(a, rule)[:2]),

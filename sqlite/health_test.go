@@ -75,7 +75,7 @@ func TestProbeWriteWhileOpen(t *testing.T) {
 	if err := db.RecordVisit(ctx, checkin.Arrival{ID: "01A", Branch: "b", Camera: "c", CustomerID: "C1"}); err != nil {
 		t.Fatal(err)
 	}
-	thaw := testenv.Freeze(t, path, path+"-wal", path+"-shm", dir)
+	thaw := testenv.Freeze(t, path, path+"-wal", dir)
 	if err := db.ProbeWrite(ctx); err == nil {
 		t.Fatal("probe passed on a frozen database")
 	}

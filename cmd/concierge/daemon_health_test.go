@@ -148,7 +148,7 @@ func TestHealthzUnwritableDatabase(t *testing.T) {
 	if code, h, raw := getHealth(t, d.HTTPAddr()); code != 200 || h.Status != "ok" || len(h.Problems) != 0 {
 		t.Fatalf("healthy daemon: %d %s", code, raw)
 	}
-	thaw := testenv.Freeze(t, cfg.DB, cfg.DB+"-wal", cfg.DB+"-shm", filepath.Dir(cfg.DB))
+	thaw := testenv.Freeze(t, cfg.DB, cfg.DB+"-wal", filepath.Dir(cfg.DB))
 	testenv.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		code, h, raw := getHealth(t, d.HTTPAddr())
 		if code != http.StatusServiceUnavailable || h.Status != "failing" || !strings.Contains(h.problem("database", ""), "not writable") {
@@ -299,7 +299,7 @@ func TestDaemonHoldsArrivalsWhileDatabaseFails(t *testing.T) {
 	}
 	defer d.Close()
 	db := env.cfg.DB
-	thaw := testenv.Freeze(t, db, db+"-wal", db+"-shm", filepath.Dir(db))
+	thaw := testenv.Freeze(t, db, db+"-wal", filepath.Dir(db))
 	arrivals, stop := collect(t, d.NATSURL(), "concierge.t1.arrival")
 	defer stop()
 

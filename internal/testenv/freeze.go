@@ -17,6 +17,11 @@ import (
 // t.TempDir could not be removed. Where chattr is missing or the
 // filesystem has no immutable flag (tmpfs, overlayfs) the test is
 // skipped, naming the reason, or fails under CI=true.
+//
+// Freeze a database's file, its -wal and its directory, never its -shm:
+// SQLite maps the WAL index into memory, and a write to a mapped page of
+// an immutable file is a fault that kills the test binary (seen under
+// -race).
 func Freeze(tb testing.TB, paths ...string) (thaw func()) {
 	tb.Helper()
 	var frozen []string
