@@ -68,12 +68,13 @@ type RiskFlag struct {
 	Reason string `json:"reason"` // core banking's reason code
 }
 
-// LogValue keeps names out of logs.
+// LogValue keeps names out of logs, and customer ids too: those may only
+// be logged at Debug level, which a value cannot know, so a caller adds
+// the id itself to a Debug record.
 func (a Arrival) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("id", a.ID),
 		slog.String("camera", a.Camera),
-		slog.String("customer", a.CustomerID),
 		slog.Float64("distance", a.Distance),
 		slog.Int("votes", a.Votes),
 	)

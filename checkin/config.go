@@ -79,6 +79,14 @@ type Config struct {
 	// Notifier, so that a dead dependency delays a camera by at most this
 	// much per arrival. Default 5s.
 	DeliverTimeout time.Duration `yaml:"deliver_timeout"`
+	// RetryQueue bounds the arrivals held in memory while the visit log or
+	// the notifier fails (Service.RetryLoop); one more is dropped, counted
+	// and logged. Default 1000: hours of a branch's arrivals.
+	RetryQueue int `yaml:"retry_queue"`
+	// RetryMin and RetryMax bound the pause between retries of a held
+	// arrival; it doubles while they fail. Defaults 500ms and 30s.
+	RetryMin time.Duration `yaml:"retry_min"`
+	RetryMax time.Duration `yaml:"retry_max"`
 }
 
 // DefaultRetention is how long the visit log keeps an arrival.
@@ -101,6 +109,9 @@ func DefaultConfig() Config {
 		MaxCenterShift:   1.0,
 		Cooldown:         30 * time.Minute,
 		DeliverTimeout:   5 * time.Second,
+		RetryQueue:       1000,
+		RetryMin:         500 * time.Millisecond,
+		RetryMax:         30 * time.Second,
 	}
 }
 
@@ -140,6 +151,10 @@ func (c Config) Validate() error {
 		return bad("cooldown %v must be >= 0", c.Cooldown)
 	case c.DeliverTimeout <= 0:
 		return bad("deliver_timeout %v must be > 0", c.DeliverTimeout)
+	case c.RetryQueue < 1:
+		return bad("retry_queue %d must be >= 1", c.RetryQueue)
+	case c.RetryMin <= 0 || c.RetryMax < c.RetryMin:
+		return bad("retry_min %v and retry_max %v must satisfy 0 < retry_min <= retry_max", c.RetryMin, c.RetryMax)
 	}
 	return nil
 }

@@ -102,6 +102,13 @@ type Service struct {
 
 	idMu    sync.Mutex
 	entropy *ulid.MonotonicEntropy
+
+	// retry holds, in decision order, the arrivals a store failed to take
+	// (RetryLoop); retryErr is the latest failure's text.
+	retryMu   sync.Mutex
+	retry     []*pendingArrival
+	retryErr  string
+	retryWake chan struct{}
 }
 
 // camera is the tracking state of one video source.
@@ -125,11 +132,12 @@ func NewService(cfg Config, m Matcher) (*Service, error) {
 		return nil, concierge.Errorf(concierge.EINVALID, "checkin: no matcher")
 	}
 	return &Service{
-		cfg:     cfg,
-		matcher: m,
-		cameras: map[string]*camera{},
-		until:   map[string]time.Time{},
-		entropy: ulid.Monotonic(crand.Reader, 0),
+		cfg:       cfg,
+		matcher:   m,
+		cameras:   map[string]*camera{},
+		until:     map[string]time.Time{},
+		entropy:   ulid.Monotonic(crand.Reader, 0),
+		retryWake: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -181,7 +189,8 @@ type decision struct {
 // The returned error reports embed failures and a cancelled ctx; the frame
 // is processed as far as possible either way. Failures to record or notify
 // an arrival are logged and counted in Stats, not returned: the decision
-// stands, and a retry by the caller would alert twice.
+// stands, the arrival is held for RetryLoop with its id, and a retry by
+// the caller would decide it twice.
 func (s *Service) Observe(ctx context.Context, cameraID string, at time.Time, dets []Detection, embed EmbedFunc) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -487,8 +496,9 @@ func fuse(ss []sample) face.Embedding {
 // practice.
 const maxMargin = 1.0
 
-// publish builds the arrival, records and notifies it. Each call is bounded
-// by DeliverTimeout so a dead dependency slows the camera, never stops it.
+// publish builds the arrival, records and notifies it, or holds it for
+// RetryLoop when either fails. Each call is bounded by DeliverTimeout so a
+// dead dependency slows the camera, never stops it.
 func (s *Service) publish(ctx context.Context, d decision) {
 	log := s.logger()
 	id, err := s.newID(d.at)
@@ -517,7 +527,8 @@ func (s *Service) publish(ctx context.Context, d decision) {
 		cancel()
 		if err != nil {
 			// Staff still get the tier and the customer id.
-			log.Warn("display name", slog.String("customer", d.customer), slog.Any("error", err))
+			log.Warn("display name", slog.Any("error", err))
+			log.Debug("display name failed", slog.String("customer", d.customer))
 		}
 		a.DisplayName = name
 	}
@@ -525,25 +536,18 @@ func (s *Service) publish(ctx context.Context, d decision) {
 		a.DisplayName = s.Mask(a.DisplayName)
 	}
 	s.Stats.Arrivals.Add(1)
-	log.Info("arrival", slog.Any("arrival", a), slog.Uint64("track", d.trackID),
+	log.Info("arrival", slog.String("id", a.ID), slog.String("camera", a.Camera), slog.Float64("distance", a.Distance),
+		slog.Int("votes", a.Votes), slog.Uint64("track", d.trackID),
 		slog.Duration("latency", d.at.Sub(d.firstSeen)), slog.Bool("risk", len(d.risk) > 0))
-	if s.VisitLog != nil {
-		rctx, cancel := context.WithTimeout(ctx, s.cfg.DeliverTimeout)
-		err := s.VisitLog.RecordVisit(rctx, a)
-		cancel()
-		if err != nil {
-			s.Stats.RecordErrors.Add(1)
-			log.Error("record visit", slog.String("id", a.ID), slog.Any("error", err))
-		}
+	log.Debug("arrival customer", slog.String("id", a.ID), slog.String("customer", a.CustomerID))
+	p := &pendingArrival{a: a, risk: d.risk}
+	if s.holding() {
+		// Behind earlier failures: RetryLoop keeps the order.
+		s.hold(p, nil)
+		return
 	}
-	if s.Notifier != nil {
-		nctx, cancel := context.WithTimeout(ctx, s.cfg.DeliverTimeout)
-		err := s.Notifier.Notify(nctx, a, d.risk)
-		cancel()
-		if err != nil {
-			s.Stats.NotifyErrors.Add(1)
-			log.Error("notify arrival", slog.String("id", a.ID), slog.Any("error", err))
-		}
+	if err := s.deliver(ctx, p); err != nil {
+		s.hold(p, err)
 	}
 }
 

@@ -21,6 +21,12 @@ type Stats struct {
 	Conflicts    atomic.Int64
 	RecordErrors atomic.Int64 // VisitLog failures
 	NotifyErrors atomic.Int64 // Notifier failures and timeouts
+	// Pending is how many arrivals are held for retry now (a gauge);
+	// Redelivered counts those delivered after all, and Dropped those
+	// lost: the retry queue was full, or the arrival was invalid.
+	Pending     atomic.Int64
+	Redelivered atomic.Int64
+	Dropped     atomic.Int64
 }
 
 // StatsSnapshot is a consistent-enough copy of Stats for export: each
@@ -36,6 +42,9 @@ type StatsSnapshot struct {
 	Conflicts     int64 `json:"conflicts"`
 	RecordErrors  int64 `json:"record_errors"`
 	NotifyErrors  int64 `json:"notify_errors"`
+	Pending       int64 `json:"pending"`
+	Redelivered   int64 `json:"redelivered"`
+	Dropped       int64 `json:"dropped"`
 }
 
 // Snapshot reads every counter.
@@ -51,5 +60,8 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		Conflicts:     s.Conflicts.Load(),
 		RecordErrors:  s.RecordErrors.Load(),
 		NotifyErrors:  s.NotifyErrors.Load(),
+		Pending:       s.Pending.Load(),
+		Redelivered:   s.Redelivered.Load(),
+		Dropped:       s.Dropped.Load(),
 	}
 }

@@ -6,7 +6,8 @@
 #
 #   deploy/setup.sh            packages, binary (bin/concierge), models, photos
 #   deploy/setup.sh --no-apt   skip the package step (packages already present)
-#   deploy/setup.sh --test     also the browser tests' packages (Chromium, a CJK font)
+#   deploy/setup.sh --test     also the test-only packages (Chromium and a CJK font for the
+#                              browser tests, an RTSP server for the camera tests)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -33,8 +34,11 @@ say() { printf '== %s\n' "$*"; }
 PKGS=(gcc g++ pkg-config libdlib-dev libopencv-dev libblas-dev liblapack-dev libatlas-base-dev
       libjpeg62-turbo-dev npm)
 # The lobby and kiosk pages are tested in a real headless Chromium; the
-# font renders their Chinese text in screenshots.
-[ "$TEST" = 1 ] && PKGS+=(chromium fonts-wqy-microhei)
+# font renders their Chinese text in screenshots. The camera tests run a
+# real RTSP camera with basic auth (../shared/tools/rtsp-serve.py): GStreamer's
+# RTSP server through Debian's Python bindings.
+[ "$TEST" = 1 ] && PKGS+=(chromium fonts-wqy-microhei
+  python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
 if [ "$APT" = 1 ]; then
   missing=()
   for p in "${PKGS[@]}"; do

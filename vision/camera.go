@@ -234,7 +234,7 @@ func (c *Camera) Run(ctx context.Context) error {
 		lastDetect = f.At
 		if err := c.process(ctx, f); err != nil && ctx.Err() == nil {
 			c.Stats.Errors.Add(1)
-			c.log.Warn("frame failed", "err", err)
+			c.log.Warn("frame failed", "err", c.source.Mask(err.Error()))
 		}
 		if c.lastFaces > 0 {
 			lastActive = f.At

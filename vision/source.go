@@ -94,6 +94,57 @@ type SourceStats struct {
 	Dropped    atomic.Int64 // frames replaced before the consumer took them
 	Passed     atomic.Int64 // frames decoded but not handed over (SetStride)
 	Reconnects atomic.Int64
+
+	// lastFrame is the wall-clock time (UnixNano) the newest frame was
+	// read, whatever time the frame carries: a file's frames are stamped
+	// from its own clock, but health asks whether the camera is delivering
+	// now.
+	lastFrame atomic.Int64
+	rateMu    sync.Mutex
+	rateFrom  time.Time // start of the window being counted
+	rateN     int64     // frames in it so far
+	rate      float64   // frames per second over the last full window
+}
+
+// fpsWindow is the span the frame rate is measured over: long enough to
+// smooth a stream's jitter, short enough to show a camera slowing down.
+const fpsWindow = 2 * time.Second
+
+// frame records one frame read at wall-clock time now.
+func (s *SourceStats) frame(now time.Time) {
+	s.Frames.Add(1)
+	s.lastFrame.Store(now.UnixNano())
+	s.rateMu.Lock()
+	defer s.rateMu.Unlock()
+	if s.rateFrom.IsZero() {
+		s.rateFrom = now
+	}
+	s.rateN++
+	if el := now.Sub(s.rateFrom); el >= fpsWindow {
+		s.rate = float64(s.rateN) / el.Seconds()
+		s.rateFrom, s.rateN = now, 0
+	}
+}
+
+// LastFrame is when the newest frame was read (wall clock); zero before
+// the first.
+func (s *SourceStats) LastFrame() time.Time {
+	n := s.lastFrame.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// FPS is the rate at which frames were read over the last complete
+// window of about two seconds, and 0 once no frame came for that long.
+func (s *SourceStats) FPS(now time.Time) float64 {
+	if last := s.LastFrame(); last.IsZero() || now.Sub(last) > fpsWindow {
+		return 0
+	}
+	s.rateMu.Lock()
+	defer s.rateMu.Unlock()
+	return s.rate
 }
 
 // Source reads frames from one camera in its own goroutine and hands the
@@ -104,6 +155,9 @@ type Source struct {
 	log    *slog.Logger
 	Stats  SourceStats
 	stride atomic.Int32 // hand over one frame in stride; 0 and 1 mean every frame
+	// lastErr is the masked text of the latest failure to open or read
+	// the stream; cleared by the next frame.
+	lastErr atomic.Pointer[string]
 }
 
 // NewSource validates cfg.
@@ -125,7 +179,40 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 			return nil, fmt.Errorf("video source: %w", err)
 		}
 	}
+	quietOpenCV()
 	return &Source{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// Mask hides this source's credentials, and those of any URL, in text
+// (MaskCredentials). Every text about the source that leaves this package
+// goes through it.
+func (s *Source) Mask(text string) string { return MaskCredentials(text, s.cfg.Source) }
+
+// maskErr is err with its text masked; nil stays nil. The original error
+// is not wrapped: its text holds the credentials.
+func (s *Source) maskErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return errors.New(s.Mask(err.Error()))
+}
+
+// Err is the masked text of the latest failure to open or read the
+// stream, or "" once a frame came after it.
+func (s *Source) Err() string {
+	if p := s.lastErr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+func (s *Source) setErr(err error) {
+	if err == nil {
+		s.lastErr.Store(nil)
+		return
+	}
+	t := err.Error()
+	s.lastErr.Store(&t)
 }
 
 // SetStride makes the source hand over only one frame in n (n ≤ 1: every
@@ -145,31 +232,24 @@ func (s *Source) IsFile() bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
+// open opens the stream; its error is already masked (gocv's quotes the
+// URL as given).
 func (s *Source) open() (*gocv.VideoCapture, error) {
 	if idx, err := strconv.Atoi(s.cfg.Source); err == nil {
-		return gocv.OpenVideoCapture(idx)
+		vc, err := gocv.OpenVideoCapture(idx)
+		return vc, s.maskErr(err)
 	}
 	vc, err := gocv.OpenVideoCapture(s.cfg.Source)
 	if err != nil {
-		return nil, err
+		return nil, s.maskErr(err)
 	}
 	if !vc.IsOpened() {
 		vc.Close()
-		return nil, fmt.Errorf("cannot open %s", redact(s.cfg.Source))
+		return nil, fmt.Errorf("cannot open %s", s.Mask(s.cfg.Source))
 	}
 	// Live streams: keep OpenCV's own buffer minimal so frames are fresh.
 	vc.Set(gocv.VideoCaptureBufferSize, 1)
 	return vc, nil
-}
-
-// redact hides credentials in stream URLs before they reach logs.
-func redact(src string) string {
-	if i := strings.Index(src, "://"); i >= 0 {
-		if j := strings.Index(src[i+3:], "@"); j >= 0 {
-			return src[:i+3] + "***@" + src[i+3+j+1:]
-		}
-	}
-	return src
 }
 
 // Run reads until ctx is done (or, without Reconnect, until the stream
@@ -255,7 +335,8 @@ func (s *Source) Run(ctx context.Context, consume func(Frame)) error {
 		vc, err := s.open()
 		if err != nil {
 			readErr = err
-			s.log.Warn("camera open failed", "source", redact(s.cfg.Source), "err", err, "retry_in", backoff)
+			s.setErr(err)
+			s.log.Warn("camera open failed", "source", s.Mask(s.cfg.Source), "err", err, "retry_in", backoff)
 			if !s.cfg.Reconnect || !sleepCtx(ctx, backoff) {
 				break
 			}
@@ -277,7 +358,7 @@ func (s *Source) Run(ctx context.Context, consume func(Frame)) error {
 				total = int(n)
 			}
 		}
-		s.log.Info("camera open", "source", redact(s.cfg.Source), "fps", fps)
+		s.log.Info("camera open", "source", s.Mask(s.cfg.Source), "fps", fps)
 		if isFile && s.cfg.Skip > 0 {
 			// Grab decodes in order, exactly; seeking in a compressed
 			// stream may land on another frame. A file shorter than Skip
@@ -312,7 +393,7 @@ func (s *Source) Run(ctx context.Context, consume func(Frame)) error {
 				got++
 				passed++
 				seq++
-				s.Stats.Frames.Add(1)
+				s.Stats.frame(time.Now())
 				s.Stats.Passed.Add(1)
 				if isFile && s.cfg.Realtime {
 					next = next.Add(interval)
@@ -338,10 +419,13 @@ func (s *Source) Run(ctx context.Context, consume func(Frame)) error {
 			backoff = s.cfg.BackoffMin
 			seq++
 			at := time.Now()
+			s.Stats.frame(at)
+			if got == 1 {
+				s.setErr(nil)
+			}
 			if isFile {
 				at = start.Add(time.Duration(seq-1) * interval)
 			}
-			s.Stats.Frames.Add(1)
 			mu.Lock()
 			if isFile && !s.cfg.Realtime {
 				// Benchmarks: wait for the consumer instead of dropping.
@@ -371,11 +455,12 @@ func (s *Source) Run(ctx context.Context, consume func(Frame)) error {
 		if isFile && s.cfg.Loop && got > 0 {
 			continue
 		}
-		readErr = fmt.Errorf("stream %s ended after %d frames", redact(s.cfg.Source), got)
+		readErr = fmt.Errorf("stream %s ended after %d frames", s.Mask(s.cfg.Source), got)
+		s.setErr(readErr)
 		if !s.cfg.Reconnect {
 			break
 		}
-		s.log.Warn("camera stream ended; reconnecting", "source", redact(s.cfg.Source), "frames", got, "retry_in", backoff)
+		s.log.Warn("camera stream ended; reconnecting", "source", s.Mask(s.cfg.Source), "frames", got, "retry_in", backoff)
 		if !sleepCtx(ctx, backoff) {
 			break
 		}

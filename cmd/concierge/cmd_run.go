@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 )
 
@@ -13,16 +14,28 @@ const shutdownBudget = 5 * time.Second
 
 func runRun(ctx context.Context, m *Main, args []string) error {
 	fs := m.flags("run")
+	defaults := fs.Bool("defaults", false, "run on the built-in defaults when no --config is given")
 	fs.Usage = func() {
-		fmt.Fprintln(m.Stderr, "usage: concierge run --config FILE")
+		fmt.Fprintln(m.Stderr, "usage: concierge run --config FILE | --defaults")
 		fs.PrintDefaults()
 	}
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
+	// The defaults put the database under the running user's home (root's
+	// /var/lib/concierge) and listen on fixed ports: fine for a demo, a
+	// surprise on a branch box that lost its --config in a unit file.
+	if m.configPath == "" && !*defaults {
+		d := DefaultConfig()
+		return usagef("run: no configuration: pass --config FILE (or set CONCIERGE_CONFIG), "+
+			"or --defaults to run on the built-in defaults (database %s, NATS %s, HTTP %s)", d.DB, d.NATS.Listen, d.HTTP.Addr)
+	}
 	cfg, err := m.config()
 	if err != nil {
 		return err
+	}
+	if os.Geteuid() == 0 {
+		m.Logger.Warn("running as root: the systemd unit (deploy/concierge.service) runs the daemon as its own user")
 	}
 	d := NewDaemon(cfg, m.Logger)
 	if err := d.Open(ctx); err != nil {

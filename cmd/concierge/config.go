@@ -85,6 +85,9 @@ type VisionConfig struct {
 	Threads      int     `yaml:"threads"`
 	MinSharpness float64 `yaml:"min_sharpness"` // enrollment photos below are "too blurry"
 	MinFrontal   float64 `yaml:"min_frontal"`   // enrollment photos below are "not facing the camera"
+	// CameraStaleAfter: a camera that delivered no frame for this long is
+	// down, and /healthz answers 503.
+	CameraStaleAfter time.Duration `yaml:"camera_stale_after"`
 }
 
 // MatchConfig is the open-set decision rule for one face or one track.
@@ -185,6 +188,8 @@ func DefaultConfig() Config {
 			Threads:        1,
 			MinSharpness:   100,
 			MinFrontal:     0.35,
+
+			CameraStaleAfter: 30 * time.Second,
 		},
 		// Zero match values take the configured engine's defaults
 		// (engineDefaults), so switching engines never keeps a threshold
@@ -294,6 +299,8 @@ func (c Config) Validate() error {
 		return errors.New("vision.min_face_px: must be >= 0")
 	case c.Vision.Threads < 0:
 		return errors.New("vision.threads: must be >= 0 (0: one per CPU)")
+	case c.Vision.CameraStaleAfter <= 0:
+		return fmt.Errorf("vision.camera_stale_after: %v must be > 0", c.Vision.CameraStaleAfter)
 	case c.Match.Threshold < 0 || c.Match.Threshold > 2:
 		return fmt.Errorf("match.threshold: %v must be in [0, 2] (0: calibrated to the gallery's size)", c.Match.Threshold)
 	case c.Match.FalseAlertTarget <= 0 || c.Match.FalseAlertTarget >= 1:

@@ -22,6 +22,9 @@ type AlertsConfig struct {
 	// the manager's copy (never the visit feed or the visit log). 0, the
 	// default, sends no face at all.
 	ThumbnailPx int `yaml:"thumbnail_px"`
+	// OutboxStaleAfter: an alert waiting in the outbox longer than this
+	// means NATS does not take them, and /healthz answers 503.
+	OutboxStaleAfter time.Duration `yaml:"outbox_stale_after"`
 }
 
 // FalseMatchConfig is checkin.FeedbackConfig in the file.
@@ -41,6 +44,8 @@ func defaultAlertsConfig() AlertsConfig {
 	return AlertsConfig{
 		EscalateAfter: alert.DefaultEscalateAfter,
 		FalseMatch:    FalseMatchConfig{ExtraVotes: 1, RepeatCount: 3, RepeatWindow: 30 * 24 * time.Hour},
+
+		OutboxStaleAfter: 2 * time.Minute,
 	}
 }
 
@@ -53,6 +58,8 @@ func (a AlertsConfig) validate() error {
 		return fmt.Errorf("alerts.escalate_after: %v must be >= 0 (0: only tiers that set one escalate)", a.EscalateAfter)
 	case a.ThumbnailPx != 0 && (a.ThumbnailPx < 32 || a.ThumbnailPx > 256):
 		return fmt.Errorf("alerts.thumbnail_px: %d must be 0 (no face in alerts) or 32 to 256", a.ThumbnailPx)
+	case a.OutboxStaleAfter <= 0:
+		return fmt.Errorf("alerts.outbox_stale_after: %v must be > 0", a.OutboxStaleAfter)
 	case f.ExtraVotes < 0:
 		return fmt.Errorf("alerts.false_match.extra_votes: %d must be >= 0", f.ExtraVotes)
 	case f.Tighten < 0:

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"image"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 	"concierge/alert"
 	"concierge/checkin"
 	"concierge/models"
+	"concierge/sqlite"
 	"concierge/vision"
 )
 
@@ -56,11 +56,13 @@ type Daemon struct {
 
 	mu        sync.Mutex
 	camErrors map[string]string
+
+	health health // what /healthz knows beyond counters (daemon_health.go)
 }
 
 // NewDaemon returns an unopened daemon.
 func NewDaemon(cfg Config, log *slog.Logger) *Daemon {
-	return &Daemon{cfg: cfg, log: log, camErrors: map[string]string{}}
+	return &Daemon{cfg: cfg, log: log, camErrors: map[string]string{}, health: health{probeEvery: defaultProbeEvery}}
 }
 
 // Open starts the daemon. On error everything opened so far is closed.
@@ -72,6 +74,12 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		}
 	}()
 	cfg := d.cfg
+	// A database that cannot be written would drop every arrival: refuse
+	// to start rather than run blind.
+	if err := sqlite.CheckWritable(ctx, cfg.DB); err != nil {
+		return err
+	}
+	d.health.started = time.Now()
 	if d.app, err = openFaceAppFor(ctx, cfg, d.log); err != nil {
 		return err
 	}
@@ -127,13 +135,16 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		return svc.PurgeLoop(ctx, time.Hour, cfg.Checkin.Retention)
 	})
 	d.goRun("gallery refresh", d.refreshGallery)
+	d.goRun("arrival retry", svc.RetryLoop)
+	d.goRun("database probe", d.probeLoop)
+	d.goRun("health log", d.logHealthChanges)
 	for _, cam := range d.cameras {
 		cam := cam
 		d.goRun("camera", func(ctx context.Context) error {
 			err := cam.Run(ctx)
 			if err != nil && ctx.Err() == nil {
 				d.mu.Lock()
-				d.camErrors[cam.ID()] = err.Error()
+				d.camErrors[cam.ID()] = cam.Source().Mask(err.Error())
 				d.mu.Unlock()
 			}
 			return err
@@ -279,34 +290,6 @@ func (d *Daemon) HTTPAddr() string {
 	return d.ln.Addr().String()
 }
 
-type cameraHealth struct {
-	ID         string `json:"id"`
-	Frames     int64  `json:"frames"`
-	Dropped    int64  `json:"dropped"`
-	Reconnects int64  `json:"reconnects"`
-	Detections int64  `json:"detections"`
-	Error      string `json:"error,omitempty"`
-}
-
-func (d *Daemon) handleHealth(w http.ResponseWriter, r *http.Request) {
-	out := struct {
-		Status    string                `json:"status"`
-		Branch    string                `json:"branch"`
-		Customers int                   `json:"customers"`
-		Cameras   []cameraHealth        `json:"cameras"`
-		Checkin   checkin.StatsSnapshot `json:"checkin"`
-	}{Status: "ok", Branch: d.cfg.Branch, Customers: d.app.svc.Gallery.Customers(), Checkin: d.checkin.Stats.Snapshot()}
-	d.mu.Lock()
-	for _, c := range d.cameras {
-		s := c.Source()
-		out.Cameras = append(out.Cameras, cameraHealth{ID: c.ID(), Frames: s.Stats.Frames.Load(), Dropped: s.Stats.Dropped.Load(),
-			Reconnects: s.Stats.Reconnects.Load(), Detections: c.Stats.Detections.Load(), Error: d.camErrors[c.ID()]})
-	}
-	d.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(out)
-}
-
 func (d *Daemon) registerMetrics() {
 	counter := func(name, help string, f func() int64) {
 		d.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "concierge", Name: name, Help: help},
@@ -339,6 +322,7 @@ func (d *Daemon) registerMetrics() {
 		counter("alerts_published_total", "Alert messages acknowledged by JetStream.", pub.Stats.Published.Load)
 		counter("alert_publish_failures_total", "Failed attempts to publish alert messages (retried).", pub.Stats.Failures.Load)
 	}
+	d.registerHealthMetrics()
 	d.feedback.registerMetrics(d.reg)
 	d.registerPrivacyMetrics()
 	d.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "concierge", Name: "gallery_customers",
