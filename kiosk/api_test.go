@@ -132,6 +132,21 @@ func TestEnrollAndWithdraw(t *testing.T) {
 	want(t, "withdraw unconfirmed", f.json(t, "POST", "/v1/customers/C1/withdraw", tokenA, map[string]any{"access_token": token}), 422, codeInvalid)
 	want(t, "withdraw without access", f.json(t, "POST", "/v1/customers/C1/withdraw", tokenA, map[string]any{"confirm": true}), 403, codeAccessRequired)
 	want(t, "withdraw with another kiosk's access", f.json(t, "POST", "/v1/customers/C1/withdraw", tokenB, map[string]any{"confirm": true, "access_token": token}), 403, codeAccessRequired)
+	// Every decision is in the audit log, with no name and no biometric data.
+	// (Read before the withdrawal, which unlinks these rows from the customer.)
+	var actions []string
+	for _, e := range f.audit(t, "C1") {
+		actions = append(actions, e.Action+":"+e.Outcome)
+		if strings.Contains(e.Detail, "王") {
+			t.Errorf("audit row carries the name: %+v", e)
+		}
+	}
+	got := strings.Join(actions, " ")
+	for _, a := range []string{"start:ok", "consent:ok", "photo:ok", "challenge:ok", "liveness:pass", "finish:ok", "access:ok", "status:ok", "withdraw:refused"} {
+		if !strings.Contains(got, a) {
+			t.Errorf("audit lacks %s: %s", a, got)
+		}
+	}
 	w := want(t, "withdraw", f.json(t, "POST", "/v1/customers/C1/withdraw", tokenA, map[string]any{"confirm": true, "access_token": token}), 200, "")
 	if w.body["templates_deleted"].(float64) != 3 {
 		t.Fatalf("withdraw: %s", w.raw)
@@ -150,18 +165,14 @@ func TestEnrollAndWithdraw(t *testing.T) {
 	}
 	want(t, "withdraw unknown", f.json(t, "POST", "/v1/customers/C404/withdraw", tokenA, map[string]any{"confirm": true, "supervisor": supervisor()}), 404, codeNotFound)
 
-	// Every decision is in the audit log, with no name and no biometric data.
-	var actions []string
+	// The withdrawal is recorded under the customer; the enrollment's trail
+	// no longer is (the erasure removed the customer id from it).
+	var after []string
 	for _, e := range f.audit(t, "C1") {
-		actions = append(actions, e.Action+":"+e.Outcome)
-		if strings.Contains(e.Detail, "王") {
-			t.Errorf("audit row carries the name: %+v", e)
-		}
+		after = append(after, e.Action+":"+e.Outcome)
 	}
-	got := strings.Join(actions, " ")
-	for _, a := range []string{"start:ok", "consent:ok", "photo:ok", "challenge:ok", "liveness:pass", "finish:ok", "access:ok", "status:ok", "withdraw:refused", "withdraw:ok"} {
-		if !strings.Contains(got, a) {
-			t.Errorf("audit lacks %s: %s", a, got)
-		}
+	if got := strings.Join(after, " "); !strings.Contains(got, "withdraw:ok") || strings.Contains(got, "start:") || strings.Contains(got, "photo:") {
+		t.Errorf("audit under C1 after the withdrawal: %s", got)
 	}
+
 }

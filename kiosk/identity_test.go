@@ -198,11 +198,8 @@ func TestWithdrawNeedsPresence(t *testing.T) {
 	want(t, "third presence check", f.do(t, "POST", "/v1/customers/C1/challenge", tokenA, "", nil), 201, "")
 	want(t, "presence checks limited", f.do(t, "POST", "/v1/customers/C1/challenge", tokenA, "", nil), 429, codeRateLimited)
 
-	// A supervisor may withdraw a customer who is not there.
-	w := want(t, "supervisor", withdraw(map[string]any{"confirm": true, "supervisor": supervisor()}), 200, "")
-	if w.body["templates_deleted"].(float64) != 3 || f.svc.Gallery.Templates("C1") != 0 {
-		t.Fatalf("withdraw: %s", w.raw)
-	}
+	// Every refusal is audited (read before the withdrawal unlinks the
+	// rows from the customer).
 	var refused int
 	for _, e := range f.audit(t, "C1") {
 		if (e.Action == "withdraw" || e.Action == "access" || e.Action == "supervisor") && e.Outcome == "refused" {
@@ -211,6 +208,12 @@ func TestWithdrawNeedsPresence(t *testing.T) {
 	}
 	if refused < 5 {
 		t.Errorf("%d refusals audited, want at least 5", refused)
+	}
+
+	// A supervisor may withdraw a customer who is not there.
+	w := want(t, "supervisor", withdraw(map[string]any{"confirm": true, "supervisor": supervisor()}), 200, "")
+	if w.body["templates_deleted"].(float64) != 3 || f.svc.Gallery.Templates("C1") != 0 {
+		t.Fatalf("withdraw: %s", w.raw)
 	}
 }
 

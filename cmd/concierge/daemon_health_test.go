@@ -300,7 +300,7 @@ func TestDaemonHoldsArrivalsWhileDatabaseFails(t *testing.T) {
 	defer d.Close()
 	db := env.cfg.DB
 	thaw := testenv.Freeze(t, db, db+"-wal", filepath.Dir(db))
-	arrivals, stop := collect(t, d.NATSURL(), "concierge.t1.arrival")
+	arrivals, stop := collect(t, d.alertConn("test"), "concierge.t1.arrival")
 	defer stop()
 
 	testenv.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
