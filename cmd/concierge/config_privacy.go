@@ -9,7 +9,7 @@ import (
 )
 
 // EnrollConfig is how long face data is kept and when its amount needs
-// the operator's attention (docs/security-storage.md).
+// the operator's attention (docs/security.md).
 type EnrollConfig struct {
 	// Retention deletes the templates of customers not recognised (or,
 	// never recognised, not enrolled) for this long; 0 keeps them until
