@@ -122,7 +122,9 @@ func (c *Cache) load(ctx context.Context) error {
 		if err != nil {
 			// One customer naming a scheme the operator has since removed
 			// must not blind the whole branch.
-			c.logger().Warn("customer skipped", "customer_id", id, "err", err)
+			// The error names the customer: the id goes at Debug only.
+			c.logger().Warn("a customer's tier data cannot be evaluated and is skipped (the id and reason at debug level)")
+			c.logger().Debug("tier skipped", "customer_id", id, "err", err)
 			skipped++
 			return nil
 		}
