@@ -234,42 +234,15 @@ func TestServerRefusesPlainNetworkListen(t *testing.T) {
 	}
 }
 
-// book is the daemon's record of the alerts it sent; the real one is the
-// visit log (sqlite.DB.AlertRecord, tested in sqlite and in the daemon).
-type book struct {
-	mu sync.Mutex
-	m  map[string]alert.AlertRecord
-}
-
-func (b *book) AlertRecord(_ context.Context, id string) (alert.AlertRecord, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	r, ok := b.m[id]
-	if !ok {
-		return r, concierge.Errorf(concierge.ENOTFOUND, "no alert %s", id)
-	}
-	return r, nil
-}
-
-type staffList map[string]string
-
-func (s staffList) VerifyStaff(_ context.Context, name, secret string) error {
-	if pw, ok := s[name]; ok && pw == secret {
-		return nil
-	}
-	return concierge.Errorf(concierge.EUNAUTHORIZED, "wrong name or password")
-}
-
 // Claims and marks reach the stream only through the desk, which checks
 // the staff member's credential and the alert.
 func TestDesk(t *testing.T) {
 	srv, creds := closedServer(t)
 	url := srv.ClientURL()
 	a, b := vipArrival(1), vipArrival(2)
-	bk := &book{m: map[string]alert.AlertRecord{
-		a.ID: {CustomerID: a.CustomerID, At: a.At},
-		b.ID: {CustomerID: b.CustomerID, At: b.At},
-	}}
+	bk := testenv.NewAlertBook()
+	bk.Set(a.ID, alert.AlertRecord{CustomerID: a.CustomerID, At: a.At})
+	bk.Set(b.ID, alert.AlertRecord{CustomerID: b.CustomerID, At: b.At})
 	// The publisher makes the stream, as the daemon's does.
 	db := MustOpenDB(t)
 	p := openPublisher(t, url, db, func(c *alert.PublisherConfig) { c.Conn = creds.Conn(url, "daemon", alert.IdentityDaemon) })
@@ -287,7 +260,7 @@ func TestDesk(t *testing.T) {
 	_, djs, _ := connectAs(t, url, creds, alert.IdentityDaemon)
 	now := a.At.Add(time.Minute)
 	desk, err := alert.NewDesk(alert.DeskConfig{Branch: branch, Conn: creds.Conn(url, "desk", alert.IdentityDaemon), Book: bk,
-		Staff: staffList{"Zhang": "pin-1234"}, Logger: testLogger(), Now: func() time.Time { return now }})
+		Staff: testenv.StaffList{"Zhang": "pin-1234"}, Logger: testLogger(), Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}

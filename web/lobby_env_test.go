@@ -21,7 +21,6 @@ import (
 	"github.com/oklog/ulid/v2"
 	"golang.org/x/crypto/bcrypt"
 
-	"concierge"
 	"concierge/alert"
 	"concierge/checkin"
 	"concierge/internal/testenv"
@@ -69,31 +68,7 @@ type lobbyEnv struct {
 	lobby *Lobby
 	http  *httptest.Server
 	clock *lobbyClock
-	book  *testBook
-}
-
-// testBook is the daemon's record of the alerts it sent, as the desk sees
-// it; the daemon's real one is its visit log (sqlite.DB.AlertRecord,
-// tested in sqlite and against the daemon in cmd/concierge).
-type testBook struct {
-	mu     sync.Mutex
-	alerts map[string]alert.AlertRecord
-}
-
-func (b *testBook) AlertRecord(_ context.Context, id string) (alert.AlertRecord, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	r, ok := b.alerts[id]
-	if !ok {
-		return r, concierge.Errorf(concierge.ENOTFOUND, "no alert %s", id)
-	}
-	return r, nil
-}
-
-func (b *testBook) set(id string, r alert.AlertRecord) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.alerts[id] = r
+	book  *testenv.AlertBook
 }
 
 const (
@@ -134,7 +109,7 @@ func newLobbyEnv(t *testing.T, edit func(*LobbyConfig)) *lobbyEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sub.Close() })
-	book := &testBook{alerts: map[string]alert.AlertRecord{}}
+	book := testenv.NewAlertBook()
 	clock := &lobbyClock{}
 	desk, err := alert.NewDesk(alert.DeskConfig{Branch: lobbyBranch, Conn: conn, Book: book, Logger: log, Now: clock.Now})
 	if err != nil {
@@ -189,7 +164,7 @@ func (e *lobbyEnv) arrival(n int, risk []checkin.RiskFlag, edit func(*checkin.Ar
 	if err := e.pub.Notify(context.Background(), a, risk); err != nil {
 		e.t.Fatal(err)
 	}
-	e.book.set(a.ID, alert.AlertRecord{CustomerID: a.CustomerID, At: a.At})
+	e.book.Set(a.ID, alert.AlertRecord{CustomerID: a.CustomerID, At: a.At})
 	// Notify only writes the outbox; its sender publishes a moment later.
 	// Wait, so that a claim made next is stored after the alert, as it is
 	// when staff claim what they see.

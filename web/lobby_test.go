@@ -148,7 +148,7 @@ func TestLobbyClaimAndReject(t *testing.T) {
 		t.Fatalf("rejection event %+v", ev)
 	}
 	// A withdrawn alert can no longer be claimed.
-	env.book.set(b.ID, alert.AlertRecord{CustomerID: b.CustomerID, At: b.At, Rejected: true})
+	env.book.Set(b.ID, alert.AlertRecord{CustomerID: b.CustomerID, At: b.At, Rejected: true})
 	resp, data = zhang.do("POST", "claim", map[string]string{"alert_id": b.ID})
 	want(t, resp, data, http.StatusConflict, concierge.ECONFLICT)
 

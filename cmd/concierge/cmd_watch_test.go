@@ -17,7 +17,6 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
-	"concierge"
 	"concierge/alert"
 	"concierge/checkin"
 	"concierge/internal/testenv"
@@ -54,34 +53,7 @@ type alertEnv struct {
 	srv   *alert.Server
 	pub   *alert.Publisher
 	creds alert.Credentials
-	book  *watchBook
-}
-
-// watchBook is the daemon's record of its alerts as the desk sees it; the
-// daemon's own (its visit log) is used in the daemon's tests.
-type watchBook struct {
-	mu sync.Mutex
-	m  map[string]alert.AlertRecord
-}
-
-func (b *watchBook) AlertRecord(_ context.Context, id string) (alert.AlertRecord, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	r, ok := b.m[id]
-	if !ok {
-		return r, concierge.Errorf(concierge.ENOTFOUND, "no alert %s", id)
-	}
-	return r, nil
-}
-
-// watchStaff are the staff accounts the desk knows in these tests.
-type watchStaff map[string]string
-
-func (s watchStaff) VerifyStaff(_ context.Context, name, secret string) error {
-	if pw, ok := s[name]; ok && pw == secret {
-		return nil
-	}
-	return concierge.Errorf(concierge.EUNAUTHORIZED, "wrong staff name or password")
+	book  *testenv.AlertBook
 }
 
 const staffPIN = "pin-2468"
@@ -112,9 +84,9 @@ func newAlertEnv(t *testing.T, branch string) *alertEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pub.Close() })
-	book := &watchBook{m: map[string]alert.AlertRecord{}}
+	book := testenv.NewAlertBook()
 	desk, err := alert.NewDesk(alert.DeskConfig{Branch: branch, Conn: daemon, Book: book,
-		Staff: watchStaff{"Li": staffPIN, "Wang": staffPIN}, Logger: quiet})
+		Staff: testenv.StaffList{"Li": staffPIN, "Wang": staffPIN}, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,9 +116,7 @@ func (e *alertEnv) notify(t *testing.T, branch, customer string, risk []checkin.
 	if err := e.pub.Notify(context.Background(), a, risk); err != nil {
 		t.Fatal(err)
 	}
-	e.book.mu.Lock()
-	e.book.m[a.ID] = alert.AlertRecord{CustomerID: customer, At: at}
-	e.book.mu.Unlock()
+	e.book.Set(a.ID, alert.AlertRecord{CustomerID: customer, At: at})
 	return a
 }
 
