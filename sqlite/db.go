@@ -137,11 +137,16 @@ func prepareFiles(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
+	// Create only: an existing file is left for SQLite to open, so that a
+	// database the process may read but not write still opens for reading
+	// (the daemon's write probe then refuses it with a clear reason).
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		f.Close()
+	case !errors.Is(err, os.ErrExist):
 		return err
 	}
-	f.Close()
 	for _, p := range []string{path, path + "-wal", path + "-shm"} {
 		st, err := os.Stat(p)
 		if errors.Is(err, os.ErrNotExist) {
