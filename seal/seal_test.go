@@ -230,3 +230,22 @@ func writeKeys(t *testing.T, path string, keys ...*seal.Key) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkOpenTemplate is the cost of unsealing one 512-byte template.
+func BenchmarkOpenTemplate(b *testing.B) {
+	k, err := seal.GenerateKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	aad := []byte("C1001")
+	blob, err := k.Seal(make([]byte, 512), aad)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(512)
+	for b.Loop() {
+		if _, err := k.Open(blob, aad); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
