@@ -39,6 +39,8 @@ var commands = map[string]command{
 	"watch":    {"live arrival alerts for staff terminals", runWatch},
 	"feedback": {"customers' \"not this person\" marks and stricter rules (feedback list)", runFeedback},
 	"keys":     {"the keys that seal face templates (keys status|rotate)", runKeys},
+	"backup":   {"a consistent copy of the database and keys, while the daemon runs", runBackup},
+	"restore":  {"put a backup in place (--force to replace; withdrawals since are kept)", runRestore},
 }
 
 // Main holds what every subcommand shares. Tests build one with their own
