@@ -165,8 +165,8 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 		} else {
 			cfg.resolveEngine()
 		}
-		if cfg.Vision.Engine != engineDlib && cfg.Vision.Engine != engineMobileFaceNet {
-			return usagef("--engine %q: not one of: dlib, mobilefacenet", cfg.Vision.Engine)
+		if cfg.Vision.Engine != engineDlib && !isDNNEngine(cfg.Vision.Engine) {
+			return usagef("--engine %q: not one of: %s, %s, %s", cfg.Vision.Engine, engineFoamliu, engineMobileFaceNet, engineDlib)
 		}
 		if *threshold > 0 {
 			cfg.Match.Threshold = *threshold
@@ -241,14 +241,14 @@ func (m *Main) evalDetector(cfg Config, name string) (enroll.Detector, func(), e
 			return nil, nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch` first)", err)
 		}
 		return e, func() { e.Close() }, nil
-	case engineMobileFaceNet:
-		e, err := vision.NewDNNEngine(cfg.Models.Dir, cfg.Vision.MaxPixels, cfg.Vision.MinFacePx)
+	case engineMobileFaceNet, engineFoamliu:
+		e, err := vision.NewDNNEngineKind(cfg.Models.Dir, dnnEngines[name].kind, cfg.Vision.MaxPixels, cfg.Vision.MinFacePx)
 		if err != nil {
-			return nil, nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch --set onnx`)", err)
+			return nil, nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch`)", err)
 		}
 		return e, func() { e.Close() }, nil
 	}
-	return nil, nil, usagef("--engine %q: not one of: dlib, mobilefacenet", name)
+	return nil, nil, usagef("--engine %q: not one of: %s, %s, %s", name, engineFoamliu, engineMobileFaceNet, engineDlib)
 }
 
 // invalid marks err as a problem with the caller's data or flags, not a
