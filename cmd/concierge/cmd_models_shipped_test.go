@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"concierge/enroll"
 	"concierge/internal/testenv"
 	"concierge/models"
 	"concierge/vision"
@@ -163,4 +164,47 @@ func genuineONNX(t *testing.T) string {
 		return d
 	}
 	return testenv.Shared(t, "models")
+}
+
+// TestFreshBoxAnnouncesOnClip plays real door footage through the
+// daemon's pipeline on a box that has only the shipped files: a person
+// enrolled from three frames of their clip's first second is announced
+// once, and the people of other clips, never enrolled, never are.
+func TestFreshBoxAnnouncesOnClip(t *testing.T) {
+	video := testenv.Shared(t, "data/video") // input footage only
+	t.Setenv("CONCIERGE_SHARED", t.TempDir())
+	dir := filepath.Join(t.TempDir(), "models")
+	if _, err := models.Fetch(t.Context(), dir, models.Shipped, models.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Branch = "t1"
+	cfg.DB = filepath.Join(t.TempDir(), "c.db")
+	cfg.Models.Dir = dir
+	cfg.Vision.Pool = 1
+	if cfg.resolveEngine(); cfg.Vision.Engine != engineFoamliu {
+		t.Fatalf("engine %s, want %s", cfg.Vision.Engine, engineFoamliu)
+	}
+	app, err := openFaceAppFor(t.Context(), cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+	res, err := app.svc.Enroll(t.Context(), enroll.Request{CustomerID: "C11", DisplayName: "客户 Eleven",
+		Photos: framesOf(t, filepath.Join(video, "d11.mp4"), 1, 12, 24), Consent: enroll.Consent{Reference: "F-11", TextVersion: "v1"}})
+	if err != nil || res.Templates < 2 {
+		t.Fatalf("enroll from frames: %+v, %v", res, err)
+	}
+	for _, tc := range []struct {
+		clip string
+		want int
+	}{{"d11.mp4", 1}, {"d18.mp4", 0}, {"d12.mp4", 0}} {
+		r, err := benchPipeline(t.Context(), app, cfg, tc.clip, filepath.Join(video, tc.clip), false, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int(r.alerts) != tc.want || (tc.want == 1 && !r.customers["C11"]) {
+			t.Errorf("%s: %d alerts for %v over %d frames (%d embeddings), want %d", tc.clip, r.alerts, r.customers, r.frames, r.embeddings, tc.want)
+		}
+	}
 }
