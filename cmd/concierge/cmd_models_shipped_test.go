@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"concierge/enroll"
 	"concierge/internal/testenv"
@@ -135,6 +136,25 @@ func TestResolveEngine(t *testing.T) {
 			t.Errorf("%s: %v", tc.engine, err)
 		}
 	}
+	// Falling back to dlib is what an operator must hear about: the box
+	// runs, but recognises few customers.
+	for _, tc := range []struct {
+		dir, engine string
+		want        bool
+	}{{t.TempDir(), engineAuto, true}, {shipped, engineAuto, false}, {t.TempDir(), engineDlib, false}} {
+		c := DefaultConfig()
+		c.Models.Dir, c.Vision.Engine = tc.dir, tc.engine
+		c.resolveEngine()
+		d := &Daemon{cfg: c}
+		var got bool
+		for _, p := range d.problems(t.Context(), time.Now()) {
+			got = got || p.Component == "engine" && strings.Contains(p.Reason, "models fetch")
+		}
+		if got != tc.want {
+			t.Errorf("%s with %v: engine problem on /healthz %v, want %v", tc.engine, entries(tc.dir), got, tc.want)
+		}
+	}
+
 	c := DefaultConfig()
 	c.Vision.Engine = "foamliu"
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "vision.engine") || !strings.Contains(err.Error(), engineFoamliu) {

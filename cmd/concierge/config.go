@@ -89,6 +89,10 @@ type VisionConfig struct {
 	// CameraStaleAfter: a camera that delivered no frame for this long is
 	// down, and /healthz answers 503.
 	CameraStaleAfter time.Duration `yaml:"camera_stale_after"`
+
+	// autoFellBack: "auto" found no MobileFaceNet files and chose dlib,
+	// which recognises few East Asian faces: /healthz says so.
+	autoFellBack bool
 }
 
 // MatchConfig is the open-set decision rule for one face or one track.
@@ -468,6 +472,7 @@ func (c *Config) resolveEngine() {
 			return
 		}
 	}
+	c.Vision.autoFellBack = true
 }
 
 // engineDefaults are the match rules measured for each engine
