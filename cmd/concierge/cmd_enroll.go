@@ -84,7 +84,7 @@ func (m *Main) openFaceApp(ctx context.Context, cfg Config, withEngine bool) (*f
 			a.dnn, err = vision.NewDNNEngineKind(cfg.Models.Dir, dnn.kind, cfg.Vision.MaxPixels, cfg.Vision.MinFacePx)
 			if err != nil {
 				a.Close()
-				return nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch --set onnx`)", err)
+				return nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch`)", err)
 			}
 			det, a.embedder = a.dnn, a.dnn.Embedder()
 		} else {
