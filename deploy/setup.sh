@@ -64,7 +64,11 @@ fi
 
 # 2. The binary.
 say "building bin/concierge"
-go build -o bin/concierge ./cmd/concierge
+# The version and commit go into the binary (`concierge version`), whatever
+# GOFLAGS says about VCS stamping.
+VERSION=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT=$(git rev-parse HEAD 2>/dev/null || true)
+go build -ldflags "-X main.version=$VERSION -X main.commit=$COMMIT" -o bin/concierge ./cmd/concierge
 
 # 3. Models. The default engine's files (YuNet and foamliu's MobileFaceNet)
 # are inside the binary: installing them needs no network and no folder.
