@@ -268,16 +268,17 @@ func ParseConfig(r io.Reader) (Config, error) {
 	if err != nil {
 		return c, err
 	}
+	unset := unsetRefs(string(raw), os.LookupEnv)
 	raw = []byte(expandBraced(string(raw), os.Getenv))
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true) // a misspelt key is an error, not a silent default
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return c, err
+		return c, explainYAML(err)
 	}
 	if err := applyEnv(&c, os.LookupEnv); err != nil {
 		return c, err
 	}
-	return c, c.Validate()
+	return c, withUnset(c.Validate(), unset)
 }
 
 // Validate names the first bad field.
@@ -333,12 +334,6 @@ func (c Config) Validate() error {
 	if err := c.Alerts.validate(); err != nil {
 		return err
 	}
-	if err := c.Web.validate(); err != nil {
-		return err
-	}
-	if err := c.Kiosk.validate(); err != nil {
-		return err
-	}
 	if err := c.Enroll.validate(); err != nil {
 		return err
 	}
@@ -351,6 +346,14 @@ func (c Config) Validate() error {
 			return fmt.Errorf("cameras[%d]: duplicate id %q", i, cam.ID)
 		}
 		seen[cam.ID] = true
+	}
+	// The daemon-only sections come last, so that a command that does not
+	// use them knows everything before them is valid (Main.config).
+	if err := c.Web.validate(); err != nil {
+		return &sectionError{"web", err}
+	}
+	if err := c.Kiosk.validate(); err != nil {
+		return &sectionError{"kiosk", err}
 	}
 	return nil
 }

@@ -58,6 +58,10 @@ type Main struct {
 	// configPath and dbPath are the common flags of every subcommand.
 	configPath string
 	dbPath     string
+
+	// command is the subcommand being run: it decides which config
+	// sections must be valid (sectionUsers).
+	command string
 }
 
 // NewMain returns a Main bound to the process's streams.
@@ -135,6 +139,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		m.usage()
 		return usagef("unknown subcommand %q", args[0])
 	}
+	m.command = args[0]
 	return cmd.run(ctx, m, args[1:])
 }
 
@@ -184,7 +189,9 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 // config loads the configuration named by --config and applies --db.
 func (m *Main) config() (Config, error) {
 	c, err := ReadConfigFile(m.configPath)
-	if err != nil {
+	if section, ok := ignorableFor(err, m.command); ok {
+		fmt.Fprintf(m.Stderr, "concierge: warning: %v (`%s` does not use %s; `run` will refuse it)\n", err, m.command, section)
+	} else if err != nil {
 		return c, concierge.Errorf(concierge.EINVALID, "%v", err)
 	}
 	if m.dbPath != "" {
