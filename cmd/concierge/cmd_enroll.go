@@ -180,6 +180,13 @@ func runEnroll(ctx context.Context, m *Main, args []string) error {
 		}
 		return err
 	}
+	// Enrolled from the other photos, but the operator should know which
+	// one did not count and why (stdout is the JSON for scripts).
+	for _, p := range res.Photos {
+		if !p.OK {
+			fmt.Fprintf(m.Stderr, "concierge: warning: %s refused: %s\n", p.Name, photoReason(p))
+		}
+	}
 	if assign != nil {
 		assign.AssignedAt = time.Now()
 		if err := app.db.SetTierAssignment(ctx, *assign); err != nil {
@@ -219,14 +226,28 @@ func tierAssignment(cfg Config, customerID, scheme, level string) (*sqlite.TierA
 	return &sqlite.TierAssignment{CustomerID: customerID, Scheme: s.Name, Level: l.ID}, nil
 }
 
+func photoReason(p enroll.PhotoResult) string {
+	if p.Detail != "" {
+		return p.Reason + " (" + p.Detail + ")"
+	}
+	return p.Reason
+}
+
 func runForget(ctx context.Context, m *Main, args []string) error {
 	fs := m.flags("forget")
 	id := fs.String("customer", "", "customer id whose biometric data is deleted (required)")
-	if _, err := parse(fs, args); err != nil {
+	fs.Usage = func() {
+		fmt.Fprintln(m.Stderr, "usage: concierge forget --customer ID")
+		fmt.Fprintln(m.Stderr, "Deletes the customer's face templates everywhere and records the withdrawal of consent.")
+		fs.PrintDefaults()
+	}
+	rest, err := parse(fs, args)
+	if err != nil {
 		return err
 	}
-	if *id == "" {
-		return usagef("forget needs --customer ID")
+	if *id == "" || len(rest) > 0 {
+		fs.Usage()
+		return usagef("forget needs --customer ID (and no other arguments)")
 	}
 	cfg, err := m.config()
 	if err != nil {

@@ -34,7 +34,7 @@ type identifyTier struct {
 
 func runIdentify(ctx context.Context, m *Main, args []string) error {
 	fs := m.flags("identify")
-	fs.Bool("json", true, "one JSON object per face per line (the only format; kept for scripts that pass it)")
+	asJSON := fs.Bool("json", false, "also print an object for each image with no face ({\"image\":...,\"faces\":0,\"error\":\"no face found\"}); faces are always one JSON object per line")
 	fs.Usage = func() {
 		fmt.Fprintln(m.Stderr, "usage: concierge identify [--json] IMAGE...")
 		fs.PrintDefaults()
@@ -65,7 +65,7 @@ func runIdentify(ctx context.Context, m *Main, args []string) error {
 
 	failed := 0
 	for _, f := range files {
-		if err := m.identifyOne(ctx, app, f); err != nil {
+		if err := m.identifyOne(ctx, app, f, *asJSON); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -82,7 +82,15 @@ func runIdentify(ctx context.Context, m *Main, args []string) error {
 	return nil
 }
 
-func (m *Main) identifyOne(ctx context.Context, app *faceApp, path string) error {
+// noFaceLine is printed with --json for an image in which no face was
+// found, so that a script reading stdout sees every image it passed.
+type noFaceLine struct {
+	Image string `json:"image"`
+	Faces int    `json:"faces"`
+	Error string `json:"error"`
+}
+
+func (m *Main) identifyOne(ctx context.Context, app *faceApp, path string, asJSON bool) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return concierge.Errorf(concierge.EINVALID, "%v", errors.Unwrap(err))
@@ -90,6 +98,15 @@ func (m *Main) identifyOne(ctx context.Context, app *faceApp, path string) error
 	ids, err := app.svc.Identify(ctx, data)
 	if err != nil {
 		return err
+	}
+	if len(ids) == 0 {
+		// Not a failure (the exit status stays 0), but silence would read
+		// as "nobody known here".
+		fmt.Fprintf(m.Stderr, "concierge: %s: no face found\n", path)
+		if asJSON {
+			return writeJSON(m, noFaceLine{Image: filepath.Base(path), Error: "no face found"})
+		}
+		return nil
 	}
 	names := map[string]string{}
 	for _, id := range ids {
