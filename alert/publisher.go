@@ -368,6 +368,14 @@ func (p *Publisher) purge() {
 // left. It stops at the first failure so that no message overtakes an
 // earlier one; the failed one is retried first next time.
 func (p *Publisher) drain(ctx context.Context) error {
+	// The stream is made as soon as NATS is there, not with the first
+	// alert: screens and the escalator consume from it and would otherwise
+	// retry "stream not found" until someone arrives.
+	if p.stream == "" && p.nc.IsConnected() {
+		if err := p.ensureStream(ctx); err != nil {
+			return err
+		}
+	}
 	for {
 		msgs, err := p.outbox.PendingOutbox(ctx, 64)
 		if err != nil {
