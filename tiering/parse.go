@@ -158,15 +158,17 @@ func yamlKeys(t reflect.Type) []string {
 }
 
 type rawScheme struct {
-	Name           string         `yaml:"name"`
-	Title          string         `yaml:"title"`
-	Description    string         `yaml:"description"`
-	DefaultAddress string         `yaml:"default_address"`
-	Indicators     []rawIndicator `yaml:"indicators"`
-	Score          *rawScore      `yaml:"score"`
-	Calendar       *rawCalendar   `yaml:"calendar"`
-	Levels         []rawLevel     `yaml:"levels"`
-	line           int
+	Name           string `yaml:"name"`
+	Title          string `yaml:"title"`
+	Description    string `yaml:"description"`
+	DefaultAddress string `yaml:"default_address"`
+	// DefaultAddresses by language tag: default_addresses: {en: Valued customer}.
+	DefaultAddresses map[string]string `yaml:"default_addresses"`
+	Indicators       []rawIndicator    `yaml:"indicators"`
+	Score            *rawScore         `yaml:"score"`
+	Calendar         *rawCalendar      `yaml:"calendar"`
+	Levels           []rawLevel        `yaml:"levels"`
+	line             int
 }
 
 func (r *rawScheme) UnmarshalYAML(n *yaml.Node) error {
@@ -236,12 +238,14 @@ func (r *rawCalendar) UnmarshalYAML(n *yaml.Node) error {
 }
 
 type rawLevel struct {
-	ID                    string         `yaml:"id"`
-	Name                  string         `yaml:"name"`
-	VIP                   bool           `yaml:"vip"`
-	Qualify               []rawCondition `yaml:"qualify"`
-	Service               *rawService    `yaml:"service"`
-	DowngradeBufferMonths *int           `yaml:"downgrade_buffer_months"`
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
+	// Names by language tag, for screens in other languages: names: {en: Five stars}.
+	Names                 map[string]string `yaml:"names"`
+	VIP                   bool              `yaml:"vip"`
+	Qualify               []rawCondition    `yaml:"qualify"`
+	Service               *rawService       `yaml:"service"`
+	DowngradeBufferMonths *int              `yaml:"downgrade_buffer_months"`
 	line                  int
 }
 
@@ -270,10 +274,12 @@ func (r *rawCondition) UnmarshalYAML(n *yaml.Node) error {
 type rawService struct {
 	Priority string `yaml:"priority"`
 	Greeting string `yaml:"greeting"`
-	Lane     string `yaml:"lane"`
-	Room     string `yaml:"room"`
-	NotifyRM bool   `yaml:"notify_rm"`
-	Cooldown string `yaml:"cooldown"`
+	// Greetings by the customer's language tag: greetings: {en: "Welcome, {address}"}.
+	Greetings map[string]string `yaml:"greetings"`
+	Lane      string            `yaml:"lane"`
+	Room      string            `yaml:"room"`
+	NotifyRM  bool              `yaml:"notify_rm"`
+	Cooldown  string            `yaml:"cooldown"`
 	// EscalateAfter is a duration, or "never" for a tier whose alerts are
 	// never raised to the manager.
 	EscalateAfter string `yaml:"escalate_after"`
@@ -291,6 +297,10 @@ func (r *rawScheme) build() (*Scheme, error) {
 		return nil, lineErrorf(r.line, "name %q must be lowercase letters, digits, '.', '_' or '-'", r.Name)
 	}
 	s := &Scheme{Name: r.Name, Title: r.Title, Description: strings.TrimSpace(r.Description), DefaultAddress: r.DefaultAddress}
+	var err error
+	if s.DefaultAddresses, err = translations(r.DefaultAddresses); err != nil {
+		return nil, lineErrorf(r.line, "default_addresses: %v", err)
+	}
 
 	known := map[string]bool{}
 	for _, b := range BaseIndicators {
@@ -436,6 +446,11 @@ func (r *rawLevel) build(index int, known map[string]bool, defaultBuffer int) (L
 		return Level{}, lineErrorf(r.line, "level %q: name is required", r.ID)
 	}
 	l := Level{ID: r.ID, Name: r.Name, VIP: r.VIP, DowngradeBufferMonths: defaultBuffer}
+	names, err := translations(r.Names)
+	if err != nil {
+		return l, lineErrorf(r.line, "level %q: names: %v", r.ID, err)
+	}
+	l.Names = names
 	if index == 0 && len(r.Qualify) > 0 {
 		return l, lineErrorf(r.line, "level %q: the first level is the floor everyone holds and takes no qualify", r.ID)
 	}
@@ -555,5 +570,10 @@ func (r *rawService) build() (ServiceLevel, error) {
 		s.EscalateAfter = Duration(d)
 	}
 	s.Greeting, s.Lane, s.Room, s.NotifyRM = r.Greeting, r.Lane, r.Room, r.NotifyRM
+	g, err := translations(r.Greetings)
+	if err != nil {
+		return s, lineErrorf(r.line, "service: greetings: %v", err)
+	}
+	s.Greetings = g
 	return s, nil
 }

@@ -1,6 +1,7 @@
 package tiering
 
 import (
+	"reflect"
 	"slices"
 	"testing"
 )
@@ -138,7 +139,7 @@ func TestPresetBoundaries(t *testing.T) {
 		if r.Level != tt.level || r.VIP != tt.vip {
 			t.Errorf("%s %v: got %s (vip %v), want %s (vip %v)", tt.scheme, tt.facts, r.Level, r.VIP, tt.level, tt.vip)
 		}
-		if r.LevelName != sc.Levels[r.Rank].Name || r.ServiceLevel != sc.Levels[r.Rank].Service {
+		if r.LevelName != sc.Levels[r.Rank].Name || !reflect.DeepEqual(r.ServiceLevel, sc.Levels[r.Rank].Service) {
 			t.Errorf("%s %v: rating %+v does not match its level", tt.scheme, tt.facts, r)
 		}
 	}

@@ -153,6 +153,7 @@ func (p *Profile) On(d Date) (Status, bool) {
 		Scheme:              p.Scheme.Name,
 		Level:               l.ID,
 		LevelName:           l.Name,
+		LevelNames:          l.Names,
 		Rank:                rank,
 		VIP:                 l.VIP,
 		ServiceLevel:        l.Service,
@@ -162,6 +163,7 @@ func (p *Profile) On(d Date) (Status, bool) {
 		Since:               since,
 		DataMonth:           p.dataMonth(d),
 		defaultAddress:      p.Scheme.DefaultAddress,
+		defaultAddresses:    p.Scheme.DefaultAddresses,
 	}
 	if len(attrs.RiskFlags) > 0 {
 		st.RiskFlags = slices.Clone(attrs.RiskFlags)

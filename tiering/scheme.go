@@ -14,6 +14,8 @@ type Scheme struct {
 	// DefaultAddress replaces "{address}" in greetings when a customer has
 	// no preferred form of address.
 	DefaultAddress string `json:"default_address,omitempty"`
+	// DefaultAddresses are DefaultAddress in other languages, by tag.
+	DefaultAddresses map[string]string `json:"default_addresses,omitempty"`
 	// Indicators are the scheme's own indicators beyond BaseIndicators.
 	Indicators []Indicator `json:"indicators,omitempty"`
 	Score      *ScoreModel `json:"score,omitempty"`
@@ -24,12 +26,14 @@ type Scheme struct {
 // Level is one tier. Levels[0] of a scheme is the floor everyone holds
 // without qualifying; each higher level needs one of its Qualify conditions.
 type Level struct {
-	ID                    string       `json:"id"`
-	Name                  string       `json:"name"`
-	VIP                   bool         `json:"vip"`
-	Qualify               []Condition  `json:"qualify,omitempty"`
-	Service               ServiceLevel `json:"service_level"`
-	DowngradeBufferMonths int          `json:"downgrade_buffer_months"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Names are Name in other languages, by tag ("en": "Five stars").
+	Names                 map[string]string `json:"names,omitempty"`
+	VIP                   bool              `json:"vip"`
+	Qualify               []Condition       `json:"qualify,omitempty"`
+	Service               ServiceLevel      `json:"service_level"`
+	DowngradeBufferMonths int               `json:"downgrade_buffer_months"`
 }
 
 // Condition is one way to qualify for a level. Exactly one of Indicator,

@@ -69,9 +69,12 @@ type ServiceLevel struct {
 	// Greeting is said or shown to the customer; "{address}" stands for
 	// the customer's preferred form of address.
 	Greeting string `json:"greeting,omitempty"`
-	Lane     string `json:"lane,omitempty"` // counter or queue to offer
-	Room     string `json:"room,omitempty"` // room to escort the customer to
-	NotifyRM bool   `json:"notify_rm"`      // tell the relationship manager too
+	// Greetings are Greeting in other languages, by tag; the customer's
+	// language picks one (Status.Greeting).
+	Greetings map[string]string `json:"greetings,omitempty"`
+	Lane      string            `json:"lane,omitempty"` // counter or queue to offer
+	Room      string            `json:"room,omitempty"` // room to escort the customer to
+	NotifyRM  bool              `json:"notify_rm"`      // tell the relationship manager too
 	// Cooldown is the least time between two alerts for the same customer.
 	Cooldown Duration `json:"cooldown"`
 	// EscalateAfter is how long an alert may stay unclaimed before it is
@@ -175,10 +178,12 @@ func (s Snapshot) SameData(o Snapshot) bool {
 // path needs. It carries risk flags and is meant for the branch manager's
 // channel; anything shown to ordinary staff must go through Staff.
 type Status struct {
-	CustomerID          string              `json:"customer_id"`
-	Scheme              string              `json:"scheme"`
-	Level               string              `json:"level"`
-	LevelName           string              `json:"level_name"`
+	CustomerID string `json:"customer_id"`
+	Scheme     string `json:"scheme"`
+	Level      string `json:"level"`
+	LevelName  string `json:"level_name"`
+	// LevelNames are LevelName in other languages, for screens shown in them.
+	LevelNames          map[string]string   `json:"level_names,omitempty"`
 	Rank                int                 `json:"rank"` // 0 for the scheme's lowest level
 	VIP                 bool                `json:"vip"`
 	ServiceLevel        ServiceLevel        `json:"service_level"`
@@ -194,7 +199,8 @@ type Status struct {
 	DataMonth Month `json:"data_month,omitzero"`
 	// defaultAddress stands in for "{address}" when the customer has no
 	// form of address on record.
-	defaultAddress string
+	defaultAddress   string
+	defaultAddresses map[string]string
 }
 
 // HasRisk reports whether the customer carries any risk flag, in which case
@@ -203,12 +209,30 @@ func (s Status) HasRisk() bool { return len(s.RiskFlags) > 0 }
 
 // Greeting returns the level's greeting with the customer's form of address,
 // or the scheme's default address when none is recorded.
+// A scheme's greeting in the customer's language (Language) is used when
+// it has one, with the default address in that language.
 func (s Status) Greeting() string {
+	greeting, def := s.ServiceLevel.Greeting, s.defaultAddress
+	if g, ok := pickLanguage(s.ServiceLevel.Greetings, s.Language); ok {
+		greeting = g
+		if a, ok := pickLanguage(s.defaultAddresses, s.Language); ok {
+			def = a
+		}
+	}
 	addr := s.FormOfAddress
 	if addr == "" {
-		addr = s.defaultAddress
+		addr = def
 	}
-	return strings.ReplaceAll(s.ServiceLevel.Greeting, "{address}", addr)
+	return strings.ReplaceAll(greeting, "{address}", addr)
+}
+
+// LevelNameIn is the level's name in language lang, or LevelName when the
+// scheme has none in it.
+func (s Status) LevelNameIn(lang string) string {
+	if n, ok := pickLanguage(s.LevelNames, lang); ok {
+		return n
+	}
+	return s.LevelName
 }
 
 // Staff returns the view of s that ordinary lobby staff may see. It is a
@@ -220,6 +244,7 @@ func (s Status) Staff() StaffStatus {
 		Scheme:              s.Scheme,
 		Level:               s.Level,
 		LevelName:           s.LevelName,
+		LevelNames:          s.LevelNames,
 		Rank:                s.Rank,
 		VIP:                 s.VIP,
 		ServiceLevel:        s.ServiceLevel,
@@ -247,6 +272,7 @@ type StaffStatus struct {
 	Scheme              string              `json:"scheme"`
 	Level               string              `json:"level"`
 	LevelName           string              `json:"level_name"`
+	LevelNames          map[string]string   `json:"level_names,omitempty"`
 	Rank                int                 `json:"rank"`
 	VIP                 bool                `json:"vip"`
 	ServiceLevel        ServiceLevel        `json:"service_level"`

@@ -152,6 +152,16 @@ func (m *Main) tiersShow(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if len(snaps) == 0 {
+		// No imported data: the tier set at enrollment is what the lobby
+		// shows, so it is what show shows.
+		st, a, err := assignedStatus(ctx, db, schemes, *customer)
+		if err != nil {
+			return err
+		}
+		return writeJSON(m, map[string]any{"customer_id": *customer, "at": day, "status": st,
+			"changes": []tiering.Change{}, "snapshots": []tiering.Snapshot{}, "assigned": a})
+	}
 	p, err := tiering.NewProfile(schemes, *customer, snaps, "")
 	if err != nil {
 		return err
@@ -167,11 +177,49 @@ func (m *Main) tiersShow(ctx context.Context, args []string) error {
 		Status     *tiering.Status    `json:"status"` // null before the customer's first month
 		Changes    []tiering.Change   `json:"changes"`
 		Snapshots  []tiering.Snapshot `json:"snapshots"`
+		// Assigned is the tier set by hand at enrollment, shown (and used
+		// by the lobby) while no imported data gives a status.
+		Assigned *tiersAssigned `json:"assigned,omitempty"`
 	}{CustomerID: *customer, At: day, Changes: nonNilChanges(p.ChangesUntil(day)), Snapshots: snaps}
 	if st, ok := p.On(day); ok {
 		out.Status = &st
+		return writeJSON(m, out)
+	}
+	st, a, err := assignedStatus(ctx, db, schemes, *customer)
+	if err == nil {
+		out.Status, out.Assigned = &st, a
+	} else if concierge.ErrorCode(err) != concierge.ENOTFOUND {
+		return err
 	}
 	return writeJSON(m, out)
+}
+
+// assignedStatus is the status of a customer's tier set by hand at
+// enrollment; ENOTFOUND when there is none.
+func assignedStatus(ctx context.Context, db *sqlite.DB, schemes *tiering.Schemes, id string) (tiering.Status, *tiersAssigned, error) {
+	manual, err := db.TierAssignments(ctx)
+	if err != nil {
+		return tiering.Status{}, nil, err
+	}
+	a, ok := manual[id]
+	if !ok {
+		return tiering.Status{}, nil, concierge.Errorf(concierge.ENOTFOUND, "no tier data for customer %q (none imported, none set at enrollment)", id)
+	}
+	s, ok := schemes.Get(a.Scheme)
+	if !ok {
+		return tiering.Status{}, nil, concierge.Errorf(concierge.ENOTFOUND, "customer %q: tier set at enrollment in scheme %q, which is not loaded", id, a.Scheme)
+	}
+	st, ok := s.Assigned(id, a.Level)
+	if !ok {
+		return tiering.Status{}, nil, concierge.Errorf(concierge.ENOTFOUND, "customer %q: tier set at enrollment is %q, no longer a level of %s", id, a.Level, a.Scheme)
+	}
+	return st, &tiersAssigned{Scheme: a.Scheme, Level: a.Level, AssignedAt: a.AssignedAt}, nil
+}
+
+type tiersAssigned struct {
+	Scheme     string    `json:"scheme"`
+	Level      string    `json:"level"`
+	AssignedAt time.Time `json:"assigned_at"`
 }
 
 func nonNilChanges(c []tiering.Change) []tiering.Change {
@@ -289,6 +337,18 @@ func (m *Main) tiersEvaluateCustomer(ctx context.Context, cfg Config, schemes *t
 	snaps, err := db.TierSnapshots(ctx, id)
 	if err != nil {
 		return err
+	}
+	if len(snaps) == 0 && scheme == "" {
+		st, _, err := assignedStatus(ctx, db, schemes, id)
+		if err != nil {
+			return err
+		}
+		return writeJSON(m, struct {
+			tiering.Status
+			At       tiering.Date     `json:"at"`
+			Greeting string           `json:"greeting,omitempty"`
+			Changes  []tiering.Change `json:"changes"`
+		}{st, day, st.Greeting(), []tiering.Change{}})
 	}
 	p, err := tiering.NewProfile(schemes, id, snaps, scheme)
 	if err != nil {

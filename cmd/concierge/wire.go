@@ -97,12 +97,12 @@ func (t *tierLookup) Lookup(customerID string, at time.Time) (*checkin.Tier, []c
 	if !ok {
 		return nil, nil
 	}
-	l, ok := findLevel(s, a.Level)
+	st, ok := s.Assigned(customerID, a.Level)
 	if !ok {
 		return nil, nil
 	}
-	return &checkin.Tier{Scheme: s.Name, Level: l.ID, LevelName: l.Name, VIP: l.VIP,
-		Service: serviceLevel(l.Service, l.Service.Greeting)}, nil
+	return &checkin.Tier{Scheme: st.Scheme, Level: st.Level, LevelName: st.LevelName, VIP: st.VIP,
+		Service: serviceLevel(st.ServiceLevel, st.Greeting())}, nil
 }
 
 func serviceLevel(sl tiering.ServiceLevel, greeting string) *checkin.ServiceLevel {

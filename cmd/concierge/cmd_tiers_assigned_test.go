@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"concierge/sqlite"
+)
+
+// TestAssignedTier: a tier set by hand at enrollment (no core-banking data)
+// is what `tiers show` and `tiers evaluate` report, and the card's greeting
+// has the scheme's default address where "{address}" stood.
+func TestAssignedTier(t *testing.T) {
+	cfgPath := faceConfig(t)
+	blair := lfw(t, "Tony_Blair")
+	if _, stderr, code := run(t, "enroll", "--config", cfgPath, "--customer", "C2002", "--name", "Mr B", "--consent", "F-2",
+		"--tier-scheme", "icbc-stars", "--tier", "六星", blair[0], blair[1]); code != 0 {
+		t.Fatalf("enroll: exit %d %s", code, stderr)
+	}
+
+	out, stderr, code := run(t, "tiers", "show", "--config", cfgPath, "--customer", "C2002")
+	if code != 0 {
+		t.Fatalf("tiers show: exit %d %s", code, stderr)
+	}
+	var show struct {
+		Status *struct {
+			Level     string `json:"level"`
+			LevelName string `json:"level_name"`
+			VIP       bool   `json:"vip"`
+		} `json:"status"`
+		Assigned *struct {
+			Scheme, Level string
+		} `json:"assigned"`
+	}
+	if err := json.Unmarshal([]byte(out), &show); err != nil || show.Status == nil || show.Status.Level != "star6" ||
+		show.Status.LevelName != "六星" || !show.Status.VIP || show.Assigned == nil || show.Assigned.Level != "star6" {
+		t.Fatalf("tiers show = %s (%v)", out, err)
+	}
+
+	out, stderr, code = run(t, "tiers", "evaluate", "--config", cfgPath, "--customer", "C2002")
+	var ev struct{ Greeting, Level string }
+	if err := json.Unmarshal([]byte(out), &ev); err != nil || code != 0 || ev.Level != "star6" ||
+		!strings.HasPrefix(ev.Greeting, "尊敬的客户您好") || strings.Contains(ev.Greeting, "{") {
+		t.Fatalf("tiers evaluate: exit %d %s %s", code, out, stderr)
+	}
+	if _, stderr, code := run(t, "tiers", "show", "--config", cfgPath, "--customer", "C9999"); code != 1 || !strings.Contains(stderr, "no tier data") {
+		t.Errorf("tiers show of a customer without a tier: exit %d %s", code, stderr)
+	}
+
+	// What the lobby card and identify get.
+	cfg, err := ReadConfigFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, cfg.DB, cfg.dbOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tiers, err := openTiers(ctx, cfg, db, testLogger(t), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tiers.Close()
+	tier, _ := tiers.Lookup("C2002", time.Now())
+	if tier == nil || tier.LevelName != "六星" || tier.Service == nil ||
+		!strings.HasPrefix(tier.Service.Greeting, "尊敬的客户您好") {
+		t.Fatalf("card tier = %+v", tier)
+	}
+}
