@@ -327,6 +327,8 @@ async function film(run, challenge, video, instr, stepsId) {
 async function liveness(run) {
   const sid = state.session;
   $('btn-liveness-retry').hidden = true;
+  document.body.dataset.liveness = 'pending';
+  $('liveness-state').textContent = t('pending');
   guide('face_camera');
   const c = await api('POST', `/v1/enrollments/${sid}/liveness/challenge`);
   if (run !== state.run) return;
@@ -350,6 +352,9 @@ async function liveness(run) {
     const d = r.data.error.detail;
     guide(d.hint);
     $('liveness-instruction').textContent = t(`hint.${d.hint}`);
+    // Not "pending": the customer sees the try failed and how many remain.
+    $('liveness-state').textContent = t('failedTriesLeft', { n: d.liveness_attempts_left });
+    $('liveness-state').dataset.triesLeft = d.liveness_attempts_left;
     if (d.liveness_attempts_left > 0) {
       $('btn-liveness-retry').hidden = false;
       return;
@@ -462,6 +467,14 @@ async function boot() {
   $('supervisor-form').addEventListener('submit', approve);
   $('withdraw-cancel').addEventListener('click', home);
   $('result-done').addEventListener('click', home);
+  // Staff provisioning an open page add #token=… to its address: that is
+  // a hash change, not a load, so it is read here (and removed again).
+  window.addEventListener('hashchange', async () => {
+    if (!/token=/.test(location.hash)) return;
+    if (state.session) await abandon();
+    stopCamera();
+    await boot2();
+  });
   await boot2();
 }
 
