@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: setup demo test vet bench clean
+.PHONY: setup demo test vet bench clean release
 
 setup:
 	deploy/setup.sh
@@ -22,6 +22,10 @@ test:
 	# timed run's own deadline as a failure (golang/go#75804, fixed in 1.27).
 	go test -run XXX -fuzz FuzzUploadPhoto -fuzztime 5000x -timeout 5m ./kiosk/
 	go test -run XXX -fuzz FuzzJSONBodies -fuzztime 5000x -timeout 5m ./kiosk/
+
+# A binary for x86-64-v2 rather than for this machine's CPU (docs/operations.md).
+release:
+	deploy/build.sh
 
 bench: setup
 	go test -run XXX -bench . -benchtime 20x ./vision/ ./enroll/
