@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -70,5 +71,38 @@ func TestAssignedTier(t *testing.T) {
 	if tier == nil || tier.LevelName != "六星" || tier.Service == nil ||
 		!strings.HasPrefix(tier.Service.Greeting, "尊敬的客户您好") {
 		t.Fatalf("card tier = %+v", tier)
+	}
+}
+
+// TestLookupGreetingInCustomerLanguage: the card's greeting and the tier
+// the daemon hands check-in follow the customer's language from the tier
+// CSV where the scheme has one.
+func TestLookupGreetingInCustomerLanguage(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "c.db")
+	month := time.Now().AddDate(0, -2, 0).Format("2006-01")
+	csv := writeTiersFile(t, dir, "tiers.csv", []byte("customer_id,month,assets,scheme,language,form_of_address\n"+
+		"C1,"+month+",250000,icbc-stars,en,Ms Wang\nC2,"+month+",250000,icbc-stars,zh-CN,王女士\n"))
+	if r := runTiersCmd(t, "tiers", "import", "--db", db, csv); r.code != 0 {
+		t.Fatalf("import: %s", r.stderr)
+	}
+	cfg := DefaultConfig()
+	cfg.DB = db
+	ctx := context.Background()
+	sdb, err := sqlite.Open(ctx, cfg.DB, cfg.dbOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sdb.Close()
+	tiers, err := openTiers(ctx, cfg, sdb, testLogger(t), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tiers.Close()
+	for id, want := range map[string]string{"C1": "Hello Ms Wang, welcome.", "C2": "王女士您好，欢迎光临"} {
+		tier, _ := tiers.Lookup(id, time.Now())
+		if tier == nil || tier.Service == nil || tier.Service.Greeting != want {
+			t.Errorf("%s: tier %+v, want greeting %q", id, tier, want)
+		}
 	}
 }
