@@ -61,20 +61,23 @@ else
 fi
 
 # own PATH USER GROUP: chown only on a real install (see above).
-own() { [ "$REAL" = 1 ] && chown "$2:$3" "$1" || true; }
+own() {
+  if [ "$REAL" = 1 ]; then chown "$2:$3" "$1"; fi
+}
 
 # 2. Directories. State (database, keys, JetStream store) and cache (models)
 # are the service user's only: templates and keys must not be readable by
 # other local users. /etc/concierge is readable by the service's group
 # because the configuration can hold camera passwords.
-install -d -m 0755 "$P/usr/local/bin" "$P/etc/systemd/system"
+# The system's own directories are created if missing, never re-moded.
+mkdir -p "$P/usr/local/bin" "$P/etc/systemd/system"
+# install -d sets the mode of an existing directory too: a loosened one is
+# put back.
 for d in "$P/var/lib/concierge" "$P/var/cache/concierge"; do
   install -d -m 0700 "$d"
-  chmod 0700 "$d" # install -d leaves an existing directory's mode alone
   own "$d" concierge concierge
 done
 install -d -m 0750 "$P/etc/concierge"
-chmod 0750 "$P/etc/concierge"
 own "$P/etc/concierge" root concierge
 
 # 3. The configuration: the example the first time, never over an existing one.
