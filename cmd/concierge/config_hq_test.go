@@ -38,3 +38,18 @@ func TestHQConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestEnrollDefaultScope(t *testing.T) {
+	c, err := ParseConfig(strings.NewReader("db: /srv/c/concierge.db\n"))
+	if err != nil || c.Enroll.DefaultScope != "branch" {
+		t.Fatalf("default scope %q: %v", c.Enroll.DefaultScope, err)
+	}
+	t.Setenv("CONCIERGE_ENROLL_DEFAULT_SCOPE", "network")
+	if c, err = ParseConfig(strings.NewReader("")); err != nil || c.Enroll.DefaultScope != "network" {
+		t.Fatalf("env: %q %v", c.Enroll.DefaultScope, err)
+	}
+	t.Setenv("CONCIERGE_ENROLL_DEFAULT_SCOPE", "everywhere")
+	if _, err := ParseConfig(strings.NewReader("")); err == nil || !strings.Contains(err.Error(), "enroll.default_scope") {
+		t.Fatalf("bad scope: %v", err)
+	}
+}

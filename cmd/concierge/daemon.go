@@ -98,6 +98,9 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	if err := d.openEraser(); err != nil {
 		return err
 	}
+	if err := d.openHQ(ctx); err != nil {
+		return err
+	}
 	if err := d.openFeedback(ctx); err != nil {
 		return err
 	}

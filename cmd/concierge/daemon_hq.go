@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"concierge"
+	"concierge/alert"
+	"concierge/hub"
+)
+
+// hqCatchUp bounds how long the daemon waits, before it starts the
+// cameras, for the hub's events it missed: withdrawals made elsewhere
+// while the box was off are carried out before it recognises anyone. A
+// hub that does not answer in time does not keep the branch from working.
+const hqCatchUp = 10 * time.Second
+
+// openHQ starts replication with the bank's hub when hq.url is set.
+func (d *Daemon) openHQ(ctx context.Context) error {
+	if d.cfg.HQ.URL == "" || d.natsCreds == nil {
+		return nil
+	}
+	key, err := hub.ReadKey(d.cfg.HQ.networkKey())
+	if err != nil {
+		return concierge.Errorf(concierge.EINVALID, "hq.network_key: %v", err)
+	}
+	opt, err := nats.NkeyOptionFromSeed(d.natsCreds.SeedFile(alert.IdentityDaemon))
+	if err != nil {
+		return concierge.Errorf(concierge.EUNAVAILABLE, "hq: %v", err)
+	}
+	nc, err := nats.Connect(d.natsURL, opt, nats.Name("concierge-"+d.cfg.Branch+"-hq"), nats.MaxReconnects(-1))
+	if err != nil {
+		return concierge.Errorf(concierge.EUNAVAILABLE, "hq: %v", err)
+	}
+	d.closers = append(d.closers, func() error { nc.Close(); return nil })
+	rep, err := hub.NewReplicator(hub.ReplicatorConfig{Branch: d.cfg.Branch, Conn: nc, Store: d.app.db,
+		NetworkKey: key, Logger: d.log})
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, hqCatchUp)
+	err = rep.CatchUp(cctx)
+	cancel()
+	if err != nil {
+		d.log.Warn("hq: not caught up with the hub; recognising with what the box holds", slog.Any("error", err))
+	}
+	// The gallery was loaded before the catch-up changed the database.
+	if err := d.app.svc.Open(ctx); err != nil {
+		return err
+	}
+	if err := rep.Open(); err != nil {
+		return err
+	}
+	d.closers = append(d.closers, rep.Close)
+	return nil
+}
