@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"concierge/hub"
+	"concierge/internal/testenv"
+	"concierge/sqlite"
+)
+
+// hqBranch is a branch daemon joined to the hub, and its config file.
+type hqBranch struct {
+	id   string
+	path string
+	cfg  Config
+	d    *Daemon
+}
+
+func startBranch(t *testing.T, hqDir, leaf, id string) *hqBranch {
+	t.Helper()
+	dir := t.TempDir()
+	yaml := fmt.Sprintf(`branch: %s
+db: %s
+models:
+  dir: %s
+vision:
+  pool: 1
+http:
+  addr: 127.0.0.1:0
+nats:
+  listen: 127.0.0.1:-1
+  store_dir: %s
+cameras: []
+hq:
+  url: nats-leaf://%s
+  credentials: %s
+`, id, filepath.Join(dir, "c.db"), testenv.ModelsDir(t), filepath.Join(dir, "js"), leaf, hub.CredsFile(hqDir, id))
+	b := &hqBranch{id: id, path: filepath.Join(dir, id+".yaml")}
+	if err := os.WriteFile(b.path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ReadConfigFile(b.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.resolveEngine()
+	b.cfg = cfg
+	b.d = NewDaemon(cfg, testLogger(t))
+	if err := b.d.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.d.Close() })
+	return b
+}
+
+// holds reports whether the branch's database has active templates of
+// the customer, read as another process would.
+func (b *hqBranch) holds(t *testing.T, customer string) bool {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), b.cfg.DB, b.cfg.dbOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.SQL().QueryRow(`SELECT COUNT(*) FROM templates t JOIN consents c ON c.id = t.consent_id
+		WHERE t.customer_id = ? AND c.withdrawn_at IS NULL`, customer).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
+}
+
+func (b *hqBranch) enroll(t *testing.T, customer, scope string, photos []string) {
+	t.Helper()
+	args := append([]string{"enroll", "--config", b.path, "--customer", customer, "--name", "Name " + customer,
+		"--consent", "F-" + customer, "--scope", scope}, photos...)
+	if _, errOut, code := run(t, args...); code != 0 {
+		t.Fatalf("enroll %s at %s: exit %d: %s", customer, b.id, code, errOut)
+	}
+}
+
+func (b *hqBranch) forget(t *testing.T, customer string) {
+	t.Helper()
+	if _, errOut, code := run(t, "forget", "--config", b.path, "--customer", customer); code != 0 {
+		t.Fatalf("forget %s at %s: exit %d: %s", customer, b.id, code, errOut)
+	}
+}
+
+func eventually(t *testing.T, total time.Duration, what string, ok func() bool) {
+	t.Helper()
+	testenv.CheckFor(t, total, 100*time.Millisecond, func() error {
+		if !ok() {
+			return fmt.Errorf("not yet: %s", what)
+		}
+		return nil
+	})
+}
+
+// runHubProcess runs `concierge hub --config` until the returned stop is
+// called, and waits until it listens.
+func runHubProcess(t *testing.T, config, listen string) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	errb := &syncBuffer{}
+	go func() {
+		m := &Main{Stdout: &strings.Builder{}, Stderr: errb, Stdin: strings.NewReader("")}
+		done <- m.exitCode(m.Run(ctx, []string{"hub", "--config", config}))
+	}()
+	testenv.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		select {
+		case code := <-done:
+			t.Fatalf("hub exited %d: %s", code, errb.String())
+		default:
+		}
+		c, err := net.Dial("tcp", listen)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("hub: exit %d: %s", code, errb.String())
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// The issue's acceptance: a hub and two branch daemons on loopback with
+// credentials from hub init.
+func TestHubTwoBranches(t *testing.T) {
+	blair, chretien, powell, schroeder := lfw(t, "Tony_Blair"), lfw(t, "Jean_Chretien"), lfw(t, "Colin_Powell"), lfw(t, "Gerhard_Schroeder")
+	hqDir := filepath.Join(t.TempDir(), "hq")
+	listen, leaf := freeAddrT(t), freeAddrT(t)
+	if _, errOut, code := run(t, "hub", "init", "--dir", hqDir, "--branch", "a", "--branch", "b",
+		"--listen", listen, "--leaf-listen", leaf); code != 0 {
+		t.Fatalf("hub init: %s", errOut)
+	}
+	config := filepath.Join(hqDir, "hub.yaml")
+	stop := runHubProcess(t, config, listen)
+	a := startBranch(t, hqDir, leaf, "a")
+	b := startBranch(t, hqDir, leaf, "b")
+
+	// Branch scope stays at a; network scope is recognised at b.
+	a.enroll(t, "C-chretien", "branch", chretien[:3])
+	a.enroll(t, "C-blair", "network", blair[:3])
+	eventually(t, 10*time.Second, "Blair at b", func() bool { return b.holds(t, "C-blair") })
+	// Photos not enrolled: b names Blair in some and nobody else in any.
+	var probes [][]byte
+	for _, f := range blair[3:9] {
+		img, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		probes = append(probes, img)
+	}
+	if n := recognised(t, identifyCLI(t, b.path, probes), "C-blair"); n == 0 {
+		t.Fatal("b recognised Blair in none of his photos")
+	}
+	if b.holds(t, "C-chretien") {
+		t.Fatal("a branch-scope enrollment reached b")
+	}
+
+	// A withdrawal at b reaches a.
+	b.forget(t, "C-blair")
+	eventually(t, 10*time.Second, "Blair gone from a", func() bool { return !a.holds(t, "C-blair") })
+
+	// With the hub stopped both branches work on; their changes cross
+	// once it is back.
+	b.enroll(t, "C-powell", "network", powell[:3])
+	eventually(t, 10*time.Second, "Powell at a", func() bool { return a.holds(t, "C-powell") })
+	stop()
+	a.enroll(t, "C-schroeder", "network", schroeder[:3])
+	b.forget(t, "C-powell")
+	if !a.holds(t, "C-powell") || b.holds(t, "C-schroeder") {
+		t.Fatal("changes crossed without the hub")
+	}
+	runHubProcess(t, config, listen)
+	eventually(t, 30*time.Second, "Schroeder at b", func() bool { return b.holds(t, "C-schroeder") })
+	eventually(t, 30*time.Second, "Powell gone from a", func() bool { return !a.holds(t, "C-powell") })
+}
+
+func freeAddrT(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
