@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -66,11 +67,28 @@ type Replicator struct {
 	idKey   []byte
 	log     *slog.Logger
 
+	// contact is when the hub last answered (unix nanoseconds).
+	contact atomic.Int64
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
 }
+
+// Stale says why the box is out of step with the network when the hub
+// has not answered for longer than after (the box's own changes wait, and
+// withdrawals made elsewhere are not carried out here); "" otherwise.
+func (r *Replicator) Stale(now time.Time, after time.Duration) string {
+	last := time.Unix(0, r.contact.Load())
+	if now.Sub(last) <= after {
+		return ""
+	}
+	return fmt.Sprintf("the hub has not answered for %v: withdrawals made at other branches wait to be carried out here",
+		now.Sub(last).Round(time.Second))
+}
+
+func (r *Replicator) touch() { r.contact.Store(time.Now().UnixNano()) }
 
 // NewReplicator checks cfg and returns an unopened replicator.
 func NewReplicator(cfg ReplicatorConfig) (*Replicator, error) {
@@ -101,6 +119,9 @@ func (r *Replicator) Open() error {
 		return errors.New("replicator: already open")
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
+	if r.contact.Load() == 0 {
+		r.touch() // the hub has until then to answer for the first time
+	}
 	r.wg.Add(2)
 	go func() { defer r.wg.Done(); r.publishLoop(r.ctx) }()
 	go func() { defer r.wg.Done(); r.applyLoop(r.ctx) }()
@@ -197,6 +218,7 @@ func (r *Replicator) publish(ctx context.Context, c enroll.NetworkChange) error 
 	if _, err := r.js.Publish(pctx, subj, data, jetstream.WithMsgID(msgID)); err != nil {
 		return fmt.Errorf("publish to the hub: %w", err)
 	}
+	r.touch()
 	r.log.Info("network change sent", slog.String("kind", c.Kind))
 	r.log.Debug("network change sent", slog.String("customer", c.CustomerID), slog.String("kind", c.Kind))
 	return nil
@@ -231,6 +253,7 @@ func (r *Replicator) apply(ctx context.Context, untilCurrent bool) (int, error) 
 	if err != nil {
 		return 0, fmt.Errorf("hub stream: %w", err)
 	}
+	r.touch()
 	n := 0
 	for ctx.Err() == nil {
 		batch, err := cons.Fetch(100, jetstream.FetchMaxWait(time.Second))
@@ -261,6 +284,7 @@ func (r *Replicator) apply(ctx context.Context, untilCurrent bool) (int, error) 
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 			return n, fmt.Errorf("hub stream: %w", err)
 		}
+		r.touch()
 		if untilCurrent && (got == 0 || pending == 0) {
 			return n, nil
 		}

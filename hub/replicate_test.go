@@ -155,12 +155,25 @@ func TestReplicationBetweenBranches(t *testing.T) {
 	// once it is back.
 	b.enroll(t, "C-gone", enroll.ScopeNetwork, 0.8)
 	testenv.CheckFor(t, 10*time.Second, 50*time.Millisecond, want(a, "C-gone", 1))
+	if s := a.rep.Stale(time.Now(), time.Minute); s != "" {
+		t.Fatalf("stale with the hub up: %s", s)
+	}
 	h.Close()
+	// Without the hub the box knows it is out of step.
+	testenv.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+		if a.rep.Stale(time.Now(), 500*time.Millisecond) == "" {
+			return fmt.Errorf("a does not know the hub is gone")
+		}
+		return nil
+	})
 	a.enroll(t, "C-later", enroll.ScopeNetwork, 0.6)
 	b.db.Forget(context.Background(), "C-gone", time.Now())
 	restart()
 	testenv.CheckFor(t, 30*time.Second, 50*time.Millisecond, want(b, "C-later", 1))
 	testenv.CheckFor(t, 30*time.Second, 50*time.Millisecond, want(a, "C-gone", 0))
+	if s := a.rep.Stale(time.Now(), 5*time.Second); s != "" {
+		t.Fatalf("stale after the hub came back: %s", s)
+	}
 }
 
 // A new box joining gets the current state, and catches up before it

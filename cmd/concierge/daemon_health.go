@@ -163,6 +163,9 @@ func (d *Daemon) problems(ctx context.Context, now time.Time) []problem {
 			out = append(out, problem{Component: "outbox", Reason: concierge.ErrorMessage(err)})
 		}
 	}
+	if p := d.hqProblem(now); p != nil {
+		out = append(out, *p)
+	}
 	return out
 }
 

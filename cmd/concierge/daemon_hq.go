@@ -18,6 +18,22 @@ import (
 // hub that does not answer in time does not keep the branch from working.
 const hqCatchUp = 10 * time.Second
 
+// hqStaleAfter is how long the hub may stay silent before /healthz says
+// the box is out of step with the network: a WAN outage of minutes is
+// routine, one that keeps withdrawals from being carried out is not.
+const hqStaleAfter = 10 * time.Minute
+
+// hqProblem is the hub's entry in /healthz, if any.
+func (d *Daemon) hqProblem(now time.Time) *problem {
+	if d.hq == nil {
+		return nil
+	}
+	if s := d.hq.Stale(now, hqStaleAfter); s != "" {
+		return &problem{Component: "hq", Reason: s}
+	}
+	return nil
+}
+
 // openHQ starts replication with the bank's hub when hq.url is set.
 func (d *Daemon) openHQ(ctx context.Context) error {
 	if d.cfg.HQ.URL == "" || d.natsCreds == nil {
@@ -55,5 +71,6 @@ func (d *Daemon) openHQ(ctx context.Context) error {
 		return err
 	}
 	d.closers = append(d.closers, rep.Close)
+	d.hq = rep
 	return nil
 }

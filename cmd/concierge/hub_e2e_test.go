@@ -184,7 +184,19 @@ func TestHubTwoBranches(t *testing.T) {
 	// once it is back.
 	b.enroll(t, "C-powell", "network", powell[:3])
 	eventually(t, 10*time.Second, "Powell at a", func() bool { return a.holds(t, "C-powell") })
+	hqDown := func() bool {
+		for _, p := range a.d.problems(context.Background(), time.Now().Add(hqStaleAfter-3*time.Second)) {
+			if p.Component == "hq" {
+				return true
+			}
+		}
+		return false
+	}
+	if hqDown() {
+		t.Fatal("/healthz reports the hub down while it runs")
+	}
 	stop()
+	eventually(t, 10*time.Second, "/healthz reporting the hub's silence", hqDown)
 	a.enroll(t, "C-schroeder", "network", schroeder[:3])
 	b.forget(t, "C-powell")
 	if !a.holds(t, "C-powell") || b.holds(t, "C-schroeder") {
@@ -193,6 +205,7 @@ func TestHubTwoBranches(t *testing.T) {
 	runHubProcess(t, config, listen)
 	eventually(t, 30*time.Second, "Schroeder at b", func() bool { return b.holds(t, "C-schroeder") })
 	eventually(t, 30*time.Second, "Powell gone from a", func() bool { return !a.holds(t, "C-powell") })
+	eventually(t, 10*time.Second, "/healthz clear again", func() bool { return !hqDown() })
 }
 
 func freeAddrT(t *testing.T) string {
