@@ -139,11 +139,12 @@ func (d *DB) ApplyNetworkEnrollment(ctx context.Context, origin string, e enroll
 			id, e.Customer.DisplayName, e.Customer.Created.UTC().Format(timeFormat)); err != nil {
 			return fmt.Errorf("network customer: %w", err)
 		}
+		// Ended consents stay: they prove a withdrawal or expiry here.
 		if _, err := tx.ExecContext(ctx, `DELETE FROM templates WHERE consent_id IN
-			(SELECT id FROM consents WHERE customer_id = ? AND origin <> '')`, id); err != nil {
+			(SELECT id FROM consents WHERE customer_id = ? AND origin <> '' AND withdrawn_at IS NULL)`, id); err != nil {
 			return fmt.Errorf("network templates: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM consents WHERE customer_id = ? AND origin <> ''`, id); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM consents WHERE customer_id = ? AND origin <> '' AND withdrawn_at IS NULL`, id); err != nil {
 			return fmt.Errorf("network consents: %w", err)
 		}
 		c := e.Consent

@@ -98,6 +98,14 @@ func TestNetworkOutbox(t *testing.T) {
 	if changes, _ := db.NetworkChanges(ctx, 10); len(changes) != 0 {
 		t.Fatalf("a network withdrawal echoed back: %+v", changes)
 	}
+	// Enrolled again elsewhere: the record of the withdrawal here stays.
+	if err := db.ApplyNetworkEnrollment(ctx, "b002", ne); err != nil {
+		t.Fatal(err)
+	}
+	cs, _ = db.Consents(ctx, "C-far")
+	if len(cs) != 2 || cs[0].Active() == cs[1].Active() {
+		t.Fatalf("consents after re-enrollment elsewhere: %+v", cs)
+	}
 	if err := db.ApplyNetworkEnrollment(ctx, "", ne); concierge.ErrorCode(err) != concierge.EINVALID {
 		t.Fatalf("no origin: %v", err)
 	}
