@@ -1,6 +1,10 @@
 package enroll
 
-import "time"
+import (
+	"time"
+
+	"concierge"
+)
 
 // WithdrawnInNetwork is why a consent ended at this box when the customer
 // withdrew at another branch of the network: the box carries it out like
@@ -27,7 +31,22 @@ type NetworkChange struct {
 // the network-scope consent and the templates made under it. The latest
 // one of a customer replaces what a box held from the network before.
 type NetworkEnrollment struct {
+	// Origin is the branch that sent it; empty for this box's own.
+	Origin    string
 	Customer  Customer
 	Consent   Consent
 	Templates []Template
+}
+
+// Check refuses an enrollment from the network that cannot be stored.
+func (e NetworkEnrollment) Check() error {
+	switch {
+	case e.Origin == "":
+		return concierge.Errorf(concierge.EINVALID, "network enrollment: no origin branch")
+	case e.Customer.ID == "" || e.Consent.Reference == "":
+		return concierge.Errorf(concierge.EINVALID, "network enrollment: customer id and consent reference must be set")
+	case len(e.Templates) == 0:
+		return concierge.Errorf(concierge.EINVALID, "network enrollment: no templates")
+	}
+	return nil
 }

@@ -31,7 +31,7 @@ type Store interface {
 	NetworkChanges(ctx context.Context, limit int) ([]enroll.NetworkChange, error)
 	FinishNetworkChange(ctx context.Context, id int64) error
 	NetworkEnrollment(ctx context.Context, customerID string) (enroll.NetworkEnrollment, error)
-	ApplyNetworkEnrollment(ctx context.Context, origin string, e enroll.NetworkEnrollment) error
+	ApplyNetworkEnrollments(ctx context.Context, es []enroll.NetworkEnrollment) error
 	ApplyNetworkWithdrawal(ctx context.Context, customerID string, at time.Time) error
 	NetworkPosition(ctx context.Context) (uint64, error)
 	SetNetworkPosition(ctx context.Context, seq uint64) error
@@ -150,6 +150,7 @@ func (r *Replicator) CatchUp(ctx context.Context) error {
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
+		r.log.Debug("catching up with the hub", slog.Any("error", err))
 		select {
 		case <-ctx.Done():
 			return err
@@ -256,33 +257,41 @@ func (r *Replicator) apply(ctx context.Context, untilCurrent bool) (int, error) 
 	r.touch()
 	n := 0
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(100, jetstream.FetchMaxWait(time.Second))
+		msgs, pending, err := fetch(ctx, cons)
 		if err != nil {
-			return n, fmt.Errorf("hub stream: %w", err)
+			return n, err
 		}
-		got, pending := 0, uint64(0)
-		for m := range batch.Messages() {
-			md, err := m.Metadata()
+		a := applier{r: r}
+		for _, m := range msgs {
+			if err := a.add(ctx, m.Subject(), m.Data()); err != nil {
+				return n, err
+			}
+		}
+		got := len(msgs)
+		var last uint64
+		if got > 0 {
+			md, err := msgs[got-1].Metadata()
 			if err != nil {
 				return n, err
 			}
-			if err := r.applyOne(ctx, m.Subject(), m.Data()); err != nil {
-				if concierge.ErrorCode(err) != concierge.EINVALID {
-					return n, err
-				}
-				// An event this box cannot open would block every later one:
-				// it is reported and passed over.
-				r.log.Error("network event refused", slog.Uint64("seq", md.Sequence.Stream), slog.Any("error", err))
-			}
-			if err := r.cfg.Store.SetNetworkPosition(ctx, md.Sequence.Stream); err != nil {
+			last = md.Sequence.Stream
+		}
+		if err := a.flush(ctx); err != nil {
+			return n, err
+		}
+		if got > 0 {
+			// Applying is idempotent: a crash before this line applies the
+			// batch again, harmlessly.
+			if err := r.cfg.Store.SetNetworkPosition(ctx, last); err != nil {
 				return n, err
 			}
-			got++
-			n++
-			pending = md.NumPending
+			n += got
+			if a.applied > 0 {
+				r.log.Info("network events applied", slog.Int("events", a.applied))
+			}
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-			return n, fmt.Errorf("hub stream: %w", err)
+		if ctx.Err() != nil {
+			return n, ctx.Err()
 		}
 		r.touch()
 		if untilCurrent && (got == 0 || pending == 0) {
@@ -292,39 +301,107 @@ func (r *Replicator) apply(ctx context.Context, untilCurrent bool) (int, error) 
 	return n, ctx.Err()
 }
 
-// applyOne opens one event of another branch and applies it.
-func (r *Replicator) applyOne(ctx context.Context, subj string, data []byte) error {
+// fetch reads the next events, waiting a second at most. The fetch ends
+// with ctx too, so that Close never waits on a hub gone silent mid-request.
+func fetch(ctx context.Context, cons jetstream.Consumer) ([]jetstream.Msg, uint64, error) {
+	fctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	batch, err := cons.Fetch(fetchBatch, jetstream.FetchContext(fctx))
+	if err != nil {
+		return nil, 0, fmt.Errorf("hub stream: %w", err)
+	}
+	var msgs []jetstream.Msg
+	var pending uint64
+	for m := range batch.Messages() {
+		md, err := m.Metadata()
+		if err != nil {
+			return nil, 0, fmt.Errorf("hub stream: %w", err)
+		}
+		msgs, pending = append(msgs, m), md.NumPending
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+		return nil, 0, fmt.Errorf("hub stream: %w", err)
+	}
+	return msgs, pending, nil
+}
+
+// fetchBatch is how many events are read, and enrollments stored in one
+// transaction, at a time.
+const fetchBatch = 500
+
+// applier applies a batch of events in stream order: enrollments are
+// gathered and stored together, a withdrawal first stores those before it.
+type applier struct {
+	r       *Replicator
+	pending []enroll.NetworkEnrollment
+	applied int
+}
+
+func (a *applier) add(ctx context.Context, subj string, data []byte) error {
+	r := a.r
+	ev, origin, err := r.decode(subj, data)
+	if err != nil {
+		// An event this box cannot open would block every later one: it
+		// is reported and passed over.
+		r.log.Error("network event refused", slog.String("subject", subj), slog.Any("error", err))
+		return nil
+	}
+	if ev == nil {
+		return nil // the box's own word, already in its database
+	}
+	r.log.Debug("network event", slog.String("customer", ev.CustomerID), slog.String("kind", ev.Kind), slog.String("from", origin))
+	if ev.Kind == enroll.ChangeEnroll {
+		e := ev.enrollment()
+		e.Origin = origin
+		if err := e.Check(); err != nil {
+			r.log.Error("network event refused", slog.String("subject", subj), slog.Any("error", err))
+			return nil
+		}
+		a.pending = append(a.pending, e)
+		return nil
+	}
+	if err := a.flush(ctx); err != nil {
+		return err
+	}
+	a.applied++
+	return r.cfg.Store.ApplyNetworkWithdrawal(ctx, ev.CustomerID, ev.At)
+}
+
+func (a *applier) flush(ctx context.Context) error {
+	if len(a.pending) == 0 {
+		return nil
+	}
+	if err := a.r.cfg.Store.ApplyNetworkEnrollments(ctx, a.pending); err != nil {
+		return err
+	}
+	a.applied += len(a.pending)
+	a.pending = a.pending[:0]
+	return nil
+}
+
+// decode opens one event of another branch; nil for the box's own.
+func (r *Replicator) decode(subj string, data []byte) (*event, string, error) {
 	parts := strings.Split(subj, ".")
 	if len(parts) != 4 || parts[0] != SubjectPrefix || parts[2] != "c" {
-		return concierge.Errorf(concierge.EINVALID, "subject %s is not a customer event", subj)
+		return nil, "", concierge.Errorf(concierge.EINVALID, "subject %s is not a customer event", subj)
 	}
 	origin := parts[1]
 	if origin == r.cfg.Branch {
-		return nil // the box's own word, already in its database
+		return nil, origin, nil
 	}
 	ev, err := r.open(subj, data)
 	if err != nil {
-		return err
+		return nil, origin, err
 	}
 	// The subject names the customer by a keyed hash: an event moved to
 	// another customer's subject does not open as theirs.
 	if r.subject(origin, ev.CustomerID) != subj {
-		return concierge.Errorf(concierge.EINVALID, "event for another customer than its subject")
+		return nil, origin, concierge.Errorf(concierge.EINVALID, "event for another customer than its subject")
 	}
-	switch ev.Kind {
-	case enroll.ChangeEnroll:
-		err = r.cfg.Store.ApplyNetworkEnrollment(ctx, origin, ev.enrollment())
-	case enroll.ChangeWithdraw:
-		err = r.cfg.Store.ApplyNetworkWithdrawal(ctx, ev.CustomerID, ev.At)
-	default:
-		return concierge.Errorf(concierge.EINVALID, "event kind %q", ev.Kind)
+	if ev.Kind != enroll.ChangeEnroll && ev.Kind != enroll.ChangeWithdraw {
+		return nil, origin, concierge.Errorf(concierge.EINVALID, "event kind %q", ev.Kind)
 	}
-	if err != nil {
-		return err
-	}
-	r.log.Info("network event applied", slog.String("kind", ev.Kind), slog.String("from", origin))
-	r.log.Debug("network event applied", slog.String("customer", ev.CustomerID), slog.String("kind", ev.Kind))
-	return nil
+	return &ev, origin, nil
 }
 
 // subject is where branch's events about a customer go: the id appears

@@ -9,6 +9,7 @@ import (
 
 	"concierge"
 	"concierge/enroll"
+	"concierge/seal"
 )
 
 // The bank's network of branches (docs/branches.md): each consent has a
@@ -119,64 +120,80 @@ func (d *DB) NetworkEnrollment(ctx context.Context, customerID string) (enroll.N
 	return e, rows.Err()
 }
 
-// ApplyNetworkEnrollment stores what branch origin told the network of a
-// customer, in place of whatever this box held from the network about
-// them (the latest word wins); the customer's own consents given at this
-// box stay. Applying it twice changes nothing.
+// ApplyNetworkEnrollment applies one enrollment from branch origin
+// (ApplyNetworkEnrollments).
 func (d *DB) ApplyNetworkEnrollment(ctx context.Context, origin string, e enroll.NetworkEnrollment) error {
-	id := e.Customer.ID
-	switch {
-	case origin == "":
-		return concierge.Errorf(concierge.EINVALID, "network enrollment: no origin branch")
-	case id == "" || e.Consent.Reference == "":
-		return concierge.Errorf(concierge.EINVALID, "network enrollment: customer id and consent reference must be set")
-	case len(e.Templates) == 0:
-		return concierge.Errorf(concierge.EINVALID, "network enrollment: no templates")
-	}
-	return d.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO customers (id, display_name, created_at) VALUES (?, ?, ?)
-			ON CONFLICT(id) DO UPDATE SET display_name = excluded.display_name`,
-			id, e.Customer.DisplayName, e.Customer.Created.UTC().Format(timeFormat)); err != nil {
-			return fmt.Errorf("network customer: %w", err)
-		}
-		// Ended consents stay: they prove a withdrawal or expiry here.
-		if _, err := tx.ExecContext(ctx, `DELETE FROM templates WHERE consent_id IN
-			(SELECT id FROM consents WHERE customer_id = ? AND origin <> '' AND withdrawn_at IS NULL)`, id); err != nil {
-			return fmt.Errorf("network templates: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM consents WHERE customer_id = ? AND origin <> '' AND withdrawn_at IS NULL`, id); err != nil {
-			return fmt.Errorf("network consents: %w", err)
-		}
-		c := e.Consent
-		r, err := tx.ExecContext(ctx, `INSERT INTO consents (customer_id, reference, text_version, channel, language, granted_at, scope, origin)
-			VALUES (?, ?, ?, ?, ?, ?, 'network', ?)`,
-			id, c.Reference, c.TextVersion, c.Channel, c.Language, c.GrantedAt.UTC().Format(timeFormat), origin)
-		if err != nil {
-			return fmt.Errorf("network consent: %w", err)
-		}
-		consentID, err := r.LastInsertId()
-		if err != nil {
+	e.Origin = origin
+	return d.ApplyNetworkEnrollments(ctx, []enroll.NetworkEnrollment{e})
+}
+
+// ApplyNetworkEnrollments stores, in order and in one transaction, what
+// other branches told the network of customers: each replaces whatever
+// active consent and templates this box held from the network about that
+// customer (the latest word wins); the customer's own consents given at
+// this box, and the records of consents that ended here, stay. Applying
+// them twice changes nothing. One transaction for many is what lets a new
+// box catch up with a large network quickly.
+func (d *DB) ApplyNetworkEnrollments(ctx context.Context, es []enroll.NetworkEnrollment) error {
+	for _, e := range es {
+		if err := e.Check(); err != nil {
 			return err
 		}
+	}
+	return d.tx(ctx, func(tx *sql.Tx) error {
 		key, err := d.sealingKey(ctx, tx)
 		if err != nil {
 			return err
 		}
-		for _, t := range e.Templates {
-			blob, err := sealEmbedding(key, id, &t.Embedding)
-			if err != nil {
-				return fmt.Errorf("seal template: %w", err)
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO templates
-				(customer_id, consent_id, model, embedding, size_px, sharpness, frontal, brightness, created_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				id, consentID, t.Model, blob, t.Quality.SizePx, t.Quality.Sharpness,
-				t.Quality.Frontal, t.Quality.Brightness, t.Created.UTC().Format(timeFormat)); err != nil {
-				return fmt.Errorf("network template: %w", err)
+		for _, e := range es {
+			if err := applyNetworkEnrollment(ctx, tx, key, e); err != nil {
+				return err
 			}
 		}
 		return nil
 	})
+}
+
+func applyNetworkEnrollment(ctx context.Context, tx *sql.Tx, key *seal.Key, e enroll.NetworkEnrollment) error {
+	id := e.Customer.ID
+	if _, err := tx.ExecContext(ctx, `INSERT INTO customers (id, display_name, created_at) VALUES (?, ?, ?)
+		ON CONFLICT(id) DO UPDATE SET display_name = excluded.display_name`,
+		id, e.Customer.DisplayName, e.Customer.Created.UTC().Format(timeFormat)); err != nil {
+		return fmt.Errorf("network customer: %w", err)
+	}
+	// By customer first: templates have no index on their consent.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM templates WHERE customer_id = ?1 AND consent_id IN
+		(SELECT id FROM consents WHERE customer_id = ?1 AND origin <> '' AND withdrawn_at IS NULL)`, id); err != nil {
+		return fmt.Errorf("network templates: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM consents WHERE customer_id = ? AND origin <> '' AND withdrawn_at IS NULL`, id); err != nil {
+		return fmt.Errorf("network consents: %w", err)
+	}
+	c := e.Consent
+	r, err := tx.ExecContext(ctx, `INSERT INTO consents (customer_id, reference, text_version, channel, language, granted_at, scope, origin)
+		VALUES (?, ?, ?, ?, ?, ?, 'network', ?)`,
+		id, c.Reference, c.TextVersion, c.Channel, c.Language, c.GrantedAt.UTC().Format(timeFormat), e.Origin)
+	if err != nil {
+		return fmt.Errorf("network consent: %w", err)
+	}
+	consentID, err := r.LastInsertId()
+	if err != nil {
+		return err
+	}
+	for _, t := range e.Templates {
+		blob, err := sealEmbedding(key, id, &t.Embedding)
+		if err != nil {
+			return fmt.Errorf("seal template: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO templates
+			(customer_id, consent_id, model, embedding, size_px, sharpness, frontal, brightness, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			id, consentID, t.Model, blob, t.Quality.SizePx, t.Quality.Sharpness,
+			t.Quality.Frontal, t.Quality.Brightness, t.Created.UTC().Format(timeFormat)); err != nil {
+			return fmt.Errorf("network template: %w", err)
+		}
+	}
+	return nil
 }
 
 // ApplyNetworkWithdrawal carries out at this box a withdrawal made at
