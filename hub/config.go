@@ -198,6 +198,21 @@ func Init(o InitOptions) (Config, error) {
 		}
 		c.Branches = append(c.Branches, Branch{ID: id, NKey: pub})
 	}
+	adminSeed, err := ReadSeed(c.path(c.AdminSeedFile))
+	if err != nil {
+		return Config{}, fmt.Errorf("hub init: %w", err)
+	}
+	adminPub, err := publicKey(adminSeed)
+	if err != nil {
+		return Config{}, fmt.Errorf("hub init: %w", err)
+	}
+	acc, err := NATSAccounts(c, adminPub)
+	if err != nil {
+		return Config{}, err
+	}
+	if err := writeFile(filepath.Join(o.Dir, AccountsConfFile), acc, 0o600); err != nil {
+		return Config{}, err
+	}
 	out, err := yaml.Marshal(c)
 	if err != nil {
 		return Config{}, fmt.Errorf("hub init: %w", err)
