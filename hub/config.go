@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 
 	"github.com/nats-io/nkeys"
 	"gopkg.in/yaml.v3"
@@ -138,6 +139,10 @@ const (
 	NetworkKeyFile = "network.key"
 )
 
+const configHead = "# Concierge HQ hub (concierge hub --config " + ConfigFile + ").\n" +
+	"# Branches are known by public keys only; their seeds are in <branch>.creds,\n" +
+	"# which go to each branch with " + NetworkKeyFile + " and are then removed from here.\n"
+
 // CredsFile is the file Init writes for a branch.
 func CredsFile(dir, branch string) string { return filepath.Join(dir, branch+".creds") }
 
@@ -217,10 +222,7 @@ func Init(o InitOptions) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("hub init: %w", err)
 	}
-	head := []byte("# Concierge HQ hub (concierge hub --config " + ConfigFile + ").\n" +
-		"# Branches are known by public keys only; their seeds are in <branch>.creds,\n" +
-		"# which go to each branch with " + NetworkKeyFile + " and are then removed from here.\n")
-	if err := writeFile(filepath.Join(o.Dir, ConfigFile), append(head, out...), 0o600); err != nil {
+	if err := writeFile(filepath.Join(o.Dir, ConfigFile), append([]byte(configHead), out...), 0o600); err != nil {
 		return Config{}, err
 	}
 	return c, nil
@@ -316,4 +318,91 @@ func ReadKey(path string) ([]byte, error) {
 		return nil, concierge.Errorf(concierge.EINVALID, "key %s: want 64 hex digits", path)
 	}
 	return k, nil
+}
+
+// AddBranch provisions another branch in the hub at configPath: its
+// <branch>.creds beside hub.yaml, its public key in hub.yaml and in
+// nats-accounts.conf. The running hub admits it after a restart; the
+// branch also needs the existing network.key.
+func AddBranch(configPath, id string) (Config, error) {
+	c, err := ReadConfig(configPath)
+	if err != nil {
+		return Config{}, err
+	}
+	if err := ValidBranchID(id); err != nil {
+		return Config{}, fmt.Errorf("hub add-branch: %w", err)
+	}
+	for _, b := range c.Branches {
+		if b.ID == id {
+			return Config{}, concierge.Errorf(concierge.ECONFLICT, "hub add-branch: branch %q is already in %s", id, configPath)
+		}
+	}
+	pub, err := NewBranchCreds(c.dir, id)
+	if err != nil {
+		return Config{}, err
+	}
+	c.Branches = append(c.Branches, Branch{ID: id, NKey: pub})
+	if err := c.rewrite(configPath); err != nil {
+		os.Remove(CredsFile(c.dir, id))
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// RemoveBranch retires a branch: its key leaves hub.yaml and
+// nats-accounts.conf, so its credential no longer gets in once the hub
+// has restarted.
+func RemoveBranch(configPath, id string) (Config, error) {
+	c, err := ReadConfig(configPath)
+	if err != nil {
+		return Config{}, err
+	}
+	i := slices.IndexFunc(c.Branches, func(b Branch) bool { return b.ID == id })
+	if i < 0 {
+		return Config{}, concierge.Errorf(concierge.ENOTFOUND, "hub remove-branch: no branch %q in %s", id, configPath)
+	}
+	if len(c.Branches) == 1 {
+		return Config{}, concierge.Errorf(concierge.EINVALID, "hub remove-branch: %q is the last branch", id)
+	}
+	c.Branches = slices.Delete(c.Branches, i, i+1)
+	if err := c.rewrite(configPath); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// rewrite replaces hub.yaml and nats-accounts.conf, each by a rename so
+// that a crash leaves the old or the new file, never half of one.
+func (c Config) rewrite(configPath string) error {
+	seed, err := ReadSeed(c.path(c.AdminSeedFile))
+	if err != nil {
+		return err
+	}
+	adminPub, err := publicKey(seed)
+	if err != nil {
+		return err
+	}
+	acc, err := NATSAccounts(c, adminPub)
+	if err != nil {
+		return err
+	}
+	out, err := yaml.Marshal(c)
+	if err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{{configPath, append([]byte(configHead), out...)}, {filepath.Join(c.dir, AccountsConfFile), acc}} {
+		tmp := f.path + ".new"
+		os.Remove(tmp)
+		if err := writeFile(tmp, f.data, 0o600); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, f.path); err != nil {
+			os.Remove(tmp)
+			return fmt.Errorf("hub config: %w", err)
+		}
+	}
+	return nil
 }

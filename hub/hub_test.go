@@ -196,3 +196,48 @@ func TestOpenAndCloseTwice(t *testing.T) {
 	h.Close()
 	h.Close()
 }
+
+// A branch added to hub.yaml gets in after the hub's restart; a retired
+// one no longer does.
+func TestAddAndRemoveBranch(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "hq")
+	if _, err := hub.Init(hub.InitOptions{Dir: dir, Branches: []string{"a", "b"},
+		Listen: "127.0.0.1:-1", LeafListen: "127.0.0.1:-1"}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, hub.ConfigFile)
+	if _, err := hub.AddBranch(path, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hub.AddBranch(path, "c"); concierge.ErrorCode(err) != concierge.ECONFLICT {
+		t.Fatalf("adding c twice: %v", err)
+	}
+	if _, err := hub.RemoveBranch(path, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hub.RemoveBranch(path, "zz"); concierge.ErrorCode(err) != concierge.ENOTFOUND {
+		t.Fatalf("removing an unknown branch: %v", err)
+	}
+	acc, _ := os.ReadFile(filepath.Join(dir, hub.AccountsConfFile))
+	cfg, err := hub.ReadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Branches) != 2 || !strings.Contains(string(acc), cfg.Branches[1].NKey) || strings.Contains(string(acc), "# a\n") {
+		t.Fatalf("branches %+v; accounts:\n%s", cfg.Branches, acc)
+	}
+	h := hub.New(cfg)
+	h.Logger = testLogger()
+	if err := h.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	connectAs(t, h, hub.CredsFile(dir, "c"))
+	seed, _ := hub.ReadSeed(hub.CredsFile(dir, "a"))
+	kp, _ := nkeys.FromSeed([]byte(seed))
+	pub, _ := kp.PublicKey()
+	if nc, err := nats.Connect(h.ClientURL(), nats.Nkey(pub, kp.Sign), nats.NoReconnect()); err == nil {
+		nc.Close()
+		t.Fatal("a retired branch got in")
+	}
+}

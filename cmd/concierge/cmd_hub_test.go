@@ -43,6 +43,17 @@ func TestHubInitAndRun(t *testing.T) {
 		t.Fatalf("init with a bad branch: exit %d: %s", code, errOut)
 	}
 
+	out, errOut, code = run(t, "hub", "add-branch", "--config", got.Config, "--branch", "c")
+	if code != 0 || !strings.Contains(out, "c.creds") {
+		t.Fatalf("add-branch: exit %d: %s %s", code, out, errOut)
+	}
+	if _, errOut, code := run(t, "hub", "remove-branch", "--config", got.Config, "--branch", "nope"); code != 1 || !strings.Contains(errOut, "no branch") {
+		t.Fatalf("remove-branch of an unknown branch: exit %d: %s", code, errOut)
+	}
+	if _, errOut, code := run(t, "hub", "add-branch", "--config", got.Config); code != 2 {
+		t.Fatalf("add-branch without --branch: exit %d: %s", code, errOut)
+	}
+
 	// The hub runs until its context ends; the branch's creds get in.
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
