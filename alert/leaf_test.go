@@ -2,7 +2,9 @@ package alert_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,6 +162,15 @@ func TestLeafHubDown(t *testing.T) {
 	if err := bad.Open(); err == nil {
 		bad.Close()
 		t.Fatal("opened with missing hq credentials")
+	}
+	notPEM := filepath.Join(t.TempDir(), "ca.crt")
+	os.WriteFile(notPEM, []byte("not a certificate"), 0o600)
+	bad = alert.NewServer(alert.ServerConfig{Listen: "127.0.0.1:-1", StoreDir: filepath.Join(t.TempDir(), "js"),
+		Credentials: &creds, Branch: branch, Logger: testLogger(),
+		HQURL: "nats-leaf://" + freeAddr(t), HQCredentials: hub.CredsFile(dir, branch), HQCA: notPEM})
+	if err := bad.Open(); err == nil || !strings.Contains(err.Error(), "hq ca") {
+		bad.Close()
+		t.Fatalf("opened with a CA file holding no certificate: %v", err)
 	}
 }
 

@@ -2,6 +2,8 @@ package alert
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,11 +88,17 @@ func hqRemote(rawURL, credsFile, caFile string) (*server.RemoteLeafOpts, error) 
 	r := &server.RemoteLeafOpts{URLs: []*url.URL{u}, Nkey: string(seed),
 		DenyExports: localOnly, DenyImports: localOnly}
 	if caFile != "" {
-		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CaFile: caFile})
+		// The box is the client here: the CA verifies the hub (RootCAs),
+		// which the server-side GenTLSConfig would not set.
+		pem, err := os.ReadFile(caFile)
 		if err != nil {
 			return nil, fmt.Errorf("hq ca: %w", err)
 		}
-		r.TLS, r.TLSConfig = true, tc
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("hq ca %s: no PEM certificate", caFile)
+		}
+		r.TLS, r.TLSConfig = true, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	return r, nil
 }

@@ -31,6 +31,10 @@ type box struct {
 }
 
 func startBox(t *testing.T, h *hub.Hub, dir, id string) *box {
+	return startBoxCA(t, h, dir, id, "")
+}
+
+func startBoxCA(t *testing.T, h *hub.Hub, dir, id, ca string) *box {
 	t.Helper()
 	b := &box{id: id}
 	var err error
@@ -45,7 +49,7 @@ func startBox(t *testing.T, h *hub.Hub, dir, id string) *box {
 	}
 	b.srv = alert.NewServer(alert.ServerConfig{Listen: "127.0.0.1:-1", StoreDir: filepath.Join(t.TempDir(), "js"),
 		Credentials: &creds, Branch: id, Logger: testLogger(),
-		HQURL: h.LeafURL(), HQCredentials: hub.CredsFile(dir, id)})
+		HQURL: h.LeafURL(), HQCredentials: hub.CredsFile(dir, id), HQCA: ca})
 	if err := b.srv.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -264,4 +268,31 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// With TLS on the hub (required beyond loopback) the boxes verify it
+// against hq.ca and replicate as before.
+func TestReplicationOverTLS(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "hq")
+	cfg, err := hub.Init(hub.InitOptions{Dir: dir, Branches: []string{"a", "b"},
+		Listen: "127.0.0.1:-1", LeafListen: "127.0.0.1:-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crt, key := selfSigned(t)
+	cfg, err = hub.ReadConfig(filepath.Join(dir, hub.ConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.TLSCert, cfg.TLSKey = crt, key
+	h := hub.New(cfg)
+	h.Logger = testLogger()
+	if err := h.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	a := startBoxCA(t, h, dir, "a", crt)
+	b := startBoxCA(t, h, dir, "b", crt)
+	a.enroll(t, "C-tls", enroll.ScopeNetwork, 0.3)
+	testenv.CheckFor(t, 10*time.Second, 50*time.Millisecond, want(b, "C-tls", 1))
 }
