@@ -61,6 +61,9 @@ var branchID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 // ValidBranchID reports whether id can be a branch's subject token and
 // file name.
 func ValidBranchID(id string) error {
+	if id == HQ {
+		return concierge.Errorf(concierge.EINVALID, "branch id %q is HQ's own (its tier files)", id)
+	}
 	if !branchID.MatchString(id) {
 		return concierge.Errorf(concierge.EINVALID, "branch id %q: use 1-64 letters, digits, '-' or '_'", id)
 	}

@@ -49,6 +49,10 @@ type ReplicatorConfig struct {
 	// NetworkKey seals what the box tells the network (32 bytes, from
 	// network.key): the hub stores and relays it without reading it.
 	NetworkKey []byte
+	// Tiers, when set, imports a core-banking tier file that HQ sent to
+	// every box (`concierge tiers import --hub`); source names it. An
+	// EINVALID error refuses that file (logged); others are retried.
+	Tiers func(ctx context.Context, source string, data []byte) error
 	// Poll is how often the box looks for its own changes (default 1s).
 	Poll   time.Duration
 	Logger *slog.Logger
@@ -350,6 +354,24 @@ func (a *applier) add(ctx context.Context, subj string, data []byte) error {
 		return nil // the box's own word, already in its database
 	}
 	r.log.Debug("network event", slog.String("customer", ev.CustomerID), slog.String("kind", ev.Kind), slog.String("from", origin))
+	if ev.Kind == KindTiers {
+		if err := a.flush(ctx); err != nil {
+			return err
+		}
+		if r.cfg.Tiers == nil {
+			return nil
+		}
+		if err := r.cfg.Tiers(ctx, ev.Source, ev.Tiers); err != nil {
+			if concierge.ErrorCode(err) != concierge.EINVALID {
+				return err
+			}
+			r.log.Error("tier file from HQ refused", slog.String("source", ev.Source), slog.Any("error", err))
+			return nil
+		}
+		a.applied++
+		r.log.Info("tier file from HQ imported", slog.String("source", ev.Source))
+		return nil
+	}
 	if ev.Kind == enroll.ChangeEnroll {
 		e := ev.enrollment()
 		e.Origin = origin
@@ -382,8 +404,8 @@ func (a *applier) flush(ctx context.Context) error {
 // decode opens one event of another branch; nil for the box's own.
 func (r *Replicator) decode(subj string, data []byte) (*event, string, error) {
 	parts := strings.Split(subj, ".")
-	if len(parts) != 4 || parts[0] != SubjectPrefix || parts[2] != "c" {
-		return nil, "", concierge.Errorf(concierge.EINVALID, "subject %s is not a customer event", subj)
+	if len(parts) != 4 || parts[0] != SubjectPrefix || (parts[2] != "c" && parts[2] != "tiers") {
+		return nil, "", concierge.Errorf(concierge.EINVALID, "subject %s is not a network event", subj)
 	}
 	origin := parts[1]
 	if origin == r.cfg.Branch {
@@ -392,6 +414,14 @@ func (r *Replicator) decode(subj string, data []byte) (*event, string, error) {
 	ev, err := r.open(subj, data)
 	if err != nil {
 		return nil, origin, err
+	}
+	if parts[2] == "tiers" {
+		// Only HQ publishes there (hub.Permissions), and the subject names
+		// the file by its hash.
+		if origin != HQ || ev.Kind != KindTiers || tiersSubject(ev.Tiers) != subj {
+			return nil, origin, concierge.Errorf(concierge.EINVALID, "tier file event does not match its subject")
+		}
+		return &ev, origin, nil
 	}
 	// The subject names the customer by a keyed hash: an event moved to
 	// another customer's subject does not open as theirs.
@@ -423,6 +453,9 @@ type event struct {
 	Created    time.Time       `json:"created,omitzero"`
 	Consent    *enroll.Consent `json:"consent,omitempty"`
 	Templates  []wireTemplate  `json:"templates,omitempty"`
+	// Tiers is a core-banking tier file from HQ, Source its name.
+	Tiers  []byte `json:"tiers,omitempty"`
+	Source string `json:"source,omitempty"`
 }
 
 type wireTemplate struct {

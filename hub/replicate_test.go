@@ -27,6 +27,7 @@ type box struct {
 	id  string
 	db  *sqlite.DB
 	srv *alert.Server
+	nc  *nats.Conn
 	rep *hub.Replicator
 }
 
@@ -63,6 +64,7 @@ func startBoxCA(t *testing.T, h *hub.Hub, dir, id, ca string) *box {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
+	b.nc = nc
 	key, err := hub.ReadKey(filepath.Join(dir, hub.NetworkKeyFile))
 	if err != nil {
 		t.Fatal(err)
@@ -295,4 +297,52 @@ func TestReplicationOverTLS(t *testing.T) {
 	b := startBoxCA(t, h, dir, "b", crt)
 	a.enroll(t, "C-tls", enroll.ScopeNetwork, 0.3)
 	testenv.CheckFor(t, 10*time.Second, 50*time.Millisecond, want(b, "C-tls", 1))
+}
+
+// A tier file imported once at HQ reaches every box, which imports it;
+// no branch can publish one.
+func TestTiersFromHQ(t *testing.T) {
+	h, dir, _ := runRestartableHub(t)
+	b := startBox(t, h, dir, "b")
+	b.rep.Close()
+	key, _ := hub.ReadKey(filepath.Join(dir, hub.NetworkKeyFile))
+	got := make(chan string, 4)
+	rep, err := hub.NewReplicator(hub.ReplicatorConfig{Branch: "b", Conn: b.nc, Store: b.db, NetworkKey: key,
+		Logger: testLogger(), Tiers: func(_ context.Context, source string, data []byte) error {
+			got <- source + ":" + string(data)
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer rep.Close()
+	cfg, err := hub.ReadConfig(filepath.Join(dir, hub.ConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	csv := "customer_id,month,points\nC1,2024-03,2000\n"
+	if _, err := hub.PublishTiers(context.Background(), cfg, key, "march.csv", []byte(csv)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case g := <-got:
+		if g != "march.csv:"+csv {
+			t.Fatalf("box imported %q", g)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the tier file did not reach the box")
+	}
+	nc, _ := connectAs(t, h, hub.CredsFile(dir, "a"))
+	js, _ := jetstream.NewWithDomain(nc, hub.Domain)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := js.Publish(ctx, hub.SubjectPrefix+".hq.tiers.x", []byte("x")); err == nil {
+		t.Fatal("a branch published a tier file as HQ")
+	}
+	if _, err := hub.Init(hub.InitOptions{Dir: t.TempDir(), Branches: []string{"hq"}}); err == nil {
+		t.Fatal("a branch may be called hq")
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"concierge"
 	"concierge/alert"
 	"concierge/hub"
+	"concierge/tiering"
 )
 
 // hqCatchUp bounds how long the daemon waits, before it starts the
@@ -52,8 +53,19 @@ func (d *Daemon) openHQ(ctx context.Context) error {
 		return concierge.Errorf(concierge.EUNAVAILABLE, "hq: %v", err)
 	}
 	d.closers = append(d.closers, func() error { nc.Close(); return nil })
+	schemes, err := tiering.LoadSchemes(d.cfg.Tiering.SchemesDir, d.cfg.Tiering.Scheme)
+	if err != nil {
+		return concierge.Errorf(concierge.EINVALID, "tiering: %v", err)
+	}
+	// A tier file from HQ was checked there (concierge tiers import --hub);
+	// rows this box's schemes refuse are skipped, not the whole file.
+	importTiers := func(ctx context.Context, source string, data []byte) error {
+		im := &tiering.Importer{Store: d.app.db, Schemes: schemes}
+		_, err := im.Import(ctx, data, tiering.ImportOptions{Source: "hq:" + source, Encoding: tiering.EncodingAuto, SkipBadRows: true})
+		return err
+	}
 	rep, err := hub.NewReplicator(hub.ReplicatorConfig{Branch: d.cfg.Branch, Conn: nc, Store: d.app.db,
-		NetworkKey: key, Logger: d.log})
+		NetworkKey: key, Logger: d.log, Tiers: importTiers})
 	if err != nil {
 		return err
 	}

@@ -77,6 +77,20 @@ func (b *hqBranch) holds(t *testing.T, customer string) bool {
 	return n > 0
 }
 
+func (b *hqBranch) tierSnapshots(t *testing.T, customer string) int {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), b.cfg.DB, b.cfg.dbOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s, err := db.TierSnapshots(context.Background(), customer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(s)
+}
+
 func (b *hqBranch) enroll(t *testing.T, customer, scope string, photos []string) {
 	t.Helper()
 	args := append([]string{"enroll", "--config", b.path, "--customer", customer, "--name", "Name " + customer,
@@ -174,6 +188,22 @@ func TestHubTwoBranches(t *testing.T) {
 	}
 	if b.holds(t, "C-chretien") {
 		t.Fatal("a branch-scope enrollment reached b")
+	}
+
+	// A tier file imported once at HQ reaches both branches; a bad one is
+	// refused at HQ.
+	csv := filepath.Join(t.TempDir(), "2024-03.csv")
+	os.WriteFile(csv, []byte("customer_id,month,points,rm_name,form_of_address,risk_flags\nC-tier,2024-03,2000,李经理,李先生,\n"), 0o600)
+	if out, errOut, code := run(t, "tiers", "import", "--hub", config, csv); code != 0 || !strings.Contains(out, "concierge-net.hq.tiers.") {
+		t.Fatalf("tiers import --hub: exit %d: %s %s", code, out, errOut)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.csv")
+	os.WriteFile(bad, []byte("customer_id,month,points\nC-x,2024-13,abc\n"), 0o600)
+	if _, errOut, code := run(t, "tiers", "import", "--hub", config, bad); code != 1 {
+		t.Fatalf("a bad tier file at HQ: exit %d: %s", code, errOut)
+	}
+	for _, br := range []*hqBranch{a, b} {
+		eventually(t, 10*time.Second, "tiers at "+br.id, func() bool { return br.tierSnapshots(t, "C-tier") == 1 })
 	}
 
 	// A withdrawal at b reaches a.
