@@ -37,6 +37,11 @@ var _ = register("network",
 	BEGIN
 		INSERT INTO network_outbox (customer_id, kind, at) VALUES (NEW.customer_id, 'enroll', NEW.granted_at);
 	END;
+	CREATE TRIGGER network_ended AFTER UPDATE OF withdrawn_at ON consents
+		WHEN OLD.withdrawn_at IS NULL AND NEW.withdrawn_at IS NOT NULL
+	BEGIN
+		DELETE FROM network_outbox WHERE customer_id = NEW.customer_id AND kind = 'enroll';
+	END;
 	CREATE TRIGGER network_withdrawn AFTER UPDATE OF withdrawn_at ON consents
 		WHEN OLD.withdrawn_at IS NULL AND NEW.withdrawn_at IS NOT NULL
 			AND NEW.scope = 'network' AND NEW.withdrawn_reason = 'withdrawn'
@@ -213,6 +218,21 @@ func (d *DB) ApplyNetworkWithdrawal(ctx context.Context, customerID string, at t
 		return err
 	}
 	return nil
+}
+
+// DropUnsharedWithdrawals deletes the queued withdrawals of a box that
+// has never read the hub's stream: their customers never left the box, so
+// no other branch needs to hear of them, and the queue row would be the
+// last copy of the customer id. The daemon calls it when it runs without
+// hq.url.
+func (d *DB) DropUnsharedWithdrawals(ctx context.Context) (int, error) {
+	r, err := d.db.ExecContext(ctx, `DELETE FROM network_outbox WHERE kind = 'withdraw'
+		AND NOT EXISTS (SELECT 1 FROM network_position)`)
+	if err != nil {
+		return 0, fmt.Errorf("drop unshared withdrawals: %w", err)
+	}
+	n, err := r.RowsAffected()
+	return int(n), err
 }
 
 // NetworkPosition is the hub stream's sequence this box has applied up

@@ -110,11 +110,35 @@ func TestNetworkOutbox(t *testing.T) {
 		t.Fatalf("no origin: %v", err)
 	}
 
+	// A box that never joined a hub drops the withdrawals of customers who
+	// never left it; an erased customer's enrollment is never sent.
+	save("C-alone", enroll.ScopeNetwork)
+	save("C-alone2", enroll.ScopeNetwork)
+	if _, err := db.Forget(ctx, "C-alone", at); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, db, `SELECT COUNT(*) FROM network_outbox WHERE customer_id = 'C-alone' AND kind = 'enroll'`); n != 0 {
+		t.Fatal("an erased customer's enrollment is still queued for the network")
+	}
+	if n, err := db.DropUnsharedWithdrawals(ctx); err != nil || n != 1 {
+		t.Fatalf("dropped %d withdrawals: %v", n, err)
+	}
+	if n := count(t, db, `SELECT COUNT(*) FROM network_outbox WHERE customer_id = 'C-alone'`); n != 0 {
+		t.Fatal("the withdrawn customer's id stays queued")
+	}
+	if n := count(t, db, `SELECT COUNT(*) FROM network_outbox WHERE customer_id = 'C-alone2'`); n != 1 {
+		t.Fatal("an active network enrollment was dropped")
+	}
+
 	if p, _ := db.NetworkPosition(ctx); p != 0 {
 		t.Fatalf("position %d before any", p)
 	}
 	db.SetNetworkPosition(ctx, 42)
 	if p, _ := db.NetworkPosition(ctx); p != 42 {
 		t.Fatalf("position %d, want 42", p)
+	}
+	db.Forget(ctx, "C-alone2", at)
+	if n, _ := db.DropUnsharedWithdrawals(ctx); n != 0 {
+		t.Fatal("a box that read the hub's stream dropped a withdrawal the network needs")
 	}
 }

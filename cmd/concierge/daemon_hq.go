@@ -37,7 +37,17 @@ func (d *Daemon) hqProblem(now time.Time) *problem {
 
 // openHQ starts replication with the bank's hub when hq.url is set.
 func (d *Daemon) openHQ(ctx context.Context) error {
-	if d.cfg.HQ.URL == "" || d.natsCreds == nil {
+	if d.cfg.HQ.URL == "" {
+		n, err := d.app.db.DropUnsharedWithdrawals(ctx)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			d.log.Info("hq: withdrawals of customers who never left this box need not be sent", "withdrawals", n)
+		}
+		return nil
+	}
+	if d.natsCreds == nil {
 		return nil
 	}
 	key, err := hub.ReadKey(d.cfg.HQ.networkKey())
