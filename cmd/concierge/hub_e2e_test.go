@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+
 	"concierge/hub"
 	"concierge/internal/testenv"
 	"concierge/sqlite"
@@ -205,6 +209,42 @@ func TestHubTwoBranches(t *testing.T) {
 	for _, br := range []*hqBranch{a, b} {
 		eventually(t, 10*time.Second, "tiers at "+br.id, func() bool { return br.tierSnapshots(t, "C-tier") == 1 })
 	}
+
+	// a's credential, stolen, reads none of b's alerts and speaks not for b.
+	seed, err := hub.ReadSeed(hub.CredsFile(hqDir, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, _ := nkeys.FromSeed([]byte(seed))
+	pub, _ := kp.PublicKey()
+	violations := make(chan error, 8)
+	thief, err := nats.Connect("nats://"+listen, nats.Nkey(pub, kp.Sign),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			select {
+			case violations <- err:
+			default:
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer thief.Close()
+	thief.Subscribe("concierge.b.arrival", func(*nats.Msg) {})
+	thief.Flush()
+	select {
+	case err := <-violations:
+		if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			t.Fatalf("subscribing to b's alerts: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a's credential subscribed to b's alerts")
+	}
+	tjs, _ := jetstream.NewWithDomain(thief, hub.Domain)
+	pctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	if _, err := tjs.Publish(pctx, hub.SubjectPrefix+".b.c.0123456789abcdef0123456789abcdef", []byte("x")); err == nil {
+		t.Fatal("a's credential published an enrollment event as b")
+	}
+	cancel()
 
 	// A withdrawal at b reaches a.
 	b.forget(t, "C-blair")
