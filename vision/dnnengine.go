@@ -23,11 +23,22 @@ type DNNEngine struct {
 
 // NewDNNEngine loads YuNet and the PaddleX MobileFaceNet from dir.
 func NewDNNEngine(dir string, maxPixels, minFacePx int) (*DNNEngine, error) {
+	return NewDNNEngineKind(dir, MFNPaddleX, maxPixels, minFacePx)
+}
+
+// NewDNNEngineKind loads YuNet and the MobileFaceNet of the given kind
+// from dir: MFNFoamliu is the default engine, whose files ship with
+// Concierge; MFNPaddleX is the opt-in one.
+func NewDNNEngineKind(dir string, kind MFNKind, maxPixels, minFacePx int) (*DNNEngine, error) {
+	spec, ok := mfnSpecs[kind]
+	if !ok {
+		return nil, fmt.Errorf("unknown MobileFaceNet %v", kind)
+	}
 	det, err := NewYuNet(models.Path(dir, models.YuNet))
 	if err != nil {
 		return nil, err
 	}
-	net, err := NewMobileFaceNet(models.Path(dir, models.MobileFaceNetPaddleX), MFNPaddleX)
+	net, err := NewMobileFaceNet(models.Path(dir, spec.file), kind)
 	if err != nil {
 		det.Close()
 		return nil, err

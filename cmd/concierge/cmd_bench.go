@@ -313,7 +313,7 @@ func runPipeline(ctx context.Context, app *faceApp, cfg Config, run pipelineRun)
 	for i := 0; i < cameras; i++ {
 		det, err := vision.NewYuNet(models.Path(cfg.Models.Dir, models.YuNet))
 		if err != nil {
-			return benchResult{}, fmt.Errorf("%v (run `concierge models fetch --set onnx`)", err)
+			return benchResult{}, fmt.Errorf("%v (run `concierge models fetch --set shipped`)", err)
 		}
 		defer det.Close()
 		cam, err := vision.NewCamera(vision.CameraConfig{ID: fmt.Sprintf("bench-%d", i+1), MinFacePx: cfg.Vision.MinFacePx,

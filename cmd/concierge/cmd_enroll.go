@@ -80,11 +80,11 @@ func (m *Main) openFaceApp(ctx context.Context, cfg Config, withEngine bool) (*f
 	var det enroll.Detector
 	model := vision.ModelDlib
 	if withEngine {
-		if cfg.Vision.Engine == engineMobileFaceNet {
-			a.dnn, err = vision.NewDNNEngine(cfg.Models.Dir, cfg.Vision.MaxPixels, cfg.Vision.MinFacePx)
+		if dnn, ok := dnnEngines[cfg.Vision.Engine]; ok {
+			a.dnn, err = vision.NewDNNEngineKind(cfg.Models.Dir, dnn.kind, cfg.Vision.MaxPixels, cfg.Vision.MinFacePx)
 			if err != nil {
 				a.Close()
-				return nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch --set onnx`)", err)
+				return nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch`)", err)
 			}
 			det, a.embedder = a.dnn, a.dnn.Embedder()
 		} else {

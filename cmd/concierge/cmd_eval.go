@@ -30,7 +30,7 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 	clips := fs.String("clips", "", "labelled door-camera clips: `dir`/LABEL/ holding clips (.mp4 .avi .mkv .mov .webm) and optionally enrollment photos, or dir/NAME.mp4, one person per clip; played through the daemon's pipeline")
 	clipScale := fs.Float64("clip-scale", 0, "with --clips: draw every frame scaled by this `factor` (0-1) in the middle of a 1280x720 frame, as an entrance camera sees a person a few metres away (0: as filmed)")
 	enrollFrames := fs.String("enroll-frames", "1,12,24", "with --clips: `frames` of a person's first clip to enroll from when their folder holds no photos")
-	engine := fs.String("engine", "", "face `engine` for photos (default: the config's vision.engine): dlib or mobilefacenet")
+	engine := fs.String("engine", "", "face `engine` for photos (default: the config's vision.engine): mobilefacenet-foamliu, mobilefacenet or dlib")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
 	pad := fs.Float64("pad", -1, "border added on every side of a photo before detection, as a `fraction` of its size (default 0.5 with --folder, 0 with --lfw)")
 	padMode := fs.String("pad-mode", string(eval.PadReplicate), "what fills the border: replicate or black")
@@ -165,8 +165,8 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 		} else {
 			cfg.resolveEngine()
 		}
-		if cfg.Vision.Engine != engineDlib && cfg.Vision.Engine != engineMobileFaceNet {
-			return usagef("--engine %q: not one of: dlib, mobilefacenet", cfg.Vision.Engine)
+		if cfg.Vision.Engine != engineDlib && !isDNNEngine(cfg.Vision.Engine) {
+			return usagef("--engine %q: not one of: %s, %s, %s", cfg.Vision.Engine, engineFoamliu, engineMobileFaceNet, engineDlib)
 		}
 		if *threshold > 0 {
 			cfg.Match.Threshold = *threshold
@@ -241,14 +241,14 @@ func (m *Main) evalDetector(cfg Config, name string) (enroll.Detector, func(), e
 			return nil, nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch` first)", err)
 		}
 		return e, func() { e.Close() }, nil
-	case engineMobileFaceNet:
-		e, err := vision.NewDNNEngine(cfg.Models.Dir, cfg.Vision.MaxPixels, cfg.Vision.MinFacePx)
+	case engineMobileFaceNet, engineFoamliu:
+		e, err := vision.NewDNNEngineKind(cfg.Models.Dir, dnnEngines[name].kind, cfg.Vision.MaxPixels, cfg.Vision.MinFacePx)
 		if err != nil {
-			return nil, nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch --set onnx`)", err)
+			return nil, nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch`)", err)
 		}
 		return e, func() { e.Close() }, nil
 	}
-	return nil, nil, usagef("--engine %q: not one of: dlib, mobilefacenet", name)
+	return nil, nil, usagef("--engine %q: not one of: %s, %s, %s", name, engineFoamliu, engineMobileFaceNet, engineDlib)
 }
 
 // invalid marks err as a problem with the caller's data or flags, not a

@@ -12,8 +12,9 @@ import (
 	"concierge/models"
 )
 
-const modelsUsage = `usage: concierge models fetch [--from DIR] [--mirror URL] [--set dlib|onnx|all] [--dir DIR]
-       concierge models verify [--set dlib|onnx|all] [--dir DIR]`
+const modelsUsage = `usage: concierge models fetch [--from DIR] [--mirror URL] [--set SET] [--dir DIR]
+       concierge models verify [--set SET] [--dir DIR]
+SET: dlib, shipped, paddlex, daemon, onnx or all`
 
 func runModels(ctx context.Context, m *Main, args []string) error {
 	if len(args) == 0 {
@@ -46,9 +47,9 @@ func (m *Main) parseModelsFlags(action string, args []string, withFrom bool) (mo
 	fset.StringVar(&mf.dir, "dir", "", "model directory (overrides the config's models.dir)")
 	defaultSet := "dlib, plus the ONNX files already in --dir"
 	if withFrom {
-		defaultSet = "dlib, plus the ONNX files --from holds"
+		defaultSet = "dlib and the shipped files, plus the ONNX files --from holds"
 	}
-	fset.StringVar(&mf.set, "set", "", "model set: dlib, onnx or all (default: "+defaultSet+")")
+	fset.StringVar(&mf.set, "set", "", "model set: dlib, shipped, paddlex, daemon, onnx or all (default: "+defaultSet+")")
 	if withFrom {
 		fset.StringVar(&mf.from, "from", "", "directory holding model files, tried before any download")
 		fset.StringVar(&mf.mirror, "mirror", "", "base `URL` of the bank's artifact store serving the model files by name, tried after --from (overrides the config's models.mirror)")
@@ -98,6 +99,11 @@ func (m *Main) modelsFetch(ctx context.Context, args []string) error {
 	set, err := chooseSet(mf.set, mf.from)
 	if err != nil {
 		return err
+	}
+	if mf.set == "" {
+		// The default engine's files are in the binary: every box can
+		// install them, whatever else it can reach.
+		set = models.FetchSet(mf.from)
 	}
 	res, err := models.Fetch(ctx, mf.dir, set, models.Options{From: mf.from, Mirror: mf.mirror, Logger: m.Logger})
 	tw := tabwriter.NewWriter(m.Stdout, 0, 0, 2, ' ', 0)

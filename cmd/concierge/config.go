@@ -17,6 +17,7 @@ import (
 
 	"concierge/enroll"
 	"concierge/models"
+	"concierge/vision"
 )
 
 // Config is the whole configuration of a Concierge box: one YAML file,
@@ -89,6 +90,10 @@ type VisionConfig struct {
 	// CameraStaleAfter: a camera that delivered no frame for this long is
 	// down, and /healthz answers 503.
 	CameraStaleAfter time.Duration `yaml:"camera_stale_after"`
+
+	// autoFellBack: "auto" found no MobileFaceNet files and chose dlib,
+	// which recognises few East Asian faces: /healthz says so.
+	autoFellBack bool
 }
 
 // MatchConfig is the open-set decision rule for one face or one track.
@@ -290,8 +295,8 @@ func (c Config) Validate() error {
 		return errors.New("db: must be set")
 	case c.Models.Dir == "":
 		return errors.New("models.dir: must be set")
-	case c.Vision.Engine != engineAuto && c.Vision.Engine != engineDlib && c.Vision.Engine != engineMobileFaceNet:
-		return fmt.Errorf("vision.engine: %q is not one of: %s, %s, %s", c.Vision.Engine, engineAuto, engineDlib, engineMobileFaceNet)
+	case c.Vision.Engine != engineAuto && c.Vision.Engine != engineDlib && !isDNNEngine(c.Vision.Engine):
+		return fmt.Errorf("vision.engine: %q is not one of: %s, %s, %s, %s", c.Vision.Engine, engineAuto, engineFoamliu, engineMobileFaceNet, engineDlib)
 	case c.Vision.Pool < 0:
 		return errors.New("vision.pool: must be >= 0")
 	case c.Vision.MaxPixels <= 0:
@@ -432,23 +437,46 @@ func setScalar(v reflect.Value, s string) error {
 
 // The face engines vision.engine selects.
 const (
-	engineAuto          = "auto" // mobilefacenet when its model files are present, else dlib
-	engineDlib          = "dlib"
+	engineAuto = "auto" // the PaddleX MobileFaceNet when its files are there, else foamliu's, else dlib
+	engineDlib = "dlib"
+	// engineMobileFaceNet is the PaddleX MobileFaceNet: the strongest
+	// engine measured, opt-in because its export came without a licence
+	// file; the name predates the second MobileFaceNet.
 	engineMobileFaceNet = "mobilefacenet"
+	// engineFoamliu is foamliu's MobileFaceNet (Apache-2.0), whose files
+	// ship inside the binary: the default of a fresh install.
+	engineFoamliu = "mobilefacenet-foamliu"
 )
 
-// resolveEngine turns "auto" into the engine this box can run: the
-// MobileFaceNet engine measured far stronger on East Asian faces
-// (docs/accuracy.md), but its files are provisioned separately, so a box
-// without them still works with dlib.
+// dnnEngines are the YuNet + MobileFaceNet engines: the network each
+// loads, and the model files it needs.
+var dnnEngines = map[string]struct {
+	kind  vision.MFNKind
+	files models.Set
+}{
+	engineMobileFaceNet: {vision.MFNPaddleX, models.PaddleX},
+	engineFoamliu:       {vision.MFNFoamliu, models.Shipped},
+}
+
+func isDNNEngine(name string) bool { _, ok := dnnEngines[name]; return ok }
+
+// resolveEngine turns "auto" into the engine this box can run. The PaddleX
+// MobileFaceNet measured best (docs/engines.md), and its files are only
+// there when someone put them there (--from, the mirror), so they win;
+// else foamliu's, which `models fetch` installs from the binary; dlib only
+// on a box whose models were never fetched since.
 func (c *Config) resolveEngine() {
 	if c.Vision.Engine != engineAuto {
 		return
 	}
 	c.Vision.Engine = engineDlib
-	if models.Verify(c.Models.Dir, models.ONNX) == nil {
-		c.Vision.Engine = engineMobileFaceNet
+	for _, name := range []string{engineMobileFaceNet, engineFoamliu} {
+		if models.Verify(c.Models.Dir, dnnEngines[name].files) == nil {
+			c.Vision.Engine = name
+			return
+		}
 	}
+	c.Vision.autoFellBack = true
 }
 
 // engineDefaults are the match rules measured for each engine
@@ -461,6 +489,10 @@ func (c *Config) resolveEngine() {
 var engineDefaults = map[string]struct{ threshold, margin, faceSlack float64 }{
 	engineDlib:          {threshold: 0.30, margin: 0.10, faceSlack: 0.15},
 	engineMobileFaceNet: {threshold: 0.78, margin: 0.08, faceSlack: 0.20},
+	// foamliu's ceiling is its own (kpop, 20 splits: 1 of 2,360 stranger
+	// faces at 0.76, 5 at 0.78); margin and face slack are PaddleX's, not
+	// re-tuned (docs/engines.md).
+	engineFoamliu: {threshold: 0.76, margin: 0.08, faceSlack: 0.20},
 }
 
 // engineTails are the engines' impostor tails, fitted by `concierge eval`
@@ -472,6 +504,10 @@ var engineDefaults = map[string]struct{ threshold, margin, faceSlack float64 }{
 var engineTails = map[string]struct{ single, track enroll.Tail }{
 	engineDlib:          {single: enroll.Tail{Alpha: -10.154, Beta: 24.429}, track: enroll.Tail{Alpha: -10.021, Beta: 29.839}},
 	engineMobileFaceNet: {single: enroll.Tail{Alpha: -12.608, Beta: 11.285}, track: enroll.Tail{Alpha: -11.415, Beta: 10.935}},
+	// foamliu on the same kpop photos: `concierge eval --engine
+	// mobilefacenet-foamliu --folder ../shared/data/kpop --seeds 20 --json`
+	// (60,500 and 13,145 comparisons).
+	engineFoamliu: {single: enroll.Tail{Alpha: -12.104, Beta: 10.884}, track: enroll.Tail{Alpha: -11.215, Beta: 10.838}},
 }
 
 // tails fills the open-set policy's tails for the engine.

@@ -194,7 +194,7 @@ func (d *Daemon) openCameras() error {
 	for _, c := range d.cfg.Cameras {
 		det, err := vision.NewYuNet(yunet)
 		if err != nil {
-			return concierge.Errorf(concierge.EUNAVAILABLE, "camera %s: %v (run `concierge models fetch --set onnx`)", c.ID, err)
+			return concierge.Errorf(concierge.EUNAVAILABLE, "camera %s: %v (run `concierge models fetch --set shipped`)", c.ID, err)
 		}
 		d.detectors = append(d.detectors, det)
 		var roi []image.Point

@@ -190,35 +190,40 @@ func TestDaemonWithdrawalErasesEverywhere(t *testing.T) {
 	})
 
 	// Every file under the database's and JetStream's directories, the WAL
-	// included: the name and the face are in none; the customer id only in
-	// the database's consent record.
-	if err := d.Close(); err != nil {
-		t.Fatal(err)
-	}
+	// included, while the daemon runs and after it stopped: the name and the
+	// face are in none; the customer id only in the database's consent record.
 	// A run from the middle of the face's base64 (a JPEG's header is the
 	// same in every face).
 	faceB64 := []byte(strings.Trim(mustJSON(t, face), `"`))
 	faceB64 = faceB64[len(faceB64)/2 : len(faceB64)/2+64]
-	for _, dir := range []string{filepath.Dir(cfg.DB), cfg.NATS.StoreDir} {
-		filepath.WalkDir(dir, func(path string, de os.DirEntry, err error) error {
-			if err != nil || de.IsDir() {
-				return err
-			}
-			b, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			for _, needle := range [][]byte{[]byte("Ms Wang"), []byte("王女士"), faceB64} {
-				if bytes.Contains(b, needle) {
-					t.Errorf("%s still holds %q", path, needle[:min(len(needle), 20)])
+	scan := func(when string) {
+		t.Helper()
+		for _, dir := range []string{filepath.Dir(cfg.DB), cfg.NATS.StoreDir} {
+			filepath.WalkDir(dir, func(path string, de os.DirEntry, err error) error {
+				if err != nil || de.IsDir() {
+					return err
 				}
-			}
-			if strings.HasPrefix(path, cfg.NATS.StoreDir) && bytes.Contains(b, []byte("C1001")) {
-				t.Errorf("%s (JetStream) still holds the customer id", path)
-			}
-			return nil
-		})
+				b, err := os.ReadFile(path)
+				if err != nil {
+					return err
+				}
+				for _, needle := range [][]byte{[]byte("Ms Wang"), []byte("王女士"), faceB64} {
+					if bytes.Contains(b, needle) {
+						t.Errorf("%s: %s still holds %q", when, path, needle[:min(len(needle), 20)])
+					}
+				}
+				if strings.HasPrefix(path, cfg.NATS.StoreDir) && bytes.Contains(b, []byte("C1001")) {
+					t.Errorf("%s: %s (JetStream) still holds the customer id", when, path)
+				}
+				return nil
+			})
+		}
 	}
+	scan("daemon running")
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	scan("daemon stopped")
 	db, err := sqlite.Open(ctx, cfg.DB, cfg.dbOptions()...)
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"image"
 	"net/http"
@@ -262,6 +263,19 @@ func TestLobbyPageInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+
+	// A customer withdraws consent: the eraser's message removes the card
+	// and its face from the open page.
+	nc, err := natsConnect(t, nats.creds.Conn(nats.srv.ClientURL(), "eraser", alert.IdentityDaemon))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	erasure, _ := json.Marshal(alert.Erasure{Schema: alert.ErasureSchema, Branch: branch, AlertIDs: []string{dz.ID}, At: time.Now()})
+	if err := nc.Publish(alert.Subject(branch, alert.FeedErasure), erasure); err != nil {
+		t.Fatal(err)
+	}
+	waitJS("erased customer's card removed", 5*time.Second, card(dz)+` === null`)
 }
 
 func TestWebConfig(t *testing.T) {

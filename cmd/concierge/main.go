@@ -39,6 +39,9 @@ var commands = map[string]command{
 	"watch":    {"live arrival alerts for staff terminals", runWatch},
 	"feedback": {"customers' \"not this person\" marks and stricter rules (feedback list)", runFeedback},
 	"keys":     {"the keys that seal face templates (keys status|rotate)", runKeys},
+	"version":  {"the binary's version, commit, Go, OpenCV and model files", runVersion},
+	"backup":   {"a consistent copy of the database and keys, while the daemon runs", runBackup},
+	"restore":  {"put a backup in place (--force to replace; withdrawals since are kept)", runRestore},
 }
 
 // Main holds what every subcommand shares. Tests build one with their own
