@@ -409,3 +409,22 @@ func (c Config) rewrite(configPath string) error {
 	}
 	return nil
 }
+
+// CredsBranch is the branch a .creds file from Init or AddBranch was made
+// for, read from its first line; "" when the file does not say.
+func CredsBranch(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("credentials: %w", err)
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	rest, ok := bytes.CutPrefix(line, []byte("# Concierge branch "))
+	if !ok {
+		return "", nil
+	}
+	id, _, ok := bytes.Cut(rest, []byte(":"))
+	if !ok {
+		return "", nil
+	}
+	return string(id), nil
+}

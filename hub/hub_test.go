@@ -105,6 +105,9 @@ func TestInitWritesSecretsOnlyOnce(t *testing.T) {
 	if _, err := hub.ReadKey(filepath.Join(dir, hub.NetworkKeyFile)); err != nil {
 		t.Fatal(err)
 	}
+	if id, err := hub.CredsBranch(hub.CredsFile(dir, "b002")); err != nil || id != "b002" {
+		t.Fatalf("creds made for %q: %v", id, err)
+	}
 	_, err = hub.Init(hub.InitOptions{Dir: dir, Branches: []string{"b003"}})
 	if concierge.ErrorCode(err) != concierge.ECONFLICT {
 		t.Fatalf("second init: %v, want a conflict", err)

@@ -50,6 +50,14 @@ func (d *Daemon) openHQ(ctx context.Context) error {
 	if d.natsCreds == nil {
 		return nil
 	}
+	// The hub lets a branch speak only under its own id: a box with another
+	// branch's credential would wait for the hub forever.
+	if id, err := hub.CredsBranch(d.cfg.HQ.Credentials); err != nil {
+		return concierge.Errorf(concierge.EINVALID, "hq.credentials: %v", err)
+	} else if id != "" && id != d.cfg.Branch {
+		return concierge.Errorf(concierge.EINVALID, "hq.credentials: %s was made for branch %q, this box is %q",
+			d.cfg.HQ.Credentials, id, d.cfg.Branch)
+	}
 	key, err := hub.ReadKey(d.cfg.HQ.networkKey())
 	if err != nil {
 		return concierge.Errorf(concierge.EINVALID, "hq.network_key: %v", err)

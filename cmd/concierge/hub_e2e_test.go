@@ -171,6 +171,21 @@ func TestHubTwoBranches(t *testing.T) {
 	}
 	config := filepath.Join(hqDir, "hub.yaml")
 	stop := runHubProcess(t, config, listen)
+	// A box given another branch's credential refuses to start.
+	wrong := filepath.Join(t.TempDir(), "wrong.yaml")
+	os.WriteFile(wrong, []byte(fmt.Sprintf("branch: b\ndb: %s\nmodels:\n  dir: %s\nhttp:\n  addr: 127.0.0.1:0\nnats:\n  listen: 127.0.0.1:-1\n  store_dir: %s\ncameras: []\nhq:\n  url: nats-leaf://%s\n  credentials: %s\n",
+		filepath.Join(t.TempDir(), "c.db"), testenv.ModelsDir(t), filepath.Join(t.TempDir(), "js"), leaf, hub.CredsFile(hqDir, "a"))), 0o600)
+	wcfg, err := ReadConfigFile(wrong)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wcfg.resolveEngine()
+	wd := NewDaemon(wcfg, testLogger(t))
+	if err := wd.Open(context.Background()); err == nil || !strings.Contains(err.Error(), "made for branch \"a\"") {
+		wd.Close()
+		t.Fatalf("a box with another branch's credential: %v", err)
+	}
+
 	a := startBranch(t, hqDir, leaf, "a")
 	b := startBranch(t, hqDir, leaf, "b")
 
