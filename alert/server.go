@@ -2,16 +2,20 @@ package alert
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
 )
 
 // DefaultListen is where the embedded server listens when the config says
@@ -45,7 +49,58 @@ type ServerConfig struct {
 	// ConfigFile), since credentials and alerts would cross the network
 	// in the clear.
 	TLSCert, TLSKey string
-	Logger          *slog.Logger
+	// HQURL and HQCredentials, when set, join the bank's hub as a leaf
+	// node (nats-leaf://host:port) with the branch's .creds file from
+	// `concierge hub init`. HQCA, when set, is the CA bundle of the hub's
+	// TLS certificate. The box opens and serves its own clients whether or
+	// not the hub answers, and the leaf reconnects on its own.
+	HQURL, HQCredentials, HQCA string
+	Logger                     *slog.Logger
+}
+
+// localOnly are the subjects that never cross the leaf connection to the
+// hub, either way: the branch's alerts and its staff desk stay on the box,
+// and nothing from HQ can pose as one of them. Network events use their own
+// subjects and the hub's JetStream domain.
+var localOnly = []string{"concierge.>", "concierge-desk.>"}
+
+// hqRemote is the leaf connection to the hub. It binds the box's one
+// account; the box's own identities keep their permissions, and the hub
+// decides what the branch's credential may send and receive there.
+func hqRemote(rawURL, credsFile, caFile string) (*server.RemoteLeafOpts, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("hq url %q: want nats-leaf://host:port", rawURL)
+	}
+	b, err := os.ReadFile(credsFile)
+	if err != nil {
+		return nil, fmt.Errorf("hq credentials: %w", err)
+	}
+	kp, err := nkeys.ParseDecoratedNKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("hq credentials %s: no user nkey seed: %w", credsFile, err)
+	}
+	defer kp.Wipe()
+	seed, err := kp.Seed()
+	if err != nil {
+		return nil, fmt.Errorf("hq credentials %s: %w", credsFile, err)
+	}
+	r := &server.RemoteLeafOpts{URLs: []*url.URL{u}, Nkey: string(seed),
+		DenyExports: localOnly, DenyImports: localOnly}
+	if caFile != "" {
+		// The box is the client here: the CA verifies the hub (RootCAs),
+		// which the server-side GenTLSConfig would not set.
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("hq ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("hq ca %s: no PEM certificate", caFile)
+		}
+		r.TLS, r.TLSConfig = true, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return r, nil
 }
 
 // Server is the embedded NATS server with JetStream on. Open starts it;
@@ -120,6 +175,13 @@ func (s *Server) Open() error {
 		}
 		opts.Nkeys = append(opts.Nkeys, users...)
 		opts.NoAuthUser = ""
+	}
+	if s.cfg.HQURL != "" {
+		r, err := hqRemote(s.cfg.HQURL, s.cfg.HQCredentials, s.cfg.HQCA)
+		if err != nil {
+			return err
+		}
+		opts.LeafNode.Remotes = append(opts.LeafNode.Remotes, r)
 	}
 	opts.JetStream = true
 	// The daemon owns signals: SIGINT must close cameras and flush the

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"time"
 
+	"concierge"
 	"concierge/face"
 )
 
@@ -25,12 +26,16 @@ func (c Customer) LogValue() slog.Value { return slog.StringValue(c.ID) }
 // Consent is the record of a customer's agreement to be recognised. A
 // template may exist only while its consent is not withdrawn.
 type Consent struct {
-	ID          int64      `json:"id"`
-	CustomerID  string     `json:"customer_id"`
-	Reference   string     `json:"reference"`    // signed form number, core-banking reference …
-	TextVersion string     `json:"text_version"` // which consent text the customer saw
-	Channel     string     `json:"channel"`      // cli, kiosk, counter
-	Language    string     `json:"language,omitempty"`
+	ID          int64  `json:"id"`
+	CustomerID  string `json:"customer_id"`
+	Reference   string `json:"reference"`    // signed form number, core-banking reference …
+	TextVersion string `json:"text_version"` // which consent text the customer saw
+	Channel     string `json:"channel"`      // cli, kiosk, counter
+	Language    string `json:"language,omitempty"`
+	// Scope is where the customer agreed to be recognised: ScopeBranch
+	// (the templates never leave this box) or ScopeNetwork (a separate
+	// consent that they travel, sealed, to the bank's other branches).
+	Scope       string     `json:"scope"`
 	GrantedAt   time.Time  `json:"granted_at"`
 	WithdrawnAt *time.Time `json:"withdrawn_at,omitempty"`
 	// WithdrawnReason says why it ended: WithdrawnByCustomer or
@@ -43,6 +48,20 @@ const (
 	WithdrawnByCustomer = "withdrawn"
 	WithdrawnRetention  = "retention"
 )
+
+// Consent scopes.
+const (
+	ScopeBranch  = "branch"
+	ScopeNetwork = "network"
+)
+
+// CheckScope returns nil for a known scope.
+func CheckScope(scope string) error {
+	if scope != ScopeBranch && scope != ScopeNetwork {
+		return concierge.Errorf(concierge.EINVALID, "consent scope %q is not one of: %s, %s", scope, ScopeBranch, ScopeNetwork)
+	}
+	return nil
+}
 
 // Active reports whether the consent still allows recognition.
 func (c Consent) Active() bool { return c.WithdrawnAt == nil }

@@ -280,6 +280,13 @@ func (s *Service) EnrollFaces(ctx context.Context, req Request, usable []face.Fa
 	if consent.Channel == "" {
 		consent.Channel = "cli"
 	}
+	// Only a consent that says so lets templates leave the box.
+	if consent.Scope == "" {
+		consent.Scope = ScopeBranch
+	}
+	if err := CheckScope(consent.Scope); err != nil {
+		return res, err
+	}
 	ts := make([]Template, len(usable))
 	for i, f := range usable {
 		ts[i] = Template{CustomerID: req.CustomerID, Embedding: f.Embedding, Quality: f.Quality, Model: f.Model, Created: now}

@@ -66,7 +66,11 @@ func TestEnrollAndWithdraw(t *testing.T) {
 	// No face is looked at before consent.
 	want(t, "photo before consent", f.do(t, "POST", "/v1/enrollments/"+sid+"/photos", tokenA, "image/jpeg", p.photos[0]), 409, codeConsentRequired)
 	want(t, "guidance before consent", f.do(t, "POST", "/v1/enrollments/"+sid+"/guidance", tokenA, "image/jpeg", p.photos[0]), 409, codeConsentRequired)
-	f.consent(t, sid)
+	// She agrees to be recognised in every branch: the scope is recorded
+	// with the text she read.
+	zh := f.srv.consent["zh"]
+	want(t, "consent", f.json(t, "POST", "/v1/enrollments/"+sid+"/consent", tokenA, map[string]any{
+		"text_version": zh.Version, "language": "zh", "sha256": zh.SHA256, "accepted": true, "scope": "network"}), 200, "")
 	consentAt := f.clock.Now()
 
 	// Guidance reports what it sees and keeps nothing.
@@ -120,7 +124,8 @@ func TestEnrollAndWithdraw(t *testing.T) {
 	}
 	consents, err := f.db.Consents(context.Background(), "C1")
 	if err != nil || len(consents) != 1 || consents[0].Channel != "kiosk" || consents[0].Language != "zh" ||
-		!strings.HasPrefix(consents[0].TextVersion, BuiltinConsentVersion+"@sha256:") || !strings.Contains(consents[0].Reference, "staff-17") {
+		!strings.HasPrefix(consents[0].TextVersion, BuiltinConsentVersion+"@sha256:") || !strings.Contains(consents[0].Reference, "staff-17") ||
+		consents[0].Scope != "network" {
 		t.Fatalf("stored consent: %+v, %v", consents, err)
 	}
 	if !consents[0].GrantedAt.Equal(consentAt) {

@@ -119,6 +119,7 @@ func TestBadInput(t *testing.T) {
 	want(t, "old text", f.json(t, "POST", consent, tokenA, map[string]any{"text_version": "2019-v0", "language": "en", "accepted": true}), 409, codeStaleConsent)
 	want(t, "edited text", f.json(t, "POST", consent, tokenA, map[string]any{"text_version": txt.Version, "language": "en", "sha256": strings.Repeat("0", 64), "accepted": true}), 409, codeStaleConsent)
 	want(t, "unknown language", f.json(t, "POST", consent, tokenA, map[string]any{"text_version": txt.Version, "language": "xx", "accepted": true}), 422, codeInvalid)
+	want(t, "unknown scope", f.json(t, "POST", consent, tokenA, map[string]any{"text_version": txt.Version, "language": "en", "accepted": true, "scope": "world"}), 422, codeInvalid)
 	want(t, "photo before consent", f.do(t, "POST", photos, tokenA, "image/jpeg", blankPNG(t)), 409, codeConsentRequired)
 	f.consent(t, sid)
 
@@ -208,6 +209,10 @@ func TestDuplicateFaceNeedsStaffReview(t *testing.T) {
 	f := newFixture(t)
 	p := d12(t)
 	want(t, "first enrollment", f.enrollPerson(t, "C1", p), 201, "")
+	// A consent that names no scope keeps the face on this box.
+	if cs, err := f.db.Consents(context.Background(), "C1"); err != nil || len(cs) != 1 || cs[0].Scope != "branch" {
+		t.Fatalf("default scope: %+v %v", cs, err)
+	}
 	r := want(t, "second id, same face", f.enrollPerson(t, "C2", p), 409, codeStaffReview)
 	if strings.Contains(r.raw, "C1") {
 		t.Fatalf("the kiosk was told who the face belongs to: %s", r.raw)

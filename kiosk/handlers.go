@@ -207,6 +207,9 @@ type consentRequest struct {
 	Language    string `json:"language"`
 	SHA256      string `json:"sha256"`
 	Accepted    *bool  `json:"accepted"`
+	// Scope is what the customer chose on the text's screen: branch or
+	// network; empty is the box's enroll.default_scope.
+	Scope string `json:"scope"`
 }
 
 // POST /v1/enrollments/{id}/consent
@@ -223,6 +226,13 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) *apiError
 	if req.Accepted == nil || !*req.Accepted {
 		return errorf(http.StatusUnprocessableEntity, codeInvalid, "accepted must be true; a customer who declines is not enrolled (DELETE the enrollment)")
 	}
+	scope := req.Scope
+	if scope == "" {
+		scope = s.cfg.DefaultScope
+	}
+	if enroll.CheckScope(scope) != nil {
+		return errorf(http.StatusUnprocessableEntity, codeInvalid, "scope %q: want %s (this branch only) or %s (every branch)", req.Scope, enroll.ScopeBranch, enroll.ScopeNetwork)
+	}
 	t, ok := s.consent[req.Language]
 	if !ok {
 		return errorf(http.StatusUnprocessableEntity, codeInvalid, "language %q: the consent text exists in %s", req.Language, strings.Join(s.consent.Languages(), ", "))
@@ -232,9 +242,9 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) *apiError
 			Outcome: "refused", Detail: fmt.Sprintf("text %s %s shown, current is %s", req.TextVersion, req.SHA256, t.Version)})
 		return errorf(http.StatusConflict, codeStaleConsent, "the consent text shown (%s) is not the current one (%s); show the current text again", req.TextVersion, t.Version)
 	}
-	ss.consent = &consentGiven{text: t, at: s.now()}
+	ss.consent = &consentGiven{text: t, scope: scope, at: s.now()}
 	s.record(r.Context(), AuditEntry{Actor: ss.kiosk, Action: "consent", Session: ss.id, CustomerID: ss.customerID,
-		Outcome: "ok", Detail: fmt.Sprintf("text %s (%s) sha256 %s", t.Version, t.Language, t.SHA256[:16])})
+		Outcome: "ok", Detail: fmt.Sprintf("text %s (%s) sha256 %s scope %s", t.Version, t.Language, t.SHA256[:16], scope)})
 	writeJSON(w, http.StatusOK, s.state(ss))
 	return nil
 }
@@ -293,6 +303,7 @@ func (s *Server) handleFinish(w http.ResponseWriter, r *http.Request) *apiError 
 			TextVersion: t.Version + "@sha256:" + t.SHA256[:16],
 			Channel:     "kiosk",
 			Language:    t.Language,
+			Scope:       ss.consent.scope,
 			GrantedAt:   ss.consent.at.UTC(),
 		},
 	}
@@ -455,6 +466,7 @@ type consentRecord struct {
 	TextVersion string     `json:"text_version"`
 	Language    string     `json:"language,omitempty"`
 	Channel     string     `json:"channel"`
+	Scope       string     `json:"scope"`
 	GrantedAt   time.Time  `json:"granted_at"`
 	WithdrawnAt *time.Time `json:"withdrawn_at,omitempty"`
 }
@@ -492,7 +504,7 @@ func (s *Server) handleConsentStatus(w http.ResponseWriter, r *http.Request) *ap
 		if c.Active() {
 			status = "active"
 		}
-		out[i] = consentRecord{TextVersion: c.TextVersion, Language: c.Language, Channel: c.Channel, GrantedAt: c.GrantedAt, WithdrawnAt: c.WithdrawnAt}
+		out[i] = consentRecord{TextVersion: c.TextVersion, Language: c.Language, Channel: c.Channel, Scope: c.Scope, GrantedAt: c.GrantedAt, WithdrawnAt: c.WithdrawnAt}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"customer_id": id, "status": status,

@@ -50,6 +50,9 @@ type Config struct {
 	// ChallengeTTL is how long after a liveness challenge is shown its
 	// frames may arrive, by the server's clock.
 	ChallengeTTL time.Duration
+	// DefaultScope is the consent scope of a consent that names none
+	// (enroll.ScopeBranch unless set).
+	DefaultScope string
 }
 
 // DefaultConfig is what a kiosk runs with when the config says nothing.
@@ -72,6 +75,9 @@ func DefaultConfig() Config {
 
 func (c *Config) fill() {
 	d := DefaultConfig()
+	if c.DefaultScope == "" {
+		c.DefaultScope = enroll.ScopeBranch
+	}
 	if c.RatePerSecond <= 0 {
 		c.RatePerSecond = d.RatePerSecond
 	}

@@ -36,8 +36,9 @@ type session struct {
 }
 
 type consentGiven struct {
-	text ConsentText
-	at   time.Time
+	text  ConsentText
+	scope string
+	at    time.Time
 }
 
 // wipe drops the biometric data of an ended session.

@@ -66,9 +66,13 @@ func (d *DB) SaveEnrollment(ctx context.Context, c enroll.Customer, consent enro
 			c.ID, c.DisplayName, c.Created.UTC().Format(timeFormat)); err != nil {
 			return fmt.Errorf("save customer: %w", err)
 		}
-		r, err := tx.ExecContext(ctx, `INSERT INTO consents (customer_id, reference, text_version, channel, language, granted_at)
-			VALUES (?, ?, ?, ?, ?, ?)`,
-			c.ID, consent.Reference, consent.TextVersion, consent.Channel, consent.Language, consent.GrantedAt.UTC().Format(timeFormat))
+		scope := consent.Scope
+		if scope == "" {
+			scope = enroll.ScopeBranch
+		}
+		r, err := tx.ExecContext(ctx, `INSERT INTO consents (customer_id, reference, text_version, channel, language, granted_at, scope)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, consent.Reference, consent.TextVersion, consent.Channel, consent.Language, consent.GrantedAt.UTC().Format(timeFormat), scope)
 		if err != nil {
 			return fmt.Errorf("save consent: %w", err)
 		}
@@ -155,7 +159,7 @@ func (d *DB) Customer(ctx context.Context, id string) (enroll.Customer, error) {
 // Consents implements enroll.Store.
 func (d *DB) Consents(ctx context.Context, customerID string) ([]enroll.Consent, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT id, customer_id, reference, text_version, channel, language, granted_at, withdrawn_at,
-			COALESCE(withdrawn_reason, '')
+			COALESCE(withdrawn_reason, ''), scope
 		FROM consents WHERE customer_id = ? ORDER BY granted_at DESC, id DESC`, customerID)
 	if err != nil {
 		return nil, fmt.Errorf("consents %s: %w", customerID, err)
@@ -166,7 +170,7 @@ func (d *DB) Consents(ctx context.Context, customerID string) ([]enroll.Consent,
 		var c enroll.Consent
 		var granted string
 		var withdrawn sql.NullString
-		if err := rows.Scan(&c.ID, &c.CustomerID, &c.Reference, &c.TextVersion, &c.Channel, &c.Language, &granted, &withdrawn, &c.WithdrawnReason); err != nil {
+		if err := rows.Scan(&c.ID, &c.CustomerID, &c.Reference, &c.TextVersion, &c.Channel, &c.Language, &granted, &withdrawn, &c.WithdrawnReason, &c.Scope); err != nil {
 			return nil, err
 		}
 		c.GrantedAt, _ = time.Parse(timeFormat, granted)

@@ -126,6 +126,7 @@ func runEnroll(ctx context.Context, m *Main, args []string) error {
 	consentText := fs.String("consent-text", "v1", "version of the consent text the customer agreed to")
 	channel := fs.String("channel", "cli", "where consent was given: cli, counter, kiosk")
 	lang := fs.String("lang", "", "language of the consent text (zh, en)")
+	scope := fs.String("scope", "", "where the customer agreed to be recognised: branch (this box only) or network (every branch; default: enroll.default_scope)")
 	allowDup := fs.Bool("allow-duplicate", false, "enroll even if the face matches another customer (operators only)")
 	tierScheme := fs.String("tier-scheme", "", "tier scheme of --tier (default: the config's tiering.scheme)")
 	tierLevel := fs.String("tier", "", "tier to assign by hand until core-banking data is imported (level id or name)")
@@ -144,6 +145,12 @@ func runEnroll(ctx context.Context, m *Main, args []string) error {
 	cfg, err := m.config()
 	if err != nil {
 		return err
+	}
+	if *scope == "" {
+		*scope = cfg.Enroll.DefaultScope
+	}
+	if err := enroll.CheckScope(*scope); err != nil {
+		return usagef("enroll --scope: %v", concierge.ErrorMessage(err))
 	}
 	photos := make([]enroll.Photo, 0, len(files))
 	for _, f := range files {
@@ -168,7 +175,7 @@ func runEnroll(ctx context.Context, m *Main, args []string) error {
 		CustomerID:  *id,
 		DisplayName: *name,
 		Consent: enroll.Consent{
-			Reference: *consentRef, TextVersion: *consentText, Channel: *channel, Language: *lang,
+			Reference: *consentRef, TextVersion: *consentText, Channel: *channel, Language: *lang, Scope: *scope,
 		},
 		Photos:         photos,
 		AllowDuplicate: *allowDup,

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"concierge"
+	"concierge/hub"
 	"concierge/sqlite"
 	"concierge/tiering"
 )
@@ -65,6 +67,8 @@ func (m *Main) tiersImport(ctx context.Context, args []string) error {
 	dryRun := fs.Bool("dry-run", false, "validate and report what would change, change nothing")
 	skipBad := fs.Bool("skip-bad-rows", false, "import the valid rows of a file that has bad ones")
 	encoding := fs.String("encoding", tiering.EncodingAuto, "file encoding: auto, utf-8 or gb18030")
+	hubConfig := fs.String("hub", "", "import at HQ: send the file through the hub at this hub.yaml to every branch")
+	networkKey := fs.String("network-key", "", "with --hub: the network key file (default: network.key beside hub.yaml)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -86,7 +90,18 @@ func (m *Main) tiersImport(ctx context.Context, args []string) error {
 	if err != nil {
 		return concierge.Errorf(concierge.EINVALID, "tiers import: %v", err)
 	}
-	db, err := sqlite.Open(ctx, cfg.DB, cfg.dbOptions()...)
+	dbPath := cfg.DB
+	if *hubConfig != "" {
+		// HQ holds no customer database: the file is checked against an
+		// empty one that is thrown away, and each box imports it.
+		tmp, err := os.MkdirTemp("", "concierge-tiers-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		dbPath = filepath.Join(tmp, "check.db")
+	}
+	db, err := sqlite.Open(ctx, dbPath, cfg.dbOptions()...)
 	if err != nil {
 		return err
 	}
@@ -105,6 +120,9 @@ func (m *Main) tiersImport(ctx context.Context, args []string) error {
 				concierge.ErrorMessage(err), rep.Valid)
 		}
 		return err
+	}
+	if *hubConfig != "" {
+		return m.tiersToHub(ctx, *hubConfig, *networkKey, path, data, rep)
 	}
 	m.Logger.Info("tiers imported", "source", path, "rows", rep.Rows, "bad_rows", len(rep.BadRows),
 		"inserted", rep.Inserted, "revised", rep.Revised, "unchanged", rep.Unchanged, "dry_run", rep.DryRun)
@@ -410,4 +428,32 @@ func (m *Main) tiersSchemes(args []string) error {
 		out = append(out, s)
 	}
 	return writeJSON(m, out)
+}
+
+// tiersToHub sends a checked tier file to every branch through the hub.
+func (m *Main) tiersToHub(ctx context.Context, hubConfig, keyFile, path string, data []byte, rep *tiering.ImportReport) error {
+	if rep.DryRun {
+		return writeJSON(m, rep)
+	}
+	hc, err := hub.ReadConfig(hubConfig)
+	if err != nil {
+		return err
+	}
+	if keyFile == "" {
+		keyFile = filepath.Join(filepath.Dir(hubConfig), hub.NetworkKeyFile)
+	}
+	key, err := hub.ReadKey(keyFile)
+	if err != nil {
+		return concierge.Errorf(concierge.EINVALID, "tiers import --network-key: %v", err)
+	}
+	subj, err := hub.PublishTiers(ctx, hc, key, filepath.Base(path), data)
+	if err != nil {
+		return err
+	}
+	m.Logger.Info("tiers sent to every branch", "source", path, "rows", rep.Rows)
+	return writeJSON(m, struct {
+		*tiering.ImportReport
+		Hub     string `json:"hub"`
+		Subject string `json:"subject"`
+	}{rep, hubConfig, subj})
 }

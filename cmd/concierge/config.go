@@ -40,6 +40,7 @@ type Config struct {
 	Kiosk   KioskConfig   `yaml:"kiosk"`  // the enrollment kiosks (config_kiosk.go)
 	Enroll  EnrollConfig  `yaml:"enroll"` // retention of face data (config_privacy.go)
 	Keys    KeysConfig    `yaml:"keys"`   // template key file (config_privacy.go)
+	HQ      HQConfig      `yaml:"hq"`     // the bank's hub (config_hq.go)
 	Log     LogConfig     `yaml:"log"`
 }
 
@@ -335,6 +336,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Enroll.validate(); err != nil {
+		return err
+	}
+	if err := c.validateHQ(); err != nil {
 		return err
 	}
 	seen := map[string]bool{}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"concierge/enroll"
 	"concierge/seal"
 	"concierge/sqlite"
 )
@@ -18,6 +19,9 @@ type EnrollConfig struct {
 	// FilingWarnAt warns (log and gauge) once this many people's face
 	// data is stored; the CAC filing duty starts at 100,000.
 	FilingWarnAt int `yaml:"filing_warn_at"`
+	// DefaultScope is the consent scope of an enrollment that names none:
+	// branch (templates never leave the box) or network (docs/branches.md).
+	DefaultScope string `yaml:"default_scope"`
 }
 
 // KeysConfig says where the template key file is.
@@ -30,7 +34,7 @@ type KeysConfig struct {
 }
 
 func defaultEnrollConfig() EnrollConfig {
-	return EnrollConfig{Retention: 2 * 365 * 24 * time.Hour, FilingWarnAt: 90_000}
+	return EnrollConfig{Retention: 2 * 365 * 24 * time.Hour, FilingWarnAt: 90_000, DefaultScope: enroll.ScopeBranch}
 }
 
 // validate names the first bad enroll key.
@@ -40,6 +44,8 @@ func (e EnrollConfig) validate() error {
 		return fmt.Errorf("enroll.retention: %v must be 0 (keep until withdrawn) or at least 24h", e.Retention)
 	case e.FilingWarnAt < 0:
 		return fmt.Errorf("enroll.filing_warn_at: %d must be >= 0 (0: never warn)", e.FilingWarnAt)
+	case e.DefaultScope != enroll.ScopeBranch && e.DefaultScope != enroll.ScopeNetwork:
+		return fmt.Errorf("enroll.default_scope: %q is not one of: branch, network", e.DefaultScope)
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"concierge"
 	"concierge/alert"
 	"concierge/checkin"
+	"concierge/hub"
 	"concierge/models"
 	"concierge/sqlite"
 	"concierge/vision"
@@ -41,6 +42,7 @@ type Daemon struct {
 	natsCreds *alert.Credentials // the embedded server's identities; nil with nats.url
 	desk      *alert.Desk
 	eraser    *alert.Eraser
+	hq        *hub.Replicator // nil without hq.url (daemon_hq.go)
 
 	cameras   []*vision.Camera
 	detectors []*vision.YuNet
@@ -96,6 +98,9 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		return err
 	}
 	if err := d.openEraser(); err != nil {
+		return err
+	}
+	if err := d.openHQ(ctx); err != nil {
 		return err
 	}
 	if err := d.openFeedback(ctx); err != nil {

@@ -27,7 +27,8 @@ func (d *Daemon) openAlerts(ctx context.Context) error {
 		}
 		srv := alert.NewServer(alert.ServerConfig{Listen: d.cfg.NATS.Listen, StoreDir: d.cfg.NATS.StoreDir,
 			ConfigFile: d.cfg.NATS.ServerConfig, Credentials: &creds, Branch: d.cfg.Branch, StoreKey: storeKey,
-			TLSCert: d.cfg.NATS.ServerTLSCert, TLSKey: d.cfg.NATS.ServerTLSKey, Logger: d.log})
+			TLSCert: d.cfg.NATS.ServerTLSCert, TLSKey: d.cfg.NATS.ServerTLSKey, Logger: d.log,
+			HQURL: d.cfg.HQ.URL, HQCredentials: d.cfg.HQ.Credentials, HQCA: d.cfg.HQ.CA})
 		if err := srv.Open(); err != nil {
 			return concierge.Errorf(concierge.EUNAVAILABLE, "embedded nats at %s: %v", d.cfg.NATS.Listen, err)
 		}

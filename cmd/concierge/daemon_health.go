@@ -167,6 +167,9 @@ func (d *Daemon) problems(ctx context.Context, now time.Time) []problem {
 		out = append(out, problem{Component: "engine", Reason: "vision.engine auto fell back to dlib, which recognises few customers " +
 			"(docs/engines.md): the MobileFaceNet files in models.dir are missing or damaged; run `concierge models fetch` and restart"})
 	}
+	if p := d.hqProblem(now); p != nil {
+		out = append(out, *p)
+	}
 	return out
 }
 

@@ -71,7 +71,7 @@ func (d *Daemon) openKiosk() (*kiosk.Server, error) {
 	}
 	db := d.app.db
 	srv, err := kiosk.New(kiosk.Options{
-		Config:    d.cfg.Kiosk.api(),
+		Config:    d.kioskConfig(),
 		Service:   d.app.svc,
 		Landmarks: yunetLandmarks{det: y, maxPixels: d.cfg.Vision.MaxPixels},
 		Consent:   texts,
@@ -142,3 +142,10 @@ func (l yunetLandmarks) Detect(ctx context.Context, data []byte) ([]face.Face, e
 }
 
 func (yunetLandmarks) Model() string { return "yunet-landmarks" }
+
+// kioskConfig is the kiosk section with the consent scope of enroll.
+func (d *Daemon) kioskConfig() kiosk.Config {
+	c := d.cfg.Kiosk.api()
+	c.DefaultScope = d.cfg.Enroll.DefaultScope
+	return c
+}

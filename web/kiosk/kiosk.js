@@ -182,6 +182,8 @@ async function showConsent() {
     article.append(p);
   }
   $('consent-version').textContent = `${r.data.version} · ${r.data.sha256.slice(0, 12)}`;
+  // Every customer chooses afresh: the narrower scope is preselected.
+  document.querySelector('input[name="scope"][value="branch"]').checked = true;
   show('consent');
 }
 
@@ -189,6 +191,7 @@ async function agree() {
   const c = state.consent;
   const r = await api('POST', `/v1/enrollments/${state.session}/consent`, {
     text_version: c.version, language: c.language, sha256: c.sha256, accepted: true,
+    scope: document.querySelector('input[name="scope"]:checked').value,
   });
   if (r.code === 'stale_consent_text') return showConsent();
   if (r.status !== 200) return failure(r);
