@@ -115,7 +115,7 @@ func TestKioskLayout(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("start-staff-password"), kioskStaffPassword),
 		chromedp.Click(chromedp.ID("btn-start")))
 	k.wait("consent screen", 10*time.Second, `document.body.dataset.screen === 'consent' && document.querySelector('#consent-text').innerText.includes('128 numbers')`)
-	k.fits("consent", "btn-agree", "btn-decline", "consent-text")
+	k.fits("consent", "btn-agree", "btn-decline", "consent-text", "consent-scope")
 
 	k.do(chromedp.Click(chromedp.ID("btn-agree")))
 	k.wait("guidance shown", 30*time.Second, `document.body.dataset.screen === 'capture' && document.querySelector('#guidance').textContent !== ''`)
