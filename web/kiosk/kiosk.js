@@ -355,7 +355,8 @@ async function liveness(run) {
     const d = r.data.error.detail;
     guide(d.hint);
     $('liveness-instruction').textContent = t(`hint.${d.hint}`);
-    // Not "pending": the customer sees the try failed and how many remain.
+    // Not "pending": the customer sees the try failed and how many remain
+    // (the span has no data-i18n, so a language switch keeps this).
     $('liveness-state').textContent = t('failedTriesLeft', { n: d.liveness_attempts_left });
     $('liveness-state').dataset.triesLeft = d.liveness_attempts_left;
     if (d.liveness_attempts_left > 0) {
