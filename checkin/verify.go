@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	"concierge"
 	"concierge/enroll"
 )
 
@@ -173,4 +174,49 @@ func (s *Service) publishCard(ctx context.Context, d decision) {
 		s.Stats.NotifyErrors.Add(1)
 		log.Warn("verify card not delivered", slog.String("id", c.ID), slog.Any("error", err))
 	}
+}
+
+// ConfirmCard turns a card that by, a signed-in member of staff, confirmed
+// into an arrival: recorded in the visit log and notified like any other
+// (held for RetryLoop when either fails), with the card's id, so that it
+// alerts, escalates and can be claimed. Tier, risk flags and name are
+// looked up afresh: the card carries no risk flags. The caller has checked
+// that the card is real and still open; the customer's cooldown runs on.
+func (s *Service) ConfirmCard(ctx context.Context, c Card, by string) error {
+	switch {
+	case c.ID == "" || c.CustomerID == "" || c.At.IsZero():
+		return concierge.Errorf(concierge.EINVALID, "confirm card: id, customer and time are required")
+	case by == "":
+		return concierge.Errorf(concierge.EINVALID, "confirm card %s: the member of staff is required", c.ID)
+	}
+	tier, risk := s.lookup(c.CustomerID, c.At)
+	s.cool(c.CustomerID, c.At, s.cooldown(tier))
+	a := Arrival{
+		ID:          c.ID,
+		Branch:      s.cfg.Branch,
+		Camera:      c.Camera,
+		At:          c.At,
+		CustomerID:  c.CustomerID,
+		DisplayName: s.displayName(ctx, c.CustomerID),
+		Distance:    c.Distance,
+		Margin:      math.Min(c.Margin, maxMargin),
+		Votes:       c.Votes,
+		Tier:        tier,
+		FirstSeen:   c.FirstSeen,
+		VerifiedBy:  by,
+	}
+	s.Stats.Arrivals.Add(1)
+	log := s.logger()
+	log.Info("arrival confirmed by staff", slog.String("id", a.ID), slog.String("camera", a.Camera),
+		slog.Float64("distance", a.Distance), slog.Bool("risk", len(risk) > 0))
+	log.Debug("arrival customer", slog.String("id", a.ID), slog.String("customer", a.CustomerID))
+	p := &pendingArrival{a: a, risk: risk}
+	if s.holding() {
+		s.hold(p, nil)
+		return nil
+	}
+	if err := s.deliver(ctx, p); err != nil {
+		s.hold(p, err)
+	}
+	return nil
 }

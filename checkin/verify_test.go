@@ -199,3 +199,40 @@ func TestVerifyStrangers(t *testing.T) {
 	}
 	t.Logf("%d cards for %d strangers at band %.2f", len(cards.got()), len(p.strangers), verifyBand)
 }
+
+// TestConfirmCard: a confirmed card becomes an arrival with the card's id
+// and the member of staff, recorded in the visit log, with the risk flags
+// looked up afresh; and it needs a member of staff.
+func TestConfirmCard(t *testing.T) {
+	p := newPopulation(t, 24)
+	id := p.bandCustomer(t, 2)
+	svc, rec, cards := newVerifyService(t, p)
+	db := mustOpenDB(t)
+	svc.VisitLog = db
+	vip := &checkin.Tier{Scheme: "icbc-stars", Level: "star5", VIP: true}
+	svc.Tiers = tiers{id: {tier: vip, risk: []checkin.RiskFlag{{Kind: "aml", Reason: "R1"}}}}
+	sc := &scene{camera: "door-1", start: t0, walkers: []*walker{approach(0, 300, p.inBand(id)[:2])}}
+	sc.play(t, svc, 45)
+	svc.Tick(sc.at(45).Add(time.Second))
+	got := cards.got()
+	if len(got) != 1 {
+		t.Fatalf("%d cards", len(got))
+	}
+	if err := svc.ConfirmCard(context.Background(), got[0], ""); err == nil {
+		t.Fatal("confirmed without a member of staff")
+	}
+	if err := svc.ConfirmCard(context.Background(), got[0], "李经理"); err != nil {
+		t.Fatal(err)
+	}
+	as := rec.got()
+	if len(as) != 1 || as[0].ID != got[0].ID || as[0].VerifiedBy != "李经理" || as[0].CustomerID != id || as[0].Tier != vip {
+		t.Fatalf("arrivals %+v", as)
+	}
+	if len(rec.risks[0]) != 1 {
+		t.Fatalf("risk flags %+v", rec.risks[0])
+	}
+	visits, err := db.Visits(context.Background(), id, t0)
+	if err != nil || len(visits) != 1 || visits[0].ID != got[0].ID {
+		t.Fatalf("visits %+v, %v", visits, err)
+	}
+}
