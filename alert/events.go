@@ -83,6 +83,7 @@ type Event struct {
 	Escalation *Escalation
 	Rejection  *Rejection
 	Erasure    *Erasure
+	Card       *CardMessage // FeedVerify
 }
 
 // decodeEvent fills the typed field of e that matches its feed.
@@ -118,6 +119,12 @@ func decodeEvent(e *Event) error {
 			return err
 		}
 		e.Erasure = &x
+	case FeedVerify:
+		c, err := DecodeCard(e.Data)
+		if err != nil {
+			return err
+		}
+		e.Card = &c
 	default:
 		return fmt.Errorf("decode event: unknown feed %q", e.Feed)
 	}
