@@ -40,6 +40,7 @@ type Daemon struct {
 	natsURL   string
 	natsCreds *alert.Credentials // the embedded server's identities; nil with nats.url
 	desk      *alert.Desk
+	cards     *alert.Cards // nil: no verify band, or NATS refused its stream
 	eraser    *alert.Eraser
 
 	cameras   []*vision.Camera
@@ -92,6 +93,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	if err := d.openAlerts(ctx); err != nil {
 		return err
 	}
+	d.openCards(ctx)
 	if err := d.openDesk(); err != nil {
 		return err
 	}
@@ -122,6 +124,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	svc.Tiers = d.tiers
 	svc.Strictness = d.feedback.policy.Strictness
 	svc.Logger = d.log
+	d.wireCards(svc)
 	d.checkin = svc
 	d.openPrivacy()
 
@@ -207,7 +210,7 @@ func (d *Daemon) openCameras() error {
 			},
 			MinFacePx: minFace, DetectInterval: d.cfg.Vision.DetectInterval,
 			ROI:         roi,
-			ThumbnailPx: d.cfg.Alerts.ThumbnailPx,
+			ThumbnailPx: d.cfg.thumbnailPx(),
 			Logger:      d.log,
 		}, det, d.app.embedder, d.checkin)
 		if err != nil {

@@ -32,6 +32,7 @@ type health struct {
 	dbFailing  bool   // the probe failed and has not passed since
 	started    time.Time
 	probeEvery time.Duration
+	cardsErr   string // why verify cards are off although match.verify_target asks for them
 }
 
 func (h *health) setDBErr(s string) (changed bool) {
@@ -52,6 +53,12 @@ func (h *health) wasFailing() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.dbFailing
+}
+
+func (h *health) cardsError() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.cardsErr
 }
 
 func (h *health) dbError() string {
@@ -162,6 +169,9 @@ func (d *Daemon) problems(ctx context.Context, now time.Time) []problem {
 		if err != nil {
 			out = append(out, problem{Component: "outbox", Reason: concierge.ErrorMessage(err)})
 		}
+	}
+	if e := d.health.cardsError(); e != "" {
+		out = append(out, problem{Component: "verify", Reason: e})
 	}
 	if d.cfg.Vision.autoFellBack {
 		out = append(out, problem{Component: "engine", Reason: "vision.engine auto fell back to dlib, which recognises few customers " +
