@@ -233,10 +233,11 @@ func (e *Eraser) erase(ctx context.Context, r ErasureRequest, announce bool) (in
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	// Open verify cards carry the customer's live face: they go first.
-	cards, err := eraseCards(ctx, e.js, e.cfg.Branch, r.CustomerID)
+	cardIDs, err := eraseCards(ctx, e.js, e.cfg.Branch, r.CustomerID)
 	if err != nil {
 		return 0, err
 	}
+	cards := len(cardIDs)
 	e.Stats.Deleted.Add(int64(cards))
 	name, err := e.js.StreamNameBySubject(ctx, Subject(e.cfg.Branch, FeedArrival))
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -251,6 +252,10 @@ func (e *Eraser) erase(ctx context.Context, r ErasureRequest, announce bool) (in
 	}
 	ids := map[string]bool{}
 	for _, id := range r.AlertIDs {
+		ids[id] = true
+	}
+	// The erasure message takes the cards off the screens too.
+	for _, id := range cardIDs {
 		ids[id] = true
 	}
 	seqs, err := e.scan(ctx, stream, r.CustomerID, ids)

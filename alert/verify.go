@@ -310,33 +310,35 @@ func (c *Cards) take(ctx context.Context, cardID, by string) (CardMessage, error
 }
 
 // eraseCards deletes every card of a withdrawn customer from the verify
-// stream and returns how many it deleted.
-func eraseCards(ctx context.Context, js jetstream.JetStream, branch, customerID string) (int, error) {
+// stream and returns the ids of those it deleted, for the erasure message
+// that takes them off the screens.
+func eraseCards(ctx context.Context, js jetstream.JetStream, branch, customerID string) ([]string, error) {
 	if customerID == "" {
-		return 0, nil
+		return nil, nil
 	}
 	stream, err := js.Stream(ctx, VerifyStreamName(branch))
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return 0, nil // the band was never on
+		return nil, nil // the band was never on
 	}
 	if err != nil {
-		return 0, fmt.Errorf("verify stream: %w", err)
+		return nil, fmt.Errorf("verify stream: %w", err)
 	}
 	var seqs []uint64
+	var ids []string
 	err = scanStream(ctx, stream, func(_ string, data []byte, seq uint64) {
 		if m, err := DecodeCard(data); err == nil && m.Customer.ID == customerID {
-			seqs = append(seqs, seq)
+			seqs, ids = append(seqs, seq), append(ids, m.ID)
 		}
 	})
 	if err != nil {
-		return 0, fmt.Errorf("verify stream: %w", err)
+		return nil, fmt.Errorf("verify stream: %w", err)
 	}
 	for _, seq := range seqs {
 		if err := stream.SecureDeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return 0, fmt.Errorf("delete card %d: %w", seq, err)
+			return nil, fmt.Errorf("delete card %d: %w", seq, err)
 		}
 	}
-	return len(seqs), nil
+	return ids, nil
 }
 
 // scanStream hands every message the stream holds now to f.

@@ -238,6 +238,11 @@ func TestVerifyCards(t *testing.T) {
 	if ids, err := cardsIn(ctx, djs); err != nil || len(ids) != 0 {
 		t.Fatalf("verify stream after erasure: %v (%v)", ids, err)
 	}
+	// The erasure message takes the card off every screen.
+	msgs, err := streamMsgs(ctx, djs, alert.Subject(branch, alert.FeedErasure))
+	if err != nil || len(msgs) != 1 || !strings.Contains(string(msgs[0].Data), c3.ID) || strings.Contains(string(msgs[0].Data), c3.CustomerID) {
+		t.Fatalf("erasure messages %d (%v)", len(msgs), err)
+	}
 	if !strings.HasPrefix(alert.VerifyStreamName(branch), alert.StreamName(branch)) {
 		t.Fatal("verify stream name")
 	}
