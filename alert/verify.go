@@ -27,6 +27,20 @@ const FeedVerify Feed = "verify"
 // VerifySchema is the "schema" of a card message (docs/verify.v1.schema.json).
 const VerifySchema = "concierge.verify.v1"
 
+// VerifyAnswerSchema is the "schema" of the message that closes a card on
+// every screen once staff answered it: the card's id and the answer, never
+// the face or the customer.
+const VerifyAnswerSchema = "concierge.verify.answer.v1"
+
+// CardAnswer is one concierge.verify.answer.v1 message, on FeedVerify.
+type CardAnswer struct {
+	Schema string    `json:"schema"`
+	CardID string    `json:"card_id"`
+	Answer string    `json:"answer"` // "confirmed" or "dismissed"
+	By     string    `json:"by"`
+	Time   time.Time `json:"time"`
+}
+
 // DefaultVerifyTTL is how long a card waits for an answer.
 const DefaultVerifyTTL = 5 * time.Minute
 
@@ -250,6 +264,7 @@ func (c *Cards) Confirm(ctx context.Context, cardID, by string) error {
 		return fmt.Errorf("confirm card %s: %w", cardID, err)
 	}
 	c.log.Info("card confirmed", slog.String("id", cardID))
+	c.announce(ctx, cardID, "confirmed", by)
 	return nil
 }
 
@@ -260,7 +275,21 @@ func (c *Cards) Dismiss(ctx context.Context, cardID, by string) error {
 		return err
 	}
 	c.log.Info("card dismissed", slog.String("id", cardID))
+	c.announce(ctx, cardID, "dismissed", by)
 	return nil
+}
+
+// announce tells every screen that a card was answered, so that other
+// tablets take it, and its face, off at once. The answer stands if this
+// fails: the card then leaves the other screens when it expires.
+func (c *Cards) announce(ctx context.Context, cardID, answer, by string) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.PublishTimeout)
+	defer cancel()
+	_, err := publishOnce(ctx, c.js, Subject(c.cfg.Branch, FeedVerify), cardID+"/answer", CardAnswer{
+		Schema: VerifyAnswerSchema, CardID: cardID, Answer: answer, By: strings.TrimSpace(by), Time: c.cfg.Now().UTC()})
+	if err != nil {
+		c.log.Warn("card answer not announced; other screens drop the card when it expires", slog.String("id", cardID), slog.Any("error", err))
+	}
 }
 
 // take finds an open card and deletes its message, so that one answer

@@ -2,6 +2,7 @@ package alert_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -28,30 +29,44 @@ func testCard(n int, now time.Time) checkin.Card {
 
 // cardsIn returns the ids of the cards the verify stream holds.
 func cardsIn(ctx context.Context, js jetstream.JetStream) ([]string, error) {
+	ids, _, err := verifyStream(ctx, js)
+	return ids, err
+}
+
+// verifyStream returns the ids of the cards the verify stream holds and
+// its answers as "id answer by".
+func verifyStream(ctx context.Context, js jetstream.JetStream) (ids, answers []string, err error) {
 	s, err := js.Stream(ctx, alert.VerifyStreamName(branch))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var ids []string
 	for seq := info.State.FirstSeq; seq > 0 && seq <= info.State.LastSeq; seq++ {
 		m, err := s.GetMsg(ctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		var a alert.CardAnswer
+		if json.Unmarshal(m.Data, &a) == nil && a.Schema == alert.VerifyAnswerSchema {
+			if strings.Contains(string(m.Data), "thumbnail") || strings.Contains(string(m.Data), "customer") {
+				return nil, nil, fmt.Errorf("an answer carries card data: %s", m.Data)
+			}
+			answers = append(answers, a.CardID+" "+a.Answer+" "+a.By)
+			continue
 		}
 		c, err := alert.DecodeCard(m.Data)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		ids = append(ids, c.ID)
 	}
-	return ids, nil
+	return ids, answers, nil
 }
 
 // TestVerifyCards on the closed server: a card goes to its own stream, in
@@ -191,8 +206,13 @@ func TestVerifyCards(t *testing.T) {
 	if err := ask("confirm", "01JP98PWCR5S2K33TS5K32AFDS", "pin-1234"); concierge.ErrorCode(err) != concierge.ENOTFOUND {
 		t.Fatalf("confirm of an unknown card: %v", err)
 	}
-	if ids, err := cardsIn(ctx, djs); err != nil || !slices.Equal(ids, []string{c3.ID}) {
+	ids, answers, err := verifyStream(ctx, djs)
+	if err != nil || !slices.Equal(ids, []string{c3.ID}) {
 		t.Fatalf("verify stream holds %v (%v), want only the unanswered card", ids, err)
+	}
+	// Every screen learns of the answers, without the faces.
+	if want := []string{c1.ID + " confirmed Zhang", c2.ID + " dismissed Zhang"}; !slices.Equal(answers, want) {
+		t.Fatalf("answers %v, want %v", answers, want)
 	}
 	// The confirmed card is a normal arrival, with the member of staff.
 	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {

@@ -63,6 +63,11 @@ type (
 		ExpiresAt time.Time   `json:"expires_at"`          // the card leaves the screen then
 		Thumbnail []byte      `json:"thumbnail,omitempty"` // the point of the card
 	}
+	// verifyAnswerView closes a card on every page: it was answered.
+	verifyAnswerView struct {
+		CardID string `json:"card_id"`
+		Answer string `json:"answer"` // confirmed or dismissed
+	}
 	// erasureView removes the cards of a customer who withdrew consent.
 	erasureView struct {
 		AlertIDs []string `json:"alert_ids"`
@@ -102,6 +107,8 @@ func view(e alert.Event, now time.Time) (string, any) {
 		}
 		return "verify", verifyView{ID: c.ID, Camera: c.Camera, Time: c.Time, Name: name, Tier: c.Tier,
 			ExpiresAt: c.ExpiresAt, Thumbnail: c.Thumbnail}
+	case e.Feed == alert.FeedVerify && e.CardAnswer != nil:
+		return "verify_answer", verifyAnswerView{CardID: e.CardAnswer.CardID, Answer: e.CardAnswer.Answer}
 	case e.Claim != nil:
 		return "claim", claimView{AlertID: e.Claim.AlertID, By: e.Claim.By, Time: e.Claim.At}
 	case e.Escalation != nil:

@@ -379,6 +379,9 @@ func formatEvent(e alert.Event, loc *time.Location) string {
 		return fmt.Sprintf("%s  VERIFY  %s  %s  is this %s (%s)?  distance %.2f  answer by %s: --confirm or --dismiss %s",
 			c.Time.In(loc).Format(time.TimeOnly), c.ID, c.Camera, strings.TrimSpace(name), c.Customer.ID, c.Match.Distance,
 			c.ExpiresAt.In(loc).Format(time.TimeOnly), c.ID)
+	case e.CardAnswer != nil:
+		a := e.CardAnswer
+		return fmt.Sprintf("%s  %s  %s  by %s", a.Time.In(loc).Format(time.TimeOnly), a.Answer, a.CardID, a.By)
 	case e.Arrival != nil:
 		return formatAlert(alert.Alert{Message: *e.Arrival, Seq: e.Seq, Subject: e.Subject, Stored: e.Stored, Data: e.Data}, loc)
 	}

@@ -598,6 +598,12 @@ func TestWatchVerifyCards(t *testing.T) {
 	if _, _, code := run(t, "watch", "--config", cfg, "--confirm", c2.ID, "--by", "Li"); code != 1 {
 		t.Fatalf("confirm of a dismissed card: exit %d", code)
 	}
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if !strings.Contains(stdout.String(), "confirmed  "+c1.ID+"  by Li") || !strings.Contains(stdout.String(), "dismissed  "+c2.ID+"  by Li") {
+			return fmt.Errorf("answers not shown: %q", stdout.String())
+		}
+		return nil
+	})
 	for _, args := range [][]string{
 		{"--confirm", c2.ID},                                   // no --by
 		{"--confirm", "not-an-id", "--by", "Li"},               // not a card id

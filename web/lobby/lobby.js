@@ -223,6 +223,8 @@ function connect() {
   });
   on('arrival', onArrival);
   on('verify', onVerify);
+  // Answered on another screen: the card and its face go here too.
+  on('verify_answer', (a) => { if (dropCard(a.card_id)) render(); });
   on('claim', (c) => update(c.alert_id, (x) => { x.claim = c; }));
   on('escalation', (e) => update(e.alert_id, (x) => { x.escalation = e; }));
   on('rejection', (r) => withdraw([r.alert_id]));
