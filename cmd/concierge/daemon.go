@@ -304,6 +304,7 @@ func (d *Daemon) registerMetrics() {
 	counter("embeddings_total", "Face embeddings computed.", st.Embeddings.Load)
 	counter("arrivals_total", "Arrivals decided and notified.", st.Arrivals.Load)
 	counter("arrivals_suppressed_total", "Arrivals suppressed by the cooldown.", st.Suppressed.Load)
+	counter("verify_cards_total", "\"Please verify\" cards published (match.verify_target).", st.Cards.Load)
 	counter("notify_errors_total", "Arrivals whose notification failed.", st.NotifyErrors.Load)
 	for _, c := range d.cameras {
 		c := c

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,6 +82,10 @@ func TestDaemonVerifyCards(t *testing.T) {
 	if code, h, raw := getHealth(t, d.HTTPAddr()); code != 200 || h.problem("verify", "") != "" {
 		t.Fatalf("healthz %d %s", code, raw)
 	}
+	// Counted by check-in, which made none here.
+	if n := metric(t, d, "concierge_verify_cards_total"); n != 0 {
+		t.Fatalf("verify cards counted: %v", n)
+	}
 	d.Close()
 
 	cfg.Match.VerifyTarget = 0
@@ -102,5 +109,34 @@ func TestDaemonVerifyCards(t *testing.T) {
 	js2, _ := jetstream.New(nc2)
 	if _, err := js2.Stream(ctx, alert.VerifyStreamName(cfg.Branch)); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Fatalf("verify stream without a band: %v", err)
+	}
+}
+
+// A NATS server that refuses the daemon leaves it running without cards,
+// and /healthz says why: alerts wait in the outbox, cards cannot.
+func TestDaemonVerifyCardsOffHealth(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(conf, []byte(`authorization { users = [ {user: concierge, password: "s3cret-pw"} ] }`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := alert.NewServer(alert.ServerConfig{ConfigFile: conf, Listen: "127.0.0.1:-1", StoreDir: t.TempDir(), Logger: testLogger(t)})
+	if err := srv.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cfg, _ := enrolledConfig(t)
+	cfg.NATS.URL = srv.ClientURL()
+	cfg.NATS.User, cfg.NATS.Password = "concierge", "wrong-pw"
+	d := NewDaemon(cfg, testLogger(t))
+	if err := d.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if d.cards != nil || d.checkin.Band != nil {
+		t.Fatal("cards wired without NATS")
+	}
+	code, h, raw := getHealth(t, d.HTTPAddr())
+	if code != 503 || !strings.Contains(h.problem("verify", ""), "verify cards are off") {
+		t.Fatalf("healthz %d %s", code, raw)
 	}
 }
