@@ -141,6 +141,26 @@ type Cards struct {
 	js   jetstream.JetStream
 	mu   sync.Mutex // one answer at a time: find then delete
 	once sync.Once
+
+	// ready: the verify stream is made or updated. NATS may come up after
+	// the daemon; the first card or answer then makes the stream.
+	readyMu sync.Mutex
+	ready   bool
+	failed  string // why the latest card could not be published; "" after a success
+}
+
+// Err says why the latest card could not be published, "" when it was
+// (or none was tried): for the daemon's /healthz.
+func (c *Cards) Err() string {
+	c.readyMu.Lock()
+	defer c.readyMu.Unlock()
+	return c.failed
+}
+
+func (c *Cards) setFailed(s string) {
+	c.readyMu.Lock()
+	c.failed = s
+	c.readyMu.Unlock()
 }
 
 var _ checkin.CardNotifier = (*Cards)(nil)
@@ -168,8 +188,9 @@ func NewCards(cfg CardsConfig) (*Cards, error) {
 	return &Cards{cfg: cfg, log: cfg.Logger.WithGroup("alert").With(slog.String("component", "cards"))}, nil
 }
 
-// Open connects and makes or updates the verify stream. It fails when
-// NATS is unreachable; the daemon runs on without cards then.
+// Open connects and makes or updates the verify stream. Like the
+// publisher it succeeds while NATS is unreachable: the connection retries
+// in the background and the stream is made when a card first needs it.
 func (c *Cards) Open(ctx context.Context) error {
 	if c.nc != nil {
 		return errors.New("verify cards: already open")
@@ -188,9 +209,14 @@ func (c *Cards) Open(ctx context.Context) error {
 		return fmt.Errorf("verify cards: %w", err)
 	}
 	c.nc, c.js = nc, js
+	if !nc.IsConnected() {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.PublishTimeout)
 	defer cancel()
 	if err := c.ensureStream(ctx); err != nil {
+		// A server that is up but refuses the stream (permissions, a
+		// conflicting stream) will not change its mind: say so now.
 		nc.Close()
 		c.nc = nil
 		return err
@@ -210,8 +236,14 @@ func (c *Cards) Close() error {
 }
 
 // ensureStream makes CONCIERGE_<B>_VERIFY, in memory: a card's face never
-// reaches the disk, and a restart closes every card.
+// reaches the disk, and a restart closes every card. Once made, it is not
+// looked at again.
 func (c *Cards) ensureStream(ctx context.Context) error {
+	c.readyMu.Lock()
+	defer c.readyMu.Unlock()
+	if c.ready {
+		return nil
+	}
 	want := jetstream.StreamConfig{
 		Name:       VerifyStreamName(c.cfg.Branch),
 		Subjects:   []string{Subject(c.cfg.Branch, FeedVerify)},
@@ -224,7 +256,18 @@ func (c *Cards) ensureStream(ctx context.Context) error {
 	if _, err := c.js.CreateOrUpdateStream(ctx, want); err != nil {
 		return fmt.Errorf("verify stream %s: %w", want.Name, err)
 	}
+	c.ready = true
 	return nil
+}
+
+// lost forgets that the stream was made, after any failure to publish or
+// find it: a restarted NATS server does not keep a memory stream, and a
+// publish to a stream that is gone may fail with a timeout rather than
+// say so. Making the stream again is idempotent and cheap.
+func (c *Cards) lost(error) {
+	c.readyMu.Lock()
+	c.ready = false
+	c.readyMu.Unlock()
 }
 
 // NotifyCard implements checkin.CardNotifier: the card goes to FeedVerify.
@@ -243,11 +286,18 @@ func (c *Cards) NotifyCard(ctx context.Context, card checkin.Card) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.PublishTimeout)
 	defer cancel()
+	if err := c.ensureStream(ctx); err != nil {
+		c.setFailed(err.Error())
+		return concierge.Errorf(concierge.EUNAVAILABLE, "publish card %s: %v", card.ID, err)
+	}
 	_, err = c.js.Publish(ctx, Subject(c.cfg.Branch, FeedVerify), data,
 		jetstream.WithMsgID(card.ID+"/"+string(FeedVerify)), jetstream.WithExpectStream(VerifyStreamName(c.cfg.Branch)))
 	if err != nil {
+		c.lost(err)
+		c.setFailed("publish: " + err.Error())
 		return concierge.Errorf(concierge.EUNAVAILABLE, "publish card %s: %v", card.ID, err)
 	}
+	c.setFailed("")
 	return nil
 }
 
@@ -309,8 +359,12 @@ func (c *Cards) take(ctx context.Context, cardID, by string) (CardMessage, error
 	defer c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.PublishTimeout)
 	defer cancel()
+	if err := c.ensureStream(ctx); err != nil {
+		return CardMessage{}, concierge.Errorf(concierge.EUNAVAILABLE, "verify stream: %v", err)
+	}
 	stream, err := c.js.Stream(ctx, VerifyStreamName(c.cfg.Branch))
 	if err != nil {
+		c.lost(err)
 		return CardMessage{}, concierge.Errorf(concierge.EUNAVAILABLE, "verify stream: %v", err)
 	}
 	var found *CardMessage

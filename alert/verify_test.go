@@ -267,3 +267,45 @@ func TestVerifyCards(t *testing.T) {
 		t.Fatal("verify stream name")
 	}
 }
+
+// Cards open while NATS is down, as the daemon may start before its
+// server; the first card after the server comes up makes the stream, and
+// so does the first after a restart, which does not keep a memory stream.
+func TestCardsNATSLater(t *testing.T) {
+	r := newRestartable(t)
+	cards, err := alert.NewCards(alert.CardsConfig{Branch: branch, Conn: connConfig(r.url()), Logger: testLogger(),
+		PublishTimeout: 500 * time.Millisecond, Confirmed: func(context.Context, checkin.Card, string) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	start := time.Now()
+	if err := cards.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer cards.Close()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Open took %v with NATS down", d)
+	}
+	if err := cards.NotifyCard(ctx, testCard(1, time.Now())); concierge.ErrorCode(err) != concierge.EUNAVAILABLE || cards.Err() == "" {
+		t.Fatalf("card with NATS down: %v (Err %q)", err, cards.Err())
+	}
+	for round := range 2 {
+		r.start()
+		c := testCard(2+round, time.Now())
+		testenv.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+			if err := cards.NotifyCard(ctx, c); err != nil {
+				return fmt.Errorf("round %d: %w", round, err)
+			}
+			return nil
+		})
+		if cards.Err() != "" {
+			t.Fatalf("round %d: Err %q after a card went out", round, cards.Err())
+		}
+		_, js := connect(t, r.url())
+		if ids, err := cardsIn(ctx, js); err != nil || !slices.Contains(ids, c.ID) {
+			t.Fatalf("round %d: verify stream holds %v (%v)", round, ids, err)
+		}
+		r.stop()
+	}
+}

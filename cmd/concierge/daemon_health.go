@@ -172,6 +172,10 @@ func (d *Daemon) problems(ctx context.Context, now time.Time) []problem {
 	}
 	if e := d.health.cardsError(); e != "" {
 		out = append(out, problem{Component: "verify", Reason: e})
+	} else if d.cards != nil {
+		if e := d.cards.Err(); e != "" {
+			out = append(out, problem{Component: "verify", Reason: "the latest verify card could not be published (retried with the next card): " + e})
+		}
 	}
 	if d.cfg.Vision.autoFellBack {
 		out = append(out, problem{Component: "engine", Reason: "vision.engine auto fell back to dlib, which recognises few customers " +

@@ -26,8 +26,10 @@ func (c Config) thumbnailPx() int {
 }
 
 // openCards opens the verify cards' publisher when match.verify_target
-// asks for them. A failure leaves the daemon running without cards and
-// /healthz saying why: the alerts matter more than the cards.
+// asks for them. A server that is up but refuses the verify stream leaves
+// the daemon running without cards and /healthz saying why: the alerts
+// matter more than the cards. An unreachable server does not: cards start
+// when it comes, and /healthz names a card that could not be published.
 func (d *Daemon) openCards(ctx context.Context) {
 	if !d.cfg.verifyBand() {
 		return

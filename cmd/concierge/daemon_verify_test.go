@@ -112,9 +112,9 @@ func TestDaemonVerifyCards(t *testing.T) {
 	}
 }
 
-// A NATS server that refuses the daemon leaves it running without cards,
-// and /healthz says why: alerts wait in the outbox, cards cannot.
-func TestDaemonVerifyCardsOffHealth(t *testing.T) {
+// A NATS server that refuses the daemon: cards cannot go out, and /healthz
+// says so once one could not be published.
+func TestDaemonVerifyCardsHealth(t *testing.T) {
 	conf := filepath.Join(t.TempDir(), "nats.conf")
 	if err := os.WriteFile(conf, []byte(`authorization { users = [ {user: concierge, password: "s3cret-pw"} ] }`), 0o600); err != nil {
 		t.Fatal(err)
@@ -132,11 +132,15 @@ func TestDaemonVerifyCardsOffHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	if d.cards != nil || d.checkin.Band != nil {
-		t.Fatal("cards wired without NATS")
+	if _, h, raw := getHealth(t, d.HTTPAddr()); h.problem("verify", "") != "" {
+		t.Fatalf("a verify problem before any card: %s", raw)
+	}
+	card := checkin.Card{ID: ulid.Make().String(), Branch: cfg.Branch, Camera: "door-1", At: time.Now().UTC(), CustomerID: "C1001"}
+	if err := d.cards.NotifyCard(context.Background(), card); err == nil {
+		t.Fatal("a card went out through a server that refuses the daemon")
 	}
 	code, h, raw := getHealth(t, d.HTTPAddr())
-	if code != 503 || !strings.Contains(h.problem("verify", ""), "verify cards are off") {
+	if code != 503 || !strings.Contains(h.problem("verify", ""), "could not be published") {
 		t.Fatalf("healthz %d %s", code, raw)
 	}
 }
