@@ -52,8 +52,10 @@ func ParseFeed(s string) (Feed, error) {
 		return FeedRejection, nil
 	case string(FeedErasure):
 		return FeedErasure, nil
+	case string(FeedVerify):
+		return FeedVerify, nil
 	}
-	return "", fmt.Errorf("feed %q is not one of: arrival, manager, visit, claim, escalation, rejection, erasure", s)
+	return "", fmt.Errorf("feed %q is not one of: arrival, manager, visit, claim, escalation, rejection, erasure, verify", s)
 }
 
 // Subject is the NATS subject of a branch's feed: concierge.<branch>.<feed>.
@@ -61,10 +63,20 @@ func Subject(branch string, f Feed) string {
 	return "concierge." + branch + "." + string(f)
 }
 
-// StreamSubjects is what a branch's stream captures: all of its feeds and
-// the acknowledgements staff send back.
+// streamFeeds are the feeds the branch's stream keeps. They are listed
+// one by one rather than captured by concierge.<branch>.> so that
+// FeedVerify, whose faces must not stay for the stream's days, can have a
+// stream of its own: a new feed of the main stream must be added here.
+var streamFeeds = []Feed{FeedArrival, FeedManager, FeedVisit, FeedClaim, FeedEscalation, FeedRejection, FeedErasure}
+
+// StreamSubjects is what a branch's stream captures: each of its feeds,
+// the acknowledgements staff send back among them.
 func StreamSubjects(branch string) []string {
-	return []string{"concierge." + branch + ".>"}
+	out := make([]string, len(streamFeeds))
+	for i, f := range streamFeeds {
+		out[i] = Subject(branch, f)
+	}
+	return out
 }
 
 // StreamName is the JetStream stream of a branch: CONCIERGE_<BRANCH>, with
@@ -110,6 +122,9 @@ type Message struct {
 	// frame, only when the branch enabled it (alerts.thumbnail_px), so that
 	// staff can tell a look-alike at a glance. Never on the visit feed.
 	Thumbnail []byte `json:"thumbnail,omitempty"`
+	// VerifiedBy names the member of staff who confirmed the verify card
+	// this arrival came from; absent when the rule announced it alone.
+	VerifiedBy string `json:"verified_by,omitempty"`
 }
 
 // Customer is who arrived, as staff may see them.
@@ -161,9 +176,10 @@ func NewMessage(a checkin.Arrival, ttl time.Duration) Message {
 			ID:          a.CustomerID,
 			DisplayName: a.DisplayName,
 		},
-		Match:     Match{Distance: a.Distance, Margin: a.Margin, Votes: a.Votes},
-		ExpiresAt: a.At.Add(ttl).UTC(),
-		Thumbnail: a.Thumbnail,
+		Match:      Match{Distance: a.Distance, Margin: a.Margin, Votes: a.Votes},
+		ExpiresAt:  a.At.Add(ttl).UTC(),
+		Thumbnail:  a.Thumbnail,
+		VerifiedBy: a.VerifiedBy,
 	}
 	if !a.FirstSeen.IsZero() {
 		fs := a.FirstSeen.UTC()

@@ -226,6 +226,15 @@ func Permissions(branch string, id Identity) *server.Permissions {
 	for _, f := range feeds {
 		pub = append(pub, "$JS.API.CONSUMER.CREATE."+stream+".*."+Subject(branch, f))
 	}
+	// Verify cards have their own stream (FeedVerify): read through a
+	// consumer filtered on the feed, answered through the desk only.
+	verify := VerifyStreamName(branch)
+	pub = append(pub,
+		"$JS.API.STREAM.INFO."+verify,
+		"$JS.API.CONSUMER.MSG.NEXT."+verify+".>",
+		"$JS.API.CONSUMER.INFO."+verify+".>",
+		"$JS.API.CONSUMER.DELETE."+verify+".>",
+		"$JS.API.CONSUMER.CREATE."+verify+".*."+Subject(branch, FeedVerify))
 	return &server.Permissions{
 		Publish:   &server.SubjectPermission{Allow: pub},
 		Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},

@@ -51,12 +51,23 @@ type DeskConfig struct {
 	// Staff checks terminals' credentials; nil refuses every request that
 	// comes over NATS (in-process callers have signed their staff in).
 	Staff StaffVerifier
+	// Cards answers verify cards ("confirm", "dismiss"); nil: the branch
+	// has no verify band and the desk refuses those requests.
+	Cards CardDesk
 	// TTL is how long an alert is open after its arrival (the alerts'
 	// expires_at; default DefaultAlertTTL).
 	TTL    time.Duration
 	Logger *slog.Logger
 	Now    func() time.Time
 }
+
+// CardDesk answers verify cards for a signed-in member of staff (Cards).
+type CardDesk interface {
+	Confirm(ctx context.Context, cardID, by string) error
+	Dismiss(ctx context.Context, cardID, by string) error
+}
+
+var _ CardDesk = (*Cards)(nil)
 
 // Desk takes claims and marks, in process (the lobby page) or as NATS
 // requests on DeskSubject (terminals), and publishes the ones that pass.
@@ -93,7 +104,7 @@ func NewDesk(cfg DeskConfig) (*Desk, error) {
 // Listen answers terminals' requests until Close. The queue group lets a
 // replacement daemon overlap the old one without double answers.
 func (d *Desk) Listen() error {
-	for _, verb := range []string{"claim", "reject"} {
+	for _, verb := range []string{"claim", "reject", "confirm", "dismiss"} {
 		sub, err := d.pub.nc.QueueSubscribe(DeskSubject(d.cfg.Branch, verb), "desk", d.serve)
 		if err != nil {
 			return fmt.Errorf("desk: %w", err)
@@ -153,6 +164,24 @@ func (d *Desk) Reject(ctx context.Context, alertID, by, reason string) error {
 	return nil
 }
 
+// Confirm: by, a member of staff the caller has signed in, says the verify
+// card is the customer; it becomes an arrival with verified_by.
+func (d *Desk) Confirm(ctx context.Context, cardID, by string) error {
+	if d.cfg.Cards == nil {
+		return concierge.Errorf(concierge.ENOTFOUND, "card %s: this branch sends no verify cards", cardID)
+	}
+	return d.cfg.Cards.Confirm(ctx, cardID, by)
+}
+
+// Dismiss: by says the verify card is not the customer; its face is
+// deleted at once.
+func (d *Desk) Dismiss(ctx context.Context, cardID, by string) error {
+	if d.cfg.Cards == nil {
+		return concierge.Errorf(concierge.ENOTFOUND, "card %s: this branch sends no verify cards", cardID)
+	}
+	return d.cfg.Cards.Dismiss(ctx, cardID, by)
+}
+
 // open checks the request and finds the alert: real, sent by this daemon,
 // of a customer who still consents, and not expired.
 func (d *Desk) open(ctx context.Context, alertID, by string) (AlertRecord, error) {
@@ -186,7 +215,8 @@ type deskError struct {
 func (e *deskError) Error() string   { return e.err.Error() }
 func (e *deskError) Unwrap() []error { return []error{e.err, e.cause} }
 
-// DeskRequest is a terminal's claim or mark. Secret is the staff member's
+// DeskRequest is a terminal's claim or mark, or its answer to a verify
+// card (AlertID is then the card's id). Secret is the staff member's
 // password or PIN, checked like a sign-in on the lobby page.
 type DeskRequest struct {
 	AlertID string `json:"alert_id"`
@@ -256,6 +286,10 @@ func (d *Desk) handle(ctx context.Context, verb string, data []byte) error {
 		return d.Claim(ctx, req.AlertID, req.By)
 	case "reject":
 		return d.Reject(ctx, req.AlertID, req.By, req.Reason)
+	case "confirm":
+		return d.Confirm(ctx, req.AlertID, req.By)
+	case "dismiss":
+		return d.Dismiss(ctx, req.AlertID, req.By)
 	}
 	return concierge.Errorf(concierge.EINVALID, "unknown desk request %q", verb)
 }

@@ -232,9 +232,16 @@ func (e *Eraser) Erase(ctx context.Context, r ErasureRequest) (int, error) {
 func (e *Eraser) erase(ctx context.Context, r ErasureRequest, announce bool) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
+	// Open verify cards carry the customer's live face: they go first.
+	cardIDs, err := eraseCards(ctx, e.js, e.cfg.Branch, r.CustomerID)
+	if err != nil {
+		return 0, err
+	}
+	cards := len(cardIDs)
+	e.Stats.Deleted.Add(int64(cards))
 	name, err := e.js.StreamNameBySubject(ctx, Subject(e.cfg.Branch, FeedArrival))
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return 0, nil // nothing was ever published
+		return cards, nil // no alert was ever published
 	}
 	if err != nil {
 		return 0, fmt.Errorf("find stream: %w", err)
@@ -245,6 +252,10 @@ func (e *Eraser) erase(ctx context.Context, r ErasureRequest, announce bool) (in
 	}
 	ids := map[string]bool{}
 	for _, id := range r.AlertIDs {
+		ids[id] = true
+	}
+	// The erasure message takes the cards off the screens too.
+	for _, id := range cardIDs {
 		ids[id] = true
 	}
 	seqs, err := e.scan(ctx, stream, r.CustomerID, ids)
@@ -273,7 +284,7 @@ func (e *Eraser) erase(ctx context.Context, r ErasureRequest, announce bool) (in
 			return 0, fmt.Errorf("publish erasure: %w", err)
 		}
 	}
-	return len(seqs), nil
+	return cards + len(seqs), nil
 }
 
 // scan reads the whole stream and returns the sequences of the messages

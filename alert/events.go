@@ -83,6 +83,8 @@ type Event struct {
 	Escalation *Escalation
 	Rejection  *Rejection
 	Erasure    *Erasure
+	Card       *CardMessage // FeedVerify: a card
+	CardAnswer *CardAnswer  // FeedVerify: a card was answered
 }
 
 // decodeEvent fills the typed field of e that matches its feed.
@@ -118,6 +120,23 @@ func decodeEvent(e *Event) error {
 			return err
 		}
 		e.Erasure = &x
+	case FeedVerify:
+		var peek struct {
+			Schema string `json:"schema"`
+		}
+		if json.Unmarshal(e.Data, &peek) == nil && peek.Schema == VerifyAnswerSchema {
+			var x CardAnswer
+			if err := decodeAs(e.Data, VerifyAnswerSchema, &x, func() string { return x.Schema }); err != nil {
+				return err
+			}
+			e.CardAnswer = &x
+			return nil
+		}
+		c, err := DecodeCard(e.Data)
+		if err != nil {
+			return err
+		}
+		e.Card = &c
 	default:
 		return fmt.Errorf("decode event: unknown feed %q", e.Feed)
 	}

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"concierge"
 	"concierge/alert"
@@ -413,6 +415,12 @@ func TestStreamConfig(t *testing.T) {
 	srv := runServer(t, t.TempDir(), "127.0.0.1:-1")
 	_, js := connect(t, srv.ClientURL())
 	ctx := context.Background()
+	// A stream an earlier version made captured every subject of the
+	// branch, verify cards included: it is narrowed to the feeds it keeps.
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "CONCIERGE_B001", Subjects: []string{"concierge.b001.>"},
+		Storage: jetstream.FileStorage, MaxAge: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
 	p := openPublisher(t, srv.ClientURL(), MustOpenDB(t), func(c *alert.PublisherConfig) { c.Stream.MaxAge = 48 * time.Hour })
 	if err := p.Notify(ctx, vipArrival(1), nil); err != nil {
 		t.Fatal(err)
@@ -423,7 +431,8 @@ func TestStreamConfig(t *testing.T) {
 			return err
 		}
 		c := s.CachedInfo().Config
-		if c.MaxAge != 48*time.Hour || c.Duplicates != 24*time.Hour || c.Subjects[0] != "concierge.b001.>" || c.Storage.String() != "File" {
+		if c.MaxAge != 48*time.Hour || c.Duplicates != 24*time.Hour || !slices.Equal(c.Subjects, alert.StreamSubjects(branch)) ||
+			slices.Contains(c.Subjects, alert.Subject(branch, alert.FeedVerify)) || c.Storage.String() != "File" {
 			return fmt.Errorf("stream config %+v", c)
 		}
 		return nil

@@ -41,7 +41,12 @@ var schemaKeywords = []string{"$schema", "$id", "title", "description",
 
 func loadSchema(tb testing.TB) *schema {
 	tb.Helper()
-	raw, err := os.ReadFile("../docs/arrival.v1.schema.json")
+	return loadSchemaFile(tb, "../docs/arrival.v1.schema.json")
+}
+
+func loadSchemaFile(tb testing.TB, path string) *schema {
+	tb.Helper()
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -289,5 +294,60 @@ func TestSchemaCheckerRejects(t *testing.T) {
 	}
 	if err := checkType("tuple", nil); err == nil {
 		t.Error("unsupported type accepted")
+	}
+}
+
+// Cards as Cards publishes them match docs/verify.v1.schema.json, a
+// confirmed card's arrival (verified_by) matches the arrival schema, and
+// the checker rejects a card without its face's expiry or its customer.
+func TestCardsMatchSchema(t *testing.T) {
+	s := loadSchemaFile(t, "../docs/verify.v1.schema.json")
+	srv := runServer(t, t.TempDir(), "127.0.0.1:-1")
+	nc, _ := connect(t, srv.ClientURL())
+	got := collect(t, nc, alert.Subject(branch, alert.FeedVerify))
+	cards, err := alert.NewCards(alert.CardsConfig{Branch: branch, Conn: connConfig(srv.ClientURL()), Logger: testLogger(),
+		Confirmed: func(context.Context, checkin.Card, string) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := cards.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer cards.Close()
+	full := testCard(1, time.Now())
+	bare := testCard(2, time.Now())
+	bare.Tier, bare.DisplayName, bare.FirstSeen, bare.Thumbnail, bare.Votes = nil, "", time.Time{}, nil, 0
+	for _, c := range []checkin.Card{full, bare} {
+		if err := cards.NotifyCard(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range got(2) {
+		if err := validateJSON(s, m.Data); err != nil {
+			t.Errorf("%v\n%s", err, m.Data)
+		}
+	}
+	a := vipArrival(1)
+	a.VerifiedBy = "Zhang"
+	data, _ := json.Marshal(alert.NewMessage(a, time.Minute))
+	if err := validateJSON(loadSchema(t), data); err != nil || !strings.Contains(string(data), `"verified_by":"Zhang"`) {
+		t.Errorf("confirmed arrival: %v\n%s", err, data)
+	}
+	good, _ := json.Marshal(alert.NewCardMessage(full, time.Minute))
+	for name, edit := range map[string]func(m map[string]any){
+		"no expiry":      func(m map[string]any) { delete(m, "expires_at") },
+		"arrival schema": func(m map[string]any) { m["schema"] = alert.Schema },
+		"no customer id": func(m map[string]any) { delete(m["customer"].(map[string]any), "id") },
+	} {
+		var m map[string]any
+		if err := json.Unmarshal(good, &m); err != nil {
+			t.Fatal(err)
+		}
+		edit(m)
+		data, _ := json.Marshal(m)
+		if err := validateJSON(s, data); err == nil {
+			t.Errorf("%s: accepted %s", name, data)
+		}
 	}
 }

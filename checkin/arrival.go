@@ -35,6 +35,10 @@ type Arrival struct {
 	// frame, only when the camera offers one (alerts.thumbnail_px). It
 	// travels with the alert and is never written to the visit log.
 	Thumbnail []byte `json:"-"`
+	// VerifiedBy names the member of staff who confirmed a verify card,
+	// which made this arrival (Service.ConfirmCard); empty for arrivals
+	// the rule announced on its own.
+	VerifiedBy string `json:"verified_by,omitempty"`
 }
 
 // Tier is what staff need to know of the customer's standing with the bank.

@@ -75,6 +75,16 @@ type Service struct {
 	// uses the smaller of it and Config.Threshold. It is called on the
 	// camera path and must be fast and safe for concurrent use.
 	Calibrated func() float64
+	// Band, when set with Cards, gives the outer threshold of the "please
+	// verify" band now (enroll.Service.Verification): a finished track that
+	// was not announced, whose fused embedding names one customer within
+	// it, becomes a Card for Cards. 0 or less: no band. It is called on the
+	// camera path and must be fast and safe for concurrent use.
+	Band  func() float64
+	Cards CardNotifier
+	// CardThumbnailsOnly: the camera offers thumbnails for cards only
+	// (the branch sends none with alerts), so arrivals go without.
+	CardThumbnailsOnly bool
 	// Logger is the parent logger; checkin logs under the group "checkin".
 	// Nil means slog.Default().
 	Logger *slog.Logger
@@ -164,6 +174,7 @@ type seen struct {
 // decision is an arrival decided under the camera lock and published after
 // it is released.
 type decision struct {
+	card      bool // a verify card, not an arrival
 	camera    string
 	trackID   uint64
 	customer  string
@@ -226,24 +237,28 @@ func (s *Service) Observe(ctx context.Context, cameraID string, at time.Time, de
 	// The rule of this frame: the calibrated threshold moves only with the
 	// gallery's size, so one look per frame serves every face in it.
 	base := enroll.Rule{Threshold: s.threshold(), Margin: s.cfg.Margin, FaceSlack: s.cfg.FaceSlack}
-	embedded, errs := s.track(ctx, cam, at, dets, embed, base)
-	var out []decision
+	embedded, out, errs := s.track(ctx, cameraID, cam, at, dets, embed, base)
 	for _, f := range embedded {
-		if d, ok := s.decide(cameraID, f.tr, at, base); ok {
-			if th := dets[f.det].Thumbnail; th != nil {
-				// The arrival goes out without a picture rather than not at all.
-				var err error
-				if d.thumb, err = th(); err != nil {
-					s.logger().Warn("face thumbnail", slog.String("camera", cameraID), slog.Any("error", err))
-					d.thumb = nil
-				}
+		d, ok := s.decide(cameraID, f.tr, at, base)
+		if !ok {
+			if c, ok := s.exhaust(cameraID, f.tr, at); ok {
+				out = append(out, c)
 			}
-			out = append(out, d)
+			continue
 		}
+		if th := dets[f.det].Thumbnail; th != nil && !s.CardThumbnailsOnly {
+			// The arrival goes out without a picture rather than not at all.
+			var err error
+			if d.thumb, err = th(); err != nil {
+				s.logger().Warn("face thumbnail", slog.String("camera", cameraID), slog.Any("error", err))
+				d.thumb = nil
+			}
+		}
+		out = append(out, d)
 	}
 	cam.mu.Unlock()
 
-	s.ended(cameraID, ended, at)
+	out = append(out, s.ended(cameraID, ended, at)...)
 	for _, d := range out {
 		s.publish(ctx, d)
 	}
@@ -251,10 +266,12 @@ func (s *Service) Observe(ctx context.Context, cameraID string, at time.Time, de
 }
 
 // track updates the camera's tracks with the frame's detections, embeds the
-// chosen faces and returns the tracks that got an embedding; base, the
-// frame's rule, says which embeddings name someone. The caller holds cam.mu.
-func (s *Service) track(ctx context.Context, cam *camera, at time.Time, dets []Detection, embed EmbedFunc, base enroll.Rule) ([]seen, []error) {
+// chosen faces and returns the tracks that got an embedding, and the cards
+// of tracks that a failed embedding exhausted; base, the frame's rule, says
+// which embeddings name someone. The caller holds cam.mu.
+func (s *Service) track(ctx context.Context, cameraID string, cam *camera, at time.Time, dets []Detection, embed EmbedFunc, base enroll.Rule) ([]seen, []decision, []error) {
 	cfg := &s.cfg
+	band := s.band()
 	idx := make([]int, 0, len(dets))
 	boxes := make([]box, 0, len(dets))
 	for i := range dets {
@@ -282,6 +299,7 @@ func (s *Service) track(ctx context.Context, cam *camera, at time.Time, dets []D
 	}
 
 	var embedded []seen
+	var cards []decision
 	var errs []error
 	for _, f := range frame {
 		q := quality(&dets[f.det])
@@ -301,17 +319,20 @@ func (s *Service) track(ctx context.Context, cam *camera, at time.Time, dets []D
 		if err != nil {
 			s.Stats.EmbedErrors.Add(1)
 			errs = append(errs, fmt.Errorf("embed face %d: %w", f.det, err))
-			s.exhaust(f.tr)
+			if c, ok := s.exhaust(cameraID, f.tr, at); ok {
+				cards = append(cards, c)
+			}
 			continue
 		}
 		s.Stats.Embeddings.Add(1)
 		m, ok := s.matcher.Search(&e)
 		f.tr.samples = append(f.tr.samples, sample{emb: e, quality: q, match: m, found: ok})
+		s.keepThumb(cameraID, f.tr, &f.tr.samples[len(f.tr.samples)-1], &dets[f.det], band)
 		f.tr.bestQuality = max(f.tr.bestQuality, q)
 		f.tr.named = f.tr.named || (ok && base.Face().Accept(m))
 		embedded = append(embedded, f)
 	}
-	return embedded, errs
+	return embedded, cards, errs
 }
 
 // quality scores a detection. A caller that measured no frontality but
@@ -329,12 +350,17 @@ func quality(d *Detection) float64 {
 
 // exhaust closes a pending track that has spent its embeddings: no decision
 // can change any more, so its embeddings are forgotten now rather than when
-// the person leaves.
-func (s *Service) exhaust(tr *track) {
-	if tr.state == pending && tr.embedCalls >= s.cfg.MaxEmbeddings {
-		tr.state = exhausted
-		tr.forget()
+// the person leaves, after the verify band had its look (a card).
+func (s *Service) exhaust(cameraID string, tr *track, at time.Time) (decision, bool) {
+	if tr.state != pending || tr.embedCalls < s.cfg.MaxEmbeddings {
+		return decision{}, false
 	}
+	d, ok := s.card(cameraID, tr, at)
+	if !ok {
+		tr.state = exhausted
+	}
+	tr.forget()
+	return d, ok
 }
 
 // decide applies the decision rule to a pending track that just got an
@@ -354,7 +380,6 @@ func (s *Service) decide(cameraID string, tr *track, at time.Time, base enroll.R
 	if tr.state != pending {
 		return decision{}, false
 	}
-	defer s.exhaust(tr)
 	cand := ""
 	baseFace := base.Face()
 	for i := range tr.samples {
@@ -401,18 +426,9 @@ func (s *Service) decide(cameraID string, tr *track, at time.Time, base enroll.R
 	}
 
 	tier, risk := s.lookup(cand, at)
-	cooldown := s.cooldown(tier)
 	tr.customer = cand
 	tr.forget()
-	s.coolMu.Lock()
-	until, cooling := s.until[cand]
-	cooling = cooling && at.Before(until)
-	// The window slides with every recognition, so a customer who waits in
-	// the lobby longer than the cooldown and is seen again is not announced
-	// as arriving a second time.
-	s.until[cand] = maxTime(until, at.Add(cooldown))
-	s.coolMu.Unlock()
-	if cooling {
+	if s.cool(cand, at, s.cooldown(tier)) {
 		tr.state = suppressed
 		s.Stats.Suppressed.Add(1)
 		s.logger().Debug("arrival suppressed by cooldown", slog.String("camera", cameraID),
@@ -432,6 +448,18 @@ func (s *Service) decide(cameraID string, tr *track, at time.Time, base enroll.R
 		tier:      tier,
 		risk:      risk,
 	}, true
+}
+
+// cool reports whether the customer is in cooldown at time at, and starts
+// or extends the cooldown. The window slides with every recognition, so a
+// customer who waits in the lobby longer than the cooldown and is seen
+// again is not announced as arriving a second time.
+func (s *Service) cool(customerID string, at time.Time, cooldown time.Duration) bool {
+	s.coolMu.Lock()
+	defer s.coolMu.Unlock()
+	until, cooling := s.until[customerID]
+	s.until[customerID] = maxTime(until, at.Add(cooldown))
+	return cooling && at.Before(until)
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -500,6 +528,10 @@ const maxMargin = 1.0
 // RetryLoop when either fails. Each call is bounded by DeliverTimeout so a
 // dead dependency slows the camera, never stops it.
 func (s *Service) publish(ctx context.Context, d decision) {
+	if d.card {
+		s.publishCard(ctx, d)
+		return
+	}
 	log := s.logger()
 	id, err := s.newID(d.at)
 	if err != nil {
@@ -521,20 +553,7 @@ func (s *Service) publish(ctx context.Context, d decision) {
 		FirstSeen:  d.firstSeen,
 		Thumbnail:  d.thumb,
 	}
-	if s.Directory != nil {
-		dctx, cancel := context.WithTimeout(ctx, s.cfg.DeliverTimeout)
-		name, err := s.Directory.DisplayName(dctx, d.customer)
-		cancel()
-		if err != nil {
-			// Staff still get the tier and the customer id.
-			log.Warn("display name", slog.Any("error", err))
-			log.Debug("display name failed", slog.String("customer", d.customer))
-		}
-		a.DisplayName = name
-	}
-	if s.Mask != nil && a.DisplayName != "" {
-		a.DisplayName = s.Mask(a.DisplayName)
-	}
+	a.DisplayName = s.displayName(ctx, d.customer)
 	s.Stats.Arrivals.Add(1)
 	log.Info("arrival", slog.String("id", a.ID), slog.String("camera", a.Camera), slog.Float64("distance", a.Distance),
 		slog.Int("votes", a.Votes), slog.Uint64("track", d.trackID),
@@ -549,6 +568,26 @@ func (s *Service) publish(ctx context.Context, d decision) {
 	if err := s.deliver(ctx, p); err != nil {
 		s.hold(p, err)
 	}
+}
+
+// displayName is the customer's name as staff may see it, masked; empty
+// when the Directory fails (staff still get the tier and the customer id).
+func (s *Service) displayName(ctx context.Context, customerID string) string {
+	if s.Directory == nil {
+		return ""
+	}
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.DeliverTimeout)
+	name, err := s.Directory.DisplayName(dctx, customerID)
+	cancel()
+	if err != nil {
+		log := s.logger()
+		log.Warn("display name", slog.Any("error", err))
+		log.Debug("display name failed", slog.String("customer", customerID))
+	}
+	if s.Mask != nil && name != "" {
+		name = s.Mask(name)
+	}
+	return name
 }
 
 // newID returns a ULID for time at. The monotonic entropy keeps ids of one
@@ -591,17 +630,31 @@ func (c *camera) expire(at time.Time, timeout time.Duration) []*track {
 	return ended
 }
 
-// ended accounts for tracks that are gone and forgets their embeddings.
-func (s *Service) ended(cameraID string, ts []*track, at time.Time) {
+// ended accounts for tracks that are gone, returns the verify cards of
+// those that end in the band, and forgets their embeddings.
+func (s *Service) ended(cameraID string, ts []*track, at time.Time) []decision {
+	var cards []decision
 	for _, t := range ts {
+		if c, ok := s.card(cameraID, t, at); ok {
+			cards = append(cards, c)
+		}
 		t.forget()
 		s.Stats.TracksEnded.Add(1)
-		if t.state != arrived && t.state != suppressed {
+		if t.state != arrived && t.state != suppressed && t.state != carded {
 			s.Stats.TracksDropped.Add(1)
 		}
 		s.logger().Debug("track ended", slog.String("camera", cameraID), slog.Uint64("track", t.id),
 			slog.String("outcome", t.state.String()), slog.Int("embeddings", t.embedCalls),
 			slog.Duration("seen", t.last.Sub(t.first)), slog.Duration("unseen", at.Sub(t.last)))
+	}
+	return cards
+}
+
+// publishAll publishes decisions made outside Observe (tracks ended by
+// Tick or EndCamera), each bounded by DeliverTimeout.
+func (s *Service) publishAll(ds []decision) {
+	for _, d := range ds {
+		s.publish(context.Background(), d)
 	}
 }
 
@@ -620,7 +673,7 @@ func (s *Service) Tick(at time.Time) {
 		c.mu.Lock()
 		ended := c.expire(at, s.cfg.TrackTimeout)
 		c.mu.Unlock()
-		s.ended(id, ended, at)
+		s.publishAll(s.ended(id, ended, at))
 	}
 	s.coolMu.Lock()
 	for id, u := range s.until {
@@ -648,7 +701,7 @@ func (s *Service) EndCamera(cameraID string, at time.Time) {
 	ended := c.tracks
 	c.tracks = nil
 	c.mu.Unlock()
-	s.ended(cameraID, ended, at)
+	s.publishAll(s.ended(cameraID, ended, at))
 }
 
 // Awaiting reports whether a frame of the camera taken at time at is worth

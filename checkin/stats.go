@@ -14,6 +14,7 @@ type Stats struct {
 	Embeddings    atomic.Int64 // successful embed calls
 	EmbedErrors   atomic.Int64
 	Arrivals      atomic.Int64
+	Cards         atomic.Int64 // verify cards published
 	// Suppressed counts decisions not published because the customer was
 	// still in cooldown.
 	Suppressed atomic.Int64
@@ -38,6 +39,7 @@ type StatsSnapshot struct {
 	Embeddings    int64 `json:"embeddings"`
 	EmbedErrors   int64 `json:"embed_errors"`
 	Arrivals      int64 `json:"arrivals"`
+	Cards         int64 `json:"cards"`
 	Suppressed    int64 `json:"suppressed"`
 	Conflicts     int64 `json:"conflicts"`
 	RecordErrors  int64 `json:"record_errors"`
@@ -56,6 +58,7 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		Embeddings:    s.Embeddings.Load(),
 		EmbedErrors:   s.EmbedErrors.Load(),
 		Arrivals:      s.Arrivals.Load(),
+		Cards:         s.Cards.Load(),
 		Suppressed:    s.Suppressed.Load(),
 		Conflicts:     s.Conflicts.Load(),
 		RecordErrors:  s.RecordErrors.Load(),

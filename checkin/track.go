@@ -76,10 +76,11 @@ const (
 	suppressed                // decided, but the customer was in cooldown
 	conflicted                // embeddings named different customers: never decided
 	exhausted                 // MaxEmbeddings spent without a decision
+	carded                    // not announced, but a verify card was published
 )
 
 func (o outcome) String() string {
-	return [...]string{"pending", "arrived", "suppressed", "conflict", "exhausted"}[o]
+	return [...]string{"pending", "arrived", "suppressed", "conflict", "exhausted", "card"}[o]
 }
 
 // sample is one embedding of a track with its weight and 1:N match. It is
@@ -109,6 +110,10 @@ type track struct {
 	// named: some embedding of the track names a customer under the base
 	// rule, so the next one may decide it (Config.ConfirmInterval).
 	named bool
+	// thumb is the best face whose embedding named a customer within the
+	// verify band, kept for a card and forgotten with the samples.
+	thumb        []byte
+	thumbQuality float64
 
 	state    outcome
 	customer string // set once decided (arrived or suppressed)
@@ -169,6 +174,7 @@ func (t *track) forget() {
 		t.samples[i] = sample{}
 	}
 	t.samples = nil
+	t.thumb = nil
 }
 
 // wantsEmbedding reports whether a face of quality q seen at time at should

@@ -87,3 +87,25 @@ func (o OpenSet) Expected(th float64, n int) float64 {
 	}
 	return PerVisit(p, n)
 }
+
+// Band is the outer edge of the "please verify" band for a gallery of n
+// customers: the largest distance at which a stranger's visit produces a
+// card with probability at most target, calibrated from the same tails as
+// Threshold. A track whose fused embedding names one customer beyond
+// Threshold(n) but within Band is not announced; staff are asked instead.
+// Unlike Threshold it is not capped by Ceiling: a card costs a glance, not
+// a greeting, so the band is allowed where an alert is not, and its
+// budget is counted on the same measured tail. It is never below
+// Threshold(n); it equals it (no band) when the tails are not measured
+// (a fixed match.threshold) or target is not positive.
+func (o OpenSet) Band(target float64, n int) float64 {
+	th := o.Threshold(n)
+	if !o.Tail.Measured() || target <= 0 {
+		return th
+	}
+	b := o.Tail.Threshold(target, n)
+	if o.Track.Measured() {
+		b = min(b, o.Track.Threshold(target, n))
+	}
+	return max(th, b)
+}

@@ -103,3 +103,34 @@ func TestOpenSetThreshold(t *testing.T) {
 		}
 	}
 }
+
+func TestOpenSetBand(t *testing.T) {
+	o := enroll.OpenSet{Tail: mfnTail, Track: mfnTrackTail, Target: 1e-4, Ceiling: 0.78}
+	for _, n := range []int{1, 10, 100, 1000, 10_000} {
+		th, b := o.Threshold(n), o.Band(1e-2, n)
+		if b <= th {
+			t.Errorf("%d customers: band %.4f not beyond threshold %.4f", n, b, th)
+		}
+		// At the band's edge the larger of the two tails spends the card
+		// budget exactly, as Threshold spends the alert budget.
+		p := max(mfnTail.P(b), mfnTrackTail.P(b))
+		if got := enroll.PerVisit(p, n); math.Abs(got-1e-2) > 1e-9 {
+			t.Errorf("%d customers: %.4g cards per stranger visit at %.4f, want 1e-2", n, got, b)
+		}
+		if n > 1 && b >= o.Band(1e-2, n/10) {
+			t.Errorf("%d customers: band %.4f does not shrink with the gallery", n, b)
+		}
+	}
+	// No band without a budget or without measured tails.
+	if b, th := o.Band(0, 100), o.Threshold(100); b != th {
+		t.Errorf("target 0: band %v, want the threshold %v", b, th)
+	}
+	fixed := enroll.OpenSet{Ceiling: 0.6}
+	if b := fixed.Band(1e-2, 100); b != 0.6 {
+		t.Errorf("unmeasured tails: band %v, want 0.6", b)
+	}
+	// A budget tighter than the alerts' can never narrow the threshold.
+	if b, th := o.Band(1e-6, 100), o.Threshold(100); b != th {
+		t.Errorf("target 1e-6: band %v, want the threshold %v", b, th)
+	}
+}

@@ -107,6 +107,9 @@ type Service struct {
 	// one that holds the false-alert budget at the gallery's current size
 	// (see Recognition).
 	OpenSet OpenSet
+	// VerifyTarget is the budget of "please verify" cards per stranger
+	// visit (OpenSet.Band); 0 turns the band off (Verification).
+	VerifyTarget float64
 	// DuplicateThreshold refuses a new face this close to another customer;
 	// 0 means the recognition threshold in force (Recognition): a face that
 	// would be recognised as someone else. A fixed threshold would refuse
@@ -346,6 +349,23 @@ func (s *Service) Recognition() Rule {
 		r.Threshold = min(r.Threshold, s.OpenSet.Threshold(s.Gallery.Customers()))
 	}
 	return r
+}
+
+// Verification is the rule of the "please verify" band now: the rule in
+// force with its threshold widened to OpenSet.Band for the gallery's size.
+// ok is false when there is no band: VerifyTarget 0, an uncalibrated
+// threshold, or a band no wider than the recognition threshold.
+func (s *Service) Verification() (r Rule, ok bool) {
+	r = s.Recognition()
+	if s.VerifyTarget <= 0 || s.OpenSet.Ceiling <= 0 {
+		return r, false
+	}
+	b := s.OpenSet.Band(s.VerifyTarget, s.Gallery.Customers())
+	if b <= r.Threshold {
+		return r, false
+	}
+	r.Threshold = b
+	return r, true
 }
 
 // Identify finds every face in the image and matches it against the gallery

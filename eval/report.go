@@ -28,6 +28,10 @@ type Options struct {
 	// simulated gallery's size (capped by Rule.Threshold), as the daemon
 	// would apply it.
 	Calibrated enroll.OpenSet
+	// VerifyTarget, with Calibrated, also measures the verify band
+	// (enroll.OpenSet.Band) at BandSizes customers; 0 skips it.
+	VerifyTarget float64
+	BandSizes    []int
 	// CompareScorings also measures BestOf and MeanOf2 against Centroid.
 	CompareScorings bool
 	// Duplicate is the distance within which Dedupe takes two faces for
@@ -61,8 +65,11 @@ type Report struct {
 	Recommendation *Recommendation `json:"recommendation,omitempty"`
 	// CalibrationError says why there is no recommendation (a set too
 	// small to fit the impostor tail).
-	CalibrationError string          `json:"calibration_error,omitempty"`
-	Scorings         []ScoringResult `json:"scorings,omitempty"`
+	CalibrationError string `json:"calibration_error,omitempty"`
+	// Band is the verify band at each of Options.BandSizes.
+	Band         []BandResult    `json:"verify_band,omitempty"`
+	VerifyTarget float64         `json:"verify_target,omitempty"`
+	Scorings     []ScoringResult `json:"scorings,omitempty"`
 }
 
 // ScoringResult compares one way of scoring a customer's templates: the
@@ -126,6 +133,10 @@ func Analyze(set *Set, opt Options) (*Report, error) {
 				}
 				res := tr.Evaluate(rule, votes)
 				r.Configured = &res
+				if opt.VerifyTarget > 0 && opt.Calibrated.Ceiling > 0 {
+					r.Band = tr.BandReport(opt.Rule, votes, opt.Calibrated, opt.VerifyTarget, opt.BandSizes)
+					r.VerifyTarget = opt.VerifyTarget
+				}
 			}
 		}
 		cal, err := NewCalibrator(tr, opt.Rule.FaceSlack)
@@ -240,6 +251,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		if r.Configured != nil {
 			p.f("\nConfigured rule:\n")
 			p.decisions(*r.Configured)
+		}
+		if len(r.Band) > 0 && p.err == nil {
+			p.err = printBand(p.w, r.VerifyTarget, r.Band)
 		}
 	}
 	if rec := r.Recommendation; rec != nil {

@@ -47,8 +47,11 @@ type LobbyConfig struct {
 	// lock further attempts out for SignInLockout (defaults 5 and 5m).
 	MaxSignInFailures int
 	SignInLockout     time.Duration
-	Logger            *slog.Logger
-	Now               func() time.Time
+	// Cards shows "please verify" cards (alert.FeedVerify) with Yes / No,
+	// answered through the desk's CardDesk; the branch has a verify band.
+	Cards  bool
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 func (c *LobbyConfig) setDefaults() error {
@@ -88,6 +91,7 @@ type Lobby struct {
 	log    *slog.Logger
 	sub    *alert.Subscriber
 	claims Desk
+	cards  CardDesk // nil: no verify cards
 	auth   *sessions
 	limit  *limiter
 	mux    http.Handler
@@ -108,6 +112,16 @@ type Desk interface {
 
 var _ Desk = (*alert.Desk)(nil)
 
+// CardDesk answers "please verify" cards for the signed-in staff: the
+// daemon's alert.Desk, which deletes the card's face and, on a yes, makes
+// it an arrival.
+type CardDesk interface {
+	Confirm(ctx context.Context, cardID, by string) error
+	Dismiss(ctx context.Context, cardID, by string) error
+}
+
+var _ CardDesk = (*alert.Desk)(nil)
+
 // NewLobby returns the lobby page; sub must be open. sub and claims may be
 // nil only when no staff are configured.
 func NewLobby(cfg LobbyConfig, sub *alert.Subscriber, claims Desk) (*Lobby, error) {
@@ -118,6 +132,13 @@ func NewLobby(cfg LobbyConfig, sub *alert.Subscriber, claims Desk) (*Lobby, erro
 		return nil, errors.New("lobby: a subscriber and a claimer are required")
 	}
 	l := &Lobby{cfg: cfg, log: cfg.Logger.WithGroup("lobby"), sub: sub, claims: claims}
+	if cfg.Cards {
+		cd, ok := claims.(CardDesk)
+		if !ok {
+			return nil, errors.New("lobby: verify cards need a desk that answers them")
+		}
+		l.cards = cd
+	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.auth = &sessions{key: cfg.SessionKey, ttl: cfg.SessionTTL, secure: cfg.SecureCookies,
 		byName: map[string]*credential{}, now: cfg.Now}
@@ -171,6 +192,8 @@ func (l *Lobby) routes() http.Handler {
 	mux.HandleFunc("POST "+lobbyPath+"signout", l.handleSignOut)
 	mux.HandleFunc("POST "+lobbyPath+"claim", l.signedIn(l.handleClaim))
 	mux.HandleFunc("POST "+lobbyPath+"reject", l.signedIn(l.handleReject))
+	mux.HandleFunc("POST "+lobbyPath+"confirm", l.signedIn(l.handleCard(true)))
+	mux.HandleFunc("POST "+lobbyPath+"dismiss", l.signedIn(l.handleCard(false)))
 	mux.HandleFunc(lobbyPath, func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusMethodNotAllowed, concierge.EINVALID, "%s is not allowed on %s", r.Method, r.URL.Path)
 	})
@@ -344,6 +367,50 @@ func (l *Lobby) handleReject(w http.ResponseWriter, r *http.Request, s session) 
 	}
 	l.log.Info("alert marked as the wrong person", slog.String("alert", req.AlertID), slog.String("staff", s.Name))
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// cardRequest is a Yes or No to a verify card.
+type cardRequest struct {
+	CardID string `json:"card_id"`
+}
+
+// handleCard answers a verify card for the signed-in person: yes makes it
+// an arrival that every page shows (with the same id), no deletes it and
+// its face. Either way the card leaves this page on success.
+func (l *Lobby) handleCard(yes bool) func(http.ResponseWriter, *http.Request, session) {
+	what, answer := "dismissal", l.dismiss
+	if yes {
+		what, answer = "confirmation", l.confirm
+	}
+	return func(w http.ResponseWriter, r *http.Request, s session) {
+		if l.cards == nil {
+			writeJSONError(w, http.StatusNotFound, concierge.ENOTFOUND, "this branch sends no verify cards")
+			return
+		}
+		var req cardRequest
+		if !decodeJSONBody(w, r, maxJSONBody, &req) {
+			return
+		}
+		if err := checkAlertID(req.CardID); err != nil {
+			writeJSONError(w, http.StatusBadRequest, concierge.EINVALID, "card_id: %v", err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), actionTimeout)
+		defer cancel()
+		if err := answer(ctx, req.CardID, s.Name); err != nil {
+			l.deskError(w, what, req.CardID, err)
+			return
+		}
+		l.log.Info("verify card answered", slog.String("card", req.CardID), slog.Bool("yes", yes), slog.String("staff", s.Name))
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (l *Lobby) confirm(ctx context.Context, id, by string) error {
+	return l.cards.Confirm(ctx, id, by)
+}
+func (l *Lobby) dismiss(ctx context.Context, id, by string) error {
+	return l.cards.Dismiss(ctx, id, by)
 }
 
 // deskError answers a claim or mark the desk refused: its own caller-safe

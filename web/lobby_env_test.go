@@ -23,6 +23,7 @@ import (
 
 	"concierge/alert"
 	"concierge/checkin"
+	"concierge/enroll"
 	"concierge/internal/testenv"
 	"concierge/sqlite"
 )
@@ -69,6 +70,7 @@ type lobbyEnv struct {
 	http  *httptest.Server
 	clock *lobbyClock
 	book  *testenv.AlertBook
+	cards *alert.Cards // confirmed cards become arrivals through check-in
 }
 
 const (
@@ -111,7 +113,29 @@ func newLobbyEnv(t *testing.T, edit func(*LobbyConfig)) *lobbyEnv {
 	t.Cleanup(func() { sub.Close() })
 	book := testenv.NewAlertBook()
 	clock := &lobbyClock{}
-	desk, err := alert.NewDesk(alert.DeskConfig{Branch: lobbyBranch, Conn: conn, Book: book, Logger: log, Now: clock.Now})
+	cc := checkin.DefaultConfig()
+	cc.Branch = lobbyBranch
+	svc, err := checkin.NewService(cc, enroll.NewGallery("m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Notifier, svc.Logger = pub, log
+	cards, err := alert.NewCards(alert.CardsConfig{Branch: lobbyBranch, Conn: conn, Logger: log, Now: clock.Now,
+		Confirmed: func(ctx context.Context, c checkin.Card, by string) error {
+			if err := svc.ConfirmCard(ctx, c, by); err != nil {
+				return err
+			}
+			book.Set(c.ID, alert.AlertRecord{CustomerID: c.CustomerID, At: c.At})
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cards.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cards.Close() })
+	desk, err := alert.NewDesk(alert.DeskConfig{Branch: lobbyBranch, Conn: conn, Book: book, Cards: cards, Logger: log, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +168,7 @@ func newLobbyEnv(t *testing.T, edit func(*LobbyConfig)) *lobbyEnv {
 	t.Cleanup(hs.Close)
 	// Streams end before the server waits for its handlers.
 	t.Cleanup(func() { l.Close() })
-	return &lobbyEnv{t: t, srv: srv, pub: pub, lobby: l, http: hs, clock: clock, book: book}
+	return &lobbyEnv{t: t, srv: srv, pub: pub, lobby: l, http: hs, clock: clock, book: book, cards: cards}
 }
 
 // arrival publishes the n-th arrival of a test, a 五星 VIP unless edit

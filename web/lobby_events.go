@@ -33,7 +33,8 @@ type (
 		RelationshipManager string              `json:"relationship_manager,omitempty"`
 		Match               alert.Match         `json:"match"`
 		ExpiresAt           time.Time           `json:"expires_at"`
-		Thumbnail           []byte              `json:"thumbnail,omitempty"` // only when the branch sends faces
+		Thumbnail           []byte              `json:"thumbnail,omitempty"`   // only when the branch sends faces
+		VerifiedBy          string              `json:"verified_by,omitempty"` // staff confirmed it from a verify card
 	}
 	claimView struct {
 		AlertID string    `json:"alert_id"`
@@ -50,6 +51,22 @@ type (
 		By      string    `json:"by"`
 		Reason  string    `json:"reason,omitempty"`
 		Time    time.Time `json:"time"`
+	}
+	// verifyView is a "please verify" card: the live face and the name to
+	// ask about, nothing else (no customer id, no distance).
+	verifyView struct {
+		ID        string      `json:"id"`
+		Camera    string      `json:"camera"`
+		Time      time.Time   `json:"time"`
+		Name      string      `json:"name"`                // form of address (王女士), else the masked name
+		Tier      *alert.Tier `json:"tier,omitempty"`      // the badge
+		ExpiresAt time.Time   `json:"expires_at"`          // the card leaves the screen then
+		Thumbnail []byte      `json:"thumbnail,omitempty"` // the point of the card
+	}
+	// verifyAnswerView closes a card on every page: it was answered.
+	verifyAnswerView struct {
+		CardID string `json:"card_id"`
+		Answer string `json:"answer"` // confirmed or dismissed
 	}
 	// erasureView removes the cards of a customer who withdrew consent.
 	erasureView struct {
@@ -77,7 +94,21 @@ func view(e alert.Event, now time.Time) (string, any) {
 		}
 		return "arrival", arrivalView{ID: m.ID, Camera: m.Camera, Time: m.Time, FirstSeen: m.FirstSeen,
 			Customer: m.Customer, Tier: m.Tier, ServiceLevel: m.ServiceLevel,
-			RelationshipManager: m.RelationshipManager, Match: m.Match, ExpiresAt: m.ExpiresAt, Thumbnail: m.Thumbnail}
+			RelationshipManager: m.RelationshipManager, Match: m.Match, ExpiresAt: m.ExpiresAt, Thumbnail: m.Thumbnail,
+			VerifiedBy: m.VerifiedBy}
+	case e.Feed == alert.FeedVerify && e.Card != nil:
+		c := e.Card
+		if !now.Before(c.ExpiresAt) {
+			return "", nil
+		}
+		name := c.Customer.FormOfAddress
+		if name == "" {
+			name = c.Customer.DisplayName
+		}
+		return "verify", verifyView{ID: c.ID, Camera: c.Camera, Time: c.Time, Name: name, Tier: c.Tier,
+			ExpiresAt: c.ExpiresAt, Thumbnail: c.Thumbnail}
+	case e.Feed == alert.FeedVerify && e.CardAnswer != nil:
+		return "verify_answer", verifyAnswerView{CardID: e.CardAnswer.CardID, Answer: e.CardAnswer.Answer}
 	case e.Claim != nil:
 		return "claim", claimView{AlertID: e.Claim.AlertID, By: e.Claim.By, Time: e.Claim.At}
 	case e.Escalation != nil:
@@ -179,10 +210,32 @@ func (l *Lobby) handleEvents(w http.ResponseWriter, r *http.Request, s session) 
 			}
 		}
 	}()
-	// The reader is this handler's: stop it and wait before returning.
+	// Verify cards live in a stream of their own, whose sequence numbers
+	// are not the events' ids: they go without an id, and every
+	// (re)connection reads the cards still open, which the page keeps once.
+	cardsDone := make(chan struct{})
+	if l.cards != nil {
+		go func() {
+			defer close(cardsDone)
+			for e, err := range l.sub.Events(ctx, alert.Start{Since: now.Add(-l.cfg.Backlog)}, alert.FeedVerify) {
+				if err == nil {
+					e.Seq = 0
+				}
+				select {
+				case items <- item{e, err}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	} else {
+		close(cardsDone)
+	}
+	// The readers are this handler's: stop them and wait before returning.
 	defer func() {
 		cancel()
 		<-done
+		<-cardsDone
 	}()
 
 	expiry := time.NewTimer(s.Expires.Sub(now))

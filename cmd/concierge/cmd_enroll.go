@@ -108,6 +108,7 @@ func (m *Main) openFaceApp(ctx context.Context, cfg Config, withEngine bool) (*f
 		},
 		Rule:               cfg.rule(),
 		OpenSet:            cfg.openSet(),
+		VerifyTarget:       cfg.Match.VerifyTarget,
 		DuplicateThreshold: cfg.duplicateThreshold(),
 		Logger:             m.Logger,
 	}

@@ -154,6 +154,7 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 		opt.Rule.Threshold = *threshold
 	} else {
 		opt.Calibrated = cfg.openSet()
+		opt.VerifyTarget, opt.BandSizes = cfg.Match.VerifyTarget, []int{10, 100, 1000}
 	}
 	if *margin >= 0 {
 		opt.Rule.Margin = *margin

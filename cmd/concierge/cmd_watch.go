@@ -24,11 +24,13 @@ import (
 const watchUsage = `usage: concierge watch [--json] [--since DURATION|all] [--feed arrival|manager|visit] [--config FILE]
        concierge watch --claim ALERT_ID --by NAME
        concierge watch --reject ALERT_ID --by NAME [--reason TEXT]
+       concierge watch --confirm CARD_ID --by NAME | --dismiss CARD_ID --by NAME
 Prints the branch's alerts as they arrive until interrupted, with who claimed them, which were
 escalated to the manager and which were withdrawn as "not this person". --claim takes an alert
 ("I'm on it") for every screen to see; --reject marks it as naming the wrong customer, which
-withdraws it on every screen and makes matching that customer stricter; both are checked by the
-daemon, which asks for the staff member's password or PIN (read from standard input, or from
+withdraws it on every screen and makes matching that customer stricter. "Please verify" cards (a
+near match, shown with VERIFY) are answered with --confirm (it becomes a normal arrival, verified by
+NAME) or --dismiss (the card and its face are deleted). All are checked by the daemon, which asks for the staff member's password or PIN (read from standard input, or from
 CONCIERGE_STAFF_PASSWORD). Connects to nats.url with its credentials, or, when nats.url is empty, to
 the embedded server of the daemon running on this box (nats.listen) with the box's lobby identity,
 which only root and the service's user can read.`
@@ -42,6 +44,8 @@ func runWatch(ctx context.Context, m *Main, args []string) error {
 	rejectID := fs.String("reject", "", `mark this alert "not this person" and exit`)
 	claimBy := fs.String("by", "", "who claims or marks (with --claim or --reject)")
 	reason := fs.String("reason", "", "why it is not this person (with --reject; optional)")
+	confirmID := fs.String("confirm", "", `confirm this "please verify" card: it becomes an arrival`)
+	dismissID := fs.String("dismiss", "", `dismiss this "please verify" card: not this customer`)
 	fs.Usage = func() {
 		fmt.Fprintln(m.Stderr, watchUsage)
 		fs.PrintDefaults()
@@ -69,9 +73,19 @@ func runWatch(ctx context.Context, m *Main, args []string) error {
 	if err != nil {
 		return concierge.Errorf(concierge.EINVALID, "%v", err)
 	}
+	actions := 0
+	for _, a := range []string{*claimID, *rejectID, *confirmID, *dismissID} {
+		if a != "" {
+			actions++
+		}
+	}
 	switch {
-	case *claimID != "" && *rejectID != "":
-		return usagef("watch: --claim and --reject exclude each other")
+	case actions > 1:
+		return usagef("watch: --claim, --reject, --confirm and --dismiss exclude each other")
+	case *confirmID != "":
+		return m.answerCard(ctx, cfg, url, "confirm", *confirmID, *claimBy)
+	case *dismissID != "":
+		return m.answerCard(ctx, cfg, url, "dismiss", *dismissID, *claimBy)
 	case *reason != "" && *rejectID == "":
 		return usagef("watch: --reason goes with --reject")
 	case *rejectID != "":
@@ -111,7 +125,11 @@ func runWatch(ctx context.Context, m *Main, args []string) error {
 	// interleave out of order when catching up.
 	var wg sync.WaitGroup
 	if feed == alert.FeedArrival {
-		for _, side := range []alert.Feed{alert.FeedClaim, alert.FeedEscalation, alert.FeedRejection, alert.FeedErasure} {
+		sides := []alert.Feed{alert.FeedClaim, alert.FeedEscalation, alert.FeedRejection, alert.FeedErasure}
+		if cfg.verifyBand() {
+			sides = append(sides, alert.FeedVerify)
+		}
+		for _, side := range sides {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -181,6 +199,25 @@ func (m *Main) reject(ctx context.Context, cfg Config, url, id, by, reason strin
 		return err
 	}
 	_, err := fmt.Fprintf(m.Stdout, "marked %s not this person as %s\n", id, by)
+	return err
+}
+
+// answerCard asks the daemon's desk to confirm or dismiss a verify card.
+func (m *Main) answerCard(ctx context.Context, cfg Config, url, verb, id, by string) error {
+	if by == "" {
+		return usagef("watch: --%s needs --by NAME", verb)
+	}
+	if _, err := ulid.ParseStrict(id); err != nil {
+		return usagef("watch: --%s %q is not a card id", verb, id)
+	}
+	if err := m.askDesk(ctx, cfg, url, verb, alert.DeskRequest{AlertID: id, By: by}); err != nil {
+		return err
+	}
+	done := "confirmed " + id + " as an arrival"
+	if verb == "dismiss" {
+		done = "dismissed " + id
+	}
+	_, err := fmt.Fprintf(m.Stdout, "%s, by %s\n", done, by)
 	return err
 }
 
@@ -303,6 +340,9 @@ func formatAlert(a alert.Alert, loc *time.Location) string {
 		}
 		parts = append(parts, "RISK "+strings.Join(flags, ","))
 	}
+	if a.VerifiedBy != "" {
+		parts = append(parts, "verified by "+a.VerifiedBy)
+	}
 	if e := a.Escalated; e != nil {
 		parts = append(parts, "ESCALATED: unclaimed for "+waited(time.Duration(e.After)))
 	}
@@ -330,6 +370,18 @@ func formatEvent(e alert.Event, loc *time.Location) string {
 			line += ": " + r.Reason
 		}
 		return line
+	case e.Card != nil:
+		c := e.Card
+		name := c.Customer.FormOfAddress
+		if name == "" {
+			name = c.Customer.DisplayName
+		}
+		return fmt.Sprintf("%s  VERIFY  %s  %s  is this %s (%s)?  distance %.2f  answer by %s: --confirm or --dismiss %s",
+			c.Time.In(loc).Format(time.TimeOnly), c.ID, c.Camera, strings.TrimSpace(name), c.Customer.ID, c.Match.Distance,
+			c.ExpiresAt.In(loc).Format(time.TimeOnly), c.ID)
+	case e.CardAnswer != nil:
+		a := e.CardAnswer
+		return fmt.Sprintf("%s  %s  %s  by %s", a.Time.In(loc).Format(time.TimeOnly), a.Answer, a.CardID, a.By)
 	case e.Arrival != nil:
 		return formatAlert(alert.Alert{Message: *e.Arrival, Seq: e.Seq, Subject: e.Subject, Stored: e.Stored, Data: e.Data}, loc)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"concierge/alert"
 	"concierge/checkin"
+	"concierge/enroll"
 	"concierge/internal/testenv"
 	"concierge/sqlite"
 )
@@ -54,6 +55,7 @@ type alertEnv struct {
 	pub   *alert.Publisher
 	creds alert.Credentials
 	book  *testenv.AlertBook
+	cards *alert.Cards // verify cards; confirmed ones become arrivals through check-in
 }
 
 const staffPIN = "pin-2468"
@@ -85,8 +87,30 @@ func newAlertEnv(t *testing.T, branch string) *alertEnv {
 	}
 	t.Cleanup(func() { pub.Close() })
 	book := testenv.NewAlertBook()
+	cc := checkin.DefaultConfig()
+	cc.Branch = branch
+	svc, err := checkin.NewService(cc, enroll.NewGallery("m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Notifier, svc.Logger = pub, quiet
+	cards, err := alert.NewCards(alert.CardsConfig{Branch: branch, Conn: daemon, Logger: quiet,
+		Confirmed: func(ctx context.Context, c checkin.Card, by string) error {
+			if err := svc.ConfirmCard(ctx, c, by); err != nil {
+				return err
+			}
+			book.Set(c.ID, alert.AlertRecord{CustomerID: c.CustomerID, At: c.At})
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cards.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cards.Close() })
 	desk, err := alert.NewDesk(alert.DeskConfig{Branch: branch, Conn: daemon, Book: book,
-		Staff: testenv.StaffList{"Li": staffPIN, "Wang": staffPIN}, Logger: quiet})
+		Staff: testenv.StaffList{"Li": staffPIN, "Wang": staffPIN}, Cards: cards, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +119,7 @@ func newAlertEnv(t *testing.T, branch string) *alertEnv {
 		t.Fatal(err)
 	}
 	t.Setenv("CONCIERGE_STAFF_PASSWORD", staffPIN)
-	return &alertEnv{srv: srv, pub: pub, creds: creds, book: book}
+	return &alertEnv{srv: srv, pub: pub, creds: creds, book: book, cards: cards}
 }
 
 // config is a terminal's config for this box: nats.url with the lobby's
@@ -513,5 +537,86 @@ func TestFormatEvent(t *testing.T) {
 		Match: alert.Match{Distance: 0.3}, Escalated: &alert.Escalated{After: alert.Seconds(150 * time.Second), At: at}}}
 	if got, want := formatAlert(a, time.UTC), "02:43:07  door-1  王*  (C1)  distance 0.30  ESCALATED: unclaimed for 2m30s"; got != want {
 		t.Errorf("\n got %q\nwant %q", got, want)
+	}
+}
+
+// card publishes a verify card as the daemon's check-in would.
+func (e *alertEnv) card(t *testing.T, branch, customer string) checkin.Card {
+	t.Helper()
+	c := checkin.Card{ID: ulid.Make().String(), Branch: branch, Camera: "door-1", At: time.Now().UTC(), CustomerID: customer,
+		DisplayName: "王女士", Distance: 0.71, Margin: 0.1, Votes: 1, Thumbnail: []byte("jpeg")}
+	if err := e.cards.NotifyCard(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Terminals print verify cards (--json: the message, face included);
+// --confirm makes one a normal arrival verified by the member of staff,
+// once; --dismiss deletes one; bad requests exit 2.
+func TestWatchVerifyCards(t *testing.T) {
+	env := newAlertEnv(t, "b001")
+	cfg := env.config(t, "b001", alert.IdentityLobby)
+	stdout, stderr, stop := startWatch(t, "--config", cfg, "--since", "all")
+	jsonOut, _, stopJSON := startWatch(t, "--config", cfg, "--since", "all", "--json")
+	c1 := env.card(t, "b001", "C2001")
+	c2 := env.card(t, "b001", "C2002")
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if !strings.Contains(stdout.String(), "VERIFY  "+c1.ID) || !strings.Contains(stdout.String(), "is this 王女士 (C2001)?") {
+			return fmt.Errorf("card not shown yet: %q %q", stdout.String(), stderr.String())
+		}
+		for _, l := range jsonOut.lines() {
+			var m alert.CardMessage
+			if json.Unmarshal([]byte(l), &m) == nil && m.Schema == alert.VerifySchema && m.ID == c1.ID && string(m.Thumbnail) == "jpeg" {
+				return nil
+			}
+		}
+		return fmt.Errorf("--json printed no card message: %q", jsonOut.String())
+	})
+	out, errOut, code := run(t, "watch", "--config", cfg, "--confirm", c1.ID, "--by", "Li")
+	if code != 0 || !strings.Contains(out, "confirmed "+c1.ID) {
+		t.Fatalf("confirm: exit %d, %q %q", code, out, errOut)
+	}
+	if _, errOut, code := run(t, "watch", "--config", cfg, "--confirm", c1.ID, "--by", "Wang"); code != 1 || !strings.Contains(errOut, "no open card") {
+		t.Fatalf("second confirm: exit %d, %q", code, errOut)
+	}
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		for _, l := range stdout.lines() {
+			if strings.Contains(l, "(C2001)") && strings.Contains(l, "verified by Li") && !strings.Contains(l, "VERIFY") {
+				return nil
+			}
+		}
+		return fmt.Errorf("confirmed arrival not shown: %q", stdout.String())
+	})
+	// The confirmed card is a normal alert: it can be claimed.
+	if out, errOut, code := run(t, "watch", "--config", cfg, "--claim", c1.ID, "--by", "Li"); code != 0 {
+		t.Fatalf("claim of a confirmed card: exit %d, %q %q", code, out, errOut)
+	}
+	if out, errOut, code := run(t, "watch", "--config", cfg, "--dismiss", c2.ID, "--by", "Li"); code != 0 || !strings.Contains(out, "dismissed "+c2.ID) {
+		t.Fatalf("dismiss: exit %d, %q %q", code, out, errOut)
+	}
+	if _, _, code := run(t, "watch", "--config", cfg, "--confirm", c2.ID, "--by", "Li"); code != 1 {
+		t.Fatalf("confirm of a dismissed card: exit %d", code)
+	}
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if !strings.Contains(stdout.String(), "confirmed  "+c1.ID+"  by Li") || !strings.Contains(stdout.String(), "dismissed  "+c2.ID+"  by Li") {
+			return fmt.Errorf("answers not shown: %q", stdout.String())
+		}
+		return nil
+	})
+	for _, args := range [][]string{
+		{"--confirm", c2.ID},                                   // no --by
+		{"--confirm", "not-an-id", "--by", "Li"},               // not a card id
+		{"--confirm", c2.ID, "--dismiss", c2.ID, "--by", "Li"}, // both
+	} {
+		if _, _, code := run(t, append([]string{"watch", "--config", cfg}, args...)...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := stopJSON(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -111,6 +111,12 @@ type MatchConfig struct {
 	// FalseAlertTarget is the bank's budget of false alerts per stranger
 	// visit that a calibrated threshold holds (1e-4: one in 10,000).
 	FalseAlertTarget float64 `yaml:"false_alert_target"`
+	// VerifyTarget is the budget of "please verify" cards per stranger
+	// visit: a track that names one customer beyond the alert threshold
+	// but within the band this budget calibrates asks staff instead of
+	// staying silent (docs/checkin.md). 0 turns the band off; it needs a
+	// calibrated threshold (match.threshold 0).
+	VerifyTarget float64 `yaml:"verify_target"`
 	// DuplicateThreshold refuses an enrollment whose face is this close to a
 	// different customer; 0: the recognition threshold in force.
 	DuplicateThreshold float64 `yaml:"duplicate_threshold"`
@@ -200,7 +206,7 @@ func DefaultConfig() Config {
 		// Zero match values take the configured engine's defaults
 		// (engineDefaults), so switching engines never keeps a threshold
 		// measured for the other one.
-		Match: MatchConfig{FalseAlertTarget: 1e-4},
+		Match: MatchConfig{FalseAlertTarget: 1e-4, VerifyTarget: 1e-2},
 		Checkin: CheckinConfig{
 			Votes:            1,
 			MaxEmbeddings:    5,
@@ -312,6 +318,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("match.threshold: %v must be in [0, 2] (0: calibrated to the gallery's size)", c.Match.Threshold)
 	case c.Match.FalseAlertTarget <= 0 || c.Match.FalseAlertTarget >= 1:
 		return fmt.Errorf("match.false_alert_target: %v must be a rate in (0, 1), e.g. 1e-4", c.Match.FalseAlertTarget)
+	case c.Match.VerifyTarget < 0 || c.Match.VerifyTarget >= 1:
+		return fmt.Errorf("match.verify_target: %v must be 0 (no verify cards) or a rate in (0, 1), e.g. 1e-2", c.Match.VerifyTarget)
+	case c.Match.VerifyTarget > 0 && c.Match.VerifyTarget <= c.Match.FalseAlertTarget:
+		return fmt.Errorf("match.verify_target: %v must be above match.false_alert_target %v (or 0): the band lies beyond the alert threshold", c.Match.VerifyTarget, c.Match.FalseAlertTarget)
 	case c.Match.Margin < 0:
 		return errors.New("match.margin: must be >= 0")
 	case c.Match.FaceSlack != nil && (*c.Match.FaceSlack < 0 || *c.Match.FaceSlack > 1):

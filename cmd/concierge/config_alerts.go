@@ -25,6 +25,9 @@ type AlertsConfig struct {
 	// OutboxStaleAfter: an alert waiting in the outbox longer than this
 	// means NATS does not take them, and /healthz answers 503.
 	OutboxStaleAfter time.Duration `yaml:"outbox_stale_after"`
+	// VerifyTTL is how long a "please verify" card stays open, and how
+	// long its message, with the live face, stays in the verify stream.
+	VerifyTTL time.Duration `yaml:"verify_ttl"`
 }
 
 // FalseMatchConfig is checkin.FeedbackConfig in the file.
@@ -46,6 +49,7 @@ func defaultAlertsConfig() AlertsConfig {
 		FalseMatch:    FalseMatchConfig{ExtraVotes: 1, RepeatCount: 3, RepeatWindow: 30 * 24 * time.Hour},
 
 		OutboxStaleAfter: 2 * time.Minute,
+		VerifyTTL:        alert.DefaultVerifyTTL,
 	}
 }
 
@@ -58,6 +62,8 @@ func (a AlertsConfig) validate() error {
 		return fmt.Errorf("alerts.escalate_after: %v must be >= 0 (0: only tiers that set one escalate)", a.EscalateAfter)
 	case a.ThumbnailPx != 0 && (a.ThumbnailPx < 32 || a.ThumbnailPx > 256):
 		return fmt.Errorf("alerts.thumbnail_px: %d must be 0 (no face in alerts) or 32 to 256", a.ThumbnailPx)
+	case a.VerifyTTL < 10*time.Second || a.VerifyTTL > time.Hour:
+		return fmt.Errorf("alerts.verify_ttl: %v must be 10s to 1h (a card is answered at the door or not at all)", a.VerifyTTL)
 	case a.OutboxStaleAfter <= 0:
 		return fmt.Errorf("alerts.outbox_stale_after: %v must be > 0", a.OutboxStaleAfter)
 	case f.ExtraVotes < 0:

@@ -41,6 +41,7 @@ type Daemon struct {
 	natsURL   string
 	natsCreds *alert.Credentials // the embedded server's identities; nil with nats.url
 	desk      *alert.Desk
+	cards     *alert.Cards // nil: no verify band, or NATS refused its stream
 	eraser    *alert.Eraser
 	hq        *hub.Replicator // nil without hq.url (daemon_hq.go)
 
@@ -94,6 +95,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	if err := d.openAlerts(ctx); err != nil {
 		return err
 	}
+	d.openCards(ctx)
 	if err := d.openDesk(); err != nil {
 		return err
 	}
@@ -127,6 +129,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	svc.Tiers = d.tiers
 	svc.Strictness = d.feedback.policy.Strictness
 	svc.Logger = d.log
+	d.wireCards(svc)
 	d.checkin = svc
 	d.openPrivacy()
 
@@ -212,7 +215,7 @@ func (d *Daemon) openCameras() error {
 			},
 			MinFacePx: minFace, DetectInterval: d.cfg.Vision.DetectInterval,
 			ROI:         roi,
-			ThumbnailPx: d.cfg.Alerts.ThumbnailPx,
+			ThumbnailPx: d.cfg.thumbnailPx(),
 			Logger:      d.log,
 		}, det, d.app.embedder, d.checkin)
 		if err != nil {
@@ -306,6 +309,7 @@ func (d *Daemon) registerMetrics() {
 	counter("embeddings_total", "Face embeddings computed.", st.Embeddings.Load)
 	counter("arrivals_total", "Arrivals decided and notified.", st.Arrivals.Load)
 	counter("arrivals_suppressed_total", "Arrivals suppressed by the cooldown.", st.Suppressed.Load)
+	counter("verify_cards_total", "\"Please verify\" cards published (match.verify_target).", st.Cards.Load)
 	counter("notify_errors_total", "Arrivals whose notification failed.", st.NotifyErrors.Load)
 	for _, c := range d.cameras {
 		c := c

@@ -32,6 +32,7 @@ type health struct {
 	dbFailing  bool   // the probe failed and has not passed since
 	started    time.Time
 	probeEvery time.Duration
+	cardsErr   string // why verify cards are off although match.verify_target asks for them
 }
 
 func (h *health) setDBErr(s string) (changed bool) {
@@ -52,6 +53,12 @@ func (h *health) wasFailing() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.dbFailing
+}
+
+func (h *health) cardsError() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.cardsErr
 }
 
 func (h *health) dbError() string {
@@ -161,6 +168,13 @@ func (d *Daemon) problems(ctx context.Context, now time.Time) []problem {
 		cancel()
 		if err != nil {
 			out = append(out, problem{Component: "outbox", Reason: concierge.ErrorMessage(err)})
+		}
+	}
+	if e := d.health.cardsError(); e != "" {
+		out = append(out, problem{Component: "verify", Reason: e})
+	} else if d.cards != nil {
+		if e := d.cards.Err(); e != "" {
+			out = append(out, problem{Component: "verify", Reason: "the latest verify card could not be published (retried with the next card): " + e})
 		}
 	}
 	if d.cfg.Vision.autoFellBack {

@@ -52,6 +52,7 @@ func (d *Daemon) openLobby() (*web.Lobby, error) {
 		Backlog:           cfg.Backlog,
 		MaxSignInFailures: cfg.MaxSignInFailures,
 		SignInLockout:     cfg.SignInLockout,
+		Cards:             d.cards != nil,
 		Logger:            d.log,
 	}
 	if len(lc.Staff) == 0 {

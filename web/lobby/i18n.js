@@ -42,6 +42,11 @@ export const strings = {
     alreadyClaimed: 'Someone already took this customer.',
     alreadyRejected: 'This alert was already withdrawn.',
     actionFailed: 'Could not send. Please try again.',
+    verifyQuestion: 'Is this {name}?',
+    verifyHint: 'A near match: please check the face.',
+    yes: 'Yes',
+    no: 'No',
+    cardGone: 'This card was already answered or has expired.',
   },
   zh: {
     title: '大堂到店提醒',
@@ -84,5 +89,10 @@ export const strings = {
     alreadyClaimed: '已有同事在接待该客户。',
     alreadyRejected: '该提醒已被撤回。',
     actionFailed: '发送失败，请重试。',
+    verifyQuestion: '是否为 {name}？',
+    verifyHint: '相似度较高，请核对面部。',
+    yes: '是',
+    no: '否',
+    cardGone: '该卡片已被处理或已过期。',
   },
 };

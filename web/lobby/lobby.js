@@ -11,6 +11,7 @@ const state = {
   lang: pickLang(),
   name: '',
   alerts: new Map(), // alert id -> { a: arrival, claim, escalation, el, cue }
+  cards: new Map(), // verify card id -> { c: card, el }: near matches staff confirm or dismiss
   withdrawn: new Set(), // alerts marked "not this person": never shown again
   lastSeq: 0, // stream sequence of the last event seen: where a reconnect resumes
   offset: 0, // server clock minus this tablet's, in ms
@@ -39,7 +40,7 @@ function applyLang() {
   document.documentElement.lang = state.lang === 'zh' ? 'zh-CN' : 'en';
   document.title = t('title') + ' · Concierge';
   for (const el of document.querySelectorAll('[data-i18n]')) {
-    if (el.closest('#cards')) continue;
+    if (el.closest('#cards') || el.closest('#verify')) continue;
     el.textContent = t(el.dataset.i18n);
   }
   const other = state.lang === 'zh' ? 'en' : 'zh';
@@ -197,6 +198,7 @@ function withdraw(ids) {
       state.alerts.delete(id);
       changed = true;
     }
+    if (dropCard(id)) changed = true;
   }
   if (changed) render();
 }
@@ -220,6 +222,9 @@ function connect() {
     setConn('live');
   });
   on('arrival', onArrival);
+  on('verify', onVerify);
+  // Answered on another screen: the card and its face go here too.
+  on('verify_answer', (a) => { if (dropCard(a.card_id)) render(); });
   on('claim', (c) => update(c.alert_id, (x) => { x.claim = c; }));
   on('escalation', (e) => update(e.alert_id, (x) => { x.escalation = e; }));
   on('rejection', (r) => withdraw([r.alert_id]));
@@ -254,6 +259,8 @@ function scheduleReconnect() {
 // ---- alerts ------------------------------------------------------------------
 
 function onArrival(a) {
+  // A confirmed verify card comes back as an arrival with its id.
+  dropCard(a.id);
   if (state.withdrawn.has(a.id) || state.alerts.has(a.id)) return;
   // Only a VIP who came in just now rings: not the backlog a page reads
   // when it opens.
@@ -261,6 +268,65 @@ function onArrival(a) {
   state.alerts.set(a.id, { a, claim: null, escalation: null, el: null, cue: recent && a.tier?.vip });
   render();
   if (recent && a.tier?.vip) beep();
+}
+
+// ---- verify cards ------------------------------------------------------------
+
+// A card asks "is this 王女士?" beside the live face. Cards have no place
+// in the arrival order: they stay on top until answered or expired.
+function onVerify(c) {
+  if (state.withdrawn.has(c.id) || state.cards.has(c.id) || state.alerts.has(c.id)) return;
+  const el = $('#verify-template').content.firstElementChild.cloneNode(true);
+  el.dataset.id = c.id;
+  const x = { c, el };
+  $('.yes', el).addEventListener('click', (ev) => answer(x, 'confirm', ev.currentTarget));
+  $('.no', el).addEventListener('click', (ev) => answer(x, 'dismiss', ev.currentTarget));
+  if (c.thumbnail) $('.face', el).src = 'data:image/jpeg;base64,' + c.thumbnail;
+  else $('.face', el).hidden = true;
+  state.cards.set(c.id, x);
+  $('#verify').append(el);
+  render();
+}
+
+// dropCard removes a card and its face from the page.
+function dropCard(id) {
+  const x = state.cards.get(id);
+  if (!x) return false;
+  x.el.remove();
+  state.cards.delete(id);
+  return true;
+}
+
+function fillCard(x) {
+  const { c, el } = x;
+  $('.badge', el).textContent = c.tier ? c.tier.level_name || c.tier.level : t('noTier');
+  $('.question', el).textContent = t('verifyQuestion', { name: c.name });
+  $('.hint', el).textContent = t('verifyHint');
+  $('.camera', el).textContent = t('camera', { id: c.camera });
+  $('.yes', el).textContent = t('yes');
+  $('.no', el).textContent = t('no');
+}
+
+async function answer(x, verb, btn) {
+  unlockAudio();
+  btn.disabled = true;
+  try {
+    const r = await post(verb, { card_id: x.c.id });
+    if (r.status === 401) return showSignIn(t('sessionExpired'));
+    if (r.ok || r.status === 404 || r.status === 409) {
+      // Answered here or elsewhere, or expired: either way it is done. A
+      // yes comes back as an arrival on every screen.
+      if (!r.ok) toast(t('cardGone'));
+      dropCard(x.c.id);
+      render();
+      return;
+    }
+    toast(t('actionFailed'));
+  } catch {
+    toast(t('actionFailed'));
+  } finally {
+    btn.disabled = false;
+  }
 }
 
 function update(id, fn) {
@@ -293,13 +359,17 @@ function render() {
       state.alerts.delete(id);
     }
   }
+  for (const [id, x] of state.cards) {
+    if (Date.parse(x.c.expires_at) <= t0) dropCard(id);
+    else fillCard(x);
+  }
   const items = [...state.alerts.values()].sort(compare);
   items.forEach((x, i) => {
     if (!x.el) x.el = makeCard(x);
     fill(x);
     if (list.children[i] !== x.el) list.insertBefore(x.el, list.children[i] || null);
   });
-  $('#empty').hidden = items.length > 0;
+  $('#empty').hidden = items.length > 0 || state.cards.size > 0;
 }
 
 function makeCard(x) {
