@@ -111,6 +111,14 @@ func (d *Desk) Listen() error {
 		}
 		d.subs = append(d.subs, sub)
 	}
+	// The server must know the subscriptions before Listen returns, or a
+	// terminal asking at once finds no responder. Not yet connected, they
+	// go out with the connection: nothing to wait for.
+	if d.pub.nc.IsConnected() {
+		if err := d.pub.nc.FlushTimeout(5 * time.Second); err != nil && d.pub.nc.IsConnected() {
+			return fmt.Errorf("desk: %w", err)
+		}
+	}
 	return nil
 }
 
