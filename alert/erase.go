@@ -299,7 +299,9 @@ func (e *Eraser) scan(ctx context.Context, stream jetstream.Stream, customerID s
 	if info.State.Msgs == 0 {
 		return nil, nil
 	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy,
+		// One attempt: the client's resets retry forever and would hold Close.
+		MaxResetAttempts: 1})
 	if err != nil {
 		return nil, fmt.Errorf("read stream: %w", err)
 	}

@@ -434,7 +434,9 @@ func scanStream(ctx context.Context, stream jetstream.Stream, f func(subject str
 		return nil
 	}
 	last, total := info.State.LastSeq, uint64(0)
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy,
+		// One attempt: the client's resets retry forever and would hold Close.
+		MaxResetAttempts: 1})
 	if err != nil {
 		return err
 	}

@@ -253,7 +253,11 @@ func (r *Replicator) apply(ctx context.Context, untilCurrent bool) (int, error) 
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	cons, err := r.js.OrderedConsumer(cctx, StreamName, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: pos + 1})
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: pos + 1,
+		// One attempt: the client's own resets retry forever and ignore
+		// the fetch's context, so Close would wait on a hub that is gone;
+		// applyLoop retries with its own pause and stops with ctx.
+		MaxResetAttempts: 1})
 	cancel()
 	if err != nil {
 		return 0, fmt.Errorf("hub stream: %w", err)
