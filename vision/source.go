@@ -239,9 +239,9 @@ func (s *Source) open() (*gocv.VideoCapture, error) {
 		vc, err := gocv.OpenVideoCapture(idx)
 		return vc, s.maskErr(err)
 	}
-	vc, err := gocv.OpenVideoCapture(s.cfg.Source)
+	vc, err := s.openBounded()
 	if err != nil {
-		return nil, s.maskErr(err)
+		return nil, err
 	}
 	if !vc.IsOpened() {
 		vc.Close()
@@ -250,6 +250,41 @@ func (s *Source) open() (*gocv.VideoCapture, error) {
 	// Live streams: keep OpenCV's own buffer minimal so frames are fresh.
 	vc.Set(gocv.VideoCaptureBufferSize, 1)
 	return vc, nil
+}
+
+// openTimeout bounds opening a stream. OpenCV's backends can block in
+// open for good on a camera that accepts the connection and then falls
+// silent (seen with RTSP under load), and a blocked open would hold the
+// camera's loop, its reconnects and the daemon's shutdown.
+const openTimeout = 45 * time.Second
+
+// openBounded opens the stream in a goroutine of its own and gives up
+// after openTimeout. A call that never returns cannot be stopped (it is in
+// C): the goroutine waits for it and closes what it opened, and the
+// camera's loop reconnects as after any failed open.
+func (s *Source) openBounded() (*gocv.VideoCapture, error) {
+	type result struct {
+		vc  *gocv.VideoCapture
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		vc, err := gocv.OpenVideoCapture(s.cfg.Source)
+		ch <- result{vc, err}
+	}()
+	t := time.NewTimer(openTimeout)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		return r.vc, s.maskErr(r.err)
+	case <-t.C:
+		go func() {
+			if r := <-ch; r.vc != nil {
+				r.vc.Close()
+			}
+		}()
+		return nil, fmt.Errorf("open %s: no answer within %v", s.Mask(s.cfg.Source), openTimeout)
+	}
 }
 
 // Run reads until ctx is done (or, without Reconnect, until the stream
