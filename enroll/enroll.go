@@ -75,7 +75,21 @@ type Template struct {
 	Quality    face.Quality   `json:"quality"`
 	Model      string         `json:"model"`
 	Created    time.Time      `json:"created"`
+	// Source is where the face came from: SourceEnrollment (kiosk, counter,
+	// CLI, with the customer present and consenting) or SourceDoor (a face
+	// of a visit that staff confirmed). Stored with the template.
+	Source string `json:"source"`
+	// Group is the gallery's scoring key, never stored: the gallery keeps
+	// one centroid per customer and group, and a customer's distance is the
+	// nearest of their centroids. "" is the enrollment group.
+	Group string `json:"-"`
 }
+
+// Template sources.
+const (
+	SourceEnrollment = "enrollment"
+	SourceDoor       = "door"
+)
 
 // Store keeps customers, consents and templates. Implementations apply each
 // method atomically: a failed call changes nothing.

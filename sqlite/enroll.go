@@ -55,6 +55,9 @@ var _ = register("enroll",
 	// visits' own purge and decides retention.
 	`ALTER TABLE consents ADD COLUMN withdrawn_reason TEXT;
 	ALTER TABLE customers ADD COLUMN last_seen TEXT;`,
+	// v5: where a template's face came from (enroll.SourceEnrollment or
+	// enroll.SourceDoor).
+	`ALTER TABLE templates ADD COLUMN source TEXT NOT NULL DEFAULT 'enrollment';`,
 )
 
 // SaveEnrollment implements enroll.Store.
@@ -89,11 +92,14 @@ func (d *DB) SaveEnrollment(ctx context.Context, c enroll.Customer, consent enro
 			if err != nil {
 				return fmt.Errorf("seal template: %w", err)
 			}
+			if t.Source == "" {
+				t.Source = enroll.SourceEnrollment
+			}
 			r, err := tx.ExecContext(ctx, `INSERT INTO templates
-				(customer_id, consent_id, model, embedding, size_px, sharpness, frontal, brightness, created_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				(customer_id, consent_id, model, embedding, size_px, sharpness, frontal, brightness, created_at, source)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 				c.ID, consentID, t.Model, blob, t.Quality.SizePx, t.Quality.Sharpness,
-				t.Quality.Frontal, t.Quality.Brightness, t.Created.UTC().Format(timeFormat))
+				t.Quality.Frontal, t.Quality.Brightness, t.Created.UTC().Format(timeFormat), t.Source)
 			if err != nil {
 				return fmt.Errorf("save template: %w", err)
 			}
@@ -115,7 +121,7 @@ func (d *DB) SaveEnrollment(ctx context.Context, c enroll.Customer, consent enro
 // Templates implements enroll.Store.
 func (d *DB) Templates(ctx context.Context, model string) ([]enroll.Template, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT t.id, t.customer_id, t.consent_id, t.model, t.embedding,
-			t.size_px, t.sharpness, t.frontal, t.brightness, t.created_at
+			t.size_px, t.sharpness, t.frontal, t.brightness, t.created_at, t.source
 		FROM templates t JOIN consents c ON c.id = t.consent_id
 		WHERE t.model = ? AND c.withdrawn_at IS NULL ORDER BY t.id`, model)
 	if err != nil {
@@ -128,7 +134,7 @@ func (d *DB) Templates(ctx context.Context, model string) ([]enroll.Template, er
 		var blob []byte
 		var created string
 		if err := rows.Scan(&t.ID, &t.CustomerID, &t.ConsentID, &t.Model, &blob, &t.Quality.SizePx,
-			&t.Quality.Sharpness, &t.Quality.Frontal, &t.Quality.Brightness, &created); err != nil {
+			&t.Quality.Sharpness, &t.Quality.Frontal, &t.Quality.Brightness, &created, &t.Source); err != nil {
 			return nil, fmt.Errorf("templates: %w", err)
 		}
 		if err := d.openEmbedding(t.CustomerID, blob, &t.Embedding); err != nil {

@@ -190,11 +190,14 @@ func applyNetworkEnrollment(ctx context.Context, tx *sql.Tx, key *seal.Key, e en
 		if err != nil {
 			return fmt.Errorf("seal template: %w", err)
 		}
+		if t.Source == "" {
+			t.Source = enroll.SourceEnrollment
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO templates
-			(customer_id, consent_id, model, embedding, size_px, sharpness, frontal, brightness, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			(customer_id, consent_id, model, embedding, size_px, sharpness, frontal, brightness, created_at, source)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			id, consentID, t.Model, blob, t.Quality.SizePx, t.Quality.Sharpness,
-			t.Quality.Frontal, t.Quality.Brightness, t.Created.UTC().Format(timeFormat)); err != nil {
+			t.Quality.Frontal, t.Quality.Brightness, t.Created.UTC().Format(timeFormat), t.Source); err != nil {
 			return fmt.Errorf("network template: %w", err)
 		}
 	}
