@@ -23,6 +23,9 @@ import (
 // the decision rule. It never touches the database: calibration photos
 // are not customers.
 func runEval(ctx context.Context, m *Main, args []string) error {
+	if len(args) > 0 && args[0] == "visits" {
+		return runEvalVisits(ctx, m, args[1:])
+	}
 	fs := m.flags("eval")
 	descriptors := fs.String("descriptors", "", "descriptor `file` (JSON: base64 128 little-endian float32 per face, labelled by idol_id; dlib embeddings)")
 	folder := fs.String("folder", "", "labelled photos: `dir`/…/LABEL/*.jpg, labelled by the folder holding each photo")
