@@ -1,0 +1,77 @@
+package enroll_test
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"concierge/enroll"
+	"concierge/eval"
+	"concierge/face"
+	"concierge/internal/testenv"
+)
+
+// TestDoorPolicyLearn selects door templates from real faces (one idol's
+// dlib descriptors): quality-gated, no near-duplicate of a template or of
+// another face of the visit, at most Max kept with the oldest dropped, and
+// nothing at all when learning is off.
+func TestDoorPolicyLearn(t *testing.T) {
+	f, err := os.Open(testenv.Shared(t, "data/idols-descriptors.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	set, err := eval.ReadDescriptors(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var faces []face.Embedding
+	for _, s := range set.Samples {
+		if s.Label == set.Samples[0].Label {
+			faces = append(faces, s.Embedding)
+		}
+	}
+	if len(faces) < 9 {
+		t.Fatalf("%d faces of the first idol", len(faces))
+	}
+	good := face.Quality{SizePx: 200, Sharpness: 800, Frontal: 1, Brightness: 128}
+	poor := face.Quality{SizePx: 40, Sharpness: 20, Frontal: 0.3, Brightness: 20}
+	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	var have []enroll.Template
+	for _, e := range faces[:3] {
+		have = append(have, enroll.Template{CustomerID: "c1", Embedding: e, Model: "m", Created: t0, Source: enroll.SourceEnrollment})
+	}
+	visit := []enroll.DoorFace{
+		{faces[3], good}, {faces[4], good}, {faces[5], poor},
+		{faces[0], good}, // an enrollment photo again
+		{faces[4], face.Quality{SizePx: 190, Sharpness: 800, Frontal: 1, Brightness: 128}}, // the same face twice in the visit
+		{faces[6], good},
+	}
+	p := enroll.DoorPolicy{Max: 10, MinQuality: 0.5, Dedupe: 0.05}
+	at := t0.Add(24 * time.Hour)
+	add, drop := p.Learn("c1", "m", have, visit, at)
+	if len(add) != 3 || len(drop) != 0 {
+		t.Fatalf("added %d, dropped %d; want 3 (faces 3, 4, 6), 0", len(add), len(drop))
+	}
+	for i, want := range []face.Embedding{faces[3], faces[4], faces[6]} {
+		a := add[i]
+		if a.Embedding != want || a.Source != enroll.SourceDoor || a.Group != enroll.DoorGroup || a.CustomerID != "c1" || a.Model != "m" || !a.Created.Equal(at) {
+			t.Fatalf("template %d: %+v", i, a)
+		}
+	}
+
+	// A customer at the cap: each new face replaces the oldest door face.
+	have = have[:3]
+	for i := range 9 {
+		have = append(have, enroll.Template{CustomerID: "c1", Embedding: faces[7+i%2], Model: "m",
+			Created: t0.Add(time.Duration(9-i) * time.Hour), Source: enroll.SourceDoor})
+	}
+	p.Dedupe = 0
+	add, drop = p.Learn("c1", "m", have, visit[:2], at)
+	if len(add) != 2 || len(drop) != 1 || !drop[0].Created.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("added %d, dropped %+v; want 2 added and the oldest door face dropped", len(add), drop)
+	}
+	if add, drop = (enroll.DoorPolicy{}).Learn("c1", "m", have, visit, at); add != nil || drop != nil {
+		t.Fatal("learning off added or dropped templates")
+	}
+}
