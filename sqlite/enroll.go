@@ -58,6 +58,10 @@ var _ = register("enroll",
 	// v5: where a template's face came from (enroll.SourceEnrollment or
 	// enroll.SourceDoor).
 	`ALTER TABLE templates ADD COLUMN source TEXT NOT NULL DEFAULT 'enrollment';`,
+	// v6: the visit (alert id) a door template was learned from, so that a
+	// later "not this person" mark on it removes what it added.
+	`ALTER TABLE templates ADD COLUMN visit_id TEXT NOT NULL DEFAULT '';
+	CREATE INDEX templates_visit ON templates(visit_id) WHERE visit_id <> '';`,
 )
 
 // SaveEnrollment implements enroll.Store.
@@ -141,6 +145,9 @@ func (d *DB) Templates(ctx context.Context, model string) ([]enroll.Template, er
 			return nil, fmt.Errorf("template %d: %w", t.ID, err)
 		}
 		t.Created, _ = time.Parse(timeFormat, created)
+		if t.Source == enroll.SourceDoor {
+			t.Group = enroll.DoorGroup
+		}
 		out = append(out, t)
 	}
 	return out, rows.Err()

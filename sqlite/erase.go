@@ -271,10 +271,13 @@ func (d *DB) FinishErasure(ctx context.Context, id int64) error {
 
 // StaleCustomers implements enroll.RetentionStore: customers holding
 // templates who were last recognised, or else last enrolled, before the
-// given time.
+// given time. Door templates (learned from confirmed visits) are not an
+// enrollment: they do not extend retention. The visit that taught them
+// moved last_seen, which is all the retention rule credits a visit.
 func (d *DB) StaleCustomers(ctx context.Context, before time.Time) ([]string, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT c.id FROM customers c
-		JOIN (SELECT customer_id, MAX(created_at) AS enrolled FROM templates GROUP BY customer_id) t ON t.customer_id = c.id
+		JOIN (SELECT customer_id, COALESCE(MAX(CASE WHEN source = 'enrollment' THEN created_at END), '') AS enrolled
+			FROM templates GROUP BY customer_id) t ON t.customer_id = c.id
 		WHERE MAX(COALESCE(c.last_seen, ''), t.enrolled) < ? ORDER BY c.id`, before.UTC().Format(timeFormat))
 	if err != nil {
 		return nil, fmt.Errorf("stale customers: %w", err)

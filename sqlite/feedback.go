@@ -67,8 +67,16 @@ func (d *DB) RecordFalseMatch(ctx context.Context, alertID, by, reason string, a
 			return err
 		}
 		n, err := r.RowsAffected()
+		if err != nil {
+			return err
+		}
 		fresh = n == 1
-		return err
+		// What the visit taught the gallery goes with the mark: it was
+		// not the customer.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM templates WHERE visit_id = ? AND source = 'door'`, alertID); err != nil {
+			return fmt.Errorf("door templates: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
 		return m, false, fmt.Errorf("record false match %s: %w", alertID, err)
@@ -77,11 +85,12 @@ func (d *DB) RecordFalseMatch(ctx context.Context, alertID, by, reason string, a
 }
 
 // FalseMatches returns every false match kept, oldest first, each marked
-// Reenrolled when the customer enrolled templates after it.
+// Reenrolled when the customer enrolled templates after it (door templates
+// learned from visits are no re-enrollment).
 func (d *DB) FalseMatches(ctx context.Context) ([]checkin.FalseMatch, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT f.alert_id, f.customer_id, f.camera, f.distance, f.margin,
 			f.marked_by, f.reason, f.at,
-			f.at < COALESCE((SELECT MAX(t.created_at) FROM templates t WHERE t.customer_id = f.customer_id), '')
+			f.at < COALESCE((SELECT MAX(t.created_at) FROM templates t WHERE t.customer_id = f.customer_id AND t.source = 'enrollment'), '')
 		FROM false_matches f ORDER BY f.at, f.alert_id`)
 	if err != nil {
 		return nil, fmt.Errorf("false matches: %w", err)

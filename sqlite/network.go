@@ -80,7 +80,9 @@ func (d *DB) FinishNetworkChange(ctx context.Context, id int64) error {
 
 // NetworkEnrollment is what this box tells the network of a customer: the
 // latest active network-scope consent given here and the templates made
-// under this box's active network-scope consents. ENOTFOUND when there is
+// under this box's active network-scope consents. Door templates stay at
+// the branch whose door camera they were learned from (docs/checkin.md,
+// "Learning from confirmed visits"): they are not sent as enrollment. ENOTFOUND when there is
 // none (withdrawn since, or never given here).
 func (d *DB) NetworkEnrollment(ctx context.Context, customerID string) (enroll.NetworkEnrollment, error) {
 	var e enroll.NetworkEnrollment
@@ -104,7 +106,8 @@ func (d *DB) NetworkEnrollment(ctx context.Context, customerID string) (enroll.N
 	e.Consent.GrantedAt, _ = time.Parse(timeFormat, granted)
 	rows, err := d.db.QueryContext(ctx, `SELECT t.model, t.embedding, t.size_px, t.sharpness, t.frontal, t.brightness, t.created_at
 		FROM templates t JOIN consents c ON c.id = t.consent_id
-		WHERE t.customer_id = ? AND c.scope = 'network' AND c.origin = '' AND c.withdrawn_at IS NULL ORDER BY t.id`, customerID)
+		WHERE t.customer_id = ? AND c.scope = 'network' AND c.origin = '' AND c.withdrawn_at IS NULL
+			AND t.source = 'enrollment' ORDER BY t.id`, customerID)
 	if err != nil {
 		return e, fmt.Errorf("network templates: %w", err)
 	}

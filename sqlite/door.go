@@ -1,0 +1,86 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"concierge"
+	"concierge/enroll"
+)
+
+// SaveDoorTemplates stores what a visit staff confirmed taught the
+// gallery (enroll.DoorPolicy.Learn): add, sealed, with source door and the
+// visit's id, under the customer's consent in force at this box, and
+// deletes the customer's door templates in drop (the oldest, replaced), in
+// one transaction. ENOTFOUND when the customer holds no active consent;
+// ECONFLICT when the visit was marked "not this person": such a visit never
+// teaches anything. It returns the stored templates with their ids.
+func (d *DB) SaveDoorTemplates(ctx context.Context, customerID, visitID string, add []enroll.Template, drop []int64) ([]enroll.Template, error) {
+	if customerID == "" || visitID == "" {
+		return nil, concierge.Errorf(concierge.EINVALID, "door templates: customer and visit are required")
+	}
+	out := make([]enroll.Template, len(add))
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		var marked int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM false_matches WHERE alert_id = ?`, visitID).Scan(&marked); err != nil {
+			return err
+		}
+		if marked > 0 {
+			return concierge.Errorf(concierge.ECONFLICT, "visit %s was marked \"not this person\"", visitID)
+		}
+		var consentID int64
+		err := tx.QueryRowContext(ctx, `SELECT id FROM consents WHERE customer_id = ? AND withdrawn_at IS NULL
+			ORDER BY granted_at DESC, id DESC LIMIT 1`, customerID).Scan(&consentID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return concierge.Errorf(concierge.ENOTFOUND, "customer %s has no consent in force", customerID)
+		}
+		if err != nil {
+			return err
+		}
+		for _, id := range drop {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM templates WHERE id = ? AND customer_id = ? AND source = 'door'`, id, customerID); err != nil {
+				return fmt.Errorf("drop door template: %w", err)
+			}
+		}
+		key, err := d.sealingKey(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for i, t := range add {
+			blob, err := sealEmbedding(key, customerID, &t.Embedding)
+			if err != nil {
+				return fmt.Errorf("seal template: %w", err)
+			}
+			r, err := tx.ExecContext(ctx, `INSERT INTO templates
+				(customer_id, consent_id, model, embedding, size_px, sharpness, frontal, brightness, created_at, source, visit_id)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'door', ?)`,
+				customerID, consentID, t.Model, blob, t.Quality.SizePx, t.Quality.Sharpness,
+				t.Quality.Frontal, t.Quality.Brightness, t.Created.UTC().Format(timeFormat), visitID)
+			if err != nil {
+				return fmt.Errorf("save door template: %w", err)
+			}
+			if t.ID, err = r.LastInsertId(); err != nil {
+				return err
+			}
+			t.CustomerID, t.ConsentID, t.Source, t.Group = customerID, consentID, enroll.SourceDoor, enroll.DoorGroup
+			out[i] = t
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("door templates of visit %s: %w", visitID, err)
+	}
+	return out, nil
+}
+
+// VisitTemplates is how many door templates the visit added that are still
+// stored.
+func (d *DB) VisitTemplates(ctx context.Context, visitID string) (int, error) {
+	var n int
+	if err := d.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM templates WHERE visit_id = ? AND source = 'door'`, visitID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("visit templates: %w", err)
+	}
+	return n, nil
+}

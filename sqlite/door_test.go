@@ -1,0 +1,110 @@
+package sqlite_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"concierge"
+	"concierge/checkin"
+	"concierge/enroll"
+)
+
+// Door templates learned from a confirmed visit are stored sealed under
+// the consent in force, load in the door group, replace the oldest, are
+// refused for a visit marked "not this person" and removed by a later
+// mark, never extend retention or count as re-enrollment, stay off the
+// network and go with the erasure.
+func TestDoorTemplates(t *testing.T) {
+	db := MustOpenDB(t)
+	ctx := context.Background()
+	day := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	if _, err := db.SaveEnrollment(ctx, enroll.Customer{ID: "C1", DisplayName: "x", Created: day},
+		enroll.Consent{Reference: "F-C1", TextVersion: "v1", Channel: "kiosk", GrantedAt: day, Scope: enroll.ScopeNetwork},
+		[]enroll.Template{{Embedding: emb(0.1), Model: "m", Created: day}}); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range []string{"01V1", "01V2", "01V3"} {
+		if err := db.RecordVisit(ctx, checkin.Arrival{ID: id, Branch: "b001", Camera: "door-1", CustomerID: "C1",
+			At: day.Add(time.Duration(24*(i+1)) * time.Hour), Distance: 0.5, Margin: 0.1, Votes: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	later := day.Add(100 * 24 * time.Hour)
+	door := func(v float32) enroll.Template {
+		return enroll.Template{Embedding: emb(v), Model: "m", Created: later}
+	}
+	saved, err := db.SaveDoorTemplates(ctx, "C1", "01V1", []enroll.Template{door(0.2), door(0.3)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(saved) != 2 || saved[0].ID == 0 || saved[0].Source != enroll.SourceDoor || saved[0].ConsentID == 0 {
+		t.Fatalf("saved %+v", saved)
+	}
+	if n := count(t, db, `SELECT COUNT(*) FROM templates WHERE visit_id = '01V1' AND source = 'door'`); n != 2 {
+		t.Fatalf("%d door templates of visit 01V1", n)
+	}
+	ts, err := db.Templates(ctx, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := map[string]int{}
+	for _, tm := range ts {
+		groups[tm.Source+"/"+tm.Group]++
+		if tm.Source == enroll.SourceDoor && tm.Embedding != emb(0.2) && tm.Embedding != emb(0.3) {
+			t.Fatalf("door template %d does not open to what was stored", tm.ID)
+		}
+	}
+	if groups["door/door"] != 2 || groups["enrollment/"] != 1 {
+		t.Fatalf("templates by source/group: %v", groups)
+	}
+
+	// The second visit replaces the oldest door template.
+	if _, err := db.SaveDoorTemplates(ctx, "C1", "01V2", []enroll.Template{door(0.4)}, []int64{saved[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, db, `SELECT COUNT(*) FROM templates WHERE source = 'door'`); n != 2 {
+		t.Fatalf("%d door templates after a replacement, want 2", n)
+	}
+
+	// Retention and re-enrollment look at the enrollment only: door
+	// templates made 100 days later do not make the customer fresh.
+	stale, err := db.StaleCustomers(ctx, day.Add(50*24*time.Hour))
+	if err != nil || len(stale) != 1 || stale[0] != "C1" {
+		t.Fatalf("stale customers %v, %v: door templates extended retention", stale, err)
+	}
+	net, err := db.NetworkEnrollment(ctx, "C1")
+	if err != nil || len(net.Templates) != 1 || net.Templates[0].Embedding != emb(0.1) {
+		t.Fatalf("network enrollment carries %d templates (%v), want the enrollment's only", len(net.Templates), err)
+	}
+
+	// "Not this person" on visit 2 removes what it taught; visit 2 can
+	// teach nothing afterwards.
+	if _, _, err := db.RecordFalseMatch(ctx, "01V2", "Li", "", later.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := db.VisitTemplates(ctx, "01V2"); n != 0 {
+		t.Fatalf("%d door templates of a visit marked not this person", n)
+	}
+	if n, _ := db.VisitTemplates(ctx, "01V1"); n != 1 {
+		t.Fatalf("%d door templates left of visit 1, want 1", n)
+	}
+	if _, err := db.SaveDoorTemplates(ctx, "C1", "01V2", []enroll.Template{door(0.5)}, nil); concierge.ErrorCode(err) != concierge.ECONFLICT {
+		t.Fatalf("door templates of a rejected visit: %v, want ECONFLICT", err)
+	}
+	marks, err := db.FalseMatches(ctx)
+	if err != nil || len(marks) != 1 || marks[0].Reenrolled {
+		t.Fatalf("marks %+v, %v: a door template is no re-enrollment", marks, err)
+	}
+
+	// Erasure takes them all; a customer without consent learns nothing.
+	if _, err := db.Erase(ctx, "C1", later.Add(2*time.Hour), "withdrawn"); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, db, `SELECT COUNT(*) FROM templates`); n != 0 {
+		t.Fatalf("%d templates after erasure", n)
+	}
+	if _, err := db.SaveDoorTemplates(ctx, "C1", "01V3", []enroll.Template{door(0.6)}, nil); concierge.ErrorCode(err) != concierge.ENOTFOUND {
+		t.Fatalf("door templates after erasure: %v, want ENOTFOUND", err)
+	}
+}
