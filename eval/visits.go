@@ -99,7 +99,7 @@ type VisitsConfig struct {
 
 // DefaultVisits is the simulation docs/accuracy.md reports.
 var DefaultVisits = VisitsConfig{Enroll: 3, Strangers: 1.0 / 3, Seeds: 20, Seed: 1, Track: 5, Visits: 5,
-	Door: DoorPolicy{Mode: DoorMean, Cap: 10, Penalty: 0.03}, Votes: 1, Target: 1e-4, VerifyTarget: 1e-2, Sizes: []int{100, 1000, 10000}}
+	Door: DoorPolicy{Mode: DoorMean, Cap: 10, Penalty: 0.05}, Votes: 1, Target: 1e-4, VerifyTarget: 1e-2, Sizes: []int{100, 1000, 10000}}
 
 // VisitStat is what happened on the k-th visit of the customers who made
 // at least k visits.
@@ -143,6 +143,11 @@ type VisitsResult struct {
 	// the larger of the four rates.
 	KioskTail      enroll.Tail `json:"kiosk_tail"`
 	KioskTrackTail enroll.Tail `json:"kiosk_track_tail"`
+	// DoorFactor is how many times the door rows multiply the impostor
+	// rate of the kiosk-only gallery, measured where the tails are fitted
+	// (the larger of faces and visits): the kiosk-only calibration holds
+	// the budget with door rows when its target is divided by it.
+	DoorFactor float64 `json:"door_factor"`
 	// Comparisons behind the two tails.
 	Comparisons      int `json:"comparisons"`
 	TrackComparisons int `json:"track_comparisons"`
@@ -196,27 +201,34 @@ func SimulateVisits(set *Set, cfg VisitsConfig) (*VisitsResult, error) {
 	// the rate with door templates is never below the rate without, and
 	// where the fitted lines say otherwise (they are extrapolated far
 	// below what was measured) the lower threshold is kept.
-	door, err := res.calibrate(set, cfg.Door)
+	door, dSingle, dTracks, err := res.calibrate(set, cfg.Door)
 	if err != nil {
 		return nil, err
 	}
-	kiosk, err := res.calibrate(set, DoorPolicy{Mode: DoorNone})
+	kiosk, kSingle, kTracks, err := res.calibrate(set, DoorPolicy{Mode: DoorNone})
 	if err != nil {
 		return nil, err
 	}
 	res.Tail, res.TrackTail = door.Tail, door.Track
 	res.KioskTail, res.KioskTrackTail = kiosk.Tail, kiosk.Track
-	door.Target, kiosk.Target = cfg.Target, cfg.Target
+	// The door rows' cost as a factor on the kiosk-only rate, measured
+	// where the rates are measured (the fitted part of the tails): the
+	// target is divided by it, so the kiosk tail, calibrated as before,
+	// holds the budget with the door rows in the gallery even where the
+	// two fitted lines cross.
+	res.DoorFactor = max(doorFactor(kSingle, dSingle), doorFactor(kTracks, dTracks))
+	kiosk.Target = cfg.Target / res.DoorFactor
+	door.Target = cfg.Target
 	door.Ceiling, kiosk.Ceiling = cfg.Rule.Threshold, cfg.Rule.Threshold
 	for _, n := range cfg.Sizes {
 		rule := cfg.Rule
 		rule.Threshold = min(door.Threshold(n), kiosk.Threshold(n))
-		band := max(rule.Threshold, min(door.Band(cfg.VerifyTarget, n), kiosk.Band(cfg.VerifyTarget, n)))
+		band := max(rule.Threshold, min(door.Band(cfg.VerifyTarget, n), kiosk.Band(cfg.VerifyTarget/res.DoorFactor, n)))
 		vs := res.run(set, rule, band)
 		vs.Customers = n
-		vs.ExpectedAlerts = max(door.Expected(rule.Threshold, n), kiosk.Expected(rule.Threshold, n))
+		vs.ExpectedAlerts = max(door.Expected(rule.Threshold, n), res.DoorFactor*kiosk.Expected(rule.Threshold, n))
 		if band > rule.Threshold {
-			vs.ExpectedCards = max(door.Expected(band, n), kiosk.Expected(band, n))
+			vs.ExpectedCards = max(door.Expected(band, n), res.DoorFactor*kiosk.Expected(band, n))
 		}
 		res.Sizes = append(res.Sizes, vs)
 	}
@@ -227,8 +239,7 @@ func SimulateVisits(set *Set, cfg VisitsConfig) (*VisitsResult, error) {
 // their fused embedding after every face, as the daemon's track tail)
 // against galleries in which every customer learned every one of their
 // visits under policy: the most door templates the policy allows.
-func (res *VisitsResult) calibrate(set *Set, policy DoorPolicy) (enroll.OpenSet, error) {
-	var single, tracks []float64
+func (res *VisitsResult) calibrate(set *Set, policy DoorPolicy) (o enroll.OpenSet, single, tracks []float64, err error) {
 	for _, sp := range res.split {
 		g := newDoorGallery(set, sp, policy)
 		for ci, vs := range sp.visits {
@@ -272,14 +283,30 @@ func (res *VisitsResult) calibrate(set *Set, policy DoorPolicy) (enroll.OpenSet,
 	slices.Sort(tracks)
 	st, err := FitTail(single)
 	if err != nil {
-		return enroll.OpenSet{}, fmt.Errorf("visits: faces: %w", err)
+		return o, nil, nil, fmt.Errorf("visits: faces: %w", err)
 	}
 	tt, err := FitTail(tracks)
 	if err != nil {
-		return enroll.OpenSet{}, fmt.Errorf("visits: visits: %w", err)
+		return o, nil, nil, fmt.Errorf("visits: visits: %w", err)
 	}
 	res.Comparisons, res.TrackComparisons = len(single), len(tracks)
-	return enroll.OpenSet{Tail: enroll.Tail{Alpha: st.Alpha, Beta: st.Beta}, Track: enroll.Tail{Alpha: tt.Alpha, Beta: tt.Beta}}, nil
+	o = enroll.OpenSet{Tail: enroll.Tail{Alpha: st.Alpha, Beta: st.Beta}, Track: enroll.Tail{Alpha: tt.Alpha, Beta: tt.Beta}}
+	return o, single, tracks, nil
+}
+
+// doorFactor is the largest ratio of the door gallery's impostor count to
+// the kiosk-only gallery's at the same distance, over the lower tail where
+// the kiosk-only count is at least minTailEvents and up to 5 % of the
+// comparisons (the part the tails are fitted on). Both come from the same
+// comparisons, so counts compare directly. At least 1.
+func doorFactor(kiosk, door []float64) float64 {
+	f := 1.0
+	hi := int(0.05 * float64(len(kiosk)))
+	for j := minTailEvents; j <= hi; j++ {
+		t := kiosk[j-1]
+		f = math.Max(f, float64(countAtMost(door, t))/float64(countAtMost(kiosk, t)))
+	}
+	return f
 }
 
 func ptr(e face.Embedding) *face.Embedding { return &e }
@@ -529,8 +556,8 @@ func (res *VisitsResult) WriteText(w io.Writer) error {
 	cfg := res.Config
 	fmt.Fprintf(w, "Return visits, door policy %s: %d seeds, %d customers and %d strangers each, enrolled with %d photos, visits of %d photos\n",
 		cfg.Door, cfg.Seeds, res.Customers, res.StrangerIDs, cfg.Enroll, cfg.Track)
-	fmt.Fprintf(w, "tails with door templates in the gallery: faces %.3f + %.3f t (%d comparisons), visits %.3f + %.3f t (%d)\n",
-		res.Tail.Alpha, res.Tail.Beta, res.Comparisons, res.TrackTail.Alpha, res.TrackTail.Beta, res.TrackComparisons)
+	fmt.Fprintf(w, "tails with door templates in the gallery: faces %.3f + %.3f t (%d comparisons), visits %.3f + %.3f t (%d); door factor %.2f on the kiosk-only rate\n",
+		res.Tail.Alpha, res.Tail.Beta, res.Comparisons, res.TrackTail.Alpha, res.TrackTail.Beta, res.TrackComparisons, res.DoorFactor)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "customers\tthreshold\tband")
 	for k := 1; k <= cfg.Visits; k++ {

@@ -14,10 +14,11 @@ import (
 // TestEvalVisitsKpop is issue 15's return-visit simulation on the kpop
 // photos with the engine a fresh install ships (foamliu's MobileFaceNet):
 // every door policy is measured, and the chosen one (a door centroid of
-// the last 10 confirmed faces, 0.03 stricter than the enrollment's) keeps
-// the kiosk-only thresholds, so visit 1 is as before, while later visits
-// are recognised far more often and no stranger visit is announced
-// (docs/accuracy.md pins the same figures).
+// the last 10 confirmed faces, 0.05 stricter than the enrollment's)
+// lowers the threshold only by what its door rows add to strangers'
+// chances (a factor of 1.27), so visit 1 loses a point, while later
+// visits are recognised far more often and no stranger visit is announced
+// (docs/accuracy.md reports the same figures).
 func TestEvalVisitsKpop(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "concierge.yaml")
@@ -52,14 +53,15 @@ func TestEvalVisitsKpop(t *testing.T) {
 		return v.Announced.Rate, v.Carded.Rate
 	}
 	for _, m := range []struct {
-		what      string
-		got, want float64
+		what           string
+		got, want, tol float64
 	}{
-		{"threshold at 1,000, kiosk only", none.Sizes[1].Threshold, 0.564},
-		{"threshold at 1,000, chosen", chosen.Sizes[1].Threshold, 0.564},
-		{"band at 1,000, chosen", chosen.Sizes[1].Band, 0.647},
+		{"threshold at 1,000, kiosk only", none.Sizes[1].Threshold, 0.564, 0.001},
+		{"threshold at 1,000, chosen", chosen.Sizes[1].Threshold, 0.561, 0.001},
+		{"band at 1,000, chosen", chosen.Sizes[1].Band, 0.642, 0.001},
+		{"door factor, chosen", chosen.DoorFactor, 1.27, 0.01},
 	} {
-		if math.Abs(m.got-m.want) > 0.001 {
+		if math.Abs(m.got-m.want) > m.tol {
 			t.Errorf("%s: %.3f, want %.3f", m.what, m.got, m.want)
 		}
 	}
@@ -71,9 +73,9 @@ func TestEvalVisitsKpop(t *testing.T) {
 	}{
 		{"kiosk only, visit 1", none, 1, 0.595, 0.260},
 		{"kiosk only, visit 3", none, 3, 0.575, 0.267},
-		{"chosen, visit 1", chosen, 1, 0.595, 0.260},
-		{"chosen, visit 2", chosen, 2, 0.753, 0.167},
-		{"chosen, visit 3", chosen, 3, 0.884, 0.055},
+		{"chosen, visit 1", chosen, 1, 0.585, 0.265},
+		{"chosen, visit 2", chosen, 2, 0.720, 0.161},
+		{"chosen, visit 3", chosen, 3, 0.836, 0.089},
 	} {
 		ann, card := at(m.r, m.visit)
 		if math.Abs(ann-m.ann) > 0.006 || math.Abs(card-m.card) > 0.006 {
