@@ -39,7 +39,7 @@ type DoorPolicy struct {
 // a MobileFaceNet's genuine distances lie under it) are not measured by
 // it: they keep a customer who stood still from filling the cap with one
 // frame.
-var DefaultDoorPolicy = DoorPolicy{Max: 10, MinQuality: 0.5, Dedupe: 0.3, Penalty: 0.03}
+var DefaultDoorPolicy = DoorPolicy{Max: 10, MinQuality: 0.5, Dedupe: 0.3, Penalty: 0.05}
 
 // DoorFace is a face of a confirmed visit, held in memory only for the
 // claim window.
