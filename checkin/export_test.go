@@ -1,5 +1,7 @@
 package checkin
 
+import "concierge/enroll"
+
 // HeldForTest counts what the service holds in memory: cameras, live
 // tracks, embeddings (in any track) and cooldown entries, so tests can
 // prove that a stranger leaves nothing behind.
@@ -22,4 +24,9 @@ func (s *Service) HeldForTest() (cameras, tracks, embeddings, cooldowns int) {
 	cooldowns = len(s.until)
 	s.coolMu.Unlock()
 	return len(cams), tracks, embeddings, cooldowns
+}
+
+// HoldForTest holds faces as the service does after a decision.
+func HoldForTest(h *HeldFaces, id, customer string, faces []enroll.DoorFace) {
+	h.hold(id, customer, faces)
 }

@@ -85,6 +85,10 @@ type Service struct {
 	// CardThumbnailsOnly: the camera offers thumbnails for cards only
 	// (the branch sends none with alerts), so arrivals go without.
 	CardThumbnailsOnly bool
+	// Held, when set, keeps each arrival's and card's faces for the claim
+	// window, so that a visit staff confirm can teach the gallery
+	// (match.door_templates; checkin/held.go).
+	Held *HeldFaces
 	// Logger is the parent logger; checkin logs under the group "checkin".
 	// Nil means slog.Default().
 	Logger *slog.Logger
@@ -186,6 +190,7 @@ type decision struct {
 	tier      *Tier
 	risk      []RiskFlag
 	thumb     []byte
+	faces     []enroll.DoorFace // for Held
 }
 
 // Observe processes one frame of a camera taken at time at: it links dets to
@@ -427,6 +432,7 @@ func (s *Service) decide(cameraID string, tr *track, at time.Time, base enroll.R
 
 	tier, risk := s.lookup(cand, at)
 	tr.customer = cand
+	faces := s.doorFaces(tr)
 	tr.forget()
 	if s.cool(cand, at, s.cooldown(tier)) {
 		tr.state = suppressed
@@ -437,6 +443,7 @@ func (s *Service) decide(cameraID string, tr *track, at time.Time, base enroll.R
 	}
 	tr.state = arrived
 	return decision{
+		faces:     faces,
 		camera:    cameraID,
 		trackID:   tr.id,
 		customer:  cand,
@@ -559,6 +566,7 @@ func (s *Service) publish(ctx context.Context, d decision) {
 		slog.Int("votes", a.Votes), slog.Uint64("track", d.trackID),
 		slog.Duration("latency", d.at.Sub(d.firstSeen)), slog.Bool("risk", len(d.risk) > 0))
 	log.Debug("arrival customer", slog.String("id", a.ID), slog.String("customer", a.CustomerID))
+	s.Held.hold(a.ID, a.CustomerID, d.faces)
 	p := &pendingArrival{a: a, risk: d.risk}
 	if s.holding() {
 		// Behind earlier failures: RetryLoop keeps the order.
@@ -682,6 +690,9 @@ func (s *Service) Tick(at time.Time) {
 		}
 	}
 	s.coolMu.Unlock()
+	if s.Held != nil {
+		s.Held.Expire()
+	}
 }
 
 // EndCamera ends every track of the camera at time at and forgets the

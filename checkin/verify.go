@@ -125,6 +125,7 @@ func (s *Service) card(cameraID string, tr *track, at time.Time) (decision, bool
 	tr.state = carded
 	tr.customer = cand
 	return decision{
+		faces:     s.doorFaces(tr),
 		card:      true,
 		camera:    cameraID,
 		trackID:   tr.id,
@@ -164,6 +165,7 @@ func (s *Service) publishCard(ctx context.Context, d decision) {
 		Thumbnail:  d.thumb,
 	}
 	c.DisplayName = s.displayName(ctx, d.customer)
+	s.Held.hold(c.ID, c.CustomerID, d.faces)
 	s.Stats.Cards.Add(1)
 	log.Info("verify card", slog.String("id", c.ID), slog.String("camera", c.Camera),
 		slog.Float64("distance", c.Distance), slog.Uint64("track", d.trackID))
