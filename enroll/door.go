@@ -23,7 +23,8 @@ type DoorPolicy struct {
 	// replaced (match.door_templates); 0 turns learning off.
 	Max int
 	// MinQuality is the least face.Quality.Score a face needs: a blurred
-	// or turned face teaches the centroid noise.
+	// or turned face teaches the centroid noise. (A door template keeps no
+	// quality breakdown: checkin holds only the score.)
 	MinQuality float64
 	// Dedupe skips a face within this distance of one of the customer's
 	// templates (or of a face already taken from the visit): it adds no
@@ -42,10 +43,10 @@ type DoorPolicy struct {
 var DefaultDoorPolicy = DoorPolicy{Max: 10, MinQuality: 0.5, Dedupe: 0.3, Penalty: 0.05}
 
 // DoorFace is a face of a confirmed visit, held in memory only for the
-// claim window.
+// claim window: its embedding and its quality (face.Quality.Score).
 type DoorFace struct {
 	Embedding face.Embedding
-	Quality   face.Quality
+	Quality   float64
 }
 
 // Learn decides what a confirmed visit of a customer adds: new door
@@ -60,7 +61,7 @@ func (p DoorPolicy) Learn(customerID, model string, have []Template, visit []Doo
 	}
 	fs := slices.Clone(visit)
 	slices.SortStableFunc(fs, func(a, b DoorFace) int {
-		qa, qb := a.Quality.Score(), b.Quality.Score()
+		qa, qb := a.Quality, b.Quality
 		switch {
 		case qa > qb:
 			return -1
@@ -84,10 +85,10 @@ func (p DoorPolicy) Learn(customerID, model string, have []Template, visit []Doo
 		return false
 	}
 	for _, f := range fs {
-		if len(add) >= p.Max || f.Quality.Score() < p.MinQuality || p.Dedupe > 0 && near(&f.Embedding) {
+		if len(add) >= p.Max || f.Quality < p.MinQuality || p.Dedupe > 0 && near(&f.Embedding) {
 			continue
 		}
-		add = append(add, Template{CustomerID: customerID, Embedding: f.Embedding, Quality: f.Quality,
+		add = append(add, Template{CustomerID: customerID, Embedding: f.Embedding,
 			Model: model, Created: at, Source: SourceDoor, Group: DoorGroup})
 	}
 	var doors []Template

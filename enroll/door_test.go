@@ -34,8 +34,8 @@ func TestDoorPolicyLearn(t *testing.T) {
 	if len(faces) < 9 {
 		t.Fatalf("%d faces of the first idol", len(faces))
 	}
-	good := face.Quality{SizePx: 200, Sharpness: 800, Frontal: 1, Brightness: 128}
-	poor := face.Quality{SizePx: 40, Sharpness: 20, Frontal: 0.3, Brightness: 20}
+	good := face.Quality{SizePx: 200, Sharpness: 800, Frontal: 1, Brightness: 128}.Score()
+	poor := face.Quality{SizePx: 40, Sharpness: 20, Frontal: 0.3, Brightness: 20}.Score()
 	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 	var have []enroll.Template
 	for _, e := range faces[:3] {
@@ -44,7 +44,7 @@ func TestDoorPolicyLearn(t *testing.T) {
 	visit := []enroll.DoorFace{
 		{faces[3], good}, {faces[4], good}, {faces[5], poor},
 		{faces[0], good}, // an enrollment photo again
-		{faces[4], face.Quality{SizePx: 190, Sharpness: 800, Frontal: 1, Brightness: 128}}, // the same face twice in the visit
+		{faces[4], face.Quality{SizePx: 190, Sharpness: 800, Frontal: 1, Brightness: 128}.Score()}, // the same face twice in the visit
 		{faces[6], good},
 	}
 	p := enroll.DoorPolicy{Max: 10, MinQuality: 0.5, Dedupe: 0.05}
@@ -73,5 +73,29 @@ func TestDoorPolicyLearn(t *testing.T) {
 	}
 	if add, drop = (enroll.DoorPolicy{}).Learn("c1", "m", have, visit, at); add != nil || drop != nil {
 		t.Fatal("learning off added or dropped templates")
+	}
+}
+
+// TestOpenSetDoorFactor: door rows that multiply strangers' chances by f
+// lower the threshold to where the rate times f meets the target (the
+// shipped foamliu tails), and Expected counts them.
+func TestOpenSetDoorFactor(t *testing.T) {
+	base := enroll.OpenSet{Tail: enroll.Tail{Alpha: -12.104, Beta: 10.884}, Track: enroll.Tail{Alpha: -11.215, Beta: 10.838},
+		Target: 1e-4, Ceiling: 0.76}
+	door := base
+	door.DoorFactor = 2.94
+	strict := base
+	strict.Target = 1e-4 / 2.94
+	for _, n := range []int{100, 1000, 10000} {
+		th, dth := base.Threshold(n), door.Threshold(n)
+		if dth >= th || dth < strict.Threshold(n)-0.001 || dth > strict.Threshold(n)+0.001 {
+			t.Errorf("%d customers: threshold %.4f with door rows, %.4f without, %.4f for the target / 2.94", n, dth, th, strict.Threshold(n))
+		}
+		if e := door.Expected(dth, n); e < 0.98e-4 || e > 1.02e-4 {
+			t.Errorf("%d customers: expected %.3g at the door threshold, want 1e-4", n, e)
+		}
+		if b, db := base.Band(1e-2, n), door.Band(1e-2, n); db >= b {
+			t.Errorf("%d customers: band %.4f with door rows, %.4f without", n, db, b)
+		}
 	}
 }

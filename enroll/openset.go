@@ -57,6 +57,28 @@ type OpenSet struct {
 	Track   Tail
 	Target  float64 // false alerts per stranger visit, e.g. 1e-4
 	Ceiling float64
+	// DoorFactor, above 1, is how many times the customers' door templates
+	// (learned from confirmed visits, DoorPolicy) multiply a stranger's
+	// chance against the tails, which are measured on enrollments: each
+	// door row is one more place to land near. `concierge eval visits`
+	// measures it; the thresholds hold the target for the rate times it.
+	DoorFactor float64
+}
+
+// perCustomer is the per-comparison rate that holds target in a gallery
+// of n customers, divided by the door factor.
+func (o OpenSet) perCustomer(target float64, n int) float64 {
+	p := -math.Expm1(math.Log1p(-target) / float64(max(n, 1)))
+	if o.DoorFactor > 1 {
+		p /= o.DoorFactor
+	}
+	return p
+}
+
+// tailThreshold is t's threshold for target at n customers, door factor
+// included.
+func (o OpenSet) tailThreshold(t Tail, target float64, n int) float64 {
+	return (probit(o.perCustomer(target, n)) - t.Alpha) / t.Beta
 }
 
 // Threshold is the distance threshold for a gallery of n customers.
@@ -64,11 +86,11 @@ func (o OpenSet) Threshold(n int) float64 {
 	if !o.Tail.Measured() || o.Target <= 0 {
 		return o.Ceiling
 	}
-	th := min(o.Ceiling, o.Tail.Threshold(o.Target, n))
+	th := min(o.Ceiling, o.tailThreshold(o.Tail, o.Target, n))
 	if o.Track.Measured() {
 		// Both rates grow with the threshold: the larger stays within
 		// the target up to the smaller of the two thresholds.
-		th = min(th, o.Track.Threshold(o.Target, n))
+		th = min(th, o.tailThreshold(o.Track, o.Target, n))
 	}
 	return th
 }
@@ -84,6 +106,9 @@ func (o OpenSet) Expected(th float64, n int) float64 {
 	p := o.Tail.P(th)
 	if o.Track.Measured() {
 		p = max(p, o.Track.P(th))
+	}
+	if o.DoorFactor > 1 {
+		p = min(1, p*o.DoorFactor)
 	}
 	return PerVisit(p, n)
 }
@@ -103,9 +128,9 @@ func (o OpenSet) Band(target float64, n int) float64 {
 	if !o.Tail.Measured() || target <= 0 {
 		return th
 	}
-	b := o.Tail.Threshold(target, n)
+	b := o.tailThreshold(o.Tail, target, n)
 	if o.Track.Measured() {
-		b = min(b, o.Track.Threshold(target, n))
+		b = min(b, o.tailThreshold(o.Track, target, n))
 	}
 	return max(th, b)
 }
