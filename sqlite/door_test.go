@@ -59,6 +59,9 @@ func TestDoorTemplates(t *testing.T) {
 		t.Fatalf("templates by source/group: %v", groups)
 	}
 
+	if mine, err := db.CustomerTemplates(ctx, "C1", "m"); err != nil || len(mine) != 3 {
+		t.Fatalf("C1's templates: %d, %v; want 3", len(mine), err)
+	}
 	// The second visit replaces the oldest door template.
 	if _, err := db.SaveDoorTemplates(ctx, "C1", "01V2", []enroll.Template{door(0.4)}, []int64{saved[0].ID}); err != nil {
 		t.Fatal(err)

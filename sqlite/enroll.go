@@ -124,10 +124,21 @@ func (d *DB) SaveEnrollment(ctx context.Context, c enroll.Customer, consent enro
 
 // Templates implements enroll.Store.
 func (d *DB) Templates(ctx context.Context, model string) ([]enroll.Template, error) {
+	return d.templates(ctx, `t.model = ?`, model)
+}
+
+// CustomerTemplates returns the customer's templates of model under
+// consents in force: what a confirmed visit's door templates are compared
+// with (enroll.DoorPolicy.Learn).
+func (d *DB) CustomerTemplates(ctx context.Context, customerID, model string) ([]enroll.Template, error) {
+	return d.templates(ctx, `t.customer_id = ? AND t.model = ?`, customerID, model)
+}
+
+func (d *DB) templates(ctx context.Context, where string, args ...any) ([]enroll.Template, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT t.id, t.customer_id, t.consent_id, t.model, t.embedding,
 			t.size_px, t.sharpness, t.frontal, t.brightness, t.created_at, t.source
 		FROM templates t JOIN consents c ON c.id = t.consent_id
-		WHERE t.model = ? AND c.withdrawn_at IS NULL ORDER BY t.id`, model)
+		WHERE `+where+` AND c.withdrawn_at IS NULL ORDER BY t.id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
 	}
