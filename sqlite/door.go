@@ -84,3 +84,14 @@ func (d *DB) VisitTemplates(ctx context.Context, visitID string) (int, error) {
 	}
 	return n, nil
 }
+
+// DropDoorTemplates deletes every door template: a daemon that no longer
+// learns (match.door_templates 0) must not score rows its calibration no
+// longer counts. It returns how many there were.
+func (d *DB) DropDoorTemplates(ctx context.Context) (int64, error) {
+	r, err := d.db.ExecContext(ctx, `DELETE FROM templates WHERE source = 'door'`)
+	if err != nil {
+		return 0, fmt.Errorf("drop door templates: %w", err)
+	}
+	return r.RowsAffected()
+}

@@ -100,6 +100,13 @@ func TestDoorTemplates(t *testing.T) {
 		t.Fatalf("marks %+v, %v: a door template is no re-enrollment", marks, err)
 	}
 
+	// Learning turned off drops what was learned, and nothing else.
+	if n, err := db.DropDoorTemplates(ctx); err != nil || n != 1 {
+		t.Fatalf("dropped %d door templates, %v; want 1", n, err)
+	}
+	if n := count(t, db, `SELECT COUNT(*) FROM templates`); n != 1 {
+		t.Fatalf("%d templates left, want the enrollment's 1", n)
+	}
 	// Erasure takes them all; a customer without consent learns nothing.
 	if _, err := db.Erase(ctx, "C1", later.Add(2*time.Hour), "withdrawn"); err != nil {
 		t.Fatal(err)

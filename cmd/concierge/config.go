@@ -120,6 +120,11 @@ type MatchConfig struct {
 	// DuplicateThreshold refuses an enrollment whose face is this close to a
 	// different customer; 0: the recognition threshold in force.
 	DuplicateThreshold float64 `yaml:"duplicate_threshold"`
+	// DoorTemplates is how many faces of visits staff confirmed (claimed
+	// arrivals, confirmed cards) each customer keeps as door templates,
+	// the oldest replaced; 0 (the default) learns nothing and drops what
+	// was learned (config_learn.go, docs/accuracy.md).
+	DoorTemplates int `yaml:"door_templates"`
 }
 
 // NATSConfig: an empty URL starts an embedded server listening on Listen.
@@ -328,6 +333,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("match.face_slack: %v must be in [0, 1] (leave it out for the engine's default)", *c.Match.FaceSlack)
 	case c.Match.DuplicateThreshold < 0:
 		return errors.New("match.duplicate_threshold: must be >= 0")
+	case c.Match.DoorTemplates < 0 || c.Match.DoorTemplates > maxDoorTemplates:
+		return fmt.Errorf("match.door_templates: %d must be in [0, %d] (0: learn nothing from confirmed visits)", c.Match.DoorTemplates, maxDoorTemplates)
 	}
 	switch {
 	case c.Checkin.Votes < 1:
@@ -561,6 +568,7 @@ func (c Config) openSet() enroll.OpenSet {
 	o := enroll.OpenSet{Target: c.Match.FalseAlertTarget, Ceiling: c.rule().Threshold}
 	if c.Match.Threshold == 0 {
 		c.tails(&o)
+		o.DoorFactor = c.doorFactor()
 	}
 	return o
 }

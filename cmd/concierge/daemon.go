@@ -35,6 +35,7 @@ type Daemon struct {
 	checkin  *checkin.Service
 	notifier checkin.Notifier
 	feedback *feedback
+	learn    *learner // nil: match.door_templates 0
 	privacy  *privacy
 	closers  []func() error // alert publisher, NATS server: closed last-opened first
 
@@ -108,6 +109,9 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	if err := d.openFeedback(ctx); err != nil {
 		return err
 	}
+	if err := d.openLearning(ctx); err != nil {
+		return err
+	}
 
 	cc := checkin.DefaultConfig()
 	cc.Branch = cfg.Branch
@@ -130,6 +134,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	svc.Strictness = d.feedback.policy.Strictness
 	svc.Logger = d.log
 	d.wireCards(svc)
+	d.wireLearning(svc)
 	d.checkin = svc
 	d.openPrivacy()
 
@@ -333,6 +338,9 @@ func (d *Daemon) registerMetrics() {
 	}
 	d.registerHealthMetrics()
 	d.feedback.registerMetrics(d.reg)
+	if d.learn != nil {
+		d.learn.registerMetrics(d.reg)
+	}
 	d.registerPrivacyMetrics()
 	d.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "concierge", Name: "gallery_customers",
 		Help: "Customers in the recognition gallery."}, func() float64 { return float64(d.app.svc.Gallery.Customers()) }))

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"concierge/enroll"
+	"concierge/internal/testenv"
+)
+
+// learnConfig enrolls two people of the real clips (../shared/data/video)
+// from three frames late in their clip, and points one camera at each
+// clip: the frames the daemon decides on, early in the clip, show them as
+// the enrollment did not, which is what a confirmed visit teaches.
+func learnConfig(t *testing.T) Config {
+	t.Helper()
+	dir, cfg, app := clipApp(t)
+	for _, p := range []struct {
+		id, clip string
+		frames   []int64
+	}{{"C11", "d11.mp4", []int64{150, 165, 180}}, {"C12", "d12.mp4", []int64{120, 135, 150}}} {
+		res, err := app.svc.Enroll(context.Background(), enroll.Request{CustomerID: p.id, DisplayName: "客户 " + p.id,
+			Photos: framesOf(t, filepath.Join(dir, p.clip), p.frames...), Consent: enroll.Consent{Reference: "F-" + p.id, TextVersion: "v1"}})
+		if err != nil || res.Templates < 2 {
+			t.Fatalf("enroll %s: %+v, %v", p.id, res, err)
+		}
+	}
+	app.Close()
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.NATS.Listen = "127.0.0.1:-1"
+	cfg.NATS.StoreDir = filepath.Join(t.TempDir(), "js")
+	cfg.Cameras = []Camera{{ID: "door-1", Source: filepath.Join(dir, "d11.mp4"), Fast: true},
+		{ID: "door-2", Source: filepath.Join(dir, "d12.mp4"), Fast: true}}
+	return cfg
+}
+
+// Learning from confirmed visits end to end, on real clips, real SQLite
+// and the embedded JetStream: the daemon holds each arrival's faces; a
+// claim turns them into door templates of that customer, stored and in the
+// live gallery; a later "not this person" mark on the visit removes what
+// it taught; with match.door_templates 0 the daemon drops what was
+// learned.
+func TestDaemonLearnsFromClaims(t *testing.T) {
+	cfg := learnConfig(t)
+	cfg.Match.DoorTemplates = 10
+	d := NewDaemon(cfg, testLogger(t))
+	ctx := context.Background()
+	if err := d.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if d.learn == nil || d.checkin.Held == nil {
+		t.Fatal("learning not wired")
+	}
+	if f := d.app.svc.OpenSet.DoorFactor; f <= 1 {
+		t.Fatalf("door factor %v in the calibration while learning", f)
+	}
+	arrivals, stop := collect(t, d.alertConn("test"), "concierge.t1.arrival")
+	defer stop()
+	testenv.CheckFor(t, 90*time.Second, 100*time.Millisecond, func() error {
+		if got := arrivals(); len(got) < 2 {
+			return fmt.Errorf("%d alerts so far", len(got))
+		}
+		return nil
+	})
+	got := arrivals()
+	first, second := got[0], got[1]
+	if first.Customer.ID == second.Customer.ID {
+		t.Fatalf("alerts %+v, want one for each person", got)
+	}
+	if n := d.learn.held.Len(); n < 2 || n > len(got) {
+		t.Fatalf("%d visits held for %d arrivals", n, len(got))
+	}
+	before := d.app.svc.Gallery.Templates(first.Customer.ID)
+
+	for _, a := range []arrivalMsg{first, second} {
+		if err := d.desk.Claim(ctx, a.ID, "Li"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.CheckFor(t, 15*time.Second, 50*time.Millisecond, func() error {
+		for _, a := range []arrivalMsg{first, second} {
+			if n, err := d.app.db.VisitTemplates(ctx, a.ID); err != nil || n == 0 {
+				return fmt.Errorf("visit %s taught %d door templates (%v)", a.ID, n, err)
+			}
+		}
+		if n := d.app.svc.Gallery.Templates(first.Customer.ID); n <= before {
+			return fmt.Errorf("the live gallery holds %d templates of the customer, %d before", n, before)
+		}
+		return nil
+	})
+	if n := metric(t, d, "concierge_door_visits_learned_total"); n != 2 {
+		t.Fatalf("door_visits_learned_total %v, want 2", n)
+	}
+
+	// "Not this person" on the first visit: what it taught goes, the
+	// second visit's stays.
+	if err := d.desk.Reject(ctx, first.ID, "Li", "not her"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 15*time.Second, 50*time.Millisecond, func() error {
+		if n, _ := d.app.db.VisitTemplates(ctx, first.ID); n != 0 {
+			return fmt.Errorf("%d door templates of a rejected visit", n)
+		}
+		if n := d.app.svc.Gallery.Templates(first.Customer.ID); n != before {
+			return fmt.Errorf("the live gallery holds %d templates of the customer, want %d", n, before)
+		}
+		return nil
+	})
+	if n, _ := d.app.db.VisitTemplates(ctx, second.ID); n == 0 {
+		t.Fatal("the second visit's door templates went with the first's mark")
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Learning off: the door templates go.
+	cfg.Match.DoorTemplates = 0
+	cfg.Cameras = nil
+	off := NewDaemon(cfg, testLogger(t))
+	if err := off.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer off.Close()
+	if off.learn != nil || off.checkin.Held != nil || off.app.svc.OpenSet.DoorFactor != 0 {
+		t.Fatal("learning wired with match.door_templates 0")
+	}
+	if n, _ := off.app.db.VisitTemplates(ctx, second.ID); n != 0 {
+		t.Fatalf("%d door templates kept with learning off", n)
+	}
+}
