@@ -132,3 +132,44 @@ func TestDaemonLearnsFromClaims(t *testing.T) {
 		t.Fatalf("%d door templates kept with learning off", n)
 	}
 }
+
+// A confirmed verify card is a confirmed visit: with the alert threshold
+// calibrated out of reach (a budget of 1e-9) and a wide band, the real
+// clip's visit becomes a card; staff confirming it stores its faces as
+// door templates.
+func TestDaemonLearnsFromConfirmedCards(t *testing.T) {
+	cfg := learnConfig(t)
+	cfg.Match.DoorTemplates = 10
+	cfg.Match.FalseAlertTarget, cfg.Match.VerifyTarget = 1e-12, 0.5
+	cfg.Cameras = cfg.Cameras[:1]
+	d := NewDaemon(cfg, testLogger(t))
+	ctx := context.Background()
+	if err := d.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	cards, stop := collect(t, d.alertConn("test"), "concierge.t1.verify")
+	defer stop()
+	var card arrivalMsg
+	testenv.CheckFor(t, 90*time.Second, 100*time.Millisecond, func() error {
+		for _, c := range cards() {
+			if c.ID != "" {
+				card = c
+				return nil
+			}
+		}
+		return fmt.Errorf("no card yet")
+	})
+	if card.Customer.ID != "C11" {
+		t.Fatalf("card %+v, want one for C11", card)
+	}
+	if err := d.desk.Confirm(ctx, card.ID, "Li"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 15*time.Second, 50*time.Millisecond, func() error {
+		if n, err := d.app.db.VisitTemplates(ctx, card.ID); err != nil || n == 0 {
+			return fmt.Errorf("confirmed card taught %d door templates (%v)", n, err)
+		}
+		return nil
+	})
+}
