@@ -42,6 +42,8 @@ var commands = map[string]command{
 	"version":  {"the binary's version, commit, Go, OpenCV and model files", runVersion},
 	"backup":   {"a consistent copy of the database and keys, while the daemon runs", runBackup},
 	"restore":  {"put a backup in place (--force to replace; withdrawals since are kept)", runRestore},
+
+	"customers": {"what is held about customers, for auditors (customers list|show ID|export)", runCustomers},
 }
 
 // Main holds what every subcommand shares. Tests build one with their own
