@@ -56,9 +56,12 @@ type DeskConfig struct {
 	Cards CardDesk
 	// TTL is how long an alert is open after its arrival (the alerts'
 	// expires_at; default DefaultAlertTTL).
-	TTL    time.Duration
-	Logger *slog.Logger
-	Now    func() time.Time
+	TTL time.Duration
+	// Service records claims and marks for the manager's report; nil:
+	// not recorded.
+	Service ServiceLog
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // CardDesk answers verify cards for a signed-in member of staff (Cards).
@@ -143,12 +146,14 @@ func (d *Desk) Claim(ctx context.Context, alertID, by string) error {
 	if rec.Rejected {
 		return concierge.Errorf(concierge.ECONFLICT, "alert %s was withdrawn as not this person", alertID)
 	}
-	if err := d.pub.Claim(ctx, alertID, by, d.cfg.Now()); err != nil {
+	now := d.cfg.Now()
+	if err := d.pub.Claim(ctx, alertID, by, now); err != nil {
 		if errors.Is(err, ErrAlreadyClaimed) {
 			return &deskError{concierge.Errorf(concierge.ECONFLICT, "alert %s was already claimed", alertID), err}
 		}
 		return concierge.Errorf(concierge.EUNAVAILABLE, "claim not recorded: %v", err)
 	}
+	recordService(ctx, d.cfg.Service, d.log, ServiceEvent{Kind: ServiceClaim, AlertID: alertID, At: now})
 	return nil
 }
 
@@ -163,12 +168,14 @@ func (d *Desk) Reject(ctx context.Context, alertID, by, reason string) error {
 	if utf8.RuneCountInString(reason) > 200 || !utf8.ValidString(reason) {
 		return concierge.Errorf(concierge.EINVALID, "reason: at most 200 characters of text")
 	}
-	if err := d.pub.Reject(ctx, alertID, rec.CustomerID, by, reason, d.cfg.Now()); err != nil {
+	now := d.cfg.Now()
+	if err := d.pub.Reject(ctx, alertID, rec.CustomerID, by, reason, now); err != nil {
 		if errors.Is(err, ErrAlreadyRejected) {
 			return &deskError{concierge.Errorf(concierge.ECONFLICT, "alert %s was already marked as not this person", alertID), err}
 		}
 		return concierge.Errorf(concierge.EUNAVAILABLE, "mark not recorded: %v", err)
 	}
+	recordService(ctx, d.cfg.Service, d.log, ServiceEvent{Kind: ServiceReject, AlertID: alertID, At: now})
 	return nil
 }
 

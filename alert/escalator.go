@@ -37,9 +37,12 @@ type EscalatorConfig struct {
 	Lookback time.Duration
 	// Tick is how often deadlines are checked (default 1s): an escalation
 	// is at most this late.
-	Tick   time.Duration
-	Logger *slog.Logger
-	Now    func() time.Time
+	Tick time.Duration
+	// Service records escalations for the manager's report; nil: not
+	// recorded.
+	Service ServiceLog
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 func (c *EscalatorConfig) setDefaults() error {
@@ -293,6 +296,7 @@ func (e *Escalator) Check(ctx context.Context) (int, error) {
 		}
 		n++
 		e.Stats.Escalated.Add(1)
+		recordService(ctx, e.cfg.Service, e.log, ServiceEvent{Kind: ServiceEscalation, AlertID: p.msg.ID, Tier: p.msg.Tier, At: now})
 		e.log.Info("alert escalated to the manager", slog.String("alert", p.msg.ID), slog.Duration("unclaimed", p.after))
 		e.log.Debug("escalated alert's customer", slog.String("alert", p.msg.ID), slog.String("customer", p.msg.Customer.ID))
 	}

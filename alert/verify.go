@@ -124,8 +124,11 @@ type CardsConfig struct {
 	Confirmed func(ctx context.Context, c checkin.Card, by string) error
 	// PublishTimeout bounds one publish or stream call (default 5s).
 	PublishTimeout time.Duration
-	Logger         *slog.Logger
-	Now            func() time.Time
+	// Service records staff's answers for the manager's report; nil: not
+	// recorded.
+	Service ServiceLog
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // Cards publishes verify cards and takes staff's answers. Cards skip the
@@ -314,6 +317,7 @@ func (c *Cards) Confirm(ctx context.Context, cardID, by string) error {
 		return fmt.Errorf("confirm card %s: %w", cardID, err)
 	}
 	c.log.Info("card confirmed", slog.String("id", cardID))
+	recordService(ctx, c.cfg.Service, c.log, ServiceEvent{Kind: ServiceCardConfirmed, AlertID: cardID, Tier: m.Tier, At: c.cfg.Now()})
 	c.announce(ctx, cardID, "confirmed", by)
 	return nil
 }
@@ -321,10 +325,12 @@ func (c *Cards) Confirm(ctx context.Context, cardID, by string) error {
 // Dismiss: by says the card is not the customer. Its message and face are
 // deleted at once; nothing else is recorded.
 func (c *Cards) Dismiss(ctx context.Context, cardID, by string) error {
-	if _, err := c.take(ctx, cardID, by); err != nil {
+	m, err := c.take(ctx, cardID, by)
+	if err != nil {
 		return err
 	}
 	c.log.Info("card dismissed", slog.String("id", cardID))
+	recordService(ctx, c.cfg.Service, c.log, ServiceEvent{Kind: ServiceCardDismissed, AlertID: cardID, Tier: m.Tier, At: c.cfg.Now()})
 	c.announce(ctx, cardID, "dismissed", by)
 	return nil
 }
