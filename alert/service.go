@@ -51,3 +51,33 @@ func recordService(ctx context.Context, l ServiceLog, log *slog.Logger, e Servic
 		log.Warn("service event not recorded; the manager's report will miss it", slog.String("kind", e.Kind), slog.Any("error", err))
 	}
 }
+
+// ServiceReport is the branch manager's view of service quality: per day
+// and tier, what arrived and what staff did with it. Aggregates only: no
+// names, no faces, no customer or alert ids.
+type ServiceReport struct {
+	Since    time.Time `json:"since"`
+	Until    time.Time `json:"until"`
+	TimeZone string    `json:"timezone"` // of the days
+	// Days are by day (oldest first), then scheme and level.
+	Days []ServiceRow `json:"days"`
+	// Totals are the whole period's, by scheme and level (Day "").
+	Totals []ServiceRow `json:"totals"`
+}
+
+// ServiceRow is one day and tier of a ServiceReport. The claim times run
+// from the arrival to its claim, over the claimed arrivals (0 when none).
+type ServiceRow struct {
+	Day            string  `json:"day,omitempty"` // YYYY-MM-DD in the report's time zone
+	Scheme         string  `json:"scheme"`
+	Level          string  `json:"level"` // "" for customers with no tier
+	LevelName      string  `json:"level_name"`
+	Arrivals       int     `json:"arrivals"`
+	Claims         int     `json:"claims"`
+	ClaimMedian    Seconds `json:"claim_median_s"`
+	ClaimP90       Seconds `json:"claim_p90_s"`
+	Escalations    int     `json:"escalations"`
+	NotThisPerson  int     `json:"not_this_person"`
+	CardsConfirmed int     `json:"cards_confirmed"`
+	CardsDismissed int     `json:"cards_dismissed"`
+}

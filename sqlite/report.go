@@ -85,42 +85,27 @@ func (d *DB) RecordService(ctx context.Context, e alert.ServiceEvent) error {
 	return nil
 }
 
-// ServiceRow is one day and tier of the service report. The durations
-// are over the claimed arrivals; zero when none was claimed.
-type ServiceRow struct {
-	Day            string        `json:"day"` // YYYY-MM-DD in the report's time zone
-	Scheme         string        `json:"scheme"`
-	Level          string        `json:"level"` // "" for customers with no tier
-	Arrivals       int           `json:"arrivals"`
-	Claims         int           `json:"claims"`
-	ClaimMedian    time.Duration `json:"-"`
-	ClaimP90       time.Duration `json:"-"`
-	Escalations    int           `json:"escalations"`
-	NotThisPerson  int           `json:"not_this_person"`
-	CardsConfirmed int           `json:"cards_confirmed"`
-	CardsDismissed int           `json:"cards_dismissed"`
-}
-
-// ServiceReport counts the service events from since on, by day (in loc)
-// and tier, oldest day first and tiers by scheme and level. Totals over
-// the whole period are the rows with Day "".
-func (d *DB) ServiceReport(ctx context.Context, since time.Time, loc *time.Location) (rows, totals []ServiceRow, err error) {
+// ServiceReport counts the service events from since until now, by day
+// (in loc) and tier. Level names are left to the caller, who knows the
+// schemes.
+func (d *DB) ServiceReport(ctx context.Context, since time.Time, loc *time.Location) (alert.ServiceReport, error) {
+	rep := alert.ServiceReport{Since: since, Until: d.now(), TimeZone: loc.String(), Days: []alert.ServiceRow{}, Totals: []alert.ServiceRow{}}
 	q, err := d.db.QueryContext(ctx, `SELECT at, kind, tier_scheme, tier_level, wait_ms FROM service_events WHERE at >= ? ORDER BY at, id`,
 		since.UTC().Format(timeFormat))
 	if err != nil {
-		return nil, nil, fmt.Errorf("service report: %w", err)
+		return rep, fmt.Errorf("service report: %w", err)
 	}
 	defer q.Close()
 	type key struct{ day, scheme, level string }
 	type acc struct {
-		row   ServiceRow
+		row   alert.ServiceRow
 		waits []time.Duration
 	}
 	byKey := map[key]*acc{}
 	add := func(k key, kind string, wait sql.NullInt64) {
 		a := byKey[k]
 		if a == nil {
-			a = &acc{row: ServiceRow{Day: k.day, Scheme: k.scheme, Level: k.level}}
+			a = &acc{row: alert.ServiceRow{Day: k.day, Scheme: k.scheme, Level: k.level}}
 			byKey[k] = a
 		}
 		switch kind {
@@ -145,27 +130,27 @@ func (d *DB) ServiceReport(ctx context.Context, since time.Time, loc *time.Locat
 		var at, kind, scheme, level string
 		var wait sql.NullInt64
 		if err := q.Scan(&at, &kind, &scheme, &level, &wait); err != nil {
-			return nil, nil, fmt.Errorf("service report: %w", err)
+			return rep, fmt.Errorf("service report: %w", err)
 		}
 		t, err := time.Parse(timeFormat, at)
 		if err != nil {
-			return nil, nil, fmt.Errorf("service report: %w", err)
+			return rep, fmt.Errorf("service report: %w", err)
 		}
 		add(key{t.In(loc).Format(time.DateOnly), scheme, level}, kind, wait)
 		add(key{"", scheme, level}, kind, wait)
 	}
 	if err := q.Err(); err != nil {
-		return nil, nil, fmt.Errorf("service report: %w", err)
+		return rep, fmt.Errorf("service report: %w", err)
 	}
 	for _, a := range byKey {
-		a.row.ClaimMedian, a.row.ClaimP90 = percentile(a.waits, 0.5), percentile(a.waits, 0.9)
+		a.row.ClaimMedian, a.row.ClaimP90 = alert.Seconds(percentile(a.waits, 0.5)), alert.Seconds(percentile(a.waits, 0.9))
 		if a.row.Day == "" {
-			totals = append(totals, a.row)
+			rep.Totals = append(rep.Totals, a.row)
 		} else {
-			rows = append(rows, a.row)
+			rep.Days = append(rep.Days, a.row)
 		}
 	}
-	less := func(s []ServiceRow) func(i, j int) bool {
+	less := func(s []alert.ServiceRow) func(i, j int) bool {
 		return func(i, j int) bool {
 			a, b := s[i], s[j]
 			if a.Day != b.Day {
@@ -177,9 +162,9 @@ func (d *DB) ServiceReport(ctx context.Context, since time.Time, loc *time.Locat
 			return a.Level < b.Level
 		}
 	}
-	sort.Slice(rows, less(rows))
-	sort.Slice(totals, less(totals))
-	return rows, totals, nil
+	sort.Slice(rep.Days, less(rep.Days))
+	sort.Slice(rep.Totals, less(rep.Totals))
+	return rep, nil
 }
 
 // percentile is the nearest-rank p-th percentile (0 < p <= 1) of ds, 0

@@ -74,14 +74,14 @@ func TestServiceReport(t *testing.T) {
 		}
 	}
 
-	rows, totals, err := db.ServiceReport(ctx, day.Add(-time.Hour), shanghai)
+	rep, err := db.ServiceReport(ctx, day.Add(-time.Hour), shanghai)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := ""
-	for _, r := range append(rows, totals...) {
+	for _, r := range append(rep.Days, rep.Totals...) {
 		got += fmt.Sprintf("%s %s/%s a%d c%d %v/%v e%d r%d +%d -%d\n", r.Day, r.Scheme, r.Level, r.Arrivals, r.Claims,
-			r.ClaimMedian, r.ClaimP90, r.Escalations, r.NotThisPerson, r.CardsConfirmed, r.CardsDismissed)
+			time.Duration(r.ClaimMedian), time.Duration(r.ClaimP90), r.Escalations, r.NotThisPerson, r.CardsConfirmed, r.CardsDismissed)
 	}
 	want := `2026-12-01 / a1 c1 0s/0s e1 r0 +0 -0
 2026-12-01 icbc-stars/star5 a4 c4 20s/1m40s e0 r1 +1 -1
@@ -94,9 +94,9 @@ func TestServiceReport(t *testing.T) {
 	}
 
 	// since cuts the earlier days off.
-	rows, _, err = db.ServiceReport(ctx, day.Add(10*time.Hour), shanghai)
-	if err != nil || len(rows) != 1 || rows[0].Day != "2026-12-02" {
-		t.Fatalf("since: %+v, %v", rows, err)
+	rep, err = db.ServiceReport(ctx, day.Add(10*time.Hour), shanghai)
+	if err != nil || len(rep.Days) != 1 || rep.Days[0].Day != "2026-12-02" || rep.TimeZone != "Asia/Shanghai" {
+		t.Fatalf("since: %+v, %v", rep, err)
 	}
 
 	// The rows name nobody: a withdrawal leaves them, and neither the
@@ -121,8 +121,8 @@ func TestServiceReport(t *testing.T) {
 			t.Errorf("C2 still in %s after the withdrawal", c)
 		}
 	}
-	_, totals, err = db.ServiceReport(ctx, day.Add(-time.Hour), shanghai)
-	if err != nil || len(totals) != 2 || totals[1].Arrivals != 5 {
-		t.Fatalf("counts after the withdrawal: %+v, %v", totals, err)
+	rep, err = db.ServiceReport(ctx, day.Add(-time.Hour), shanghai)
+	if err != nil || len(rep.Totals) != 2 || rep.Totals[1].Arrivals != 5 {
+		t.Fatalf("counts after the withdrawal: %+v, %v", rep.Totals, err)
 	}
 }

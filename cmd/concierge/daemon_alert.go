@@ -74,7 +74,7 @@ func (d *Daemon) openDesk() error {
 		return concierge.Errorf(concierge.EINVALID, "%v", err)
 	}
 	desk, err := alert.NewDesk(alert.DeskConfig{Branch: d.cfg.Branch, Conn: d.alertConn("concierge-" + d.cfg.Branch + "-desk"),
-		Book: d.app.db, Staff: staff, Cards: d.cardDesk(), Logger: d.log})
+		Book: d.app.db, Staff: staff, Cards: d.cardDesk(), Service: d.app.db, Logger: d.log})
 	if err != nil {
 		return concierge.Errorf(concierge.EINVALID, "%v", err)
 	}

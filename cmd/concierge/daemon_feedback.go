@@ -49,7 +49,7 @@ func (d *Daemon) openFeedback(ctx context.Context) error {
 		return err
 	}
 	f.esc, err = alert.NewEscalator(alert.EscalatorConfig{Branch: d.cfg.Branch,
-		Conn: d.alertConn("concierge-" + d.cfg.Branch + "-escalator"), After: d.cfg.Alerts.escalateAfter(), Logger: d.log})
+		Conn: d.alertConn("concierge-" + d.cfg.Branch + "-escalator"), After: d.cfg.Alerts.escalateAfter(), Service: d.app.db, Logger: d.log})
 	if err != nil {
 		return concierge.Errorf(concierge.EINVALID, "%v", err)
 	}

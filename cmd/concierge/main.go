@@ -44,6 +44,7 @@ var commands = map[string]command{
 	"restore":  {"put a backup in place (--force to replace; withdrawals since are kept)", runRestore},
 
 	"customers": {"what is held about customers, for auditors (customers list|show ID|export)", runCustomers},
+	"report":    {"service quality per day and tier for the branch manager (aggregates only)", runReport},
 }
 
 // Main holds what every subcommand shares. Tests build one with their own
