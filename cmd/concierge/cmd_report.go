@@ -13,6 +13,7 @@ import (
 	"concierge/alert"
 	"concierge/sqlite"
 	"concierge/tiering"
+	"concierge/web"
 )
 
 const reportUsage = `usage: concierge report [--since 7d|24h|2026-12-01] [--json] [--config FILE] [--db PATH]
@@ -160,4 +161,25 @@ func (r serviceReports) ServiceReport(ctx context.Context, since time.Time) (ale
 		}
 	}
 	return rep, nil
+}
+
+var _ web.ServiceReports = serviceReports{}
+
+// RecentServiceReport implements web.ServiceReports: the manager's panel
+// shows what `concierge report --since <days>d` prints.
+func (r serviceReports) RecentServiceReport(ctx context.Context, days int) (alert.ServiceReport, error) {
+	since, err := parseReportSince(fmt.Sprintf("%dd", days), time.Now(), r.loc)
+	if err != nil {
+		return alert.ServiceReport{}, err
+	}
+	return r.ServiceReport(ctx, since)
+}
+
+// serviceReports is the daemon's report for the lobby's manager panel.
+func (d *Daemon) serviceReports() serviceReports {
+	loc := time.Local
+	if fc, err := d.cfg.feedbackConfig(); err == nil { // checked when the daemon opened
+		loc = fc.Location
+	}
+	return serviceReports{db: d.app.db, schemes: d.tiers.schemes, loc: loc}
 }

@@ -53,6 +53,7 @@ func (d *Daemon) openLobby() (*web.Lobby, error) {
 		MaxSignInFailures: cfg.MaxSignInFailures,
 		SignInLockout:     cfg.SignInLockout,
 		Cards:             d.cards != nil,
+		Reports:           d.serviceReports(),
 		Logger:            d.log,
 	}
 	if len(lc.Staff) == 0 {

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"golang.org/x/crypto/bcrypt"
+
+	"concierge/alert"
+	"concierge/internal/testenv"
+)
+
+// The manager's panel of the lobby page, in a real Chromium against the
+// real daemon: a claim made through the daemon's desk is counted in the
+// report (recorded without ids), a manager sees the panel with it, and a
+// member of staff neither sees the panel nor can read the report (403).
+func TestLobbyManagerReportInBrowser(t *testing.T) {
+	browser := testenv.Browser(t)
+	const branch = "t1"
+	nats := newAlertEnv(t, branch)
+	cfg := DefaultConfig()
+	cfg.Branch = branch
+	cfg.DB = filepath.Join(t.TempDir(), "c.db")
+	cfg.Models.Dir = testenv.ModelsDir(t)
+	cfg.Vision.Pool = 1
+	cfg.resolveEngine()
+	cfg.NATS.URL = nats.srv.ClientURL()
+	cfg.NATS.NKeySeedFile = nats.creds.SeedFile(alert.IdentityDaemon)
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	hash, err := bcrypt.GenerateFromPassword([]byte("lobby-password-1"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Web.Staff = []WebStaff{
+		{Name: "Zhang", Password: string(hash)},
+		{Name: "李经理", Password: string(hash), Role: "manager"},
+	}
+	d := NewDaemon(cfg, testLogger(t))
+	if err := d.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	base := "http://" + d.HTTPAddr() + "/lobby/"
+
+	// Ms Wang arrives and Zhang claims her through the desk, as the page
+	// and terminals do.
+	a := msWang.arrival(branch)
+	a.Tier.Level = "star5" // the preset's id, so the report names it
+	if err := d.notifier.Notify(context.Background(), a, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.app.db.RecordVisit(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		return d.desk.Claim(context.Background(), a.ID, "Zhang")
+	})
+
+	// Over HTTP: staff get 403 JSON, the manager the report.
+	report := func(name string) (int, []byte) {
+		t.Helper()
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar}
+		body := `{"name":"` + name + `","password":"lobby-password-1"}`
+		resp, err := c.Post(base+"signin", "application/json", strings.NewReader(body))
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("sign in %s: %v %v", name, resp, err)
+		}
+		resp.Body.Close()
+		resp, err = c.Get(base + "report")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, data
+	}
+	if code, data := report("Zhang"); code != http.StatusForbidden || !strings.Contains(string(data), `"code":"unauthorized"`) {
+		t.Fatalf("staff read the report: %d %s", code, data)
+	}
+	code, data := report("李经理")
+	var rep alert.ServiceReport
+	if code != http.StatusOK || json.Unmarshal(data, &rep) != nil || len(rep.Totals) != 1 || rep.Totals[0].Arrivals != 1 ||
+		rep.Totals[0].Claims != 1 || rep.Totals[0].Level != "star5" || rep.Totals[0].LevelName != "五星" {
+		t.Fatalf("manager's report: %d %s", code, data)
+	}
+	if strings.Contains(string(data), a.CustomerID) || strings.Contains(string(data), a.ID) || strings.Contains(string(data), "王") {
+		t.Fatalf("the report names the customer or the alert: %s", data)
+	}
+
+	run := func(steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(browser, 30*time.Second)
+		defer cancel()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitJS := func(what string, expr string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(browser, 15*time.Second)
+		defer cancel()
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr,
+			chromedp.WithPollingTimeout(10*time.Second), chromedp.WithPollingInterval(20*time.Millisecond))); err != nil {
+			page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
+			t.Fatalf("%s: %v\npage:\n%s", what, err, page)
+		}
+	}
+	signIn := func(name string) {
+		t.Helper()
+		run(chromedp.Navigate(base),
+			chromedp.WaitVisible(chromedp.ID("signin-form")),
+			chromedp.SendKeys(chromedp.ID("signin-name"), name),
+			chromedp.SendKeys(chromedp.ID("signin-password"), "lobby-password-1"),
+			chromedp.Click(chromedp.ID("signin-submit")),
+			chromedp.WaitVisible(chromedp.ID("lobby")))
+		waitJS("stream live", `document.querySelector('#conn').dataset.state === 'live'`)
+	}
+
+	// The manager sees the panel with today's row and the total.
+	signIn("李经理")
+	waitJS("report panel", `!document.querySelector('#report').hidden && document.querySelectorAll('#report tbody tr').length === 2`)
+	rows, err := chromedp.Run(browser, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#report tbody tr')].map(r => r.innerText.replace(/\s+/g, ' ').trim())`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	today := time.Now().Format(time.DateOnly)
+	if len(rows) != 2 || !strings.HasPrefix(rows[0], today+" 五星 1 1 ") || !strings.HasPrefix(rows[1], "Total 五星 1 1 ") {
+		t.Fatalf("report rows: %q", rows)
+	}
+	visible, err := chromedp.Run(browser, chromedp.Evaluate[bool](`(() => { const r = document.querySelector('#report').getBoundingClientRect(); return r.width > 0 && r.height > 0; })()`))
+	if err != nil || !visible {
+		t.Fatalf("report panel has no size: %v", err)
+	}
+	run(chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("signin-form")))
+	waitJS("panel gone on sign-out", `document.querySelector('#report').hidden`)
+
+	// Staff: no panel.
+	signIn("Zhang")
+	waitJS("staff page", `document.querySelector('#who').textContent.includes('Zhang')`)
+	hidden, err := chromedp.Run(browser, chromedp.Evaluate[bool](`document.querySelector('#report').hidden && document.querySelector('#report').getBoundingClientRect().height === 0`))
+	if err != nil || !hidden {
+		t.Fatalf("staff see the manager's panel: %v", err)
+	}
+}
