@@ -55,6 +55,11 @@ func (l Level) NameIn(lang string) string {
 	return l.Name
 }
 
+// CustomerLevelName is the level's name in the customer's own language
+// (Language), as the lobby's badge shows it beside a greeting in that
+// language; LevelName when the scheme has no name in it.
+func (s Status) CustomerLevelName() string { return s.LevelNameIn(s.Language) }
+
 // Assigned is the status of a customer whose level an operator set by hand
 // (found by id or name), for customers with no core-banking data yet: the
 // level's service, and greetings with the scheme's default address, as for

@@ -75,7 +75,7 @@ func findLevel(s *tiering.Scheme, name string) (tiering.Level, bool) {
 func (t *tierLookup) Lookup(customerID string, at time.Time) (*checkin.Tier, []checkin.RiskFlag) {
 	if st, ok := t.cache.Tier(customerID, at); ok {
 		tier := &checkin.Tier{
-			Scheme: st.Scheme, Level: st.Level, LevelName: st.LevelName, VIP: st.VIP,
+			Scheme: st.Scheme, Level: st.Level, LevelName: st.CustomerLevelName(), VIP: st.VIP,
 			Service:             serviceLevel(st.ServiceLevel, st.Greeting()),
 			RelationshipManager: st.RelationshipManager.Name,
 			FormOfAddress:       st.FormOfAddress,
@@ -101,7 +101,7 @@ func (t *tierLookup) Lookup(customerID string, at time.Time) (*checkin.Tier, []c
 	if !ok {
 		return nil, nil
 	}
-	return &checkin.Tier{Scheme: st.Scheme, Level: st.Level, LevelName: st.LevelName, VIP: st.VIP,
+	return &checkin.Tier{Scheme: st.Scheme, Level: st.Level, LevelName: st.CustomerLevelName(), VIP: st.VIP,
 		Service: serviceLevel(st.ServiceLevel, st.Greeting())}, nil
 }
 
