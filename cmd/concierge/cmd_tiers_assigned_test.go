@@ -74,7 +74,7 @@ func TestAssignedTier(t *testing.T) {
 	}
 }
 
-// TestLookupGreetingInCustomerLanguage: the card's greeting and the tier
+// TestLookupGreetingInCustomerLanguage: the card's greeting and tier badge
 // the daemon hands check-in follow the customer's language from the tier
 // CSV where the scheme has one.
 func TestLookupGreetingInCustomerLanguage(t *testing.T) {
@@ -99,10 +99,10 @@ func TestLookupGreetingInCustomerLanguage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tiers.Close()
-	for id, want := range map[string]string{"C1": "Hello Ms Wang, welcome.", "C2": "王女士您好，欢迎光临"} {
+	for id, want := range map[string][2]string{"C1": {"Hello Ms Wang, welcome.", "Five stars"}, "C2": {"王女士您好，欢迎光临", "五星"}} {
 		tier, _ := tiers.Lookup(id, time.Now())
-		if tier == nil || tier.Service == nil || tier.Service.Greeting != want {
-			t.Errorf("%s: tier %+v, want greeting %q", id, tier, want)
+		if tier == nil || tier.Service == nil || tier.Service.Greeting != want[0] || tier.LevelName != want[1] {
+			t.Errorf("%s: tier %+v, want greeting %q and badge %q", id, tier, want[0], want[1])
 		}
 	}
 }
