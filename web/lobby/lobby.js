@@ -186,7 +186,7 @@ function renderReport() {
   const rows = [...rep.days, ...rep.totals].map((row) => {
     const tr = document.createElement('tr');
     if (!row.day) tr.className = 'total';
-    const cells = [row.day || t('rTotal'), row.level_name || row.level || t('noTier'), row.arrivals, row.claims,
+    const cells = [row.day || t('rTotal'), row.level_name || row.level || t('rNoTier'), row.arrivals, row.claims,
       secs(row, row.claim_median_s), secs(row, row.claim_p90_s), row.escalations, row.not_this_person,
       row.cards_confirmed, row.cards_dismissed];
     for (const c of cells) {
