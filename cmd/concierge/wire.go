@@ -101,8 +101,9 @@ func (t *tierLookup) Lookup(customerID string, at time.Time) (*checkin.Tier, []c
 	if !ok {
 		return nil, nil
 	}
+	st.Language = a.Language // the consent's: no tier data says otherwise
 	return &checkin.Tier{Scheme: st.Scheme, Level: st.Level, LevelName: st.CustomerLevelName(), VIP: st.VIP,
-		Service: serviceLevel(st.ServiceLevel, st.Greeting())}, nil
+		Service: serviceLevel(st.ServiceLevel, st.Greeting()), Language: st.Language}, nil
 }
 
 func serviceLevel(sl tiering.ServiceLevel, greeting string) *checkin.ServiceLevel {
