@@ -96,6 +96,28 @@ func TestLobbyManagerReportInBrowser(t *testing.T) {
 	if err != nil || !visible {
 		t.Fatalf("report panel has no size: %v", err)
 	}
+	// On a landscape and a portrait tablet the panel and its table fit the
+	// page's width (screenshots in the artifacts).
+	for _, size := range [][2]int64{{1280, 800}, {800, 1280}} {
+		run(chromedp.EmulateViewport(size[0], size[1]))
+		fits, err := chromedp.Run(browser, chromedp.Evaluate[bool](`(() => {
+			const r = document.querySelector('#report').getBoundingClientRect();
+			const box = document.querySelector('#report');
+			return document.documentElement.scrollWidth <= window.innerWidth && r.left >= 0 && r.right <= window.innerWidth &&
+				box.scrollWidth <= box.clientWidth; })()`))
+		if err != nil || !fits {
+			t.Errorf("%dx%d: the report panel or its table is wider than the page (%v)", size[0], size[1], err)
+		}
+		ctx, cancel := context.WithTimeout(browser, 30*time.Second)
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(testenv.Artifact(t, fmt.Sprintf("lobby-manager-%dx%d.png", size[0], size[1])), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	run(chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("signin-form")))
 	waitJS("panel gone on sign-out", `document.querySelector('#report').hidden`)
 
