@@ -10,15 +10,15 @@ import (
 // (`concierge enroll --tier-scheme S --tier T`), for customers whose
 // core-banking data has not been imported yet. Imported profiles win.
 type TierAssignment struct {
-	CustomerID string
-	Scheme     string
-	Level      string
-	AssignedAt time.Time
+	CustomerID string    `json:"customer_id"`
+	Scheme     string    `json:"scheme"`
+	Level      string    `json:"level"`
+	AssignedAt time.Time `json:"assigned_at"`
 	// Language is that of the customer's latest consent still in force
 	// (the language they read it in), the only one on record for a
 	// customer with no imported tier data: the badge and greeting follow
 	// it. Read only; empty when none was recorded.
-	Language string
+	Language string `json:"language,omitempty"`
 }
 
 var _ = register("tier_assignments",
