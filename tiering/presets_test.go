@@ -230,3 +230,20 @@ func TestPresetServiceLevels(t *testing.T) {
 		t.Errorf("buffers 五星 %d 六星 %d 七星 %d", star5.DowngradeBufferMonths, star6.DowngradeBufferMonths, star7.DowngradeBufferMonths)
 	}
 }
+
+// An operator may name a level by id or by the name staff know it by.
+func TestLevelNamed(t *testing.T) {
+	s, err := LoadSchemes("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	icbc, _ := s.Get("icbc-stars")
+	for _, name := range []string{"star7", "七星"} {
+		if l, ok := icbc.LevelNamed(name); !ok || l.ID != "star7" {
+			t.Errorf("LevelNamed(%q) = %q, %v", name, l.ID, ok)
+		}
+	}
+	if _, ok := icbc.LevelNamed("八星"); ok {
+		t.Error("an unknown level was found")
+	}
+}

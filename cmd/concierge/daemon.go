@@ -125,7 +125,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	svc.Notifier = d.notifier
 	svc.VisitLog = d.app.db
 	svc.Directory = directory{d.app.db}
-	svc.Mask = maskName(cfg.Checkin.NameMask)
+	svc.Mask = checkin.MaskName(cfg.Checkin.NameMask)
 	svc.Tiers = d.tiers
 	svc.Strictness = d.feedback.policy.Strictness
 	svc.Logger = d.log

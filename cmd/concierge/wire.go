@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"concierge"
 
@@ -60,16 +58,6 @@ func (t *tierLookup) reload(ctx context.Context, db *sqlite.DB) error {
 	t.manual = m
 	t.mu.Unlock()
 	return nil
-}
-
-// level finds a scheme's level by id or display name.
-func findLevel(s *tiering.Scheme, name string) (tiering.Level, bool) {
-	for _, l := range s.Levels {
-		if l.ID == name || l.Name == name {
-			return l, true
-		}
-	}
-	return tiering.Level{}, false
 }
 
 func (t *tierLookup) Lookup(customerID string, at time.Time) (*checkin.Tier, []checkin.RiskFlag) {
@@ -134,33 +122,4 @@ func (d directory) DisplayName(ctx context.Context, customerID string) (string, 
 		return "", err
 	}
 	return c.DisplayName, nil
-}
-
-// maskName applies a name-masking policy for screens in the lobby:
-//   - "full": the name as enrolled
-//   - "surname" (default): the first character of a Chinese name or the
-//     first word of a Latin one, then "*": 王女士 → 王*, "Wang Xiaoming" → "Wang *"
-//   - "initial": one character and a dot
-func maskName(policy string) func(string) string {
-	return func(name string) string {
-		name = strings.TrimSpace(name)
-		if name == "" {
-			return ""
-		}
-		switch policy {
-		case "full":
-			return name
-		case "initial":
-			r, _ := utf8.DecodeRuneInString(name)
-			return string(r) + "."
-		}
-		if r, _ := utf8.DecodeRuneInString(name); r >= 0x2E80 {
-			return string(r) + "*"
-		}
-		if i := strings.IndexByte(name, ' '); i > 0 {
-			return name[:i] + " *"
-		}
-		r, _ := utf8.DecodeRuneInString(name)
-		return string(r) + "*"
-	}
 }
