@@ -253,7 +253,7 @@ func (d *Daemon) refreshGallery(ctx context.Context) error {
 		if err != nil || v == last {
 			continue
 		}
-		if err := d.app.svc.Open(ctx); err != nil {
+		if err := d.app.svc.Reload(ctx); err != nil {
 			d.log.Warn("gallery reload failed", "err", err)
 			continue
 		}

@@ -94,7 +94,7 @@ func (d *Daemon) openHQ(ctx context.Context) error {
 		d.log.Warn("hq: not caught up with the hub; recognising with what the box holds", slog.Any("error", err))
 	}
 	// The gallery was loaded before the catch-up changed the database.
-	if err := d.app.svc.Open(ctx); err != nil {
+	if err := d.app.svc.Reload(ctx); err != nil {
 		return err
 	}
 	if err := rep.Open(); err != nil {
