@@ -57,7 +57,7 @@ func (m *Main) tiersSetup() (Config, *tiering.Schemes, error) {
 	}
 	schemes, err := tiering.LoadSchemes(cfg.Tiering.SchemesDir, cfg.Tiering.Scheme)
 	if err != nil {
-		return cfg, nil, concierge.Errorf(concierge.EINVALID, "%v", err)
+		return cfg, nil, concierge.Errorf(concierge.EINVALID, "%w", err)
 	}
 	return cfg, schemes, nil
 }
@@ -88,7 +88,7 @@ func (m *Main) tiersImport(ctx context.Context, args []string) error {
 		data, err = os.ReadFile(path)
 	}
 	if err != nil {
-		return concierge.Errorf(concierge.EINVALID, "tiers import: %v", err)
+		return concierge.Errorf(concierge.EINVALID, "tiers import: %w", err)
 	}
 	dbPath := cfg.DB
 	if *hubConfig != "" {
@@ -444,7 +444,7 @@ func (m *Main) tiersToHub(ctx context.Context, hubConfig, keyFile, path string, 
 	}
 	key, err := hub.ReadKey(keyFile)
 	if err != nil {
-		return concierge.Errorf(concierge.EINVALID, "tiers import --network-key: %v", err)
+		return concierge.Errorf(concierge.EINVALID, "tiers import --network-key: %w", err)
 	}
 	subj, err := hub.PublishTiers(ctx, hc, key, filepath.Base(path), data)
 	if err != nil {

@@ -71,7 +71,7 @@ func runWatch(ctx context.Context, m *Main, args []string) error {
 	}
 	url, err := watchURL(cfg.NATS)
 	if err != nil {
-		return concierge.Errorf(concierge.EINVALID, "%v", err)
+		return concierge.Errorf(concierge.EINVALID, "%w", err)
 	}
 	actions := 0
 	for _, a := range []string{*claimID, *rejectID, *confirmID, *dismissID} {
@@ -103,10 +103,10 @@ func runWatch(ctx context.Context, m *Main, args []string) error {
 	}
 	sub, err := alert.NewSubscriber(alert.SubscriberConfig{Branch: cfg.Branch, Conn: conn, Logger: m.Logger})
 	if err != nil {
-		return concierge.Errorf(concierge.EINVALID, "%v", err)
+		return err
 	}
 	if err := sub.Open(); err != nil {
-		return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
+		return err
 	}
 	defer sub.Close()
 	var mu sync.Mutex

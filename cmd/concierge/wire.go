@@ -33,7 +33,7 @@ var _ checkin.TierLookup = (*tierLookup)(nil)
 func openTiers(ctx context.Context, cfg Config, db *sqlite.DB, log *slog.Logger, poll time.Duration) (*tierLookup, error) {
 	schemes, err := tiering.LoadSchemes(cfg.Tiering.SchemesDir, cfg.Tiering.Scheme)
 	if err != nil {
-		return nil, concierge.Errorf(concierge.EINVALID, "tiering: %v", err)
+		return nil, concierge.Errorf(concierge.EINVALID, "tiering: %w", err)
 	}
 	cache := tiering.NewCache(db, schemes)
 	cache.Logger = log
