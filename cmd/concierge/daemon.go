@@ -127,7 +127,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	svc.Directory = directory{d.app.db}
 	svc.Mask = checkin.MaskName(cfg.Checkin.NameMask)
 	svc.Tiers = d.tiers
-	svc.Strictness = d.feedback.policy.Strictness
+	svc.Strictness = d.feedback.svc.Strictness
 	svc.Logger = d.log
 	d.wireCards(svc)
 	d.checkin = svc
