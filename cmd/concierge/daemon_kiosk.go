@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"concierge/enroll"
+	"concierge/internal/httpjson"
 	"concierge/kiosk"
 	"concierge/models"
 	"concierge/sqlite"
@@ -22,9 +23,7 @@ import (
 func (d *Daemon) mountKiosk(mux *http.ServeMux) {
 	unavailable := func(status int, code, msg string) {
 		h := func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json; charset=utf-8")
-			w.WriteHeader(status)
-			fmt.Fprintf(w, `{"error":{"code":%q,"message":%q}}`+"\n", code, msg)
+			httpjson.WriteError(w, httpjson.Errorf(status, code, "%s", msg))
 		}
 		mux.HandleFunc("/v1/", h)
 		mux.HandleFunc("/kiosk/", h)
