@@ -247,3 +247,23 @@ func TestLevelNamed(t *testing.T) {
 		t.Error("an unknown level was found")
 	}
 }
+
+// Alerts say 1 for the most urgent; staff take a customer to the room
+// when the level has one, else to the lane.
+func TestServiceLevelForAlerts(t *testing.T) {
+	for _, c := range []struct {
+		sl       ServiceLevel
+		priority int
+		place    string
+	}{
+		{ServiceLevel{Priority: PriorityUrgent, Lane: "counter 1", Room: "VIP room 1"}, 1, "VIP room 1"},
+		{ServiceLevel{Priority: PriorityHigh, Lane: "counter 1"}, 2, "counter 1"},
+		{ServiceLevel{Priority: PriorityLow}, 4, ""},
+		{ServiceLevel{Priority: PriorityNone}, 5, ""},
+		{ServiceLevel{Priority: "whenever"}, 5, ""},
+	} {
+		if p, pl := c.sl.AlertPriority(), c.sl.Place(); p != c.priority || pl != c.place {
+			t.Errorf("%+v: priority %d at %q, want %d at %q", c.sl, p, pl, c.priority, c.place)
+		}
+	}
+}

@@ -94,15 +94,10 @@ func (t *tierLookup) Lookup(customerID string, at time.Time) (*checkin.Tier, []c
 }
 
 func serviceLevel(sl tiering.ServiceLevel, greeting string) *checkin.ServiceLevel {
-	lane := sl.Lane
-	if sl.Room != "" {
-		lane = sl.Room
-	}
 	return &checkin.ServiceLevel{
-		// tiering ranks none..urgent as 0..4; alerts say 1 for most urgent.
-		Priority: 5 - max(0, sl.Priority.Rank()),
+		Priority: sl.AlertPriority(),
 		Greeting: greeting,
-		Lane:     lane,
+		Lane:     sl.Place(),
 		NotifyRM: sl.NotifyRM,
 		Cooldown: time.Duration(sl.Cooldown),
 		// 0 (branch default) and NeverEscalate (< 0) keep their meaning.
