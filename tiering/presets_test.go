@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+
+	"concierge"
 )
 
 func mustSchemes(t testing.TB) *Schemes {
@@ -264,6 +266,22 @@ func TestServiceLevelForAlerts(t *testing.T) {
 	} {
 		if p, pl := c.sl.AlertPriority(), c.sl.Place(); p != c.priority || pl != c.place {
 			t.Errorf("%+v: priority %d at %q, want %d at %q", c.sl, p, pl, c.priority, c.place)
+		}
+	}
+}
+
+// A tier set by hand gives the level's status while its scheme is loaded
+// and the level still exists; otherwise it is not found.
+func TestSchemesAssigned(t *testing.T) {
+	s := mustSchemes(t)
+	st, err := s.Assigned("C1", "icbc-stars", "七星")
+	icbc, _ := s.Get("icbc-stars")
+	if err != nil || st.Level != "star7" || st.CustomerID != "C1" || icbc.Levels[st.Rank].ID != "star7" {
+		t.Fatalf("assigned 七星: %+v, %v", st, err)
+	}
+	for _, c := range [][2]string{{"no-such-scheme", "star7"}, {"icbc-stars", "star9"}} {
+		if _, err := s.Assigned("C1", c[0], c[1]); concierge.ErrorCode(err) != concierge.ENOTFOUND {
+			t.Errorf("%v: %v", c, err)
 		}
 	}
 }

@@ -223,13 +223,9 @@ func assignedStatus(ctx context.Context, db *sqlite.DB, schemes *tiering.Schemes
 	if !ok {
 		return tiering.Status{}, nil, concierge.Errorf(concierge.ENOTFOUND, "no tier data for customer %q (none imported, none set at enrollment)", id)
 	}
-	s, ok := schemes.Get(a.Scheme)
-	if !ok {
-		return tiering.Status{}, nil, concierge.Errorf(concierge.ENOTFOUND, "customer %q: tier set at enrollment in scheme %q, which is not loaded", id, a.Scheme)
-	}
-	st, ok := s.Assigned(id, a.Level)
-	if !ok {
-		return tiering.Status{}, nil, concierge.Errorf(concierge.ENOTFOUND, "customer %q: tier set at enrollment is %q, no longer a level of %s", id, a.Level, a.Scheme)
+	st, err := schemes.Assigned(id, a.Scheme, a.Level)
+	if err != nil {
+		return tiering.Status{}, nil, err
 	}
 	return st, &tiersAssigned{Scheme: a.Scheme, Level: a.Level, AssignedAt: a.AssignedAt}, nil
 }

@@ -81,12 +81,8 @@ func (t *tierLookup) Lookup(customerID string, at time.Time) (*checkin.Tier, []c
 	if !ok {
 		return nil, nil
 	}
-	s, ok := t.schemes.Get(a.Scheme)
-	if !ok {
-		return nil, nil
-	}
-	st, ok := s.Assigned(customerID, a.Level)
-	if !ok {
+	st, err := t.schemes.Assigned(customerID, a.Scheme, a.Level)
+	if err != nil {
 		return nil, nil
 	}
 	return &checkin.Tier{Scheme: st.Scheme, Level: st.Level, LevelName: st.LevelName, VIP: st.VIP,
