@@ -280,8 +280,8 @@ func watchConn(cfg Config, url, name string, id alert.Identity) (alert.ConnConfi
 			return alert.ConnConfig{}, concierge.Errorf(concierge.EUNAUTHORIZED,
 				"the box's NATS credentials in %s are readable only by root and the service's user: run watch as one of them", creds.Dir)
 		}
-		return alert.ConnConfig{}, concierge.Errorf(concierge.EUNAVAILABLE,
-			"the box's NATS credentials are missing from %s (has `concierge run` started with this config?): %v", creds.Dir, err)
+		return alert.ConnConfig{}, concierge.Wrapf(err,
+			"the box's NATS credentials are missing from %s (has `concierge run` started with this config?)", creds.Dir)
 	}
 	c := creds.Conn(url, name, id)
 	c.TLSCA = cfg.NATS.TLSCA

@@ -197,7 +197,7 @@ func (d *Daemon) openCameras() error {
 	for _, c := range d.cfg.Cameras {
 		det, err := vision.NewYuNet(yunet)
 		if err != nil {
-			return concierge.Errorf(concierge.EUNAVAILABLE, "camera %s: %v (run `concierge models fetch --set shipped`)", c.ID, err)
+			return concierge.Errorf(concierge.EUNAVAILABLE, "camera %s: %w (run `concierge models fetch --set shipped`)", c.ID, err)
 		}
 		d.detectors = append(d.detectors, det)
 		var roi []image.Point
@@ -269,7 +269,7 @@ func (d *Daemon) refreshGallery(ctx context.Context) error {
 func (d *Daemon) openHTTP() error {
 	ln, err := net.Listen("tcp", d.cfg.HTTP.Addr)
 	if err != nil {
-		return concierge.Errorf(concierge.EUNAVAILABLE, "http.addr %s: %v", d.cfg.HTTP.Addr, err)
+		return concierge.Errorf(concierge.EUNAVAILABLE, "http.addr %s: %w", d.cfg.HTTP.Addr, err)
 	}
 	d.ln = ln
 	d.reg = prometheus.NewRegistry()
