@@ -85,7 +85,7 @@ type Desk struct {
 // NewDesk connects the desk; Listen starts answering terminals.
 func NewDesk(cfg DeskConfig) (*Desk, error) {
 	if cfg.Branch == "" || cfg.Book == nil {
-		return nil, errors.New("desk: branch and alert book are required")
+		return nil, concierge.Errorf(concierge.EINVALID, "desk: branch and alert book are required")
 	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultAlertTTL
@@ -99,7 +99,7 @@ func NewDesk(cfg DeskConfig) (*Desk, error) {
 	log := cfg.Logger.WithGroup("alert").With(slog.String("component", "desk"))
 	pub, err := NewClaimer(cfg.Conn, cfg.Branch, log)
 	if err != nil {
-		return nil, fmt.Errorf("desk: %w", err)
+		return nil, concierge.Wrapf(err, "desk")
 	}
 	return &Desk{cfg: cfg, log: log, pub: pub}, nil
 }
@@ -110,7 +110,7 @@ func (d *Desk) Listen() error {
 	for _, verb := range []string{"claim", "reject", "confirm", "dismiss"} {
 		sub, err := d.pub.nc.QueueSubscribe(DeskSubject(d.cfg.Branch, verb), "desk", d.serve)
 		if err != nil {
-			return fmt.Errorf("desk: %w", err)
+			return concierge.Wrapf(err, "desk")
 		}
 		d.subs = append(d.subs, sub)
 	}
@@ -119,7 +119,7 @@ func (d *Desk) Listen() error {
 	// go out with the connection: nothing to wait for.
 	if d.pub.nc.IsConnected() {
 		if err := d.pub.nc.FlushTimeout(5 * time.Second); err != nil && d.pub.nc.IsConnected() {
-			return fmt.Errorf("desk: %w", err)
+			return concierge.Wrapf(err, "desk")
 		}
 	}
 	return nil

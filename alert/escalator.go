@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"concierge"
 )
 
 // Escalated marks the branch manager's copy of an alert that nobody
@@ -63,9 +65,9 @@ func (c *EscalatorConfig) setDefaults() error {
 	}
 	switch {
 	case c.Branch == "":
-		return errors.New("escalator: branch must be set")
+		return concierge.Errorf(concierge.EINVALID, "escalator: branch must be set")
 	case c.Lookback < 0 || c.Tick < 0:
-		return errors.New("escalator: lookback and tick must be >= 0")
+		return concierge.Errorf(concierge.EINVALID, "escalator: lookback and tick must be >= 0")
 	}
 	return c.Conn.Validate()
 }
@@ -134,15 +136,15 @@ func (e *Escalator) Open(ctx context.Context) error {
 	}
 	sub, err := NewSubscriber(SubscriberConfig{Branch: e.cfg.Branch, Conn: conn, Logger: e.cfg.Logger})
 	if err != nil {
-		return fmt.Errorf("escalator: %w", err)
+		return concierge.Wrapf(err, "escalator")
 	}
 	if err := sub.Open(); err != nil {
-		return fmt.Errorf("escalator: %w", err)
+		return concierge.Wrapf(err, "escalator")
 	}
 	out, err := NewClaimer(conn, e.cfg.Branch, e.cfg.Logger)
 	if err != nil {
 		sub.Close()
-		return fmt.Errorf("escalator: %w", err)
+		return concierge.Wrapf(err, "escalator")
 	}
 	e.sub, e.out = sub, out
 	e.ctx, e.cancel = context.WithCancel(context.Background())

@@ -171,7 +171,7 @@ var _ checkin.CardNotifier = (*Cards)(nil)
 // NewCards checks cfg; Open connects.
 func NewCards(cfg CardsConfig) (*Cards, error) {
 	if cfg.Branch == "" || cfg.Confirmed == nil {
-		return nil, errors.New("verify cards: branch and Confirmed are required")
+		return nil, concierge.Errorf(concierge.EINVALID, "verify cards: branch and Confirmed are required")
 	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultVerifyTTL
@@ -186,7 +186,7 @@ func NewCards(cfg CardsConfig) (*Cards, error) {
 		cfg.Now = time.Now
 	}
 	if err := cfg.Conn.Validate(); err != nil {
-		return nil, fmt.Errorf("verify cards: %w", err)
+		return nil, concierge.Wrapf(err, "verify cards")
 	}
 	return &Cards{cfg: cfg, log: cfg.Logger.WithGroup("alert").With(slog.String("component", "cards"))}, nil
 }
@@ -204,12 +204,12 @@ func (c *Cards) Open(ctx context.Context) error {
 	}
 	nc, err := cc.connect(c.log, nil)
 	if err != nil {
-		return fmt.Errorf("verify cards: %w", err)
+		return concierge.Wrapf(err, "verify cards")
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
-		return fmt.Errorf("verify cards: %w", err)
+		return concierge.Wrapf(err, "verify cards")
 	}
 	c.nc, c.js = nc, js
 	if !nc.IsConnected() {

@@ -2,6 +2,7 @@ package tiering
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"golang.org/x/text/language"
@@ -65,22 +66,20 @@ func (s Status) CustomerLevelName() string { return s.LevelNameIn(s.Language) }
 // level's service, and greetings with the scheme's default address, as for
 // an imported customer with no form of address on record.
 func (s *Scheme) Assigned(customerID, level string) (Status, bool) {
-	for i, l := range s.Levels {
-		if l.ID != level && l.Name != level {
-			continue
-		}
-		return Status{
-			CustomerID:       customerID,
-			Scheme:           s.Name,
-			Level:            l.ID,
-			LevelName:        l.Name,
-			LevelNames:       l.Names,
-			Rank:             i,
-			VIP:              l.VIP,
-			ServiceLevel:     l.Service,
-			defaultAddress:   s.DefaultAddress,
-			defaultAddresses: s.DefaultAddresses,
-		}, true
+	l, ok := s.LevelNamed(level)
+	if !ok {
+		return Status{}, false
 	}
-	return Status{}, false
+	return Status{
+		CustomerID:       customerID,
+		Scheme:           s.Name,
+		Level:            l.ID,
+		LevelName:        l.Name,
+		LevelNames:       l.Names,
+		Rank:             slices.IndexFunc(s.Levels, func(x Level) bool { return x.ID == l.ID }),
+		VIP:              l.VIP,
+		ServiceLevel:     l.Service,
+		defaultAddress:   s.DefaultAddress,
+		defaultAddresses: s.DefaultAddresses,
+	}, true
 }

@@ -425,7 +425,7 @@ func (l *Lobby) dismiss(ctx context.Context, id, by string) error {
 func (l *Lobby) deskError(w http.ResponseWriter, what, alertID string, err error) {
 	switch code := concierge.ErrorCode(err); code {
 	case concierge.EINVALID, concierge.ENOTFOUND, concierge.ECONFLICT:
-		writeJSONError(w, statusOf(code), code, "%s", concierge.ErrorMessage(err))
+		writeError(w, err)
 	default:
 		l.log.Error(what+" failed", slog.String("alert", alertID), slog.Any("error", err))
 		writeJSONError(w, http.StatusServiceUnavailable, concierge.EUNAVAILABLE, "the %s could not be recorded; try again", what)

@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"concierge/checkin"
 	"concierge/enroll"
 	"concierge/models"
 	"concierge/vision"
@@ -336,8 +337,9 @@ func (c Config) Validate() error {
 		return errors.New("checkin.max_embeddings: must be >= checkin.votes")
 	case c.Checkin.Cooldown < 0 || c.Checkin.TrackTimeout <= 0 || c.Checkin.Retention <= 0:
 		return errors.New("checkin: cooldown must be >= 0, track_timeout and retention > 0")
-	case c.Checkin.NameMask != "surname" && c.Checkin.NameMask != "initial" && c.Checkin.NameMask != "full":
-		return fmt.Errorf("checkin.name_mask: %q is not one of: surname, initial, full", c.Checkin.NameMask)
+	}
+	if err := checkin.CheckNameMask(c.Checkin.NameMask); err != nil {
+		return fmt.Errorf("checkin.name_mask: %w", err)
 	}
 	if err := c.NATS.validate(); err != nil {
 		return err

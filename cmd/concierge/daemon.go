@@ -125,9 +125,9 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	svc.Notifier = d.notifier
 	svc.VisitLog = d.app.db
 	svc.Directory = directory{d.app.db}
-	svc.Mask = maskName(cfg.Checkin.NameMask)
+	svc.Mask = checkin.MaskName(cfg.Checkin.NameMask)
 	svc.Tiers = d.tiers
-	svc.Strictness = d.feedback.policy.Strictness
+	svc.Strictness = d.feedback.svc.Strictness
 	svc.Logger = d.log
 	d.wireCards(svc)
 	d.checkin = svc
@@ -197,7 +197,7 @@ func (d *Daemon) openCameras() error {
 	for _, c := range d.cfg.Cameras {
 		det, err := vision.NewYuNet(yunet)
 		if err != nil {
-			return concierge.Errorf(concierge.EUNAVAILABLE, "camera %s: %v (run `concierge models fetch --set shipped`)", c.ID, err)
+			return concierge.Errorf(concierge.EUNAVAILABLE, "camera %s: %w (run `concierge models fetch --set shipped`)", c.ID, err)
 		}
 		d.detectors = append(d.detectors, det)
 		var roi []image.Point
@@ -253,7 +253,7 @@ func (d *Daemon) refreshGallery(ctx context.Context) error {
 		if err != nil || v == last {
 			continue
 		}
-		if err := d.app.svc.Open(ctx); err != nil {
+		if err := d.app.svc.Reload(ctx); err != nil {
 			d.log.Warn("gallery reload failed", "err", err)
 			continue
 		}
@@ -269,7 +269,7 @@ func (d *Daemon) refreshGallery(ctx context.Context) error {
 func (d *Daemon) openHTTP() error {
 	ln, err := net.Listen("tcp", d.cfg.HTTP.Addr)
 	if err != nil {
-		return concierge.Errorf(concierge.EUNAVAILABLE, "http.addr %s: %v", d.cfg.HTTP.Addr, err)
+		return concierge.Errorf(concierge.EUNAVAILABLE, "http.addr %s: %w", d.cfg.HTTP.Addr, err)
 	}
 	d.ln = ln
 	d.reg = prometheus.NewRegistry()

@@ -195,7 +195,7 @@ func (m *Main) config() (Config, error) {
 	if section, ok := ignorableFor(err, m.command); ok {
 		fmt.Fprintf(m.Stderr, "concierge: warning: %v (`%s` does not use %s; `run` will refuse it)\n", err, m.command, section)
 	} else if err != nil {
-		return c, concierge.Errorf(concierge.EINVALID, "%v", err)
+		return c, concierge.Errorf(concierge.EINVALID, "%w", err)
 	}
 	if m.dbPath != "" {
 		c.DB = m.dbPath
