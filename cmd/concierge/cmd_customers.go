@@ -1,6 +1,7 @@
 package main
 
 import (
+	"concierge/checkin"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -67,19 +68,19 @@ func runCustomers(ctx context.Context, m *Main, args []string) error {
 	}
 	fc, err := cfg.feedbackConfig()
 	if err != nil {
-		return concierge.Errorf(concierge.EINVALID, "%v", err)
+		return concierge.Errorf(concierge.EINVALID, "%w", err)
 	}
 	db, err := sqlite.Open(ctx, cfg.DB, cfg.dbOptions()...)
 	if err != nil {
-		return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
+		return concierge.Errorf(concierge.EUNAVAILABLE, "%w", err)
 	}
 	defer db.Close()
 	r := customerReader{db: db, schemes: schemes, by: strings.TrimSpace(*by), now: customersNow(), loc: fc.Location}
 	switch verb {
 	case "list":
-		mask := maskName(cfg.Checkin.NameMask)
+		mask := checkin.MaskName(cfg.Checkin.NameMask)
 		if *fullNames {
-			mask = maskName("full")
+			mask = checkin.MaskName("full")
 		}
 		return r.list(ctx, m, mask, *fullNames, *asJSON)
 	case "show":

@@ -51,7 +51,7 @@ func runReport(ctx context.Context, m *Main, args []string) error {
 	}
 	fc, err := cfg.feedbackConfig()
 	if err != nil {
-		return concierge.Errorf(concierge.EINVALID, "%v", err)
+		return concierge.Errorf(concierge.EINVALID, "%w", err)
 	}
 	now := reportNow()
 	since, err := parseReportSince(*sinceFlag, now, fc.Location)
@@ -60,7 +60,7 @@ func runReport(ctx context.Context, m *Main, args []string) error {
 	}
 	db, err := sqlite.Open(ctx, cfg.DB, cfg.dbOptions()...)
 	if err != nil {
-		return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
+		return concierge.Errorf(concierge.EUNAVAILABLE, "%w", err)
 	}
 	defer db.Close()
 	db.Now = func() time.Time { return now }
@@ -154,7 +154,7 @@ func (r serviceReports) ServiceReport(ctx context.Context, since time.Time) (ale
 	for _, rows := range [][]alert.ServiceRow{rep.Days, rep.Totals} {
 		for i := range rows {
 			if s, ok := r.schemes.Get(rows[i].Scheme); ok {
-				if l, ok := findLevel(s, rows[i].Level); ok {
+				if l, ok := s.LevelNamed(rows[i].Level); ok {
 					rows[i].LevelName = l.Name
 				}
 			}
