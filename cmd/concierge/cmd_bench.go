@@ -291,13 +291,7 @@ type pipelineRun struct {
 
 func runPipeline(ctx context.Context, app *faceApp, cfg Config, run pipelineRun) (benchResult, error) {
 	name, video, realtime, cameras := run.name, run.video, run.realtime, run.cameras
-	cc := checkin.DefaultConfig()
-	cc.Branch = cfg.Branch
-	rule := cfg.rule()
-	cc.Threshold, cc.Margin, cc.FaceSlack = rule.Threshold, rule.Margin, rule.FaceSlack
-	cc.Votes, cc.MaxEmbeddings = cfg.Checkin.Votes, cfg.Checkin.MaxEmbeddings
-	cc.MinEmbedInterval, cc.ConfirmInterval = cfg.Checkin.MinEmbedInterval, cfg.Checkin.ConfirmInterval
-	svc, err := checkin.NewService(cc, app.svc.Gallery)
+	svc, err := checkin.NewService(cfg.checkinConfig(), app.svc.Gallery)
 	if err != nil {
 		return benchResult{}, err
 	}
