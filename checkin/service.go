@@ -470,7 +470,6 @@ func (s *Service) Cooldown(customerID string, at time.Time) time.Duration {
 	return s.cooldown(t)
 }
 
-
 // maxMargin stands for "no runner-up" in an Arrival: +Inf cannot travel in
 // JSON, and no two faces of one model are this much further apart in
 // practice.

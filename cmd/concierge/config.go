@@ -207,7 +207,9 @@ func DefaultConfig() Config {
 		// (engineDefaults), so switching engines never keeps a threshold
 		// measured for the other one.
 		Match: MatchConfig{FalseAlertTarget: 1e-4, VerifyTarget: 1e-2},
+
 		Checkin: defaultCheckinConfig(),
+
 		NATS: NATSConfig{Listen: "127.0.0.1:4222", StoreDir: defaultDataPath("jetstream")},
 		HTTP: HTTPConfig{Addr: "127.0.0.1:8080"},
 		Log:  LogConfig{Level: "info", Format: "text"},
