@@ -12,6 +12,7 @@ import (
 
 	"concierge/eval"
 	"concierge/internal/testenv"
+	"concierge/replay"
 )
 
 // evalCLI runs `concierge eval` like the binary and returns stdout, stderr
@@ -248,7 +249,7 @@ func TestEvalClips(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	var rep ClipReport
+	var rep replay.ClipReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("report is not JSON: %v\n%s", err, out)
 	}
@@ -261,7 +262,7 @@ func TestEvalClips(t *testing.T) {
 			t.Errorf("row %+v", r)
 		}
 	}
-	if want := (ClipTotals{Visits: 3, AsSelf: 3, StrangerVisits: 3}); rep.Totals != want {
+	if want := (replay.ClipTotals{Visits: 3, AsSelf: 3, StrangerVisits: 3}); rep.Totals != want {
 		t.Errorf("totals %+v, want %+v", rep.Totals, want)
 	}
 	// The text is the same report: print the decoded one rather than
@@ -276,11 +277,11 @@ func TestEvalClips(t *testing.T) {
 	// in a 1280x720 entrance frame, enrolled from the frames as filmed, as
 	// a kiosk would enroll them.
 	out, stderr, code = evalCLI(t, "--config", cfg, "--clips", dir, "--clip-scale", "0.35", "--json")
-	var far ClipReport
+	var far replay.ClipReport
 	if code != 0 || json.Unmarshal([]byte(out), &far) != nil {
 		t.Fatalf("--clip-scale: exit %d: %s\n%s", code, stderr, out)
 	}
-	if want := (ClipTotals{Visits: 3, AsSelf: 3, StrangerVisits: 3}); far.Place == nil || far.Place.Scale != 0.35 || far.Totals != want {
+	if want := (replay.ClipTotals{Visits: 3, AsSelf: 3, StrangerVisits: 3}); far.Place == nil || far.Place.Scale != 0.35 || far.Totals != want {
 		t.Errorf("--clip-scale 0.35: place %+v, totals %+v, want %+v", far.Place, far.Totals, want)
 	}
 
