@@ -72,9 +72,12 @@ func (t *tracer) Observe(ctx context.Context, camera string, at time.Time, dets 
 	return t.svc.Observe(ctx, camera, at, dets, embed)
 }
 
-// Awaiting passes check-in's answer on, so that the camera detects out of
-// turn exactly as it would without the tracer.
+// Awaiting and EndCamera pass on to check-in, so that the camera detects
+// out of turn and ends its tracks at the end of the clip exactly as it
+// would without the tracer.
 func (t *tracer) Awaiting(camera string, at time.Time) bool { return t.svc.Awaiting(camera, at) }
+
+func (t *tracer) EndCamera(camera string, at time.Time) { t.svc.EndCamera(camera, at) }
 
 func (t *tracer) Search(probe *face.Embedding, exclude ...string) (enroll.Match, bool) {
 	d, ok := t.distance(probe)
