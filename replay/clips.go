@@ -18,10 +18,10 @@ import (
 	"concierge/vision"
 )
 
-// Clips replays labelled door-camera clips through the daemon's own
-// pipeline (camera, tracks, best frames, check-in decision), which photo
-// folders cannot: the frames of one visit are alike, and the votes and
-// fused embedding decide on them as they would at the door.
+// The clip evaluation replays labelled door-camera clips through the
+// daemon's own pipeline (camera, tracks, best frames, check-in decision),
+// which photo folders cannot: the frames of one visit are alike, and the
+// votes and fused embedding decide on them as they would at the door.
 
 // invalid marks err as a problem with the caller's clips, not a failure of
 // Concierge.
@@ -35,6 +35,7 @@ type person struct {
 	clips  []string
 }
 
+// IsClip reports whether a file name is a video clip by its extension.
 func IsClip(name string) bool {
 	switch strings.ToLower(filepath.Ext(name)) {
 	case ".mp4", ".avi", ".mkv", ".mov", ".webm", ".mjpeg", ".mjpg":
