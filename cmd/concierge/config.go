@@ -208,16 +208,9 @@ func DefaultConfig() Config {
 		// (engineDefaults), so switching engines never keeps a threshold
 		// measured for the other one.
 		Match: MatchConfig{FalseAlertTarget: 1e-4, VerifyTarget: 1e-2},
-		Checkin: CheckinConfig{
-			Votes:            1,
-			MaxEmbeddings:    5,
-			MinEmbedInterval: 130 * time.Millisecond,
-			ConfirmInterval:  60 * time.Millisecond,
-			Cooldown:         30 * time.Minute,
-			TrackTimeout:     time.Second,
-			Retention:        90 * 24 * time.Hour,
-			NameMask:         "surname",
-		},
+
+		Checkin: defaultCheckinConfig(),
+
 		NATS: NATSConfig{Listen: "127.0.0.1:4222", StoreDir: defaultDataPath("jetstream")},
 		HTTP: HTTPConfig{Addr: "127.0.0.1:8080"},
 		Log:  LogConfig{Level: "info", Format: "text"},

@@ -109,15 +109,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		return err
 	}
 
-	cc := checkin.DefaultConfig()
-	cc.Branch = cfg.Branch
-	rule := cfg.rule()
-	cc.Threshold, cc.Margin, cc.FaceSlack = rule.Threshold, rule.Margin, rule.FaceSlack
-	cc.Votes, cc.MaxEmbeddings = cfg.Checkin.Votes, cfg.Checkin.MaxEmbeddings
-	cc.MinEmbedInterval, cc.ConfirmInterval = cfg.Checkin.MinEmbedInterval, cfg.Checkin.ConfirmInterval
-	cc.Cooldown, cc.TrackTimeout = cfg.Checkin.Cooldown, cfg.Checkin.TrackTimeout
-	cc.MinFacePx = cfg.Vision.MinFacePx
-	svc, err := checkin.NewService(cc, d.app.svc.Gallery)
+	svc, err := checkin.NewService(cfg.checkinConfig(), d.app.svc.Gallery)
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,7 @@ var commands = map[string]command{
 	"bench":    {"benchmark the live pipeline against the naive loop (bench pipeline)", runBench},
 	"run":      {"the branch daemon: cameras to arrival alerts over NATS", runRun},
 	"forget":   {"delete a customer's biometric data (consent withdrawal)", runForget},
-	"eval":     {"measure accuracy on labelled photos or descriptors and recommend thresholds", runEval},
+	"eval":     {"measure accuracy on labelled photos, descriptors or clips and recommend thresholds (eval folder|lfw|descriptors|clips)", runEval},
 	"tiers":    {"import, show, evaluate tier data (tiers import|show|evaluate|schemes)", runTiers},
 	"watch":    {"live arrival alerts for staff terminals", runWatch},
 	"feedback": {"customers' \"not this person\" marks and stricter rules (feedback list)", runFeedback},
