@@ -26,13 +26,44 @@ type Error struct {
 	// Detail carries structured facts for the caller (e.g. the conflicting
 	// customer id); it is marshalled as-is into HTTP error bodies.
 	Detail map[string]any
+
+	// cause keeps the chain of errors wrapped with %w, so that errors.Is
+	// and errors.As see through the code to what caused it.
+	cause error
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
 
-// Errorf builds an *Error with a formatted message.
+// Unwrap returns what Errorf wrapped with %w, or nil.
+func (e *Error) Unwrap() error { return e.cause }
+
+// Errorf builds an *Error with a formatted message. Errors formatted with
+// %w stay in the chain (errors.Is, errors.As); their text becomes part of
+// the caller-safe message, so wrap only errors whose text may be shown.
 func Errorf(code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+	err := fmt.Errorf(format, args...)
+	e := &Error{Code: code, Message: err.Error()}
+	switch err.(type) {
+	case interface{ Unwrap() error }, interface{ Unwrap() []error }:
+		e.cause = err
+	}
+	return e
+}
+
+// Wrapf adds context to err and keeps its code, so that the caller-safe
+// message says where it failed too. An error without a code stays
+// internal: it is wrapped with fmt.Errorf and its text never becomes a
+// message.
+func Wrapf(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	msg := fmt.Sprintf(format, args...)
+	var e *Error
+	if !errors.As(err, &e) {
+		return fmt.Errorf("%s: %w", msg, err)
+	}
+	return &Error{Code: e.Code, Message: msg + ": " + e.Message, Detail: e.Detail, cause: err}
 }
 
 // ErrorCode returns the code of the first *Error in err's chain, EINTERNAL

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io/fs"
 	"net"
 	"os"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
+
+	"concierge"
 )
 
 // Identity is one kind of client of a branch's embedded NATS server. The
@@ -57,14 +58,14 @@ func (c Credentials) SeedFile(id Identity) string {
 func EnsureCredentials(dir string) (Credentials, error) {
 	c := Credentials{Dir: dir}
 	if dir == "" {
-		return c, errors.New("nats credentials: directory must be set")
+		return c, concierge.Errorf(concierge.EINVALID, "nats credentials: directory must be set")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return c, fmt.Errorf("nats credentials: %w", err)
+		return c, concierge.Errorf(concierge.EUNAVAILABLE, "nats credentials: %w", err)
 	}
 	// MkdirAll leaves an existing directory's mode alone: tighten it.
 	if err := os.Chmod(dir, 0o700); err != nil {
-		return c, fmt.Errorf("nats credentials: %w", err)
+		return c, concierge.Errorf(concierge.EUNAVAILABLE, "nats credentials: %w", err)
 	}
 	for _, id := range Identities {
 		path := c.SeedFile(id)
@@ -75,18 +76,18 @@ func EnsureCredentials(dir string) (Credentials, error) {
 		}
 		kp, err := nkeys.CreateUser()
 		if err != nil {
-			return c, fmt.Errorf("nats credentials: %w", err)
+			return c, concierge.Errorf(concierge.EUNAVAILABLE, "nats credentials: %w", err)
 		}
 		seed, err := kp.Seed()
 		if err != nil {
-			return c, fmt.Errorf("nats credentials: %w", err)
+			return c, concierge.Errorf(concierge.EUNAVAILABLE, "nats credentials: %w", err)
 		}
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if errors.Is(err, fs.ErrExist) {
 			continue // another process made it first
 		}
 		if err != nil {
-			return c, fmt.Errorf("nats credentials: %w", err)
+			return c, concierge.Errorf(concierge.EUNAVAILABLE, "nats credentials: %w", err)
 		}
 		_, err = f.Write(append(seed, '\n'))
 		if cerr := f.Close(); err == nil {
@@ -94,7 +95,7 @@ func EnsureCredentials(dir string) (Credentials, error) {
 		}
 		if err != nil {
 			os.Remove(path)
-			return c, fmt.Errorf("nats credentials %s: %w", path, err)
+			return c, concierge.Errorf(concierge.EUNAVAILABLE, "nats credentials %s: %w", path, err)
 		}
 	}
 	return c, nil
@@ -114,7 +115,7 @@ func (c Credentials) StoreKey() (string, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		raw := make([]byte, 32)
 		if _, err := rand.Read(raw); err != nil {
-			return "", fmt.Errorf("jetstream key: %w", err)
+			return "", concierge.Errorf(concierge.EUNAVAILABLE, "jetstream key: %w", err)
 		}
 		key := hex.EncodeToString(raw)
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -122,7 +123,7 @@ func (c Credentials) StoreKey() (string, error) {
 			return c.StoreKey() // another process made it first
 		}
 		if err != nil {
-			return "", fmt.Errorf("jetstream key: %w", err)
+			return "", concierge.Errorf(concierge.EUNAVAILABLE, "jetstream key: %w", err)
 		}
 		_, err = f.WriteString(key + "\n")
 		if cerr := f.Close(); err == nil {
@@ -130,16 +131,16 @@ func (c Credentials) StoreKey() (string, error) {
 		}
 		if err != nil {
 			os.Remove(path)
-			return "", fmt.Errorf("jetstream key %s: %w", path, err)
+			return "", concierge.Errorf(concierge.EUNAVAILABLE, "jetstream key %s: %w", path, err)
 		}
 		return key, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("jetstream key: %w", err)
+		return "", concierge.Errorf(concierge.EUNAVAILABLE, "jetstream key: %w", err)
 	}
 	key := string(bytes.TrimSpace(b))
 	if len(key) < 32 {
-		return "", fmt.Errorf("jetstream key %s: shorter than 32 characters", path)
+		return "", concierge.Errorf(concierge.EINVALID, "jetstream key %s: shorter than 32 characters", path)
 	}
 	return key, nil
 }
@@ -149,19 +150,19 @@ func (c Credentials) PublicKey(id Identity) (string, error) {
 	path := c.SeedFile(id)
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("nats credentials: %w", err)
+		return "", concierge.Errorf(concierge.EUNAVAILABLE, "nats credentials: %w", err)
 	}
 	kp, err := nkeys.FromSeed(bytes.TrimSpace(b))
 	if err != nil {
-		return "", fmt.Errorf("nats credentials %s: not a user nkey seed: %w", path, err)
+		return "", concierge.Errorf(concierge.EINVALID, "nats credentials %s: not a user nkey seed: %w", path, err)
 	}
 	defer kp.Wipe()
 	pub, err := kp.PublicKey()
 	if err != nil {
-		return "", fmt.Errorf("nats credentials %s: %w", path, err)
+		return "", concierge.Errorf(concierge.EUNAVAILABLE, "nats credentials %s: %w", path, err)
 	}
 	if !nkeys.IsValidPublicUserKey(pub) {
-		return "", fmt.Errorf("nats credentials %s: not a user nkey seed", path)
+		return "", concierge.Errorf(concierge.EINVALID, "nats credentials %s: not a user nkey seed", path)
 	}
 	return pub, nil
 }

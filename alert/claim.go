@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"concierge"
 )
 
 // ClaimSchema is the "schema" of a claim message on FeedClaim.
@@ -59,12 +61,12 @@ func NewClaimer(conn ConnConfig, branch string, log *slog.Logger) (*Claimer, err
 	}
 	nc, err := conn.connect(log, nil)
 	if err != nil {
-		return nil, fmt.Errorf("claimer: %w", err)
+		return nil, concierge.Wrapf(err, "claimer")
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("claimer: %w", err)
+		return nil, concierge.Wrapf(err, "claimer")
 	}
 	return &Claimer{branch: branch, nc: nc, js: js}, nil
 }

@@ -1,14 +1,14 @@
 package alert
 
 import (
-	"errors"
-	"fmt"
 	"log/slog"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"concierge"
 )
 
 // ConnConfig says how to reach NATS and who to be there. At most one of
@@ -41,15 +41,15 @@ func (c ConnConfig) Validate() error {
 	}
 	switch {
 	case c.URL == "":
-		return errors.New("nats url: must be set")
+		return concierge.Errorf(concierge.EINVALID, "nats url: must be set")
 	case auth > 1:
-		return errors.New("nats credentials: set only one of user, token, nkey seed file, creds file")
+		return concierge.Errorf(concierge.EINVALID, "nats credentials: set only one of user, token, nkey seed file, creds file")
 	case c.Password != "" && c.User == "":
-		return errors.New("nats password: needs a user")
+		return concierge.Errorf(concierge.EINVALID, "nats password: needs a user")
 	case (c.TLSCert == "") != (c.TLSKey == ""):
-		return errors.New("nats tls: client certificate and key must be set together")
+		return concierge.Errorf(concierge.EINVALID, "nats tls: client certificate and key must be set together")
 	case c.ReconnectWait < 0:
-		return errors.New("nats reconnect wait: must be >= 0")
+		return concierge.Errorf(concierge.EINVALID, "nats reconnect wait: must be >= 0")
 	}
 	return nil
 }
@@ -106,7 +106,7 @@ func (c ConnConfig) connect(log *slog.Logger, onConnect func(), extra ...nats.Op
 	case c.NKeySeedFile != "":
 		o, err := nats.NkeyOptionFromSeed(c.NKeySeedFile)
 		if err != nil {
-			return nil, fmt.Errorf("nats nkey seed file: %w", err)
+			return nil, concierge.Errorf(concierge.EINVALID, "nats nkey seed file: %w", err)
 		}
 		opts = append(opts, o)
 	case c.CredsFile != "":
@@ -121,7 +121,7 @@ func (c ConnConfig) connect(log *slog.Logger, onConnect func(), extra ...nats.Op
 	opts = append(opts, extra...)
 	nc, err := nats.Connect(c.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect nats: %w", err)
+		return nil, concierge.Errorf(concierge.EUNAVAILABLE, "connect nats: %w", err)
 	}
 	if !nc.IsConnected() {
 		log.Warn("nats not reachable yet; retrying in the background", slog.String("url", redactURL(c.URL)))

@@ -56,9 +56,12 @@ type DeskConfig struct {
 	Cards CardDesk
 	// TTL is how long an alert is open after its arrival (the alerts'
 	// expires_at; default DefaultAlertTTL).
-	TTL    time.Duration
-	Logger *slog.Logger
-	Now    func() time.Time
+	TTL time.Duration
+	// Service records claims and marks for the manager's report; nil:
+	// not recorded.
+	Service ServiceLog
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // CardDesk answers verify cards for a signed-in member of staff (Cards).
@@ -82,7 +85,7 @@ type Desk struct {
 // NewDesk connects the desk; Listen starts answering terminals.
 func NewDesk(cfg DeskConfig) (*Desk, error) {
 	if cfg.Branch == "" || cfg.Book == nil {
-		return nil, errors.New("desk: branch and alert book are required")
+		return nil, concierge.Errorf(concierge.EINVALID, "desk: branch and alert book are required")
 	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultAlertTTL
@@ -96,7 +99,7 @@ func NewDesk(cfg DeskConfig) (*Desk, error) {
 	log := cfg.Logger.WithGroup("alert").With(slog.String("component", "desk"))
 	pub, err := NewClaimer(cfg.Conn, cfg.Branch, log)
 	if err != nil {
-		return nil, fmt.Errorf("desk: %w", err)
+		return nil, concierge.Wrapf(err, "desk")
 	}
 	return &Desk{cfg: cfg, log: log, pub: pub}, nil
 }
@@ -107,7 +110,7 @@ func (d *Desk) Listen() error {
 	for _, verb := range []string{"claim", "reject", "confirm", "dismiss"} {
 		sub, err := d.pub.nc.QueueSubscribe(DeskSubject(d.cfg.Branch, verb), "desk", d.serve)
 		if err != nil {
-			return fmt.Errorf("desk: %w", err)
+			return concierge.Wrapf(err, "desk")
 		}
 		d.subs = append(d.subs, sub)
 	}
@@ -116,7 +119,7 @@ func (d *Desk) Listen() error {
 	// go out with the connection: nothing to wait for.
 	if d.pub.nc.IsConnected() {
 		if err := d.pub.nc.FlushTimeout(5 * time.Second); err != nil && d.pub.nc.IsConnected() {
-			return fmt.Errorf("desk: %w", err)
+			return concierge.Wrapf(err, "desk")
 		}
 	}
 	return nil
@@ -143,12 +146,14 @@ func (d *Desk) Claim(ctx context.Context, alertID, by string) error {
 	if rec.Rejected {
 		return concierge.Errorf(concierge.ECONFLICT, "alert %s was withdrawn as not this person", alertID)
 	}
-	if err := d.pub.Claim(ctx, alertID, by, d.cfg.Now()); err != nil {
+	now := d.cfg.Now()
+	if err := d.pub.Claim(ctx, alertID, by, now); err != nil {
 		if errors.Is(err, ErrAlreadyClaimed) {
 			return &deskError{concierge.Errorf(concierge.ECONFLICT, "alert %s was already claimed", alertID), err}
 		}
 		return concierge.Errorf(concierge.EUNAVAILABLE, "claim not recorded: %v", err)
 	}
+	recordService(ctx, d.cfg.Service, d.log, ServiceEvent{Kind: ServiceClaim, AlertID: alertID, At: now})
 	return nil
 }
 
@@ -163,12 +168,14 @@ func (d *Desk) Reject(ctx context.Context, alertID, by, reason string) error {
 	if utf8.RuneCountInString(reason) > 200 || !utf8.ValidString(reason) {
 		return concierge.Errorf(concierge.EINVALID, "reason: at most 200 characters of text")
 	}
-	if err := d.pub.Reject(ctx, alertID, rec.CustomerID, by, reason, d.cfg.Now()); err != nil {
+	now := d.cfg.Now()
+	if err := d.pub.Reject(ctx, alertID, rec.CustomerID, by, reason, now); err != nil {
 		if errors.Is(err, ErrAlreadyRejected) {
 			return &deskError{concierge.Errorf(concierge.ECONFLICT, "alert %s was already marked as not this person", alertID), err}
 		}
 		return concierge.Errorf(concierge.EUNAVAILABLE, "mark not recorded: %v", err)
 	}
+	recordService(ctx, d.cfg.Service, d.log, ServiceEvent{Kind: ServiceReject, AlertID: alertID, At: now})
 	return nil
 }
 

@@ -99,10 +99,10 @@ type Eraser struct {
 // NewEraser returns an unopened eraser.
 func NewEraser(cfg EraserConfig) (*Eraser, error) {
 	if cfg.Branch == "" || cfg.Queue == nil {
-		return nil, errors.New("eraser: branch and queue are required")
+		return nil, concierge.Errorf(concierge.EINVALID, "eraser: branch and queue are required")
 	}
 	if err := cfg.Conn.Validate(); err != nil {
-		return nil, fmt.Errorf("eraser: %w", err)
+		return nil, concierge.Wrapf(err, "eraser")
 	}
 	if cfg.Every <= 0 {
 		cfg.Every = 2 * time.Second
@@ -124,12 +124,12 @@ func NewEraser(cfg EraserConfig) (*Eraser, error) {
 func (e *Eraser) Open() error {
 	nc, err := e.cfg.Conn.connect(e.log, nil)
 	if err != nil {
-		return fmt.Errorf("eraser: %w", err)
+		return concierge.Wrapf(err, "eraser")
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
-		return fmt.Errorf("eraser: %w", err)
+		return concierge.Wrapf(err, "eraser")
 	}
 	e.nc, e.js = nc, js
 	e.pub = &Claimer{branch: e.cfg.Branch, nc: nc, js: js}

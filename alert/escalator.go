@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"concierge"
 )
 
 // Escalated marks the branch manager's copy of an alert that nobody
@@ -37,9 +39,12 @@ type EscalatorConfig struct {
 	Lookback time.Duration
 	// Tick is how often deadlines are checked (default 1s): an escalation
 	// is at most this late.
-	Tick   time.Duration
-	Logger *slog.Logger
-	Now    func() time.Time
+	Tick time.Duration
+	// Service records escalations for the manager's report; nil: not
+	// recorded.
+	Service ServiceLog
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 func (c *EscalatorConfig) setDefaults() error {
@@ -60,9 +65,9 @@ func (c *EscalatorConfig) setDefaults() error {
 	}
 	switch {
 	case c.Branch == "":
-		return errors.New("escalator: branch must be set")
+		return concierge.Errorf(concierge.EINVALID, "escalator: branch must be set")
 	case c.Lookback < 0 || c.Tick < 0:
-		return errors.New("escalator: lookback and tick must be >= 0")
+		return concierge.Errorf(concierge.EINVALID, "escalator: lookback and tick must be >= 0")
 	}
 	return c.Conn.Validate()
 }
@@ -131,15 +136,15 @@ func (e *Escalator) Open(ctx context.Context) error {
 	}
 	sub, err := NewSubscriber(SubscriberConfig{Branch: e.cfg.Branch, Conn: conn, Logger: e.cfg.Logger})
 	if err != nil {
-		return fmt.Errorf("escalator: %w", err)
+		return concierge.Wrapf(err, "escalator")
 	}
 	if err := sub.Open(); err != nil {
-		return fmt.Errorf("escalator: %w", err)
+		return concierge.Wrapf(err, "escalator")
 	}
 	out, err := NewClaimer(conn, e.cfg.Branch, e.cfg.Logger)
 	if err != nil {
 		sub.Close()
-		return fmt.Errorf("escalator: %w", err)
+		return concierge.Wrapf(err, "escalator")
 	}
 	e.sub, e.out = sub, out
 	e.ctx, e.cancel = context.WithCancel(context.Background())
@@ -293,6 +298,7 @@ func (e *Escalator) Check(ctx context.Context) (int, error) {
 		}
 		n++
 		e.Stats.Escalated.Add(1)
+		recordService(ctx, e.cfg.Service, e.log, ServiceEvent{Kind: ServiceEscalation, AlertID: p.msg.ID, Tier: p.msg.Tier, At: now})
 		e.log.Info("alert escalated to the manager", slog.String("alert", p.msg.ID), slog.Duration("unclaimed", p.after))
 		e.log.Debug("escalated alert's customer", slog.String("alert", p.msg.ID), slog.String("customer", p.msg.Customer.ID))
 	}

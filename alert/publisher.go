@@ -111,13 +111,13 @@ func (c *PublisherConfig) setDefaults() error {
 	}
 	switch {
 	case c.Branch == "":
-		return errors.New("alert publisher: branch must be set")
+		return concierge.Errorf(concierge.EINVALID, "alert publisher: branch must be set")
 	case c.Stream.MaxAge < 0 || c.Stream.Duplicates < 0 || c.Stream.Duplicates > c.Stream.MaxAge:
-		return errors.New("alert stream: max age must be > 0 and duplicates within (0, max age]")
+		return concierge.Errorf(concierge.EINVALID, "alert stream: max age must be > 0 and duplicates within (0, max age]")
 	case c.AlertTTL < 0 || c.PublishTimeout < 0 || c.FlushTimeout < 0 || c.SentRetention < 0:
-		return errors.New("alert publisher: durations must be >= 0")
+		return concierge.Errorf(concierge.EINVALID, "alert publisher: durations must be >= 0")
 	case c.MinBackoff < 0 || c.MaxBackoff < c.MinBackoff:
-		return errors.New("alert publisher: backoff must satisfy 0 <= min <= max")
+		return concierge.Errorf(concierge.EINVALID, "alert publisher: backoff must satisfy 0 <= min <= max")
 	}
 	return c.Conn.Validate()
 }
@@ -161,7 +161,7 @@ var _ checkin.Notifier = (*Publisher)(nil)
 // NewPublisher returns an unopened publisher writing to outbox.
 func NewPublisher(cfg PublisherConfig, outbox Outbox) (*Publisher, error) {
 	if outbox == nil {
-		return nil, errors.New("alert publisher: outbox must be set")
+		return nil, concierge.Errorf(concierge.EINVALID, "alert publisher: outbox must be set")
 	}
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
@@ -197,7 +197,7 @@ func (p *Publisher) Open(ctx context.Context) error {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
-		return fmt.Errorf("jetstream: %w", err)
+		return concierge.Errorf(concierge.EUNAVAILABLE, "jetstream: %w", err)
 	}
 	p.nc, p.js = nc, js
 	p.ctx, p.cancel = context.WithCancel(context.Background())

@@ -16,6 +16,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
+
+	"concierge"
 )
 
 // DefaultListen is where the embedded server listens when the config says
@@ -70,20 +72,20 @@ var localOnly = []string{"concierge.>", "concierge-desk.>"}
 func hqRemote(rawURL, credsFile, caFile string) (*server.RemoteLeafOpts, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("hq url %q: want nats-leaf://host:port", rawURL)
+		return nil, concierge.Errorf(concierge.EINVALID, "hq url %q: want nats-leaf://host:port", rawURL)
 	}
 	b, err := os.ReadFile(credsFile)
 	if err != nil {
-		return nil, fmt.Errorf("hq credentials: %w", err)
+		return nil, concierge.Errorf(concierge.EINVALID, "hq credentials: %w", err)
 	}
 	kp, err := nkeys.ParseDecoratedNKey(b)
 	if err != nil {
-		return nil, fmt.Errorf("hq credentials %s: no user nkey seed: %w", credsFile, err)
+		return nil, concierge.Errorf(concierge.EINVALID, "hq credentials %s: no user nkey seed: %w", credsFile, err)
 	}
 	defer kp.Wipe()
 	seed, err := kp.Seed()
 	if err != nil {
-		return nil, fmt.Errorf("hq credentials %s: %w", credsFile, err)
+		return nil, concierge.Errorf(concierge.EINVALID, "hq credentials %s: %w", credsFile, err)
 	}
 	r := &server.RemoteLeafOpts{URLs: []*url.URL{u}, Nkey: string(seed),
 		DenyExports: localOnly, DenyImports: localOnly}
@@ -92,11 +94,11 @@ func hqRemote(rawURL, credsFile, caFile string) (*server.RemoteLeafOpts, error) 
 		// which the server-side GenTLSConfig would not set.
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
-			return nil, fmt.Errorf("hq ca: %w", err)
+			return nil, concierge.Errorf(concierge.EINVALID, "hq ca: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("hq ca %s: no PEM certificate", caFile)
+			return nil, concierge.Errorf(concierge.EINVALID, "hq ca %s: no PEM certificate", caFile)
 		}
 		r.TLS, r.TLSConfig = true, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
@@ -123,7 +125,7 @@ func (s *Server) Open() error {
 	if s.cfg.ConfigFile != "" {
 		o, err := server.ProcessConfigFile(s.cfg.ConfigFile)
 		if err != nil {
-			return fmt.Errorf("nats server config %s: %w", s.cfg.ConfigFile, err)
+			return concierge.Errorf(concierge.EINVALID, "nats server config %s: %w", s.cfg.ConfigFile, err)
 		}
 		opts = o
 	}
@@ -142,14 +144,14 @@ func (s *Server) Open() error {
 		opts.StoreDir = s.cfg.StoreDir
 	}
 	if opts.StoreDir == "" {
-		return errors.New("nats server: store dir must be set")
+		return concierge.Errorf(concierge.EINVALID, "nats server: store dir must be set")
 	}
 	// JetStream keeps alerts with names and faces: the service's user only.
 	if err := os.MkdirAll(opts.StoreDir, 0o700); err != nil {
-		return fmt.Errorf("nats server: %w", err)
+		return concierge.Errorf(concierge.EUNAVAILABLE, "nats server: %w", err)
 	}
 	if err := os.Chmod(opts.StoreDir, 0o700); err != nil {
-		return fmt.Errorf("nats server: %w", err)
+		return concierge.Errorf(concierge.EUNAVAILABLE, "nats server: %w", err)
 	}
 	if s.cfg.StoreKey != "" {
 		opts.JetStreamKey, opts.JetStreamCipher = s.cfg.StoreKey, server.AES
@@ -157,17 +159,17 @@ func (s *Server) Open() error {
 	if s.cfg.TLSCert != "" || s.cfg.TLSKey != "" {
 		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: s.cfg.TLSCert, KeyFile: s.cfg.TLSKey})
 		if err != nil {
-			return fmt.Errorf("nats server tls: %w", err)
+			return concierge.Errorf(concierge.EINVALID, "nats server tls: %w", err)
 		}
 		opts.TLSConfig, opts.TLS = tc, true
 	}
 	if !loopback(opts.Host) && opts.TLSConfig == nil {
-		return fmt.Errorf("nats server: listening on %q reaches beyond this machine and needs TLS "+
+		return concierge.Errorf(concierge.EINVALID, "nats server: listening on %q reaches beyond this machine and needs TLS "+
 			"(nats.server_tls_cert and nats.server_tls_key), or listen on 127.0.0.1", opts.Host)
 	}
 	if c := s.cfg.Credentials; c != nil {
 		if s.cfg.Branch == "" {
-			return errors.New("nats server: credentials need the branch")
+			return concierge.Errorf(concierge.EINVALID, "nats server: credentials need the branch")
 		}
 		users, err := c.users(s.cfg.Branch)
 		if err != nil {
@@ -190,7 +192,7 @@ func (s *Server) Open() error {
 	log := s.logger()
 	ns, err := server.NewServer(opts)
 	if err != nil {
-		return fmt.Errorf("nats server: %w", err)
+		return concierge.Errorf(concierge.EINVALID, "nats server: %w", err)
 	}
 	ns.SetLoggerV2(serverLog{log}, log.Enabled(context.Background(), slog.LevelDebug), false, false)
 	s.ns = ns
@@ -201,7 +203,7 @@ func (s *Server) Open() error {
 	}
 	if !ns.ReadyForConnections(timeout) {
 		s.shutdown()
-		return fmt.Errorf("nats server on %s: not ready after %v", listen, timeout)
+		return concierge.Errorf(concierge.EUNAVAILABLE, "nats server on %s: not ready after %v", listen, timeout)
 	}
 	log.Info("nats server ready", slog.String("url", ns.ClientURL()), slog.String("store_dir", opts.StoreDir))
 	return nil
@@ -252,11 +254,11 @@ func (s *Server) logger() *slog.Logger {
 func splitListen(listen string) (string, int, error) {
 	host, p, err := net.SplitHostPort(listen)
 	if err != nil {
-		return "", 0, fmt.Errorf("nats listen %q: %w", listen, err)
+		return "", 0, concierge.Errorf(concierge.EINVALID, "nats listen %q: %w", listen, err)
 	}
 	port, err := strconv.Atoi(p)
 	if err != nil || port < -1 || port > 65535 {
-		return "", 0, fmt.Errorf("nats listen %q: bad port", listen)
+		return "", 0, concierge.Errorf(concierge.EINVALID, "nats listen %q: bad port", listen)
 	}
 	return host, port, nil
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"concierge"
 )
 
 // Start says where in the stream a subscription begins. Set at most one
@@ -53,7 +55,7 @@ type Subscriber struct {
 // NewSubscriber returns an unopened subscriber.
 func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	if cfg.Branch == "" {
-		return nil, errors.New("alert subscriber: branch must be set")
+		return nil, concierge.Errorf(concierge.EINVALID, "alert subscriber: branch must be set")
 	}
 	if err := cfg.Conn.Validate(); err != nil {
 		return nil, err
@@ -86,7 +88,7 @@ func (s *Subscriber) Open() error {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
-		return fmt.Errorf("jetstream: %w", err)
+		return concierge.Errorf(concierge.EUNAVAILABLE, "jetstream: %w", err)
 	}
 	s.nc, s.js = nc, js
 	return nil

@@ -124,8 +124,11 @@ type CardsConfig struct {
 	Confirmed func(ctx context.Context, c checkin.Card, by string) error
 	// PublishTimeout bounds one publish or stream call (default 5s).
 	PublishTimeout time.Duration
-	Logger         *slog.Logger
-	Now            func() time.Time
+	// Service records staff's answers for the manager's report; nil: not
+	// recorded.
+	Service ServiceLog
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // Cards publishes verify cards and takes staff's answers. Cards skip the
@@ -168,7 +171,7 @@ var _ checkin.CardNotifier = (*Cards)(nil)
 // NewCards checks cfg; Open connects.
 func NewCards(cfg CardsConfig) (*Cards, error) {
 	if cfg.Branch == "" || cfg.Confirmed == nil {
-		return nil, errors.New("verify cards: branch and Confirmed are required")
+		return nil, concierge.Errorf(concierge.EINVALID, "verify cards: branch and Confirmed are required")
 	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultVerifyTTL
@@ -183,7 +186,7 @@ func NewCards(cfg CardsConfig) (*Cards, error) {
 		cfg.Now = time.Now
 	}
 	if err := cfg.Conn.Validate(); err != nil {
-		return nil, fmt.Errorf("verify cards: %w", err)
+		return nil, concierge.Wrapf(err, "verify cards")
 	}
 	return &Cards{cfg: cfg, log: cfg.Logger.WithGroup("alert").With(slog.String("component", "cards"))}, nil
 }
@@ -201,12 +204,12 @@ func (c *Cards) Open(ctx context.Context) error {
 	}
 	nc, err := cc.connect(c.log, nil)
 	if err != nil {
-		return fmt.Errorf("verify cards: %w", err)
+		return concierge.Wrapf(err, "verify cards")
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
-		return fmt.Errorf("verify cards: %w", err)
+		return concierge.Wrapf(err, "verify cards")
 	}
 	c.nc, c.js = nc, js
 	if !nc.IsConnected() {
@@ -314,6 +317,7 @@ func (c *Cards) Confirm(ctx context.Context, cardID, by string) error {
 		return fmt.Errorf("confirm card %s: %w", cardID, err)
 	}
 	c.log.Info("card confirmed", slog.String("id", cardID))
+	recordService(ctx, c.cfg.Service, c.log, ServiceEvent{Kind: ServiceCardConfirmed, AlertID: cardID, Tier: m.Tier, At: c.cfg.Now()})
 	c.announce(ctx, cardID, "confirmed", by)
 	return nil
 }
@@ -321,10 +325,12 @@ func (c *Cards) Confirm(ctx context.Context, cardID, by string) error {
 // Dismiss: by says the card is not the customer. Its message and face are
 // deleted at once; nothing else is recorded.
 func (c *Cards) Dismiss(ctx context.Context, cardID, by string) error {
-	if _, err := c.take(ctx, cardID, by); err != nil {
+	m, err := c.take(ctx, cardID, by)
+	if err != nil {
 		return err
 	}
 	c.log.Info("card dismissed", slog.String("id", cardID))
+	recordService(ctx, c.cfg.Service, c.log, ServiceEvent{Kind: ServiceCardDismissed, AlertID: cardID, Tier: m.Tier, At: c.cfg.Now()})
 	c.announce(ctx, cardID, "dismissed", by)
 	return nil
 }

@@ -32,7 +32,7 @@ func BenchmarkObserve(b *testing.B) {
 	if len(ts) != 1286 {
 		b.Fatalf("%d descriptors, want 1286", len(ts))
 	}
-	svc, err := checkin.NewService(checkin.DefaultConfig(), g)
+	svc, err := checkin.NewService(testConfig(), g)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -7,8 +7,12 @@ import (
 )
 
 // Config holds every rule of the arrival decision. The zero value is not
-// usable; start from DefaultConfig. The defaults are calibrated for dlib's
-// 128-d embeddings on East Asian faces (docs/checkin.md).
+// usable; start from DefaultConfig, which is the one home of the check-in
+// defaults: the daemon's configuration (the checkin section of the YAML file)
+// starts from it too. The match rule (Threshold, Margin, FaceSlack) is the
+// embedding engine's: the daemon, `concierge eval` and `concierge bench`
+// replace it with match.* through one function in cmd/concierge
+// (checkinConfig), so the value here serves only a Service built by hand.
 type Config struct {
 	// Branch is the branch id stamped on every arrival; the daemon sets it
 	// from the top-level branch key.
@@ -17,7 +21,8 @@ type Config struct {
 	// Threshold and Margin are the per-embedding rule (enroll.Rule): an
 	// embedding names customer C when it is at most Threshold from C and at
 	// least Margin closer to C than to the runner-up. The fused distance of
-	// the whole track must also be at most Threshold. Defaults 0.40, 0.06.
+	// the whole track must also be at most Threshold. Defaults 0.40, 0.06,
+	// a rule for dlib's 128-d embeddings; an engine's rule replaces them.
 	Threshold float64 `yaml:"threshold"`
 	Margin    float64 `yaml:"margin"`
 	// FaceSlack lets one embedding of a track name C (vote, or conflict)
@@ -26,8 +31,9 @@ type Config struct {
 	// Threshold.
 	FaceSlack float64 `yaml:"face_slack"`
 	// Votes is how many embeddings of one track must name the same customer
-	// before it is an arrival: a single lucky frame of a stranger is the
-	// commonest false alert. Default 2.
+	// before it is an arrival. Default 1: the fused embedding of the track
+	// must meet Threshold as well, which stops the single lucky frame of a
+	// stranger that a vote count was once needed for (docs/checkin.md).
 	Votes int `yaml:"votes"`
 
 	// MaxEmbeddings caps the embeddings computed for one track, however long
@@ -47,7 +53,7 @@ type Config struct {
 	// MinEmbedInterval: otherwise, a usable face is embedded again once this
 	// much frame time has passed since the track's last embedding, so that
 	// the votes come from different moments, not near-identical frames.
-	// Default 300ms.
+	// Default 130ms: two detections at the cameras' detect interval.
 	MinEmbedInterval time.Duration `yaml:"min_embed_interval"`
 	// ConfirmInterval replaces MinEmbedInterval for a track whose
 	// embeddings already name a customer under the rule: one more
@@ -97,12 +103,12 @@ func DefaultConfig() Config {
 	return Config{
 		Threshold:        0.40,
 		Margin:           0.06,
-		Votes:            2,
+		Votes:            1,
 		MaxEmbeddings:    5,
 		MinQuality:       0.15,
 		MinFacePx:        60,
 		QualityGain:      1.25,
-		MinEmbedInterval: 300 * time.Millisecond,
+		MinEmbedInterval: 130 * time.Millisecond,
 		ConfirmInterval:  60 * time.Millisecond,
 		TrackTimeout:     time.Second,
 		MinIoU:           0.3,

@@ -37,7 +37,7 @@ func TestConfirmInterval(t *testing.T) {
 	p := newPopulation(t, 24)
 	id := p.customer(t, 0, 2)
 	nobody := p.namesNobody(t, 1)
-	cfg := checkin.DefaultConfig()
+	cfg := testConfig()
 	cfg.MaxEmbeddings = 3 // the cadence is pinned, not what the fused rule makes of it
 	svc, _ := newService(t, cfg, p.gallery)
 	// A face that does not grow, so no embedding is due to a quality gain.
@@ -87,7 +87,7 @@ func TestAwaiting(t *testing.T) {
 	id := p.customer(t, 0, 2)
 	probes := p.recognisable(id, defaultRule())[:2]
 	nobody := p.namesNobody(t, 1)[0]
-	svc, rec := newService(t, checkin.DefaultConfig(), p.gallery)
+	svc, rec := newService(t, testConfig(), p.gallery)
 	ctx := context.Background()
 	at := func(f int) time.Time { return t0.Add(time.Duration(f) * fps15) }
 	det := func(f int) []checkin.Detection {

@@ -145,7 +145,7 @@ func TestFeedbackConcurrent(t *testing.T) {
 // the next day the usual rule is back.
 func TestFeedbackTightensMatching(t *testing.T) {
 	p := newPopulation(t, 24)
-	cfg := checkin.DefaultConfig()
+	cfg := testConfig()
 	// The quick pass below counts on embeddings MinEmbedInterval apart,
 	// also once the first one names the customer.
 	cfg.ConfirmInterval = cfg.MinEmbedInterval

@@ -272,6 +272,16 @@ func (r *recorder) got() []checkin.Arrival {
 	return slices.Clone(r.arrivals)
 }
 
+// testConfig is the rule these tests were written for: two votes, and a
+// track's embeddings 300 ms apart, to exercise the vote count and the
+// spacing that the shipped defaults (one vote, 130 ms) hardly reach.
+func testConfig() checkin.Config {
+	c := checkin.DefaultConfig()
+	c.Votes = 2
+	c.MinEmbedInterval = 300 * time.Millisecond
+	return c
+}
+
 func newService(tb testing.TB, cfg checkin.Config, m checkin.Matcher) (*checkin.Service, *recorder) {
 	tb.Helper()
 	svc, err := checkin.NewService(cfg, m)

@@ -22,7 +22,7 @@ func TestPurgeLoop(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	svc, err := checkin.NewService(checkin.DefaultConfig(), enroll.NewGallery(model))
+	svc, err := checkin.NewService(testConfig(), enroll.NewGallery(model))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ import (
 func TestArrivalsHeldWhileDatabaseFails(t *testing.T) {
 	p := newPopulation(t, 24)
 	a, b := p.customer(t, 0, 2), p.customer(t, 1, 2)
-	cfg := checkin.DefaultConfig()
+	cfg := testConfig()
 	cfg.Branch = "b001"
 	cfg.RetryMin, cfg.RetryMax = 20*time.Millisecond, 100*time.Millisecond
 	cfg.DeliverTimeout = time.Second
@@ -146,7 +146,7 @@ func TestRetryQueueBounds(t *testing.T) {
 		sc.play(t, svc, 130)
 	}
 
-	cfg := checkin.DefaultConfig()
+	cfg := testConfig()
 	cfg.RetryQueue = 1
 	svc, _ := newService(t, cfg, p.gallery)
 	svc.Notifier = failing{errors.New("database is locked")}
@@ -155,7 +155,7 @@ func TestRetryQueueBounds(t *testing.T) {
 		t.Fatalf("full queue: stats %+v", st)
 	}
 
-	svc, _ = newService(t, checkin.DefaultConfig(), p.gallery)
+	svc, _ = newService(t, testConfig(), p.gallery)
 	svc.Notifier = failing{concierge.Errorf(concierge.EINVALID, "arrival is for another branch")}
 	play(svc)
 	if st := svc.Stats.Snapshot(); st.Arrivals != 2 || st.Pending != 0 || st.Dropped != 2 {

@@ -368,68 +368,29 @@ func (s *Service) exhaust(cameraID string, tr *track, at time.Time) (decision, b
 	return d, ok
 }
 
-// decide applies the decision rule to a pending track that just got an
-// embedding; base is the frame's rule before any per-customer
+// decide applies the arrival rule (Rule.Decide) to a pending track that
+// just got an embedding; base is the frame's rule before any per-customer
 // tightening. The caller holds the camera lock.
-//
-// A track is customer C when no embedding names anyone else under the base
-// rule, at least Votes embeddings name C under C's rule, and the
-// quality-weighted mean of all the track's embeddings names C under C's
-// rule too. The mean is the fused evidence: one embedding of a turned head may be
-// noisy, the mean of several is closer to the person's true template, and
-// an embedding of someone else that crept into the track pulls it away.
-// That is why one embedding may name C with the rule's FaceSlack while the
-// mean must meet the threshold itself, which is calibrated on strangers'
-// fused embeddings (docs/accuracy.md).
 func (s *Service) decide(cameraID string, tr *track, at time.Time, base enroll.Rule) (decision, bool) {
 	if tr.state != pending {
 		return decision{}, false
 	}
-	cand := ""
-	baseFace := base.Face()
-	for i := range tr.samples {
-		sm := &tr.samples[i]
-		if !sm.found || !baseFace.Accept(sm.match) {
-			continue
-		}
-		if cand != "" && sm.match.CustomerID != cand {
-			// Two customers in one track: a tracker swap, a look-alike
-			// pair or a bad enrollment. Neither may be alerted on this
-			// evidence, and more embeddings cannot undo it.
-			tr.state = conflicted
-			tr.forget()
-			s.Stats.Conflicts.Add(1)
-			s.logger().Debug("track conflict", slog.String("camera", cameraID), slog.Uint64("track", tr.id))
-			return decision{}, false
-		}
-		cand = sm.match.CustomerID
-	}
-	if cand == "" {
+	rule := Rule{Match: base, Votes: s.cfg.Votes}
+	v := rule.Decide(tr.matches(), func() (enroll.Match, bool) {
+		fused := tr.fuse()
+		return s.matcher.Search(&fused)
+	}, s.tighten(at))
+	switch v.Verdict {
+	case Conflict:
+		tr.state = conflicted
+		tr.forget()
+		s.Stats.Conflicts.Add(1)
+		s.logger().Debug("track conflict", slog.String("camera", cameraID), slog.Uint64("track", tr.id))
+		return decision{}, false
+	case Undecided:
 		return decision{}, false
 	}
-	extra, delta := s.strictness(cand, at)
-	rule := enroll.Rule{Threshold: base.Threshold + delta, Margin: s.cfg.Margin, FaceSlack: base.FaceSlack}
-	face := rule.Face()
-	votes := 0
-	for i := range tr.samples {
-		if sm := &tr.samples[i]; sm.found && sm.match.CustomerID == cand && face.Accept(sm.match) {
-			votes++
-		}
-	}
-	if votes < s.cfg.Votes+extra {
-		return decision{}, false
-	}
-	fused := fuse(tr.samples)
-	fm, ok := s.matcher.Search(&fused)
-	// The fused embedding must name C under C's rule, margin included:
-	// with centroid scoring that costs under half a point of genuine
-	// tracks on the Korean photos (docs/accuracy.md) and stops a track in
-	// which two lucky frames of a stranger vote for C while the whole
-	// track sits between C and someone else.
-	if !ok || fm.CustomerID != cand || !rule.Accept(fm) {
-		return decision{}, false
-	}
-
+	cand, fm, votes := v.Customer, v.Fused, v.Votes
 	tier, risk := s.lookup(cand, at)
 	tr.customer = cand
 	faces := s.doorFaces(tr)
@@ -485,12 +446,13 @@ func (s *Service) threshold() float64 {
 	return min(s.cfg.Threshold, s.Calibrated())
 }
 
-func (s *Service) strictness(customerID string, at time.Time) (int, float64) {
+// tighten is Strictness at time at, for Rule.Decide and Rule.Card, which
+// clamp it so that it can only tighten.
+func (s *Service) tighten(at time.Time) Tighten {
 	if s.Strictness == nil {
-		return 0, 0
+		return nil
 	}
-	extra, delta := s.Strictness(customerID, at)
-	return max(extra, 0), min(delta, 0)
+	return func(customerID string) (int, float64) { return s.Strictness(customerID, at) }
 }
 
 func (s *Service) lookup(customerID string, at time.Time) (*Tier, []RiskFlag) {
@@ -513,17 +475,6 @@ func (s *Service) cooldown(t *Tier) time.Duration {
 func (s *Service) Cooldown(customerID string, at time.Time) time.Duration {
 	t, _ := s.lookup(customerID, at)
 	return s.cooldown(t)
-}
-
-// fuse is the quality-weighted mean of the samples' embeddings (see
-// face.Mean): a sharp frontal face counts for more than a blurred one.
-func fuse(ss []sample) face.Embedding {
-	es := make([]face.Embedding, len(ss))
-	ws := make([]float64, len(ss))
-	for i := range ss {
-		es[i], ws[i] = ss[i].emb, math.Max(ss[i].quality, 1e-6)
-	}
-	return face.Mean(es, ws)
 }
 
 // maxMargin stands for "no runner-up" in an Arrival: +Inf cannot travel in

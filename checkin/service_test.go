@@ -24,7 +24,7 @@ import (
 )
 
 func defaultRule() enroll.Rule {
-	c := checkin.DefaultConfig()
+	c := testConfig()
 	return enroll.Rule{Threshold: c.Threshold, Margin: c.Margin}
 }
 
@@ -82,7 +82,7 @@ func held(tb testing.TB, svc *checkin.Service) (cameras, tracks, embeddings, coo
 func TestArrivalOfEnrolledCustomer(t *testing.T) {
 	p := newPopulation(t, 24)
 	id := p.customer(t, 0, 2)
-	cfg := checkin.DefaultConfig()
+	cfg := testConfig()
 	cfg.Branch = "b001"
 	svc, rec := newService(t, cfg, p.gallery)
 	db := mustOpenDB(t)
@@ -153,7 +153,7 @@ func TestArrivalOfEnrolledCustomer(t *testing.T) {
 // remain once their track ends.
 func TestStrangers(t *testing.T) {
 	p := newPopulation(t, 24)
-	svc, rec := newService(t, checkin.DefaultConfig(), p.gallery)
+	svc, rec := newService(t, testConfig(), p.gallery)
 	for i, id := range p.strangers {
 		sc := &scene{camera: "door-1", start: t0.Add(time.Duration(i) * time.Minute), walkers: []*walker{approach(0, 300, p.set.faces[id])}}
 		sc.play(t, svc, 45)
@@ -179,7 +179,7 @@ func TestOpenSetLeaveOneOut(t *testing.T) {
 	p := newPopulation(t, 24)
 	var genuine, wrong, impostor int
 	for _, id := range p.customers {
-		svc, rec := newService(t, checkin.DefaultConfig(), p.gallery)
+		svc, rec := newService(t, testConfig(), p.gallery)
 		sc := &scene{camera: "door-1", start: t0, walkers: []*walker{approach(0, 300, p.heldOut(id))}}
 		sc.play(t, svc, 45)
 		for _, a := range rec.got() {
@@ -200,7 +200,7 @@ func TestOpenSetLeaveOneOut(t *testing.T) {
 		}
 		g := enroll.NewGallery(model)
 		g.Load(rest)
-		svc, rec = newService(t, checkin.DefaultConfig(), g)
+		svc, rec = newService(t, testConfig(), g)
 		sc.play(t, svc, 45)
 		impostor += len(rec.got())
 	}
@@ -237,7 +237,7 @@ func TestCooldown(t *testing.T) {
 		{"tier cooldown 2h over", twoHours, []visit{{"door-1", 0}, {"door-1", 2*time.Hour + time.Minute}}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			svc, rec := newService(t, checkin.DefaultConfig(), p.gallery)
+			svc, rec := newService(t, testConfig(), p.gallery)
 			svc.Tiers = tiers{id: {tier: tc.tier}}
 			for i, v := range tc.seq {
 				start := t0.Add(v.at)
@@ -260,7 +260,7 @@ func TestCooldown(t *testing.T) {
 		})
 	}
 	t.Run("tick forgets expired cooldowns", func(t *testing.T) {
-		svc, _ := newService(t, checkin.DefaultConfig(), p.gallery)
+		svc, _ := newService(t, testConfig(), p.gallery)
 		sc := &scene{camera: "door-1", start: t0, walkers: []*walker{approach(0, 300, probes)}}
 		sc.play(t, svc, 45)
 		svc.Tick(t0.Add(29 * time.Minute))
@@ -277,7 +277,7 @@ func TestCooldown(t *testing.T) {
 func TestTwoPeopleInOneFrame(t *testing.T) {
 	p := newPopulation(t, 24)
 	a, b := p.customer(t, 0, 2), p.customer(t, 1, 2)
-	svc, rec := newService(t, checkin.DefaultConfig(), p.gallery)
+	svc, rec := newService(t, testConfig(), p.gallery)
 	// Side by side, walking in together.
 	sc := &scene{camera: "door-1", start: t0, walkers: []*walker{
 		approach(0, 200, p.recognisable(a, defaultRule())[:2]),
@@ -302,7 +302,7 @@ func TestLongStay(t *testing.T) {
 	p := newPopulation(t, 24)
 	id := p.customer(t, 0, 2)
 	stranger := p.strangers[0]
-	cfg := checkin.DefaultConfig()
+	cfg := testConfig()
 	svc, rec := newService(t, cfg, p.gallery)
 	const frames = 10 * 60 * 15 // ten minutes at 15 fps
 	// A customer and a stranger stand in view for ten minutes; boxes
@@ -339,7 +339,7 @@ func TestLongStay(t *testing.T) {
 func TestTrackEndLeavesNoState(t *testing.T) {
 	p := newPopulation(t, 24)
 	stranger := p.set.faces[p.strangers[1]]
-	cfg := checkin.DefaultConfig()
+	cfg := testConfig()
 	for _, tc := range []struct {
 		name string
 		end  func(svc *checkin.Service, last time.Time)
@@ -383,7 +383,7 @@ func TestConflict(t *testing.T) {
 	pa, pb := p.recognisable(a, defaultRule()), p.recognisable(b, defaultRule())
 	// One track whose faces are alternately two customers, as when the
 	// tracker swaps two people crossing: neither may be announced.
-	svc, rec := newService(t, checkin.DefaultConfig(), p.gallery)
+	svc, rec := newService(t, testConfig(), p.gallery)
 	sc := &scene{camera: "door-1", start: t0, walkers: []*walker{approach(0, 300, []face.Embedding{pa[0], pb[0], pa[1], pb[1]})}}
 	calls := sc.play(t, svc, 45)
 	if got := rec.got(); len(got) != 0 {
@@ -411,7 +411,7 @@ func TestFusedEvidence(t *testing.T) {
 		}
 	}
 	probes = append(probes, p.recognisable(id, rule)[:2]...)
-	svc, rec := newService(t, checkin.DefaultConfig(), p.gallery)
+	svc, rec := newService(t, testConfig(), p.gallery)
 	sc := &scene{camera: "door-1", start: t0, walkers: []*walker{approach(0, 300, probes)}}
 	calls := sc.play(t, svc, 45)
 	if calls[0] != len(probes) {
@@ -439,7 +439,7 @@ func TestStrictness(t *testing.T) {
 		{"loosening is ignored", -1, 0.5, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			svc, rec := newService(t, checkin.DefaultConfig(), p.gallery)
+			svc, rec := newService(t, testConfig(), p.gallery)
 			var asked []string
 			var mu sync.Mutex
 			svc.Strictness = func(c string, at time.Time) (int, float64) {
@@ -471,7 +471,7 @@ func TestStrictness(t *testing.T) {
 func TestThumbnail(t *testing.T) {
 	p := newPopulation(t, 24)
 	id := p.customer(t, 0, 3)
-	svc, rec := newService(t, checkin.DefaultConfig(), p.gallery)
+	svc, rec := newService(t, testConfig(), p.gallery)
 	sc := &scene{camera: "door-1", start: t0, thumbnails: true, walkers: []*walker{
 		approach(0, 300, p.recognisable(id, defaultRule())[:3]),
 		{from: 0, to: 45, x: 700, y: 100, size: 120, probes: p.set.faces[p.strangers[0]]},
@@ -503,7 +503,7 @@ func TestCalibrated(t *testing.T) {
 		{"below every probe", func() float64 { return nearest - 0.01 }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			svc, rec := newService(t, checkin.DefaultConfig(), p.gallery)
+			svc, rec := newService(t, testConfig(), p.gallery)
 			svc.Calibrated = tc.calibrated
 			sc := &scene{camera: "door-1", start: t0, walkers: []*walker{approach(0, 300, probes)}}
 			sc.play(t, svc, 45)
@@ -545,7 +545,7 @@ func TestTracking(t *testing.T) {
 		}, 40, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			svc, _ := newService(t, checkin.DefaultConfig(), p.gallery)
+			svc, _ := newService(t, testConfig(), p.gallery)
 			sc := &scene{camera: "door-1", start: t0, walkers: tc.walkers}
 			sc.play(t, svc, tc.frames)
 			if st := svc.Stats.Snapshot(); st.TracksStarted != tc.wantTracks {
@@ -554,7 +554,7 @@ func TestTracking(t *testing.T) {
 		})
 	}
 	t.Run("gaps", func(t *testing.T) {
-		cfg := checkin.DefaultConfig()
+		cfg := testConfig()
 		for _, tc := range []struct {
 			gap        time.Duration
 			wantTracks int64
@@ -580,7 +580,7 @@ func TestTracking(t *testing.T) {
 
 func TestBestFrames(t *testing.T) {
 	p := newPopulation(t, 24)
-	cfg := checkin.DefaultConfig()
+	cfg := testConfig()
 	cfg.MinQuality = 0.25
 	cfg.MinEmbedInterval = time.Hour // only quality gains trigger re-embedding here
 	svc, _ := newService(t, cfg, p.gallery)
@@ -611,7 +611,7 @@ func TestDeliveryFailures(t *testing.T) {
 	id := p.customer(t, 0, 2)
 	probes := p.recognisable(id, defaultRule())[:2]
 	t.Run("notifier error", func(t *testing.T) {
-		svc, rec := newService(t, checkin.DefaultConfig(), p.gallery)
+		svc, rec := newService(t, testConfig(), p.gallery)
 		rec.err = errors.New("nats: no responders")
 		db := mustOpenDB(t)
 		svc.VisitLog = db
@@ -626,7 +626,7 @@ func TestDeliveryFailures(t *testing.T) {
 		}
 	})
 	t.Run("notifier hangs", func(t *testing.T) {
-		cfg := checkin.DefaultConfig()
+		cfg := testConfig()
 		cfg.DeliverTimeout = 50 * time.Millisecond
 		svc, _ := newService(t, cfg, p.gallery)
 		svc.Notifier = hanging{}
@@ -652,7 +652,7 @@ func (hanging) Notify(ctx context.Context, _ checkin.Arrival, _ []checkin.RiskFl
 
 func TestObserveErrors(t *testing.T) {
 	p := newPopulation(t, 24)
-	svc, _ := newService(t, checkin.DefaultConfig(), p.gallery)
+	svc, _ := newService(t, testConfig(), p.gallery)
 	det := []checkin.Detection{{Box: image.Rect(300, 100, 420, 220), Quality: face.Quality{SizePx: 120, Sharpness: 100, Frontal: 1, Brightness: 128}}}
 	boom := errors.New("dlib: bad alloc")
 	err := svc.Observe(context.Background(), "door-1", t0, det, func(int) (face.Embedding, error) { return face.Embedding{}, boom })
@@ -686,7 +686,7 @@ func TestCamerasConcurrently(t *testing.T) {
 	p := newPopulation(t, 24)
 	id := p.customer(t, 0, 2)
 	probes := p.recognisable(id, defaultRule())[:2]
-	svc, rec := newService(t, checkin.DefaultConfig(), p.gallery)
+	svc, rec := newService(t, testConfig(), p.gallery)
 	var wg sync.WaitGroup
 	for c := range 4 {
 		wg.Go(func() {
@@ -725,7 +725,7 @@ func TestConfigValidate(t *testing.T) {
 		{"cooldown", func(c *checkin.Config) { c.Cooldown = -time.Second }},
 		{"deliver_timeout", func(c *checkin.Config) { c.DeliverTimeout = 0 }},
 	} {
-		c := checkin.DefaultConfig()
+		c := testConfig()
 		tc.edit(&c)
 		err := c.Validate()
 		if concierge.ErrorCode(err) != concierge.EINVALID || !strings.Contains(err.Error(), tc.field) {
@@ -735,7 +735,7 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%s: NewService accepted a bad config", tc.field)
 		}
 	}
-	if _, err := checkin.NewService(checkin.DefaultConfig(), nil); err == nil {
+	if _, err := checkin.NewService(testConfig(), nil); err == nil {
 		t.Error("NewService accepted no matcher")
 	}
 }
@@ -772,7 +772,7 @@ func TestFaceSlack(t *testing.T) {
 		slack float64
 		want  int
 	}{{0, 0}, {slack, 1}} {
-		cfg := checkin.DefaultConfig()
+		cfg := testConfig()
 		cfg.Threshold, cfg.Margin, cfg.FaceSlack, cfg.Votes = th, margin, tc.slack, 1
 		svc, rec := newService(t, cfg, p.gallery)
 		sc := &scene{camera: "door-1", start: t0, walkers: []*walker{approach(0, 300, probes)}}

@@ -119,6 +119,28 @@ type track struct {
 	customer string // set once decided (arrived or suppressed)
 }
 
+// matches are the gallery's matches of the track's faces, for Rule (a face
+// the gallery found nobody for has a zero Match).
+func (t *track) matches() []enroll.Match {
+	ms := make([]enroll.Match, len(t.samples))
+	for i := range t.samples {
+		if t.samples[i].found {
+			ms[i] = t.samples[i].match
+		}
+	}
+	return ms
+}
+
+// fuse is the track's fused embedding (Fuse), weighted by face quality.
+func (t *track) fuse() face.Embedding {
+	es := make([]face.Embedding, len(t.samples))
+	ws := make([]float64, len(t.samples))
+	for i := range t.samples {
+		es[i], ws[i] = t.samples[i].emb, t.samples[i].quality
+	}
+	return Fuse(es, ws)
+}
+
 // predict extrapolates the box to time at with the track's velocity. The
 // extrapolation stops at the timeout, beyond which the track is gone.
 func (t *track) predict(at time.Time, limit time.Duration) box {

@@ -90,31 +90,13 @@ func (s *Service) card(cameraID string, tr *track, at time.Time) (decision, bool
 	if band <= 0 || tr.state != pending || len(tr.samples) == 0 {
 		return decision{}, false
 	}
-	fused := fuse(tr.samples)
+	fused := tr.fuse()
 	fm, ok := s.matcher.Search(&fused)
-	if !ok {
+	v := s.cfg.Rule().Card(band, tr.matches(), fm, ok, s.tighten(at))
+	if v.Verdict != Arrives {
 		return decision{}, false
 	}
-	cand := fm.CustomerID
-	_, delta := s.strictness(cand, at)
-	rule := enroll.Rule{Threshold: band + delta, Margin: s.cfg.Margin, FaceSlack: s.cfg.FaceSlack}
-	if !rule.Accept(fm) {
-		return decision{}, false
-	}
-	face := rule.Face()
-	votes := 0
-	for i := range tr.samples {
-		sm := &tr.samples[i]
-		if !sm.found || !face.Accept(sm.match) {
-			continue
-		}
-		if sm.match.CustomerID != cand {
-			// Two customers in the band: staff cannot be asked "is this
-			// C?" on evidence that also says someone else.
-			return decision{}, false
-		}
-		votes++
-	}
+	cand, votes := v.Customer, v.Votes
 	tier, risk := s.lookup(cand, at)
 	if s.cool(cand, at, s.cooldown(tier)) {
 		s.Stats.Suppressed.Add(1)

@@ -63,7 +63,7 @@ func (p *population) bandCustomer(tb testing.TB, n int) string {
 
 func newVerifyService(tb testing.TB, p *population) (*checkin.Service, *recorder, *cardRecorder) {
 	tb.Helper()
-	cfg := checkin.DefaultConfig()
+	cfg := testConfig()
 	cfg.Branch = "b001"
 	svc, rec := newService(tb, cfg, p.gallery)
 	cards := &cardRecorder{}

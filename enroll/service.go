@@ -119,7 +119,9 @@ type Service struct {
 	Logger             *slog.Logger
 }
 
-// Open loads the gallery from the store. Call it once before use.
+// Open fills in the defaults and loads the gallery from the store. Call it
+// once before use: it sets fields the service then reads without a lock.
+// Reload picks up later changes.
 func (s *Service) Open(ctx context.Context) error {
 	if s.Now == nil {
 		s.Now = time.Now
@@ -129,6 +131,17 @@ func (s *Service) Open(ctx context.Context) error {
 	}
 	if s.Gallery == nil {
 		s.Gallery = NewGallery(s.Detector.Model())
+	}
+	return s.Reload(ctx)
+}
+
+// Reload replaces the gallery's content with the templates the store holds
+// now, so that what another process enrolled or erased is recognised or
+// forgotten. It is safe while the service is in use: identifications see
+// the old gallery or the new one, never a mix.
+func (s *Service) Reload(ctx context.Context) error {
+	if s.Gallery == nil {
+		return errors.New("enroll: Reload before Open")
 	}
 	ts, err := s.Store.Templates(ctx, s.Gallery.Model())
 	if err != nil {

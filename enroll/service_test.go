@@ -162,6 +162,54 @@ func TestEnrollIdentifyForget(t *testing.T) {
 	}
 }
 
+// Reload picks up what another process (another Service on the same
+// database) enrolled and forgot, without a second Open.
+func TestReloadSeesOtherProcess(t *testing.T) {
+	s, db := newService(t)
+	ctx := context.Background()
+	if err := (&enroll.Service{Store: db, Detector: mustEngine(t)}).Reload(ctx); err == nil {
+		t.Error("Reload before Open succeeded")
+	}
+	other := &enroll.Service{Store: db, Detector: mustEngine(t), Rule: s.Rule}
+	if err := other.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	shots, src, _ := person(t, "sample6.jpg", 2)
+	if _, err := other.Enroll(ctx, request("C1", shots)); err != nil {
+		t.Fatal(err)
+	}
+	if s.Gallery.Templates("C1") != 0 {
+		t.Fatal("the gallery changed before Reload")
+	}
+	known := func() bool {
+		ids, err := s.Identify(ctx, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ids {
+			if id.Known && id.Match.CustomerID == "C1" {
+				return true
+			}
+		}
+		return false
+	}
+	if err := s.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s.Gallery.Templates("C1") != 3 || !known() {
+		t.Fatalf("after Reload: %d templates of C1, identified %v", s.Gallery.Templates("C1"), known())
+	}
+	if _, err := other.Forget(ctx, "C1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s.Gallery.Templates("C1") != 0 || known() {
+		t.Fatal("C1 still recognised after another process forgot them and Reload")
+	}
+}
+
 func TestEnrollRejectsPhotos(t *testing.T) {
 	s, db := newService(t)
 	ctx := context.Background()

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"concierge/checkin"
 	"concierge/enroll"
 	"concierge/face"
 )
@@ -208,7 +209,7 @@ func simulateRun(set *Set, labels []string, groups map[string][]int, nStr int, c
 				tk.probes[i] = ps[(t*cfg.Track+i)%len(ps)]
 				es[i] = set.Samples[probeSample[tk.probes[i]]].Embedding
 				// Photos carry no quality score: every probe weighs the same.
-				mean := face.Mean(es[:i+1], nil)
+				mean := checkin.Fuse(es[:i+1], nil)
 				f := fused{scores: score(&mean)}
 				f.match, f.top = topMatch(f.scores, customers)
 				tk.fused[i] = f
@@ -348,18 +349,16 @@ func (c *counter) rate() Rate {
 }
 
 // Evaluate applies the rule to every probe and, as check-in decides a
-// track (see fuse), to every track.
+// track (see decide), to every track.
 func (tr *Trials) Evaluate(rule enroll.Rule, votes int) OpenSetResult {
 	res := OpenSetResult{Rule: rule, Votes: votes, Track: tr.Config.Track}
 	var sAcc, sWrong, sStr, fAcc, fWrong, fStr counter
-	face := rule.Face()
+	tracks := checkin.Rule{Match: rule, Votes: votes}
 	for s, r := range tr.runs {
 		// A probe alone is a track of one face, decided under the rule
 		// itself; within a longer track it votes under the face rule.
-		accepted := make([]bool, len(r.probes))
-		for i, p := range r.probes {
+		for _, p := range r.probes {
 			ok := rule.Accept(p.match)
-			accepted[i] = face.Accept(p.match)
 			if p.owner >= 0 {
 				sAcc.add(s, ok && p.top == p.owner)
 				sWrong.add(s, ok && p.top != p.owner)
@@ -368,7 +367,7 @@ func (tr *Trials) Evaluate(rule enroll.Rule, votes int) OpenSetResult {
 			}
 		}
 		for _, t := range r.tracks {
-			c, ok := fuse(r, t, accepted, rule, votes)
+			c, ok := decide(r, t, tracks)
 			if t.owner >= 0 {
 				fAcc.add(s, ok && c == t.owner)
 				fWrong.add(s, ok && c != t.owner)
@@ -382,26 +381,20 @@ func (tr *Trials) Evaluate(rule enroll.Rule, votes int) OpenSetResult {
 	return res
 }
 
-// fuse returns the customer a track names under the daemon's rule
-// (checkin.Service.decide), which is applied again after every embedding:
-// the track is decided on the first probe after which no probe so far is
-// accepted as anyone but C, at least votes probes are accepted as C (both
-// under the face rule, accepted), and the fused embedding of the probes so
-// far is accepted as C under the rule. A probe naming another customer
-// ends the track undecided, as in the daemon.
-func fuse(r run, t track, accepted []bool, rule enroll.Rule, votes int) (int, bool) {
-	cand, n := -1, 0
+// decide returns the customer a track names under check-in's own rule
+// (checkin.Rule.Decide), applied again after every probe as the daemon
+// applies it after every embedding, each time with the fused embedding of
+// the probes so far.
+func decide(r run, t track, rule checkin.Rule) (int, bool) {
+	faces := make([]enroll.Match, 0, len(t.probes))
 	for k, pi := range t.probes {
-		if accepted[pi] {
-			c := r.probes[pi].top
-			if cand >= 0 && c != cand {
-				return -1, false // two customers in one track
-			}
-			cand = c
-			n++
-		}
-		if f := t.fused[k]; cand >= 0 && n >= votes && f.top == cand && rule.Accept(f.match) {
-			return cand, true
+		faces = append(faces, r.probes[pi].match)
+		f := t.fused[k]
+		switch d := rule.Decide(faces, func() (enroll.Match, bool) { return f.match, f.top >= 0 }, nil); d.Verdict {
+		case checkin.Conflict:
+			return -1, false // two customers in one track
+		case checkin.Arrives:
+			return f.top, true
 		}
 	}
 	return -1, false

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"concierge/checkin"
 	"concierge/enroll"
 	"concierge/face"
 )
@@ -208,11 +209,7 @@ func TestFuse(t *testing.T) {
 		{"another customer within the face slack", enroll.Rule{Threshold: 0.40, Margin: 0.06, FaceSlack: 0.05}, 3, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			accepted := make([]bool, len(r.probes))
-			for i, p := range r.probes {
-				accepted[i] = tc.rule.Face().Accept(p.match)
-			}
-			c, ok := fuse(r, r.tracks[0], accepted, tc.rule, tc.votes)
+			c, ok := decide(r, r.tracks[0], checkin.Rule{Match: tc.rule, Votes: tc.votes})
 			if (tc.want >= 0) != ok || (ok && c != tc.want) {
 				t.Fatalf("fuse = %d, %v; want %d", c, ok, tc.want)
 			}

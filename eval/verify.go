@@ -5,6 +5,7 @@ import (
 	"io"
 	"text/tabwriter"
 
+	"concierge/checkin"
 	"concierge/enroll"
 )
 
@@ -32,21 +33,14 @@ type BandResult struct {
 // band on every track, as check-in decides them.
 func (tr *Trials) EvaluateBand(rule enroll.Rule, band float64, votes int) BandResult {
 	res := BandResult{Threshold: rule.Threshold, Band: band}
-	bandRule := rule
-	bandRule.Threshold = band
-	bandFace := bandRule.Face()
+	tracks := checkin.Rule{Match: rule, Votes: votes}
 	var ann, card, wrong, str, strC counter
-	face := rule.Face()
 	for s, r := range tr.runs {
-		accepted := make([]bool, len(r.probes))
-		for i, p := range r.probes {
-			accepted[i] = face.Accept(p.match)
-		}
 		for _, t := range r.tracks {
-			c, ok := fuse(r, t, accepted, rule, votes)
+			c, ok := decide(r, t, tracks)
 			cardFor := -1
 			if !ok && band > rule.Threshold {
-				cardFor = bandCard(r, t, bandRule, bandFace)
+				cardFor = bandCard(r, t, tracks, band)
 			}
 			if t.owner >= 0 {
 				ann.add(s, ok && c == t.owner)
@@ -64,16 +58,15 @@ func (tr *Trials) EvaluateBand(rule enroll.Rule, band float64, votes int) BandRe
 }
 
 // bandCard is the customer a finished, unannounced track is carded for,
-// or -1 (checkin.Service.card).
-func bandCard(r run, t track, band, face enroll.Rule) int {
-	f := t.fused[len(t.fused)-1]
-	if !band.Accept(f.match) {
-		return -1
+// or -1, by check-in's own rule (checkin.Rule.Card).
+func bandCard(r run, t track, rule checkin.Rule, band float64) int {
+	faces := make([]enroll.Match, len(t.probes))
+	for i, pi := range t.probes {
+		faces[i] = r.probes[pi].match
 	}
-	for _, pi := range t.probes {
-		if p := r.probes[pi]; face.Accept(p.match) && p.top != f.top {
-			return -1
-		}
+	f := t.fused[len(t.fused)-1]
+	if rule.Card(band, faces, f.match, f.top >= 0, nil).Verdict != checkin.Arrives {
+		return -1
 	}
 	return f.top
 }

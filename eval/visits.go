@@ -8,6 +8,7 @@ import (
 	"slices"
 	"text/tabwriter"
 
+	"concierge/checkin"
 	"concierge/enroll"
 	"concierge/face"
 )
@@ -254,7 +255,7 @@ func (res *VisitsResult) calibrate(set *Set, policy DoorPolicy) (o enroll.OpenSe
 				best[i] = math.Inf(1)
 			}
 			for k := range es {
-				fs := g.scores(ptr(face.Mean(es[:k+1], nil)))
+				fs := g.scores(ptr(checkin.Fuse(es[:k+1], nil)))
 				ps := g.scores(&es[k])
 				for ci := range g.cust {
 					if ci == owner {
@@ -372,7 +373,7 @@ func (res *VisitsResult) run(set *Set, rule enroll.Rule, band float64) VisitsSiz
 					continue
 				}
 				es := embeddings(set, vs[k])
-				who, announced := g.decide(es, rule, band, cfg.Votes)
+				who, announced := g.visit(es, rule, band, cfg.Votes)
 				if k < cfg.Visits {
 					ann[k].add(s, announced && who == ci)
 					card[k].add(s, !announced && who == ci)
@@ -385,7 +386,7 @@ func (res *VisitsResult) run(set *Set, rule enroll.Rule, band float64) VisitsSiz
 			}
 		}
 		for _, v := range sp.strVisit {
-			who, announced := g.decide(embeddings(set, v), rule, band, cfg.Votes)
+			who, announced := g.visit(embeddings(set, v), rule, band, cfg.Votes)
 			strA.add(s, announced && who >= 0)
 			strC.add(s, !announced && who >= 0)
 		}
@@ -518,33 +519,29 @@ func (g *doorGallery) scores(e *face.Embedding) []float64 {
 // decide is check-in's decision on a visit of faces es: the customer it is
 // announced for (announced true), carded for (false), or -1. It builds the
 // run and track the open-set simulation decides on, so that both decide
-// with the same code (fuse, bandCard).
-func (g *doorGallery) decide(es []face.Embedding, rule enroll.Rule, band float64, votes int) (int, bool) {
+// with check-in's own rule (decide, bandCard: checkin.Rule).
+func (g *doorGallery) visit(es []face.Embedding, rule enroll.Rule, band float64, votes int) (int, bool) {
 	ids := make([]string, len(g.cust))
 	for i := range ids {
 		ids[i] = fmt.Sprint(i)
 	}
 	r := run{ids: ids, probes: make([]probe, len(es))}
 	t := track{probes: make([]int, len(es)), fused: make([]fused, len(es))}
-	accepted := make([]bool, len(es))
-	faceRule := rule.Face()
 	for k := range es {
 		p := probe{scores: g.scores(&es[k])}
 		p.match, p.top = topMatch(p.scores, ids)
 		r.probes[k] = p
-		accepted[k] = faceRule.Accept(p.match)
 		t.probes[k] = k
-		f := fused{scores: g.scores(ptr(face.Mean(es[:k+1], nil)))}
+		f := fused{scores: g.scores(ptr(checkin.Fuse(es[:k+1], nil)))}
 		f.match, f.top = topMatch(f.scores, ids)
 		t.fused[k] = f
 	}
-	if c, ok := fuse(r, t, accepted, rule, votes); ok {
+	tracks := checkin.Rule{Match: rule, Votes: votes}
+	if c, ok := decide(r, t, tracks); ok {
 		return c, true
 	}
 	if band > rule.Threshold {
-		bandRule := rule
-		bandRule.Threshold = band
-		if c := bandCard(r, t, bandRule, bandRule.Face()); c >= 0 {
+		if c := bandCard(r, t, tracks, band); c >= 0 {
 			return c, false
 		}
 	}

@@ -3,29 +3,22 @@ package kiosk
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"strings"
 
 	"concierge"
+	"concierge/internal/httpjson"
 )
 
 // apiError is an HTTP error with a stable machine code; kiosks branch on
 // code and show message. detail carries structured facts (the per-photo
 // feedback of a refused photo).
-type apiError struct {
-	Status  int            `json:"-"`
-	Code    string         `json:"code"`
-	Message string         `json:"message"`
-	Detail  map[string]any `json:"detail,omitempty"`
-}
-
-func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
+type apiError = httpjson.Error
 
 func errorf(status int, code, format string, args ...any) *apiError {
-	return &apiError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+	return httpjson.Errorf(status, code, format, args...)
 }
 
 // Error codes beyond the per-photo and liveness reasons.
@@ -58,41 +51,27 @@ const (
 	codeUnavailable        = "unavailable"
 )
 
-// fromDomain translates an application error into its HTTP form. Internal
+// fromDomain translates an application error into its HTTP form
+// (httpjson.FromError), in the kiosk API's words: it says "forbidden"
+// where the application says "unauthorized" (docs/kiosk.md). Internal
 // errors never show their text.
 func fromDomain(err error) *apiError {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return ae
 	}
-	msg := concierge.ErrorMessage(err)
-	switch concierge.ErrorCode(err) {
-	case concierge.EINVALID:
-		return errorf(http.StatusUnprocessableEntity, codeInvalid, "%s", msg)
-	case concierge.ENOTFOUND:
-		return errorf(http.StatusNotFound, codeNotFound, "%s", msg)
-	case concierge.ECONFLICT:
-		return errorf(http.StatusConflict, "conflict", "%s", msg)
-	case concierge.EUNAUTHORIZED:
-		return errorf(http.StatusForbidden, codeForbidden, "%s", msg)
-	case concierge.EUNAVAILABLE:
-		return errorf(http.StatusServiceUnavailable, codeUnavailable, "%s", msg)
+	e := httpjson.FromError(err)
+	if e.Code == concierge.EUNAUTHORIZED {
+		e.Code = codeForbidden
 	}
-	return errorf(http.StatusInternalServerError, codeInternal, "internal error")
+	return e
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	enc.Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.WriteJSON(w, status, v) }
 
 func writeError(w http.ResponseWriter, e *apiError) {
 	retryAfter(w, e)
-	writeJSON(w, e.Status, map[string]*apiError{"error": e})
+	httpjson.WriteError(w, e)
 }
 
 // mediaType returns the request's media type, lower case, without

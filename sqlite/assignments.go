@@ -10,10 +10,15 @@ import (
 // (`concierge enroll --tier-scheme S --tier T`), for customers whose
 // core-banking data has not been imported yet. Imported profiles win.
 type TierAssignment struct {
-	CustomerID string
-	Scheme     string
-	Level      string
-	AssignedAt time.Time
+	CustomerID string    `json:"customer_id"`
+	Scheme     string    `json:"scheme"`
+	Level      string    `json:"level"`
+	AssignedAt time.Time `json:"assigned_at"`
+	// Language is that of the customer's latest consent still in force
+	// (the language they read it in), the only one on record for a
+	// customer with no imported tier data: the badge and greeting follow
+	// it. Read only; empty when none was recorded.
+	Language string `json:"language,omitempty"`
 }
 
 var _ = register("tier_assignments",
@@ -38,7 +43,10 @@ func (d *DB) SetTierAssignment(ctx context.Context, a TierAssignment) error {
 
 // TierAssignments returns every manual tier, by customer.
 func (d *DB) TierAssignments(ctx context.Context) (map[string]TierAssignment, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT customer_id, scheme, level, assigned_at FROM tier_assignments`)
+	rows, err := d.db.QueryContext(ctx, `SELECT a.customer_id, a.scheme, a.level, a.assigned_at,
+			COALESCE((SELECT c.language FROM consents c WHERE c.customer_id = a.customer_id AND c.withdrawn_at IS NULL
+				ORDER BY c.granted_at DESC, c.id DESC LIMIT 1), '')
+		FROM tier_assignments a`)
 	if err != nil {
 		return nil, fmt.Errorf("tier assignments: %w", err)
 	}
@@ -47,7 +55,7 @@ func (d *DB) TierAssignments(ctx context.Context) (map[string]TierAssignment, er
 	for rows.Next() {
 		var a TierAssignment
 		var at string
-		if err := rows.Scan(&a.CustomerID, &a.Scheme, &a.Level, &at); err != nil {
+		if err := rows.Scan(&a.CustomerID, &a.Scheme, &a.Level, &at, &a.Language); err != nil {
 			return nil, err
 		}
 		a.AssignedAt, _ = time.Parse(timeFormat, at)

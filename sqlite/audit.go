@@ -12,7 +12,9 @@ import (
 // requests), about whom, with what outcome. It holds no biometric data and
 // no photos; detail is a short caller-made text of reasons and numbers.
 // Rows are append-only and survive a customer's withdrawal: the log is the
-// bank's record that the withdrawal happened.
+// bank's record that the withdrawal happened. It also records who read
+// customer records (`concierge customers`, actions customers.*), the actor
+// being the reader's name.
 var _ = register("audit",
 	`CREATE TABLE audit (
 		id          INTEGER PRIMARY KEY,

@@ -382,3 +382,69 @@ func TestNewKeyForDatabaseWithoutTemplates(t *testing.T) {
 		t.Fatalf("key status = %+v, %v", st, err)
 	}
 }
+
+// RotateKey with a key file: a new key seals every template, the old one
+// leaves the database and the file, and a fresh process with the file
+// reads every template. With keys from the environment and no new key
+// there, it refuses and changes nothing.
+func TestRotateKey(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "c.db")
+	keyFile := sqlite.DefaultKeyFile(path)
+	src := sqlite.WithKeySource(seal.Source{File: keyFile})
+	db, err := sqlite.Open(ctx, path, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for i := 0; i < 25; i++ {
+		enrollOne(t, db, fmt.Sprintf("A%03d", i), emb(float32(i)/1000))
+	}
+	old := db.Keyring().Current()
+	rot, err := db.RotateKey(ctx, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rot.Key == old.ID() || rot.Resealed != 25 || len(rot.Retired) != 1 || rot.Retired[0] != old.ID().String() {
+		t.Fatalf("rotation %+v (old key %v)", rot, old.ID())
+	}
+	st, err := db.KeyStatus(ctx)
+	if err != nil || len(st) != 1 || st[0].ID != rot.Key || !st[0].Current || st[0].Templates != 25 {
+		t.Fatalf("key status = %+v, %v", st, err)
+	}
+	fresh, err := sqlite.Open(ctx, path, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if ids := fresh.Keyring().IDs(); len(ids) != 1 || ids[0] != rot.Key {
+		t.Fatalf("key file holds %v", ids)
+	}
+	ts, err := fresh.Templates(ctx, "m")
+	if err != nil || len(ts) != 25 {
+		t.Fatalf("templates after rotation: %d, %v", len(ts), err)
+	}
+	for _, tpl := range ts {
+		var i int
+		fmt.Sscanf(tpl.CustomerID[1:], "%d", &i)
+		if tpl.Embedding != emb(float32(i)/1000) {
+			t.Fatalf("template of %s changed", tpl.CustomerID)
+		}
+	}
+
+	text, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := sqlite.Open(ctx, path, sqlite.WithKeySource(seal.Source{Env: string(text)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	if _, err := env.RotateKey(ctx, 7); concierge.ErrorCode(err) != concierge.EINVALID {
+		t.Fatalf("rotation without a new key in the environment: %v", err)
+	}
+	if st, _ := env.KeyStatus(ctx); len(st) != 1 || st[0].ID != rot.Key {
+		t.Fatalf("a refused rotation changed the keys: %+v", st)
+	}
+}

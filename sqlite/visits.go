@@ -46,16 +46,25 @@ func (d *DB) RecordVisit(ctx context.Context, a checkin.Arrival) error {
 	}
 	at := a.At.UTC().Format(timeFormat)
 	err := d.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO visits
+		r, err := tx.ExecContext(ctx, `INSERT INTO visits
 			(id, branch, camera, customer_id, at, first_seen, distance, margin, votes, tier_scheme, tier_level)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT(id) DO NOTHING`,
 			a.ID, a.Branch, a.Camera, a.CustomerID, at, firstSeen,
-			a.Distance, a.Margin, a.Votes, scheme, level); err != nil {
+			a.Distance, a.Margin, a.Votes, scheme, level)
+		if err != nil {
 			return err
 		}
+		if n, err := r.RowsAffected(); err != nil {
+			return err
+		} else if n == 1 {
+			// Counted once, for the manager's report (report.go).
+			if err := recordArrival(ctx, tx, a); err != nil {
+				return err
+			}
+		}
 		// last_seen outlives the visit purge: retention counts from it.
-		_, err := tx.ExecContext(ctx, `UPDATE customers SET last_seen = ?1
+		_, err = tx.ExecContext(ctx, `UPDATE customers SET last_seen = ?1
 			WHERE id = ?2 AND (last_seen IS NULL OR last_seen < ?1)`, at, a.CustomerID)
 		return err
 	})

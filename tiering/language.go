@@ -2,6 +2,7 @@ package tiering
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"golang.org/x/text/language"
@@ -55,27 +56,30 @@ func (l Level) NameIn(lang string) string {
 	return l.Name
 }
 
+// CustomerLevelName is the level's name in the customer's own language
+// (Language), as the lobby's badge shows it beside a greeting in that
+// language; LevelName when the scheme has no name in it.
+func (s Status) CustomerLevelName() string { return s.LevelNameIn(s.Language) }
+
 // Assigned is the status of a customer whose level an operator set by hand
 // (found by id or name), for customers with no core-banking data yet: the
 // level's service, and greetings with the scheme's default address, as for
 // an imported customer with no form of address on record.
 func (s *Scheme) Assigned(customerID, level string) (Status, bool) {
-	for i, l := range s.Levels {
-		if l.ID != level && l.Name != level {
-			continue
-		}
-		return Status{
-			CustomerID:       customerID,
-			Scheme:           s.Name,
-			Level:            l.ID,
-			LevelName:        l.Name,
-			LevelNames:       l.Names,
-			Rank:             i,
-			VIP:              l.VIP,
-			ServiceLevel:     l.Service,
-			defaultAddress:   s.DefaultAddress,
-			defaultAddresses: s.DefaultAddresses,
-		}, true
+	l, ok := s.LevelNamed(level)
+	if !ok {
+		return Status{}, false
 	}
-	return Status{}, false
+	return Status{
+		CustomerID:       customerID,
+		Scheme:           s.Name,
+		Level:            l.ID,
+		LevelName:        l.Name,
+		LevelNames:       l.Names,
+		Rank:             slices.IndexFunc(s.Levels, func(x Level) bool { return x.ID == l.ID }),
+		VIP:              l.VIP,
+		ServiceLevel:     l.Service,
+		defaultAddress:   s.DefaultAddress,
+		defaultAddresses: s.DefaultAddresses,
+	}, true
 }

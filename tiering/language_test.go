@@ -65,6 +65,13 @@ func TestGreetingLanguage(t *testing.T) {
 	if feb.Greeting() != "Hello valued customer, welcome." || feb.Staff().LevelNames["en"] != "Five stars" {
 		t.Errorf("imported en customer: greeting %q, names %v", feb.Greeting(), feb.Staff().LevelNames)
 	}
+	// The badge beside that greeting is in the customer's language too.
+	for lang, want := range map[string]string{"en": "Five stars", "en-GB": "Five stars", "zh": "五星", "": "五星", "fr": "五星"} {
+		feb.Language = lang
+		if n := feb.CustomerLevelName(); n != want {
+			t.Errorf("%q: badge %q, want %q", lang, n, want)
+		}
+	}
 }
 
 // TestTranslationsValidated: a scheme's language keys must be tags, and

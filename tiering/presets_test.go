@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+
+	"concierge"
 )
 
 func mustSchemes(t testing.TB) *Schemes {
@@ -228,5 +230,58 @@ func TestPresetServiceLevels(t *testing.T) {
 	star6, _ := icbc.Level("star6")
 	if !(star5.DowngradeBufferMonths < star6.DowngradeBufferMonths && star6.DowngradeBufferMonths < star7.DowngradeBufferMonths) {
 		t.Errorf("buffers 五星 %d 六星 %d 七星 %d", star5.DowngradeBufferMonths, star6.DowngradeBufferMonths, star7.DowngradeBufferMonths)
+	}
+}
+
+// An operator may name a level by id or by the name staff know it by.
+func TestLevelNamed(t *testing.T) {
+	s, err := LoadSchemes("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	icbc, _ := s.Get("icbc-stars")
+	for _, name := range []string{"star7", "七星"} {
+		if l, ok := icbc.LevelNamed(name); !ok || l.ID != "star7" {
+			t.Errorf("LevelNamed(%q) = %q, %v", name, l.ID, ok)
+		}
+	}
+	if _, ok := icbc.LevelNamed("八星"); ok {
+		t.Error("an unknown level was found")
+	}
+}
+
+// Alerts say 1 for the most urgent; staff take a customer to the room
+// when the level has one, else to the lane.
+func TestServiceLevelForAlerts(t *testing.T) {
+	for _, c := range []struct {
+		sl       ServiceLevel
+		priority int
+		place    string
+	}{
+		{ServiceLevel{Priority: PriorityUrgent, Lane: "counter 1", Room: "VIP room 1"}, 1, "VIP room 1"},
+		{ServiceLevel{Priority: PriorityHigh, Lane: "counter 1"}, 2, "counter 1"},
+		{ServiceLevel{Priority: PriorityLow}, 4, ""},
+		{ServiceLevel{Priority: PriorityNone}, 5, ""},
+		{ServiceLevel{Priority: "whenever"}, 5, ""},
+	} {
+		if p, pl := c.sl.AlertPriority(), c.sl.Place(); p != c.priority || pl != c.place {
+			t.Errorf("%+v: priority %d at %q, want %d at %q", c.sl, p, pl, c.priority, c.place)
+		}
+	}
+}
+
+// A tier set by hand gives the level's status while its scheme is loaded
+// and the level still exists; otherwise it is not found.
+func TestSchemesAssigned(t *testing.T) {
+	s := mustSchemes(t)
+	st, err := s.Assigned("C1", "icbc-stars", "七星")
+	icbc, _ := s.Get("icbc-stars")
+	if err != nil || st.Level != "star7" || st.CustomerID != "C1" || icbc.Levels[st.Rank].ID != "star7" {
+		t.Fatalf("assigned 七星: %+v, %v", st, err)
+	}
+	for _, c := range [][2]string{{"no-such-scheme", "star7"}, {"icbc-stars", "star9"}} {
+		if _, err := s.Assigned("C1", c[0], c[1]); concierge.ErrorCode(err) != concierge.ENOTFOUND {
+			t.Errorf("%v: %v", c, err)
+		}
 	}
 }

@@ -243,6 +243,20 @@ func (s *Scheme) Level(id string) (Level, bool) {
 	return Level{}, false
 }
 
+// LevelNamed returns the level with the given id or, failing that, display
+// name: what an operator types at enrollment (--tier gold or --tier 金卡).
+func (s *Scheme) LevelNamed(idOrName string) (Level, bool) {
+	if l, ok := s.Level(idOrName); ok {
+		return l, true
+	}
+	for _, l := range s.Levels {
+		if l.Name == idOrName {
+			return l, true
+		}
+	}
+	return Level{}, false
+}
+
 // buffer is the number of months of data a downgrade from level r looks
 // back over: never less than the upgrade window, or the next upgrade would
 // undo the downgrade at once.

@@ -128,6 +128,21 @@ func (s *Schemes) List() []*Scheme {
 	return out
 }
 
+// Assigned is the status of a tier an operator set by hand (Scheme.Assigned)
+// in scheme at level; ENOTFOUND when that scheme is not loaded or the
+// level is no longer one of it.
+func (s *Schemes) Assigned(customerID, scheme, level string) (Status, error) {
+	sc, ok := s.Get(scheme)
+	if !ok {
+		return Status{}, concierge.Errorf(concierge.ENOTFOUND, "customer %q: tier set at enrollment in scheme %q, which is not loaded", customerID, scheme)
+	}
+	st, ok := sc.Assigned(customerID, level)
+	if !ok {
+		return Status{}, concierge.Errorf(concierge.ENOTFOUND, "customer %q: tier set at enrollment is %q, no longer a level of %s", customerID, level, scheme)
+	}
+	return st, nil
+}
+
 // Get returns the scheme named name.
 func (s *Schemes) Get(name string) (*Scheme, bool) {
 	sc, ok := s.byName[name]

@@ -86,6 +86,19 @@ type ServiceLevel struct {
 // Alerts reports whether an arrival at this level alerts staff at all.
 func (s ServiceLevel) Alerts() bool { return s.Priority.Rank() > 0 }
 
+// AlertPriority is the priority as alerts carry it, 1 for the most urgent:
+// urgent..none rank 4..0 here and become 1..5 (an unknown one 5).
+func (s ServiceLevel) AlertPriority() int { return 5 - max(0, s.Priority.Rank()) }
+
+// Place is where staff take the customer: the room when the level has one
+// (a VIP room), else the lane.
+func (s ServiceLevel) Place() string {
+	if s.Room != "" {
+		return s.Room
+	}
+	return s.Lane
+}
+
 // RiskKind is the kind of a core-banking risk flag.
 type RiskKind string
 

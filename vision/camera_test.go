@@ -47,6 +47,7 @@ func enrolledService(t *testing.T, photo []byte, id string) (*checkin.Service, *
 	cfg := checkin.DefaultConfig()
 	cfg.Threshold, cfg.Margin = 0.80, 0.08
 	cfg.MinEmbedInterval = 130 * time.Millisecond
+	cfg.Votes = 2
 	svc, err := checkin.NewService(cfg, g)
 	if err != nil {
 		t.Fatal(err)

@@ -3,54 +3,31 @@ package web
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"mime"
 	"net/http"
 
 	"concierge"
+	"concierge/internal/httpjson"
 )
 
-// errorBody is every error response: {"error":{"code":...,"message":...}}.
-// Codes are concierge's application error codes.
+// errorBody is the shape of every error response, as clients decode it:
+// {"error":{"code":...,"message":...}} with the codes of error.go.
 type errorBody struct {
-	Error errorDetail `json:"error"`
+	Error httpjson.Error `json:"error"`
 }
 
-type errorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
+// writeJSON writes v with status (httpjson.WriteJSON).
+func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.WriteJSON(w, status, v) }
 
-// writeJSON writes v with status. Encoding errors are ignored: the status
-// line has gone out already and the client sees a truncated body.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-// writeJSONError writes a caller-safe error.
+// writeJSONError writes a caller-safe error found here, with the codes of
+// concierge's error.go: {"error":{"code":...,"message":...}}.
 func writeJSONError(w http.ResponseWriter, status int, code, format string, args ...any) {
-	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: fmt.Sprintf(format, args...)}})
+	httpjson.WriteError(w, httpjson.Errorf(status, code, format, args...))
 }
 
-// statusOf is the HTTP status of an application error code.
-func statusOf(code string) int {
-	switch code {
-	case concierge.EINVALID:
-		return http.StatusBadRequest
-	case concierge.ENOTFOUND:
-		return http.StatusNotFound
-	case concierge.ECONFLICT:
-		return http.StatusConflict
-	case concierge.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case concierge.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
+// writeError writes an application error with its status
+// (httpjson.FromError): internal errors never show their text.
+func writeError(w http.ResponseWriter, err error) { httpjson.WriteError(w, httpjson.FromError(err)) }
 
 // maxJSONBody bounds request bodies: the lobby's are a few short strings.
 const maxJSONBody = 4 << 10

@@ -28,9 +28,7 @@ func KioskPage() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			w.Header().Set("Content-Type", "application/json; charset=utf-8")
-			w.WriteHeader(http.StatusMethodNotAllowed)
-			w.Write([]byte(`{"error":{"code":"method_not_allowed","message":"the kiosk page is read-only"}}` + "\n"))
+			writeJSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", "the kiosk page is read-only")
 			return
 		}
 		h := w.Header()

@@ -49,9 +49,12 @@ type LobbyConfig struct {
 	SignInLockout     time.Duration
 	// Cards shows "please verify" cards (alert.FeedVerify) with Yes / No,
 	// answered through the desk's CardDesk; the branch has a verify band.
-	Cards  bool
-	Logger *slog.Logger
-	Now    func() time.Time
+	Cards bool
+	// Reports feeds the manager's panel (GET report, managers only); nil:
+	// no panel.
+	Reports ServiceReports
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 func (c *LobbyConfig) setDefaults() error {
@@ -188,6 +191,7 @@ func (l *Lobby) routes() http.Handler {
 	})
 	mux.HandleFunc("GET "+lobbyPath+"me", l.signedIn(l.handleMe))
 	mux.HandleFunc("GET "+lobbyPath+"events", l.signedIn(l.handleEvents))
+	mux.HandleFunc("GET "+lobbyPath+"report", l.signedIn(l.handleReport))
 	mux.HandleFunc("POST "+lobbyPath+"signin", l.handleSignIn)
 	mux.HandleFunc("POST "+lobbyPath+"signout", l.handleSignOut)
 	mux.HandleFunc("POST "+lobbyPath+"claim", l.signedIn(l.handleClaim))
@@ -226,12 +230,15 @@ func (l *Lobby) signedIn(h func(http.ResponseWriter, *http.Request, session)) ht
 
 // me is what the page learns about its session.
 type me struct {
-	Name      string    `json:"name"`
+	Name string `json:"name"`
+	// Role decides what the page offers (a manager sees the report);
+	// the server checks it again on every request.
+	Role      Role      `json:"role"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
 func (l *Lobby) handleMe(w http.ResponseWriter, r *http.Request, s session) {
-	writeJSON(w, http.StatusOK, me{Name: s.Name, ExpiresAt: s.Expires.UTC()})
+	writeJSON(w, http.StatusOK, me{Name: s.Name, Role: l.role(s), ExpiresAt: s.Expires.UTC()})
 }
 
 type signInRequest struct {
@@ -279,7 +286,7 @@ func (l *Lobby) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	// Staff names are accounts the operator configured, kept for the audit
 	// of who used the page; customers never appear in these logs.
 	l.log.Info("lobby sign-in", slog.String("staff", s.Name), slog.String("addr", clientAddr(r)))
-	writeJSON(w, http.StatusOK, me{Name: s.Name, ExpiresAt: s.Expires.UTC()})
+	writeJSON(w, http.StatusOK, me{Name: s.Name, Role: l.role(s), ExpiresAt: s.Expires.UTC()})
 }
 
 func (l *Lobby) handleSignOut(w http.ResponseWriter, r *http.Request) {
@@ -418,7 +425,7 @@ func (l *Lobby) dismiss(ctx context.Context, id, by string) error {
 func (l *Lobby) deskError(w http.ResponseWriter, what, alertID string, err error) {
 	switch code := concierge.ErrorCode(err); code {
 	case concierge.EINVALID, concierge.ENOTFOUND, concierge.ECONFLICT:
-		writeJSONError(w, statusOf(code), code, "%s", concierge.ErrorMessage(err))
+		writeError(w, err)
 	default:
 		l.log.Error(what+" failed", slog.String("alert", alertID), slog.Any("error", err))
 		writeJSONError(w, http.StatusServiceUnavailable, concierge.EUNAVAILABLE, "the %s could not be recorded; try again", what)

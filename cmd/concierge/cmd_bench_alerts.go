@@ -13,6 +13,7 @@ import (
 
 	"concierge/alert"
 	"concierge/checkin"
+	"concierge/replay"
 	"concierge/sqlite"
 )
 
@@ -83,9 +84,25 @@ func (b *benchAlerts) receive(m *nats.Msg) {
 	}
 }
 
-// latencies waits up to timeout for every arrival's alert and returns, for
+var _ replay.Publisher = (*benchAlerts)(nil)
+
+// Notify hands the arrival to the publisher, as the daemon's notifier does.
+func (b *benchAlerts) Notify(ctx context.Context, a checkin.Arrival, risk []checkin.RiskFlag) error {
+	return b.pub.Notify(ctx, a, risk)
+}
+
+// RecordVisit and PurgeVisits are the visit log's, in the throwaway database.
+func (b *benchAlerts) RecordVisit(ctx context.Context, a checkin.Arrival) error {
+	return b.db.RecordVisit(ctx, a)
+}
+
+func (b *benchAlerts) PurgeVisits(ctx context.Context, before time.Time) (int64, error) {
+	return b.db.PurgeVisits(ctx, before)
+}
+
+// Latencies waits up to timeout for every arrival's alert and returns, for
 // each, the time from the first usable face to the alert's receipt.
-func (b *benchAlerts) latencies(arrivals []checkin.Arrival, timeout time.Duration) ([]time.Duration, error) {
+func (b *benchAlerts) Latencies(arrivals []checkin.Arrival, timeout time.Duration) ([]time.Duration, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		b.mu.Lock()

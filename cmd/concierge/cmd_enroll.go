@@ -211,7 +211,7 @@ func tierAssignment(cfg Config, customerID, scheme, level string) (*sqlite.TierA
 	}
 	schemes, err := tiering.LoadSchemes(cfg.Tiering.SchemesDir, cfg.Tiering.Scheme)
 	if err != nil {
-		return nil, concierge.Errorf(concierge.EINVALID, "tiering: %v", err)
+		return nil, concierge.Errorf(concierge.EINVALID, "tiering: %w", err)
 	}
 	if scheme == "" {
 		scheme = cfg.Tiering.Scheme
@@ -223,7 +223,7 @@ func tierAssignment(cfg Config, customerID, scheme, level string) (*sqlite.TierA
 	if !ok {
 		return nil, concierge.Errorf(concierge.EINVALID, "--tier-scheme %q: no such scheme", scheme)
 	}
-	l, ok := findLevel(s, level)
+	l, ok := s.LevelNamed(level)
 	if !ok {
 		var names []string
 		for _, l := range s.Levels {

@@ -7,11 +7,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"concierge/eval"
 	"concierge/internal/testenv"
+	"concierge/replay"
 )
 
 // evalCLI runs `concierge eval` like the binary and returns stdout, stderr
@@ -57,6 +59,12 @@ func TestEvalUsage(t *testing.T) {
 		{"--folder", "dir", "--pad-mode", "mirror"},
 		{"--folder", "dir", "--shrink", "8"},
 		{"--descriptors", "a.json", "--shrink", "80"},
+		// The subcommands: each takes its one argument and its own flags.
+		{"folder"},
+		{"clips", "a", "b"},
+		{"lfw", "dir", "--seeds", "2"},
+		{"descriptors", "a.json", "--labels", "x"},
+		{"visitors", "dir"},
 	} {
 		if _, stderr, code := evalCLI(t, args...); code != 2 {
 			t.Errorf("%q: exit %d, want 2 (%s)", args, code, stderr)
@@ -248,7 +256,7 @@ func TestEvalClips(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	var rep ClipReport
+	var rep replay.ClipReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("report is not JSON: %v\n%s", err, out)
 	}
@@ -261,26 +269,37 @@ func TestEvalClips(t *testing.T) {
 			t.Errorf("row %+v", r)
 		}
 	}
-	if want := (ClipTotals{Visits: 3, AsSelf: 3, StrangerVisits: 3}); rep.Totals != want {
+	if want := (replay.ClipTotals{Visits: 3, AsSelf: 3, StrangerVisits: 3}); rep.Totals != want {
 		t.Errorf("totals %+v, want %+v", rep.Totals, want)
+	}
+	// How near each clip came to its person, to read a miss by: every clip
+	// was announced, so a fused embedding came within the threshold in
+	// force and a face within the threshold plus the face slack.
+	for _, r := range rep.Rows {
+		d := r.Enrolled.Trace
+		if d == nil || d.Faces == 0 || len(d.Nearest) == 0 || len(d.Nearest) > replay.NearestFaces || !slices.IsSorted(d.Nearest) ||
+			d.Nearest[0] > r.Enrolled.Threshold+rep.FaceSlack || d.Fused == nil || *d.Fused > r.Enrolled.Threshold+1e-9 || r.Deleted.Trace != nil {
+			t.Errorf("%s: distances %+v", r.Label, d)
+		}
 	}
 	// The text is the same report: print the decoded one rather than
 	// playing the clips again.
 	var text bytes.Buffer
 	if err := rep.WriteText(&text); err != nil || !strings.Contains(text.String(), "announced as themselves 3 (0 more than once), as another customer 0, missed 0") ||
-		!strings.Contains(text.String(), "0 of 3 announced") || !strings.Contains(text.String(), "d18.mp4 (enrolled from; from frame 50)") {
+		!strings.Contains(text.String(), "0 of 3 announced") || !strings.Contains(text.String(), "d18.mp4 (enrolled from; from frame 50)") ||
+		!strings.Contains(text.String(), "Distances to the person") {
 		t.Fatalf("text report (%v):\n%s", err, text.String())
 	}
 
 	// The same people a few metres away: frames at a third of their size
 	// in a 1280x720 entrance frame, enrolled from the frames as filmed, as
-	// a kiosk would enroll them.
-	out, stderr, code = evalCLI(t, "--config", cfg, "--clips", dir, "--clip-scale", "0.35", "--json")
-	var far ClipReport
+	// a kiosk would enroll them; asked for by the subcommand's own form.
+	out, stderr, code = evalCLI(t, "clips", dir, "--config", cfg, "--clip-scale", "0.35", "--json")
+	var far replay.ClipReport
 	if code != 0 || json.Unmarshal([]byte(out), &far) != nil {
 		t.Fatalf("--clip-scale: exit %d: %s\n%s", code, stderr, out)
 	}
-	if want := (ClipTotals{Visits: 3, AsSelf: 3, StrangerVisits: 3}); far.Place == nil || far.Place.Scale != 0.35 || far.Totals != want {
+	if want := (replay.ClipTotals{Visits: 3, AsSelf: 3, StrangerVisits: 3}); far.Place == nil || far.Place.Scale != 0.35 || far.Totals != want {
 		t.Errorf("--clip-scale 0.35: place %+v, totals %+v, want %+v", far.Place, far.Totals, want)
 	}
 

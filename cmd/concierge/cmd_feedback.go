@@ -48,7 +48,7 @@ func runFeedback(ctx context.Context, m *Main, args []string) error {
 	}
 	fc, err := cfg.feedbackConfig()
 	if err != nil {
-		return concierge.Errorf(concierge.EINVALID, "%v", err)
+		return concierge.Errorf(concierge.EINVALID, "%w", err)
 	}
 	policy, err := checkin.NewFeedback(fc)
 	if err != nil {
@@ -56,7 +56,7 @@ func runFeedback(ctx context.Context, m *Main, args []string) error {
 	}
 	db, err := sqlite.Open(ctx, cfg.DB, cfg.dbOptions()...)
 	if err != nil {
-		return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
+		return concierge.Errorf(concierge.EUNAVAILABLE, "%w", err)
 	}
 	defer db.Close()
 	marks, err := db.FalseMatches(ctx)

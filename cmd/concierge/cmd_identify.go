@@ -93,7 +93,7 @@ type noFaceLine struct {
 func (m *Main) identifyOne(ctx context.Context, app *faceApp, path string, asJSON bool) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return concierge.Errorf(concierge.EINVALID, "%v", errors.Unwrap(err))
+		return concierge.Errorf(concierge.EINVALID, "%w", errors.Unwrap(err))
 	}
 	ids, err := app.svc.Identify(ctx, data)
 	if err != nil {

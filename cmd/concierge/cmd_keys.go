@@ -2,12 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
 
-	"concierge"
-	"concierge/seal"
 	"concierge/sqlite"
 )
 
@@ -67,112 +63,18 @@ func keysStatus(ctx context.Context, m *Main, db *sqlite.DB) error {
 	return writeJSON(m, map[string]any{"source": db.Keyring().Origin(), "keys": keys})
 }
 
-// keysRotate follows the order that keeps every process able to read
-// every template: the new key reaches the key file before any template is
-// sealed with it, and the old key leaves the file only after no template
-// uses it.
+// keysRotate moves every template to a new key (sqlite.DB.RotateKey) and
+// reports it.
 func keysRotate(ctx context.Context, m *Main, db *sqlite.DB, batch int) error {
-	kr := db.Keyring()
-	status, err := db.KeyStatus(ctx)
+	rot, err := db.RotateKey(ctx, batch)
 	if err != nil {
 		return err
 	}
-	var current seal.KeyID
-	for _, k := range status {
-		if k.Current {
-			current = k.ID
-		}
-	}
-	file := kr.File()
-	next := kr.Current()
-	switch {
-	case file != "":
-		// A key first in the file but not yet in use is a rotation that
-		// stopped early: finish it with that key.
-		if next.ID() == current {
-			if next, err = seal.GenerateKey(); err != nil {
-				return err
-			}
-		}
-		keys := append([]*seal.Key{next}, kr.Keys()...)
-		if err := seal.WriteKeyFile(file, dedupKeys(keys)); err != nil {
-			return err
-		}
-		if err := kr.Reload(); err != nil {
-			return err
-		}
-	case next.ID() == current:
-		return concierge.Errorf(concierge.EINVALID,
-			"template keys come from %s: put a new key first there, the old one after it, then run keys rotate again", kr.Origin())
-	}
-	if err := db.UseKey(ctx, next.ID()); err != nil {
-		return err
-	}
-	total := 0
-	var retired []string
-	for attempt := 0; ; attempt++ {
-		for {
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("keys rotate: stopped after %d templates; run it again to finish: %w", total, err)
-			}
-			n, err := db.Reseal(ctx, batch)
-			if err != nil {
-				return err
-			}
-			total += n
-			if n == 0 {
-				break
-			}
-		}
-		retired, err = retireOthers(ctx, db, next.ID())
-		if err == nil {
-			break
-		}
-		// A template sealed under the old key after the last batch: only
-		// a process that had not yet seen the switch can do that, once.
-		if concierge.ErrorCode(err) != concierge.ECONFLICT || attempt >= 3 {
-			return err
-		}
-	}
-	if file != "" {
-		if err := seal.WriteKeyFile(file, []*seal.Key{next}); err != nil {
-			return err
-		}
-	}
-	m.Logger.Info("template key rotated", "key", next.ID(), "templates", total, "retired", len(retired))
-	out := map[string]any{"key": next.ID(), "templates_resealed": total, "retired": retired, "source": kr.Origin()}
-	if file == "" && len(kr.IDs()) > 1 {
+	kr := db.Keyring()
+	m.Logger.Info("template key rotated", "key", rot.Key, "templates", rot.Resealed, "retired", len(rot.Retired))
+	out := map[string]any{"key": rot.Key, "templates_resealed": rot.Resealed, "retired": rot.Retired, "source": kr.Origin()}
+	if kr.File() == "" && len(kr.IDs()) > 1 {
 		out["note"] = "remove the old keys from " + kr.Origin() + ": no template needs them"
 	}
 	return writeJSON(m, out)
-}
-
-func retireOthers(ctx context.Context, db *sqlite.DB, keep seal.KeyID) ([]string, error) {
-	status, err := db.KeyStatus(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var retired []string
-	var errs []error
-	for _, k := range status {
-		if k.ID == keep {
-			continue
-		}
-		if err := db.RetireKey(ctx, k.ID); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		retired = append(retired, k.ID.String())
-	}
-	return retired, errors.Join(errs...)
-}
-
-func dedupKeys(keys []*seal.Key) []*seal.Key {
-	var out []*seal.Key
-	for _, k := range keys {
-		if !slices.ContainsFunc(out, func(o *seal.Key) bool { return o.ID() == k.ID() }) {
-			out = append(out, k)
-		}
-	}
-	return out
 }

@@ -223,8 +223,8 @@ func TestFreshBoxAnnouncesOnClip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if int(r.alerts) != tc.want || (tc.want == 1 && !r.customers["C11"]) {
-			t.Errorf("%s: %d alerts for %v over %d frames (%d embeddings), want %d", tc.clip, r.alerts, r.customers, r.frames, r.embeddings, tc.want)
+		if int(r.Alerts) != tc.want || (tc.want == 1 && !r.Customers["C11"]) {
+			t.Errorf("%s: %d alerts for %v over %d frames (%d embeddings), want %d", tc.clip, r.Alerts, r.Customers, r.Frames, r.Embeddings, tc.want)
 		}
 	}
 }

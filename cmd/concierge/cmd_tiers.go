@@ -57,7 +57,7 @@ func (m *Main) tiersSetup() (Config, *tiering.Schemes, error) {
 	}
 	schemes, err := tiering.LoadSchemes(cfg.Tiering.SchemesDir, cfg.Tiering.Scheme)
 	if err != nil {
-		return cfg, nil, concierge.Errorf(concierge.EINVALID, "%v", err)
+		return cfg, nil, concierge.Errorf(concierge.EINVALID, "%w", err)
 	}
 	return cfg, schemes, nil
 }
@@ -88,7 +88,7 @@ func (m *Main) tiersImport(ctx context.Context, args []string) error {
 		data, err = os.ReadFile(path)
 	}
 	if err != nil {
-		return concierge.Errorf(concierge.EINVALID, "tiers import: %v", err)
+		return concierge.Errorf(concierge.EINVALID, "tiers import: %w", err)
 	}
 	dbPath := cfg.DB
 	if *hubConfig != "" {
@@ -223,13 +223,9 @@ func assignedStatus(ctx context.Context, db *sqlite.DB, schemes *tiering.Schemes
 	if !ok {
 		return tiering.Status{}, nil, concierge.Errorf(concierge.ENOTFOUND, "no tier data for customer %q (none imported, none set at enrollment)", id)
 	}
-	s, ok := schemes.Get(a.Scheme)
-	if !ok {
-		return tiering.Status{}, nil, concierge.Errorf(concierge.ENOTFOUND, "customer %q: tier set at enrollment in scheme %q, which is not loaded", id, a.Scheme)
-	}
-	st, ok := s.Assigned(id, a.Level)
-	if !ok {
-		return tiering.Status{}, nil, concierge.Errorf(concierge.ENOTFOUND, "customer %q: tier set at enrollment is %q, no longer a level of %s", id, a.Level, a.Scheme)
+	st, err := schemes.Assigned(id, a.Scheme, a.Level)
+	if err != nil {
+		return tiering.Status{}, nil, err
 	}
 	return st, &tiersAssigned{Scheme: a.Scheme, Level: a.Level, AssignedAt: a.AssignedAt}, nil
 }
@@ -444,7 +440,7 @@ func (m *Main) tiersToHub(ctx context.Context, hubConfig, keyFile, path string, 
 	}
 	key, err := hub.ReadKey(keyFile)
 	if err != nil {
-		return concierge.Errorf(concierge.EINVALID, "tiers import --network-key: %v", err)
+		return concierge.Errorf(concierge.EINVALID, "tiers import --network-key: %w", err)
 	}
 	subj, err := hub.PublishTiers(ctx, hc, key, filepath.Base(path), data)
 	if err != nil {

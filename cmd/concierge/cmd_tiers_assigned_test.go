@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"concierge/enroll"
+	"concierge/face"
 	"concierge/sqlite"
 )
 
@@ -74,7 +76,7 @@ func TestAssignedTier(t *testing.T) {
 	}
 }
 
-// TestLookupGreetingInCustomerLanguage: the card's greeting and the tier
+// TestLookupGreetingInCustomerLanguage: the card's greeting and tier badge
 // the daemon hands check-in follow the customer's language from the tier
 // CSV where the scheme has one.
 func TestLookupGreetingInCustomerLanguage(t *testing.T) {
@@ -94,15 +96,26 @@ func TestLookupGreetingInCustomerLanguage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sdb.Close()
+	// C3 has no tier data, only a tier set at enrollment, where they read
+	// the consent in English: that is their language on record.
+	if _, err := sdb.SaveEnrollment(ctx, enroll.Customer{ID: "C3", DisplayName: "Ann Lee", Created: time.Now()},
+		enroll.Consent{Reference: "F-3", TextVersion: "v1", Channel: "kiosk", Language: "en", GrantedAt: time.Now()},
+		[]enroll.Template{{Embedding: face.Embedding{1}, Model: "dlib", Created: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sdb.SetTierAssignment(ctx, sqlite.TierAssignment{CustomerID: "C3", Scheme: "icbc-stars", Level: "star6", AssignedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
 	tiers, err := openTiers(ctx, cfg, sdb, testLogger(t), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tiers.Close()
-	for id, want := range map[string]string{"C1": "Hello Ms Wang, welcome.", "C2": "王女士您好，欢迎光临"} {
+	for id, want := range map[string][2]string{"C1": {"Hello Ms Wang, welcome.", "Five stars"}, "C2": {"王女士您好，欢迎光临", "五星"},
+		"C3": {"Hello valued customer, welcome. Please have a seat in the VIP lounge.", "Six stars"}} {
 		tier, _ := tiers.Lookup(id, time.Now())
-		if tier == nil || tier.Service == nil || tier.Service.Greeting != want {
-			t.Errorf("%s: tier %+v, want greeting %q", id, tier, want)
+		if tier == nil || tier.Service == nil || tier.Service.Greeting != want[0] || tier.LevelName != want[1] {
+			t.Errorf("%s: tier %+v, want greeting %q and badge %q", id, tier, want[0], want[1])
 		}
 	}
 }

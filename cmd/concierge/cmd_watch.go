@@ -71,7 +71,7 @@ func runWatch(ctx context.Context, m *Main, args []string) error {
 	}
 	url, err := watchURL(cfg.NATS)
 	if err != nil {
-		return concierge.Errorf(concierge.EINVALID, "%v", err)
+		return concierge.Errorf(concierge.EINVALID, "%w", err)
 	}
 	actions := 0
 	for _, a := range []string{*claimID, *rejectID, *confirmID, *dismissID} {
@@ -103,10 +103,10 @@ func runWatch(ctx context.Context, m *Main, args []string) error {
 	}
 	sub, err := alert.NewSubscriber(alert.SubscriberConfig{Branch: cfg.Branch, Conn: conn, Logger: m.Logger})
 	if err != nil {
-		return concierge.Errorf(concierge.EINVALID, "%v", err)
+		return err
 	}
 	if err := sub.Open(); err != nil {
-		return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
+		return err
 	}
 	defer sub.Close()
 	var mu sync.Mutex
@@ -280,8 +280,8 @@ func watchConn(cfg Config, url, name string, id alert.Identity) (alert.ConnConfi
 			return alert.ConnConfig{}, concierge.Errorf(concierge.EUNAUTHORIZED,
 				"the box's NATS credentials in %s are readable only by root and the service's user: run watch as one of them", creds.Dir)
 		}
-		return alert.ConnConfig{}, concierge.Errorf(concierge.EUNAVAILABLE,
-			"the box's NATS credentials are missing from %s (has `concierge run` started with this config?): %v", creds.Dir, err)
+		return alert.ConnConfig{}, concierge.Wrapf(err,
+			"the box's NATS credentials are missing from %s (has `concierge run` started with this config?)", creds.Dir)
 	}
 	c := creds.Conn(url, name, id)
 	c.TLSCA = cfg.NATS.TLSCA

@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"concierge/checkin"
 	"concierge/enroll"
 	"concierge/models"
 	"concierge/vision"
@@ -212,16 +213,9 @@ func DefaultConfig() Config {
 		// (engineDefaults), so switching engines never keeps a threshold
 		// measured for the other one.
 		Match: MatchConfig{FalseAlertTarget: 1e-4, VerifyTarget: 1e-2},
-		Checkin: CheckinConfig{
-			Votes:            1,
-			MaxEmbeddings:    5,
-			MinEmbedInterval: 130 * time.Millisecond,
-			ConfirmInterval:  60 * time.Millisecond,
-			Cooldown:         30 * time.Minute,
-			TrackTimeout:     time.Second,
-			Retention:        90 * 24 * time.Hour,
-			NameMask:         "surname",
-		},
+
+		Checkin: defaultCheckinConfig(),
+
 		NATS: NATSConfig{Listen: "127.0.0.1:4222", StoreDir: defaultDataPath("jetstream")},
 		HTTP: HTTPConfig{Addr: "127.0.0.1:8080"},
 		Log:  LogConfig{Level: "info", Format: "text"},
@@ -343,8 +337,9 @@ func (c Config) Validate() error {
 		return errors.New("checkin.max_embeddings: must be >= checkin.votes")
 	case c.Checkin.Cooldown < 0 || c.Checkin.TrackTimeout <= 0 || c.Checkin.Retention <= 0:
 		return errors.New("checkin: cooldown must be >= 0, track_timeout and retention > 0")
-	case c.Checkin.NameMask != "surname" && c.Checkin.NameMask != "initial" && c.Checkin.NameMask != "full":
-		return fmt.Errorf("checkin.name_mask: %q is not one of: surname, initial, full", c.Checkin.NameMask)
+	}
+	if err := checkin.CheckNameMask(c.Checkin.NameMask); err != nil {
+		return fmt.Errorf("checkin.name_mask: %w", err)
 	}
 	if err := c.NATS.validate(); err != nil {
 		return err

@@ -113,15 +113,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		return err
 	}
 
-	cc := checkin.DefaultConfig()
-	cc.Branch = cfg.Branch
-	rule := cfg.rule()
-	cc.Threshold, cc.Margin, cc.FaceSlack = rule.Threshold, rule.Margin, rule.FaceSlack
-	cc.Votes, cc.MaxEmbeddings = cfg.Checkin.Votes, cfg.Checkin.MaxEmbeddings
-	cc.MinEmbedInterval, cc.ConfirmInterval = cfg.Checkin.MinEmbedInterval, cfg.Checkin.ConfirmInterval
-	cc.Cooldown, cc.TrackTimeout = cfg.Checkin.Cooldown, cfg.Checkin.TrackTimeout
-	cc.MinFacePx = cfg.Vision.MinFacePx
-	svc, err := checkin.NewService(cc, d.app.svc.Gallery)
+	svc, err := checkin.NewService(cfg.checkinConfig(), d.app.svc.Gallery)
 	if err != nil {
 		return err
 	}
@@ -129,9 +121,9 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	svc.Notifier = d.notifier
 	svc.VisitLog = d.app.db
 	svc.Directory = directory{d.app.db}
-	svc.Mask = maskName(cfg.Checkin.NameMask)
+	svc.Mask = checkin.MaskName(cfg.Checkin.NameMask)
 	svc.Tiers = d.tiers
-	svc.Strictness = d.feedback.policy.Strictness
+	svc.Strictness = d.feedback.svc.Strictness
 	svc.Logger = d.log
 	d.wireCards(svc)
 	d.wireLearning(svc)
@@ -202,7 +194,7 @@ func (d *Daemon) openCameras() error {
 	for _, c := range d.cfg.Cameras {
 		det, err := vision.NewYuNet(yunet)
 		if err != nil {
-			return concierge.Errorf(concierge.EUNAVAILABLE, "camera %s: %v (run `concierge models fetch --set shipped`)", c.ID, err)
+			return concierge.Errorf(concierge.EUNAVAILABLE, "camera %s: %w (run `concierge models fetch --set shipped`)", c.ID, err)
 		}
 		d.detectors = append(d.detectors, det)
 		var roi []image.Point
@@ -258,7 +250,7 @@ func (d *Daemon) refreshGallery(ctx context.Context) error {
 		if err != nil || v == last {
 			continue
 		}
-		if err := d.app.svc.Open(ctx); err != nil {
+		if err := d.app.svc.Reload(ctx); err != nil {
 			d.log.Warn("gallery reload failed", "err", err)
 			continue
 		}
@@ -274,7 +266,7 @@ func (d *Daemon) refreshGallery(ctx context.Context) error {
 func (d *Daemon) openHTTP() error {
 	ln, err := net.Listen("tcp", d.cfg.HTTP.Addr)
 	if err != nil {
-		return concierge.Errorf(concierge.EUNAVAILABLE, "http.addr %s: %v", d.cfg.HTTP.Addr, err)
+		return concierge.Errorf(concierge.EUNAVAILABLE, "http.addr %s: %w", d.cfg.HTTP.Addr, err)
 	}
 	d.ln = ln
 	d.reg = prometheus.NewRegistry()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 
 	"concierge"
 	"concierge/alert"
@@ -18,19 +17,19 @@ func (d *Daemon) openAlerts(ctx context.Context) error {
 	if d.cfg.NATS.URL == "" {
 		creds, err := alert.EnsureCredentials(d.cfg.natsCredentials().Dir)
 		if err != nil {
-			return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
+			return err
 		}
 		d.natsCreds = &creds
 		storeKey, err := creds.StoreKey()
 		if err != nil {
-			return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
+			return err
 		}
 		srv := alert.NewServer(alert.ServerConfig{Listen: d.cfg.NATS.Listen, StoreDir: d.cfg.NATS.StoreDir,
 			ConfigFile: d.cfg.NATS.ServerConfig, Credentials: &creds, Branch: d.cfg.Branch, StoreKey: storeKey,
 			TLSCert: d.cfg.NATS.ServerTLSCert, TLSKey: d.cfg.NATS.ServerTLSKey, Logger: d.log,
 			HQURL: d.cfg.HQ.URL, HQCredentials: d.cfg.HQ.Credentials, HQCA: d.cfg.HQ.CA})
 		if err := srv.Open(); err != nil {
-			return concierge.Errorf(concierge.EUNAVAILABLE, "embedded nats at %s: %v", d.cfg.NATS.Listen, err)
+			return concierge.Wrapf(err, "embedded nats at %s", d.cfg.NATS.Listen)
 		}
 		d.closers = append(d.closers, srv.Close)
 		d.natsURL = srv.ClientURL()
@@ -44,10 +43,10 @@ func (d *Daemon) openAlerts(ctx context.Context) error {
 		Logger: d.log,
 	}, d.app.db)
 	if err != nil {
-		return concierge.Errorf(concierge.EINVALID, "nats: %v", err)
+		return concierge.Wrapf(err, "nats")
 	}
 	if err := pub.Open(ctx); err != nil {
-		return fmt.Errorf("alert publisher: %w", err)
+		return concierge.Wrapf(err, "alert publisher")
 	}
 	d.closers = append(d.closers, pub.Close)
 	d.notifier = pub
@@ -71,16 +70,16 @@ func (d *Daemon) alertConn(name string) alert.ConnConfig {
 func (d *Daemon) openDesk() error {
 	staff, err := d.staffDirectory()
 	if err != nil {
-		return concierge.Errorf(concierge.EINVALID, "%v", err)
+		return concierge.Errorf(concierge.EINVALID, "%w", err)
 	}
 	desk, err := alert.NewDesk(alert.DeskConfig{Branch: d.cfg.Branch, Conn: d.alertConn("concierge-" + d.cfg.Branch + "-desk"),
-		Book: d.app.db, Staff: staff, Cards: d.cardDesk(), Logger: d.log})
+		Book: d.app.db, Staff: staff, Cards: d.cardDesk(), Service: d.app.db, Logger: d.log})
 	if err != nil {
-		return concierge.Errorf(concierge.EINVALID, "%v", err)
+		return err
 	}
 	d.closers = append(d.closers, desk.Close)
 	if err := desk.Listen(); err != nil {
-		return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
+		return err
 	}
 	d.desk = desk
 	return nil
@@ -92,10 +91,10 @@ func (d *Daemon) openEraser() error {
 	e, err := alert.NewEraser(alert.EraserConfig{Branch: d.cfg.Branch, Conn: d.alertConn("concierge-" + d.cfg.Branch + "-eraser"),
 		Queue: erasureQueue{d.app.db}, Logger: d.log})
 	if err != nil {
-		return concierge.Errorf(concierge.EINVALID, "%v", err)
+		return err
 	}
 	if err := e.Open(); err != nil {
-		return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
+		return err
 	}
 	d.closers = append(d.closers, e.Close)
 	d.eraser = e

@@ -53,27 +53,27 @@ func (d *Daemon) openHQ(ctx context.Context) error {
 	// The hub lets a branch speak only under its own id: a box with another
 	// branch's credential would wait for the hub forever.
 	if id, err := hub.CredsBranch(d.cfg.HQ.Credentials); err != nil {
-		return concierge.Errorf(concierge.EINVALID, "hq.credentials: %v", err)
+		return concierge.Errorf(concierge.EINVALID, "hq.credentials: %w", err)
 	} else if id != "" && id != d.cfg.Branch {
 		return concierge.Errorf(concierge.EINVALID, "hq.credentials: %s was made for branch %q, this box is %q",
 			d.cfg.HQ.Credentials, id, d.cfg.Branch)
 	}
 	key, err := hub.ReadKey(d.cfg.HQ.networkKey())
 	if err != nil {
-		return concierge.Errorf(concierge.EINVALID, "hq.network_key: %v", err)
+		return concierge.Errorf(concierge.EINVALID, "hq.network_key: %w", err)
 	}
 	opt, err := nats.NkeyOptionFromSeed(d.natsCreds.SeedFile(alert.IdentityDaemon))
 	if err != nil {
-		return concierge.Errorf(concierge.EUNAVAILABLE, "hq: %v", err)
+		return concierge.Errorf(concierge.EUNAVAILABLE, "hq: %w", err)
 	}
 	nc, err := nats.Connect(d.natsURL, opt, nats.Name("concierge-"+d.cfg.Branch+"-hq"), nats.MaxReconnects(-1))
 	if err != nil {
-		return concierge.Errorf(concierge.EUNAVAILABLE, "hq: %v", err)
+		return concierge.Errorf(concierge.EUNAVAILABLE, "hq: %w", err)
 	}
 	d.closers = append(d.closers, func() error { nc.Close(); return nil })
 	schemes, err := tiering.LoadSchemes(d.cfg.Tiering.SchemesDir, d.cfg.Tiering.Scheme)
 	if err != nil {
-		return concierge.Errorf(concierge.EINVALID, "tiering: %v", err)
+		return concierge.Errorf(concierge.EINVALID, "tiering: %w", err)
 	}
 	// A tier file from HQ was checked there (concierge tiers import --hub);
 	// rows this box's schemes refuse are skipped, not the whole file.
@@ -94,7 +94,7 @@ func (d *Daemon) openHQ(ctx context.Context) error {
 		d.log.Warn("hq: not caught up with the hub; recognising with what the box holds", slog.Any("error", err))
 	}
 	// The gallery was loaded before the catch-up changed the database.
-	if err := d.app.svc.Open(ctx); err != nil {
+	if err := d.app.svc.Reload(ctx); err != nil {
 		return err
 	}
 	if err := rep.Open(); err != nil {

@@ -6,7 +6,7 @@ import (
 	"net/http"
 
 	"concierge/enroll"
-	"concierge/face"
+	"concierge/internal/httpjson"
 	"concierge/kiosk"
 	"concierge/models"
 	"concierge/sqlite"
@@ -23,9 +23,7 @@ import (
 func (d *Daemon) mountKiosk(mux *http.ServeMux) {
 	unavailable := func(status int, code, msg string) {
 		h := func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json; charset=utf-8")
-			w.WriteHeader(status)
-			fmt.Fprintf(w, `{"error":{"code":%q,"message":%q}}`+"\n", code, msg)
+			httpjson.WriteError(w, httpjson.Errorf(status, code, "%s", msg))
 		}
 		mux.HandleFunc("/v1/", h)
 		mux.HandleFunc("/kiosk/", h)
@@ -73,7 +71,7 @@ func (d *Daemon) openKiosk() (*kiosk.Server, error) {
 	srv, err := kiosk.New(kiosk.Options{
 		Config:    d.kioskConfig(),
 		Service:   d.app.svc,
-		Landmarks: yunetLandmarks{det: y, maxPixels: d.cfg.Vision.MaxPixels},
+		Landmarks: vision.YuNetLandmarks{Det: y, MaxPixels: d.cfg.Vision.MaxPixels},
 		Consent:   texts,
 		Staff:     kioskStaff{dir: staff},
 		// nil outside tests: a random challenge per attempt.
@@ -110,38 +108,6 @@ func (k kioskStaff) VerifyStaff(ctx context.Context, name, secret, from string) 
 	}
 	return kiosk.StaffMember{Name: s.Name, Supervisor: s.Role.Supervises()}, nil
 }
-
-// yunetLandmarks finds faces and their five landmarks with YuNet, without
-// embedding them: all the liveness check needs, at a fraction of the cost.
-type yunetLandmarks struct {
-	det       *vision.YuNet
-	maxPixels int
-}
-
-var _ enroll.Detector = yunetLandmarks{}
-
-func (l yunetLandmarks) Detect(ctx context.Context, data []byte) ([]face.Face, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	img, err := vision.Decode(data, l.maxPixels)
-	defer img.Close() // an empty Mat comes with the error too
-	if err != nil {
-		return nil, err
-	}
-	dets, err := l.det.Detect(img, vision.DefaultYuNetScore)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]face.Face, len(dets))
-	for i, dt := range dets {
-		out[i] = face.Face{Box: dt.Box, Landmarks: dt.Landmarks, Score: dt.Score,
-			Quality: face.Quality{SizePx: min(dt.Box.Dx(), dt.Box.Dy()), Frontal: dt.Landmarks.Frontal()}}
-	}
-	return out, nil
-}
-
-func (yunetLandmarks) Model() string { return "yunet-landmarks" }
 
 // kioskConfig is the kiosk section with the consent scope of enroll.
 func (d *Daemon) kioskConfig() kiosk.Config {

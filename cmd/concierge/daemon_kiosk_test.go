@@ -158,7 +158,7 @@ func checkLoopFollows(t *testing.T, loop [][]byte, steps []enroll.Turn) {
 		t.Fatal(err)
 	}
 	defer y.Close()
-	marks := yunetLandmarks{det: y}
+	marks := vision.YuNetLandmarks{Det: y}
 	faces := make([][]face.Face, len(loop))
 	for i, f := range loop {
 		if faces[i], err = marks.Detect(context.Background(), f); err != nil {

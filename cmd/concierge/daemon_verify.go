@@ -47,6 +47,7 @@ func (d *Daemon) openCards(ctx context.Context) {
 		// d.checkin is set before any camera or desk request can make
 		// or answer a card.
 		Confirmed: func(ctx context.Context, c checkin.Card, by string) error { return d.checkin.ConfirmCard(ctx, c, by) },
+		Service:   d.app.db,
 		Logger:    d.log,
 	})
 	if err != nil {

@@ -12,7 +12,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"concierge"
 	"concierge/alert"
+	"concierge/internal/httpjson"
 	"concierge/web"
 )
 
@@ -29,9 +31,8 @@ func (d *Daemon) mountWeb(mux *http.ServeMux) {
 	if err != nil {
 		d.log.Error("lobby page unavailable", "err", err)
 		mux.HandleFunc("/lobby/", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json; charset=utf-8")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintln(w, `{"error":{"code":"unavailable","message":"the lobby page could not start; see the daemon's log"}}`)
+			httpjson.WriteError(w, httpjson.Errorf(http.StatusServiceUnavailable, concierge.EUNAVAILABLE,
+				"the lobby page could not start; see the daemon's log"))
 		})
 		return
 	}
@@ -53,6 +54,7 @@ func (d *Daemon) openLobby() (*web.Lobby, error) {
 		MaxSignInFailures: cfg.MaxSignInFailures,
 		SignInLockout:     cfg.SignInLockout,
 		Cards:             d.cards != nil,
+		Reports:           d.serviceReports(),
 		Logger:            d.log,
 	}
 	if len(lc.Staff) == 0 {

@@ -34,7 +34,7 @@ var commands = map[string]command{
 	"bench":    {"benchmark the live pipeline against the naive loop (bench pipeline)", runBench},
 	"run":      {"the branch daemon: cameras to arrival alerts over NATS", runRun},
 	"forget":   {"delete a customer's biometric data (consent withdrawal)", runForget},
-	"eval":     {"measure accuracy on labelled photos or descriptors and recommend thresholds", runEval},
+	"eval":     {"measure accuracy on labelled photos, descriptors or clips and recommend thresholds (eval folder|lfw|descriptors|clips)", runEval},
 	"tiers":    {"import, show, evaluate tier data (tiers import|show|evaluate|schemes)", runTiers},
 	"watch":    {"live arrival alerts for staff terminals", runWatch},
 	"feedback": {"customers' \"not this person\" marks and stricter rules (feedback list)", runFeedback},
@@ -42,6 +42,9 @@ var commands = map[string]command{
 	"version":  {"the binary's version, commit, Go, OpenCV and model files", runVersion},
 	"backup":   {"a consistent copy of the database and keys, while the daemon runs", runBackup},
 	"restore":  {"put a backup in place (--force to replace; withdrawals since are kept)", runRestore},
+
+	"customers": {"what is held about customers, for auditors (customers list|show ID|export)", runCustomers},
+	"report":    {"service quality per day and tier for the branch manager (aggregates only)", runReport},
 }
 
 // Main holds what every subcommand shares. Tests build one with their own
@@ -192,7 +195,7 @@ func (m *Main) config() (Config, error) {
 	if section, ok := ignorableFor(err, m.command); ok {
 		fmt.Fprintf(m.Stderr, "concierge: warning: %v (`%s` does not use %s; `run` will refuse it)\n", err, m.command, section)
 	} else if err != nil {
-		return c, concierge.Errorf(concierge.EINVALID, "%v", err)
+		return c, concierge.Errorf(concierge.EINVALID, "%w", err)
 	}
 	if m.dbPath != "" {
 		c.DB = m.dbPath

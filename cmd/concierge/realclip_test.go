@@ -8,12 +8,13 @@ import (
 
 	"concierge/enroll"
 	"concierge/internal/testenv"
+	"concierge/replay"
 )
 
 // framesOf keeps frames n0, n1, … of a clip as JPEG photos.
 func framesOf(t *testing.T, clip string, at ...int64) []enroll.Photo {
 	t.Helper()
-	photos, err := clipFrames(context.Background(), clip, at)
+	photos, err := replay.Frames(context.Background(), clip, at)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,10 +62,10 @@ func TestRealClips(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if int(r.alerts) != tc.want || (tc.want == 1 && !r.customers["C11"]) {
-				t.Fatalf("%d alerts for %v over %d frames (%d embeddings), want %d", r.alerts, r.customers, r.frames, r.embeddings, tc.want)
+			if int(r.Alerts) != tc.want || (tc.want == 1 && !r.Customers["C11"]) {
+				t.Fatalf("%d alerts for %v over %d frames (%d embeddings), want %d", r.Alerts, r.Customers, r.Frames, r.Embeddings, tc.want)
 			}
-			t.Logf("%s: %d frames, %d embeddings, %d alerts", tc.clip, r.frames, r.embeddings, r.alerts)
+			t.Logf("%s: %d frames, %d embeddings, %d alerts", tc.clip, r.Frames, r.Embeddings, r.Alerts)
 		})
 	}
 }
@@ -107,7 +108,7 @@ func TestRealClipsOpenSet(t *testing.T) {
 	for _, r := range rep.Rows {
 		t.Logf("%s: enrolled (from frame %d): %+v; deleted: %+v", r.Label, r.StartFrame, r.Enrolled, r.Deleted)
 	}
-	want := ClipTotals{Visits: 11, AsSelf: 11, StrangerVisits: 11}
+	want := replay.ClipTotals{Visits: 11, AsSelf: 11, StrangerVisits: 11}
 	if rep.People != 11 || len(rep.Skipped) != 0 || rep.Totals != want {
 		t.Fatalf("%d people (skipped %v), totals %+v; want 11 people, %+v", rep.People, rep.Skipped, rep.Totals, want)
 	}

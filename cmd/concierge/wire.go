@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"concierge"
 
@@ -35,7 +33,7 @@ var _ checkin.TierLookup = (*tierLookup)(nil)
 func openTiers(ctx context.Context, cfg Config, db *sqlite.DB, log *slog.Logger, poll time.Duration) (*tierLookup, error) {
 	schemes, err := tiering.LoadSchemes(cfg.Tiering.SchemesDir, cfg.Tiering.Scheme)
 	if err != nil {
-		return nil, concierge.Errorf(concierge.EINVALID, "tiering: %v", err)
+		return nil, concierge.Errorf(concierge.EINVALID, "tiering: %w", err)
 	}
 	cache := tiering.NewCache(db, schemes)
 	cache.Logger = log
@@ -62,20 +60,10 @@ func (t *tierLookup) reload(ctx context.Context, db *sqlite.DB) error {
 	return nil
 }
 
-// level finds a scheme's level by id or display name.
-func findLevel(s *tiering.Scheme, name string) (tiering.Level, bool) {
-	for _, l := range s.Levels {
-		if l.ID == name || l.Name == name {
-			return l, true
-		}
-	}
-	return tiering.Level{}, false
-}
-
 func (t *tierLookup) Lookup(customerID string, at time.Time) (*checkin.Tier, []checkin.RiskFlag) {
 	if st, ok := t.cache.Tier(customerID, at); ok {
 		tier := &checkin.Tier{
-			Scheme: st.Scheme, Level: st.Level, LevelName: st.LevelName, VIP: st.VIP,
+			Scheme: st.Scheme, Level: st.Level, LevelName: st.CustomerLevelName(), VIP: st.VIP,
 			Service:             serviceLevel(st.ServiceLevel, st.Greeting()),
 			RelationshipManager: st.RelationshipManager.Name,
 			FormOfAddress:       st.FormOfAddress,
@@ -93,28 +81,20 @@ func (t *tierLookup) Lookup(customerID string, at time.Time) (*checkin.Tier, []c
 	if !ok {
 		return nil, nil
 	}
-	s, ok := t.schemes.Get(a.Scheme)
-	if !ok {
+	st, err := t.schemes.Assigned(customerID, a.Scheme, a.Level)
+	if err != nil {
 		return nil, nil
 	}
-	st, ok := s.Assigned(customerID, a.Level)
-	if !ok {
-		return nil, nil
-	}
-	return &checkin.Tier{Scheme: st.Scheme, Level: st.Level, LevelName: st.LevelName, VIP: st.VIP,
-		Service: serviceLevel(st.ServiceLevel, st.Greeting())}, nil
+	st.Language = a.Language // the consent's: no tier data says otherwise
+	return &checkin.Tier{Scheme: st.Scheme, Level: st.Level, LevelName: st.CustomerLevelName(), VIP: st.VIP,
+		Service: serviceLevel(st.ServiceLevel, st.Greeting()), Language: st.Language}, nil
 }
 
 func serviceLevel(sl tiering.ServiceLevel, greeting string) *checkin.ServiceLevel {
-	lane := sl.Lane
-	if sl.Room != "" {
-		lane = sl.Room
-	}
 	return &checkin.ServiceLevel{
-		// tiering ranks none..urgent as 0..4; alerts say 1 for most urgent.
-		Priority: 5 - max(0, sl.Priority.Rank()),
+		Priority: sl.AlertPriority(),
 		Greeting: greeting,
-		Lane:     lane,
+		Lane:     sl.Place(),
 		NotifyRM: sl.NotifyRM,
 		Cooldown: time.Duration(sl.Cooldown),
 		// 0 (branch default) and NeverEscalate (< 0) keep their meaning.
@@ -134,33 +114,4 @@ func (d directory) DisplayName(ctx context.Context, customerID string) (string, 
 		return "", err
 	}
 	return c.DisplayName, nil
-}
-
-// maskName applies a name-masking policy for screens in the lobby:
-//   - "full": the name as enrolled
-//   - "surname" (default): the first character of a Chinese name or the
-//     first word of a Latin one, then "*": 王女士 → 王*, "Wang Xiaoming" → "Wang *"
-//   - "initial": one character and a dot
-func maskName(policy string) func(string) string {
-	return func(name string) string {
-		name = strings.TrimSpace(name)
-		if name == "" {
-			return ""
-		}
-		switch policy {
-		case "full":
-			return name
-		case "initial":
-			r, _ := utf8.DecodeRuneInString(name)
-			return string(r) + "."
-		}
-		if r, _ := utf8.DecodeRuneInString(name); r >= 0x2E80 {
-			return string(r) + "*"
-		}
-		if i := strings.IndexByte(name, ' '); i > 0 {
-			return name[:i] + " *"
-		}
-		r, _ := utf8.DecodeRuneInString(name)
-		return string(r) + "*"
-	}
 }

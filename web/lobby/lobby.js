@@ -10,6 +10,9 @@ const $ = (sel, root = document) => root.querySelector(sel);
 const state = {
   lang: pickLang(),
   name: '',
+  role: '',
+  report: null, // the manager's service report, when the role is manager
+  reportTimer: 0,
   alerts: new Map(), // alert id -> { a: arrival, claim, escalation, el, cue }
   cards: new Map(), // verify card id -> { c: card, el }: near matches staff confirm or dismiss
   withdrawn: new Set(), // alerts marked "not this person": never shown again
@@ -51,6 +54,7 @@ function applyLang() {
   $('#sound').setAttribute('aria-pressed', String(state.sound));
   $('#who').textContent = state.name ? t('signedInAs', { name: state.name }) : '';
   render();
+  renderReport();
 }
 
 // ---- time ------------------------------------------------------------------
@@ -74,6 +78,7 @@ function show(id) {
 
 function showSignIn(message = '') {
   stopStream();
+  stopReport();
   state.name = '';
   applyLang();
   $('#signin-error').textContent = message;
@@ -126,14 +131,74 @@ async function start() {
     return showSignIn(/expired/.test(body?.error?.message ?? '') ? t('sessionExpired') : '');
   }
   const me = await r.json();
-  signedIn(me.name);
+  signedIn(me.name, me.role);
 }
 
-function signedIn(name) {
+function signedIn(name, role) {
   state.name = name;
+  state.role = role || '';
   applyLang();
   show('lobby');
   connect();
+  if (state.role === 'manager') startReport();
+}
+
+// ---- the manager's report ------------------------------------------------------
+
+// Only a manager's page asks; the server refuses everyone else (403).
+function startReport() {
+  stopReport();
+  loadReport();
+  state.reportTimer = setInterval(loadReport, 60000);
+}
+
+function stopReport() {
+  clearInterval(state.reportTimer);
+  state.reportTimer = 0;
+  state.report = null;
+  $('#report').hidden = true;
+}
+
+async function loadReport() {
+  try {
+    const r = await fetch('report', { cache: 'no-store', credentials: 'same-origin' });
+    if (r.status === 401) return showSignIn(t('sessionExpired'));
+    if (!r.ok) {
+      if (r.status === 403) stopReport();
+      return;
+    }
+    state.report = await r.json();
+  } catch {
+    return; // the next tick tries again
+  }
+  renderReport();
+}
+
+function renderReport() {
+  const rep = state.report;
+  const box = $('#report');
+  if (!rep) {
+    box.hidden = true;
+    return;
+  }
+  box.hidden = false;
+  const secs = (row, s) => (row.claims > 0 ? duration(s * 1000) : '–');
+  const rows = [...rep.days, ...rep.totals].map((row) => {
+    const tr = document.createElement('tr');
+    if (!row.day) tr.className = 'total';
+    const cells = [row.day || t('rTotal'), row.level_name || row.level || t('rNoTier'), row.arrivals, row.claims,
+      secs(row, row.claim_median_s), secs(row, row.claim_p90_s), row.escalations, row.not_this_person,
+      row.cards_confirmed, row.cards_dismissed];
+    for (const c of cells) {
+      const td = document.createElement('td');
+      td.textContent = String(c);
+      tr.append(td);
+    }
+    return tr;
+  });
+  $('#report-table tbody').replaceChildren(...rows);
+  $('#report-table').hidden = rows.length === 0;
+  $('#report-empty').hidden = rows.length > 0;
 }
 
 async function signIn(ev) {
@@ -154,7 +219,8 @@ async function signIn(ev) {
       $('#signin-password').value = '';
       $('#signin-token').value = '';
       err.textContent = '';
-      signedIn((await r.json()).name);
+      const me = await r.json();
+      signedIn(me.name, me.role);
     } else if (r.status === 429) {
       err.textContent = t('tooMany', { s: r.headers.get('Retry-After') || '60' });
     } else if (r.status === 401) {

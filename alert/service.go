@@ -1,0 +1,83 @@
+package alert
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// What staff did with alerts is otherwise only in the stream, which keeps
+// a day at most; the branch manager's report (service quality per tier)
+// needs it for weeks. The desk, the escalator and the verify cards tell a
+// ServiceLog each thing that happened, and the log keeps aggregate-grade
+// rows: the kind, the time, the tier, and how long the customer waited.
+
+// Kinds of ServiceEvent.
+const (
+	ServiceClaim         = "claim"
+	ServiceEscalation    = "escalation"
+	ServiceReject        = "reject" // "not this person"
+	ServiceCardConfirmed = "card_confirmed"
+	ServiceCardDismissed = "card_dismissed"
+)
+
+// ServiceEvent is one thing staff did (or failed to do in time) with an
+// alert or a verify card.
+type ServiceEvent struct {
+	Kind string
+	// AlertID is the alert the event is about, for the log to find the
+	// arrival's time and tier; the log does not keep it.
+	AlertID string
+	// Tier is the tier when the caller knows it (an escalation's or a
+	// card's message); nil: the log takes the arrival's.
+	Tier *Tier
+	At   time.Time
+}
+
+// ServiceLog keeps service events for the report. It must keep no
+// customer id and no name.
+type ServiceLog interface {
+	RecordService(ctx context.Context, e ServiceEvent) error
+}
+
+// recordService hands e to l if there is one. The event has happened
+// whether or not it is recorded, so a failure is only logged: the report
+// then misses it.
+func recordService(ctx context.Context, l ServiceLog, log *slog.Logger, e ServiceEvent) {
+	if l == nil {
+		return
+	}
+	if err := l.RecordService(context.WithoutCancel(ctx), e); err != nil {
+		log.Warn("service event not recorded; the manager's report will miss it", slog.String("kind", e.Kind), slog.Any("error", err))
+	}
+}
+
+// ServiceReport is the branch manager's view of service quality: per day
+// and tier, what arrived and what staff did with it. Aggregates only: no
+// names, no faces, no customer or alert ids.
+type ServiceReport struct {
+	Since    time.Time `json:"since"`
+	Until    time.Time `json:"until"`
+	TimeZone string    `json:"timezone"` // of the days
+	// Days are by day (oldest first), then scheme and level.
+	Days []ServiceRow `json:"days"`
+	// Totals are the whole period's, by scheme and level (Day "").
+	Totals []ServiceRow `json:"totals"`
+}
+
+// ServiceRow is one day and tier of a ServiceReport. The claim times run
+// from the arrival to its claim, over the claimed arrivals (0 when none).
+type ServiceRow struct {
+	Day            string  `json:"day,omitempty"` // YYYY-MM-DD in the report's time zone
+	Scheme         string  `json:"scheme"`
+	Level          string  `json:"level"` // "" for customers with no tier
+	LevelName      string  `json:"level_name"`
+	Arrivals       int     `json:"arrivals"`
+	Claims         int     `json:"claims"`
+	ClaimMedian    Seconds `json:"claim_median_s"`
+	ClaimP90       Seconds `json:"claim_p90_s"`
+	Escalations    int     `json:"escalations"`
+	NotThisPerson  int     `json:"not_this_person"`
+	CardsConfirmed int     `json:"cards_confirmed"`
+	CardsDismissed int     `json:"cards_dismissed"`
+}
