@@ -40,6 +40,7 @@ var evalSubcommands = []evalSubcommand{
 	{"lfw", "DIR", "LFW verification accuracy (View 2 protocol): DIR holds pairs.txt and images_deepfunneled/", evalLFWCmd},
 	{"descriptors", "FILE", "open-set simulation and calibration on dlib descriptors (JSON: base64 128 little-endian float32 per face, labelled by idol_id)", evalDescriptorsCmd},
 	{"clips", "DIR", "labelled door-camera clips played through the daemon's pipeline: DIR/LABEL/ holding clips (.mp4 .avi .mkv .mov .webm) and optionally enrollment photos, or DIR/NAME.mp4, one person per clip", evalClipsCmd},
+	{"visits", "DIR|FILE", "return visits: customers come back, staff confirm, door templates are learned and the thresholds calibrated with them; labelled photos (DIR) or dlib descriptors (FILE)", evalVisitsCmd},
 }
 
 func evalSubcommandNamed(name string) (evalSubcommand, bool) {
@@ -51,9 +52,6 @@ func evalSubcommandNamed(name string) (evalSubcommand, bool) {
 }
 
 func runEval(ctx context.Context, m *Main, args []string) error {
-	if len(args) > 0 && args[0] == "visits" {
-		return runEvalVisits(ctx, m, args[1:])
-	}
 	if len(args) == 1 && (args[0] == "help" || args[0] == "-h" || args[0] == "--help") {
 		m.evalUsage()
 		return nil
@@ -123,7 +121,7 @@ func evalRoute(args []string) (string, []string, error) {
 	}
 	switch {
 	case n == 0:
-		return "", nil, usagef("eval needs a subcommand: folder, lfw, descriptors or clips")
+		return "", nil, usagef("eval needs a subcommand: folder, lfw, descriptors, clips or visits")
 	case n > 1:
 		return "", nil, usagef("eval needs exactly one of --descriptors, --folder, --lfw and --clips")
 	}
@@ -143,7 +141,7 @@ func evalRoute(args []string) (string, []string, error) {
 
 // evalData says what each subcommand reads, for the message about a flag
 // given to the wrong one.
-var evalData = map[string]string{"folder": "photos", "lfw": "LFW pairs", "descriptors": "descriptors", "clips": "clips"}
+var evalData = map[string]string{"folder": "photos", "lfw": "LFW pairs", "descriptors": "descriptors", "clips": "clips", "visits": "photos or descriptors"}
 
 // misplacedEvalFlag explains a flag that belongs to another subcommand
 // (`eval clips --seeds 3`) better than the flag package's "not defined".

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,15 +13,13 @@ import (
 	"concierge/vision"
 )
 
-// runEvalVisits simulates customers coming back (`concierge eval visits`):
-// staff confirm their visits, door templates are learned under a door
-// policy, and the thresholds are calibrated with them in the gallery
-// (docs/accuracy.md, "Learning from confirmed visits"). Like eval it never
-// touches the database.
-func runEvalVisits(ctx context.Context, m *Main, args []string) error {
-	fs := m.flags("eval visits")
-	descriptors := fs.String("descriptors", "", "descriptor `file` (JSON, dlib embeddings labelled by idol_id)")
-	folder := fs.String("folder", "", "labelled photos: `dir`/…/LABEL/*.jpg")
+// evalVisitsCmd simulates customers coming back (`concierge eval visits
+// DIR|FILE`): staff confirm their visits, door templates are learned under
+// a door policy, and the thresholds are calibrated with them in the
+// gallery (docs/accuracy.md, "Learning from confirmed visits"). The
+// argument is a folder of labelled photos, embedded with --engine, or a
+// dlib descriptor file (.json). Like eval it never touches the database.
+func evalVisitsCmd(m *Main, fs *flag.FlagSet) func(context.Context, string) error {
 	engine := fs.String("engine", "", "face `engine` for photos (default: the config's vision.engine)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	duplicate := fs.Float64("duplicate", eval.DefaultDuplicate, "faces this close are one photo twice (negative keeps all)")
@@ -37,97 +36,87 @@ func runEvalVisits(ctx context.Context, m *Main, args []string) error {
 	dedupe := fs.Float64("dedupe", def.Door.Dedupe, "a face this near one of the customer's templates is not added")
 	penalty := fs.Float64("door-penalty", def.Door.Penalty, "added to a door centroid's distance: a stricter rule for door rows")
 	sizes := fs.String("sizes", "100,1000,10000", "gallery `sizes` to calibrate for")
-	fs.Usage = func() {
-		fmt.Fprintln(m.Stderr, "usage: concierge eval visits (--descriptors FILE | --folder DIR) [--door POLICY] [--json] [flags]")
-		fs.PrintDefaults()
-	}
-	rest, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(rest) > 0 {
-		fs.Usage()
-		return usagef("eval visits takes no arguments, got %q", rest[0])
-	}
-	if (*descriptors == "") == (*folder == "") {
-		fs.Usage()
-		return usagef("eval visits needs exactly one of --descriptors and --folder")
-	}
-	if *descriptors != "" && *engine != "" {
-		return usagef("--engine applies to photos, not to --descriptors")
-	}
-	modes := []eval.DoorMode{eval.DoorMode(*door)}
-	if *door == "all" {
-		modes = eval.DoorModes
-	} else if !slices.Contains(eval.DoorModes, modes[0]) {
-		return usagef("--door %q: want none, merge, mean, faces, visit or all", *door)
-	}
-	if *doorCap < 0 || *perVisit < 0 || *dedupe < 0 || *penalty < 0 {
-		return usagef("--door-cap, --per-visit, --dedupe and --door-penalty must not be negative")
-	}
-	cfg, err := m.config()
-	if err != nil {
-		return err
-	}
-	switch {
-	case *descriptors != "":
-		cfg.Vision.Engine = engineDlib
-	case *engine != "":
-		cfg.Vision.Engine = *engine
-	default:
-		cfg.resolveEngine()
-	}
-	vc := eval.VisitsConfig{Enroll: *enrollN, Strangers: *strangers, Seeds: *seeds, Seed: *seed, Track: *track, Visits: *visits,
-		Door:  eval.DoorPolicy{Cap: *doorCap, PerVisit: *perVisit, Dedupe: *dedupe, Penalty: *penalty},
-		Rule:  cfg.rule(),
-		Votes: cfg.Checkin.Votes, Target: cfg.Match.FalseAlertTarget, VerifyTarget: cfg.Match.VerifyTarget}
-	// The rule's threshold is the engine's ceiling: the simulation
-	// calibrates below it from the tails it measures.
-	vc.Rule.Threshold = cfg.openSet().Ceiling
-	fl, err := parseFloats(*sizes)
-	if err != nil || len(fl) == 0 {
-		return usagef("--sizes %q: want gallery sizes, e.g. 100,1000", *sizes)
-	}
-	for _, f := range fl {
-		if f < 1 || f != float64(int(f)) {
-			return usagef("--sizes: %v is not a number of customers", f)
+	return func(ctx context.Context, path string) error {
+		modes := []eval.DoorMode{eval.DoorMode(*door)}
+		if *door == "all" {
+			modes = eval.DoorModes
+		} else if !slices.Contains(eval.DoorModes, modes[0]) {
+			return usagef("--door %q: want none, merge, mean, faces, visit or all", *door)
 		}
-		vc.Sizes = append(vc.Sizes, int(f))
-	}
-
-	var set *eval.Set
-	if *descriptors != "" {
-		set, err = readDescriptorSet(*descriptors)
-	} else {
-		det, closeDet, derr := m.evalDetector(cfg, cfg.Vision.Engine)
-		if derr != nil {
-			return derr
+		if *doorCap < 0 || *perVisit < 0 || *dedupe < 0 || *penalty < 0 {
+			return usagef("--door-cap, --per-visit, --dedupe and --door-penalty must not be negative")
 		}
-		defer closeDet()
-		start := time.Now()
-		emb := &eval.Embedder{Detector: det, Pad: 0.5, PadMode: eval.PadReplicate, Workers: cfg.Vision.Pool}
-		set, err = emb.EmbedFolder(ctx, *folder, nil)
-		if err != nil {
-			return m.printReport(ctx, nil, inputOrInternal(err), false)
-		}
-		m.Logger.Info("photos embedded", "photos", set.Images, "faces", len(set.Samples), "took", time.Since(start).Round(time.Millisecond))
-	}
-	if err != nil {
-		return err
-	}
-	if err := set.Dedupe(*duplicate); err != nil {
-		return invalid(err)
-	}
-	out := &visitsReport{}
-	for _, mode := range modes {
-		vc.Door.Mode = mode
-		res, err := eval.SimulateVisits(set, vc)
+		st, err := os.Stat(path)
 		if err != nil {
 			return invalid(err)
 		}
-		out.Results = append(out.Results, res)
+		descriptors := !st.IsDir()
+		if descriptors && *engine != "" {
+			return usagef("--engine applies to photos, not to a descriptor file")
+		}
+		cfg, err := m.config()
+		if err != nil {
+			return err
+		}
+		switch {
+		case descriptors:
+			cfg.Vision.Engine = engineDlib
+		case *engine != "":
+			cfg.Vision.Engine = *engine
+		default:
+			cfg.resolveEngine()
+		}
+		vc := eval.VisitsConfig{Enroll: *enrollN, Strangers: *strangers, Seeds: *seeds, Seed: *seed, Track: *track, Visits: *visits,
+			Door:  eval.DoorPolicy{Cap: *doorCap, PerVisit: *perVisit, Dedupe: *dedupe, Penalty: *penalty},
+			Rule:  cfg.rule(),
+			Votes: cfg.Checkin.Votes, Target: cfg.Match.FalseAlertTarget, VerifyTarget: cfg.Match.VerifyTarget}
+		// The rule's threshold is the engine's ceiling: the simulation
+		// calibrates below it from the tails it measures.
+		vc.Rule.Threshold = cfg.openSet().Ceiling
+		fl, err := parseFloats(*sizes)
+		if err != nil || len(fl) == 0 {
+			return usagef("--sizes %q: want gallery sizes, e.g. 100,1000", *sizes)
+		}
+		for _, f := range fl {
+			if f < 1 || f != float64(int(f)) {
+				return usagef("--sizes: %v is not a number of customers", f)
+			}
+			vc.Sizes = append(vc.Sizes, int(f))
+		}
+
+		var set *eval.Set
+		if descriptors {
+			if set, err = readDescriptorSet(path); err != nil {
+				return err
+			}
+		} else {
+			det, closeDet, derr := m.evalDetector(cfg, cfg.Vision.Engine)
+			if derr != nil {
+				return derr
+			}
+			defer closeDet()
+			start := time.Now()
+			emb := &eval.Embedder{Detector: det, Pad: 0.5, PadMode: eval.PadReplicate, Workers: cfg.Vision.Pool}
+			set, err = emb.EmbedFolder(ctx, path, nil)
+			if err != nil {
+				return m.printReport(ctx, nil, inputOrInternal(err), false)
+			}
+			m.Logger.Info("photos embedded", "photos", set.Images, "faces", len(set.Samples), "took", time.Since(start).Round(time.Millisecond))
+		}
+		if err := set.Dedupe(*duplicate); err != nil {
+			return invalid(err)
+		}
+		out := &visitsReport{}
+		for _, mode := range modes {
+			vc.Door.Mode = mode
+			res, err := eval.SimulateVisits(set, vc)
+			if err != nil {
+				return invalid(err)
+			}
+			out.Results = append(out.Results, res)
+		}
+		return m.printReport(ctx, out, nil, *asJSON)
 	}
-	return m.printReport(ctx, out, nil, *asJSON)
 }
 
 // visitsReport is one simulation per door policy.

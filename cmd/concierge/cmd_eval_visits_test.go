@@ -27,7 +27,7 @@ func TestEvalVisitsKpop(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, stderr, code := evalCLI(t, "visits", "--config", cfg, "--folder", testenv.Shared(t, "data/kpop"), "--door", "all", "--json")
+	out, stderr, code := evalCLI(t, "visits", "--config", cfg, "--door", "all", "--json", testenv.Shared(t, "data/kpop"))
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
