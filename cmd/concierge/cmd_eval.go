@@ -242,8 +242,13 @@ func (m *Main) evalDetector(cfg Config, name string) (enroll.Detector, func(), e
 			return nil, nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch` first)", err)
 		}
 		return e, func() { e.Close() }, nil
-	case engineMobileFaceNet, engineFoamliu:
-		e, err := vision.NewDNNEngineKind(cfg.Models.Dir, dnnEngines[name].kind, cfg.Vision.MaxPixels, cfg.Vision.MinFacePx)
+	case engineMobileFaceNet, engineFoamliu, engineEmbedder:
+		cfg.Vision.Engine = name
+		desc, _, err := cfg.embedderDescription()
+		var e *vision.DNNEngine
+		if err == nil {
+			e, err = vision.NewDNNEngineFor(cfg.Models.Dir, desc, cfg.Vision.MaxPixels, cfg.Vision.MinFacePx)
+		}
 		if err != nil {
 			return nil, nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch`)", err)
 		}

@@ -62,6 +62,9 @@ type Main struct {
 	// command is the subcommand being run: it decides which config
 	// sections must be valid (sectionUsers).
 	command string
+	// calibrating: `eval --calibrate` measures the engine's calibration,
+	// so a missing one is no error there.
+	calibrating bool
 }
 
 // NewMain returns a Main bound to the process's streams.
@@ -197,7 +200,9 @@ func (m *Main) config() (Config, error) {
 	if m.dbPath != "" {
 		c.DB = m.dbPath
 	}
-	c.resolveEngine()
+	if err := c.resolveEngine(); err != nil && !m.calibrating {
+		return c, concierge.Errorf(concierge.EINVALID, "config: %v", err)
+	}
 	m.Logger = newLogger(m.Stderr, c.Log)
 	return c, nil
 }
