@@ -32,6 +32,7 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 	enrollFrames := fs.String("enroll-frames", "1,12,24", "with --clips: `frames` of a person's first clip to enroll from when their folder holds no photos")
 	engine := fs.String("engine", "", "face `engine` for photos (default: the config's vision.engine): mobilefacenet-foamliu, mobilefacenet or dlib")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
+	calibrate := fs.String("calibrate", "", "with --folder: write the engine's calibration (impostor tails, ceiling) measured on the photos to `file`, for vision.embedder.calibration")
 	pad := fs.Float64("pad", -1, "border added on every side of a photo before detection, as a `fraction` of its size (default 0.5 with --folder, 0 with --lfw)")
 	padMode := fs.String("pad-mode", string(eval.PadReplicate), "what fills the border: replicate or black")
 	shrink := fs.Int("shrink", 0, "scale every photo down to at most `px` on its longer side and re-encode it as JPEG (quality 70) before padding: a door camera's view of a face (0: as they are)")
@@ -126,6 +127,10 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 	if opt.Thresholds, err = parseFloats(*thresholds); err != nil {
 		return usagef("--thresholds: %v", err)
 	}
+	if *calibrate != "" && *folder == "" {
+		return usagef("--calibrate applies to --folder")
+	}
+	m.calibrating = *calibrate != ""
 	cfg, err := m.config()
 	if err != nil {
 		return err
@@ -200,6 +205,10 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 				emb.Pad = *pad
 			}
 			rep, err = m.evalFolder(ctx, emb, *folder, splitList(*labels), opt)
+			if err == nil && *calibrate != "" {
+				rep.Model = det.Model()
+				err = m.writeCalibration(cfg, name, rep, *calibrate)
+			}
 		} else {
 			emb.Pad = max(*pad, 0)
 			rep, err = m.evalLFW(ctx, emb, *lfwDir, opt)
