@@ -30,7 +30,7 @@ func runEval(ctx context.Context, m *Main, args []string) error {
 	clips := fs.String("clips", "", "labelled door-camera clips: `dir`/LABEL/ holding clips (.mp4 .avi .mkv .mov .webm) and optionally enrollment photos, or dir/NAME.mp4, one person per clip; played through the daemon's pipeline")
 	clipScale := fs.Float64("clip-scale", 0, "with --clips: draw every frame scaled by this `factor` (0-1) in the middle of a 1280x720 frame, as an entrance camera sees a person a few metres away (0: as filmed)")
 	enrollFrames := fs.String("enroll-frames", "1,12,24", "with --clips: `frames` of a person's first clip to enroll from when their folder holds no photos")
-	engine := fs.String("engine", "", "face `engine` for photos (default: the config's vision.engine): mobilefacenet-foamliu, mobilefacenet or dlib")
+	engine := fs.String("engine", "", "face `engine` for photos (default: the config's vision.engine): mobilefacenet-foamliu, mobilefacenet, dlib or embedder (vision.embedder)")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
 	calibrate := fs.String("calibrate", "", "with --folder: write the engine's calibration (impostor tails, ceiling) measured on the photos to `file`, for vision.embedder.calibration")
 	pad := fs.Float64("pad", -1, "border added on every side of a photo before detection, as a `fraction` of its size (default 0.5 with --folder, 0 with --lfw)")

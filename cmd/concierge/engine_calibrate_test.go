@@ -109,7 +109,7 @@ func TestCalibrateFolder(t *testing.T) {
 	// The same file under a bank's own model id: foamliu's calibration
 	// names another model and is refused; calibrating the bank's
 	// description writes one it accepts.
-	m := &Main{Stderr: &bytes.Buffer{}, configPath: bankConfig(t, dir, "bank-mfn-v1", out)}
+	m := &Main{Stderr: &bytes.Buffer{}, command: "run", configPath: bankConfig(t, dir, "bank-mfn-v1", out)}
 	if _, err := m.config(); err == nil || !strings.Contains(err.Error(), "vision.embedder.calibration") || !strings.Contains(err.Error(), "bank-mfn-v1") {
 		t.Fatalf("another model's calibration: %v", err)
 	}
@@ -121,7 +121,7 @@ func TestCalibrateFolder(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("calibrating the bank's embedder: exit %d: %s", code, stderr)
 	}
-	c, err := (&Main{Stderr: &bytes.Buffer{}, configPath: bankCfg}).config()
+	c, err := (&Main{Stderr: &bytes.Buffer{}, command: "run", configPath: bankCfg}).config()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,6 +131,12 @@ func TestCalibrateFolder(t *testing.T) {
 	}
 	if o := c.openSet(); o.Tail != bank.Tail || o.Track != bank.TrackTail || o.Ceiling != bank.Threshold {
 		t.Errorf("the daemon's policy %+v does not use the loaded calibration", o)
+	}
+	// A withdrawal does not wait for a calibration to be fixed: forget
+	// warns and goes on to the database (where C1 is not enrolled).
+	_, stderr, code = engineCLI(t, "forget", "--config", bankConfig(t, dir, "bank-mfn-v1", out), "--customer", "C1")
+	if !strings.Contains(stderr, "warning") || !strings.Contains(stderr, "not enrolled") {
+		t.Errorf("forget with another model's calibration did not reach the database: exit %d, %s", code, stderr)
 	}
 	// The daemon's engine is the described one.
 	stdout, stderr, code := engineCLI(t, "identify", "--config", bankCfg, testenv.Photo(t, "sample1.jpg"))
@@ -157,7 +163,7 @@ func TestEmbedderConfigErrors(t *testing.T) {
 	os.WriteFile(other, out, 0o600)
 	os.WriteFile(broken, []byte("model: bank-mfn-v1\nthreshold: 0.7\n"), 0o600)
 
-	m := &Main{Stderr: &bytes.Buffer{}, configPath: bankConfig(t, dir, "bank-mfn-v1", good)}
+	m := &Main{Stderr: &bytes.Buffer{}, command: "run", configPath: bankConfig(t, dir, "bank-mfn-v1", good)}
 	c, err := m.config()
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +172,7 @@ func TestEmbedderConfigErrors(t *testing.T) {
 		t.Errorf("rule %+v, want the file's %+v", r, cal.Rule())
 	}
 	for name, path := range map[string]string{"missing": filepath.Join(dir, "none.yaml"), "other file": other, "broken": broken} {
-		m := &Main{Stderr: &bytes.Buffer{}, configPath: bankConfig(t, dir, "bank-mfn-v1", path)}
+		m := &Main{Stderr: &bytes.Buffer{}, command: "run", configPath: bankConfig(t, dir, "bank-mfn-v1", path)}
 		if _, err := m.config(); err == nil || !strings.Contains(err.Error(), "vision.embedder.calibration") {
 			t.Errorf("%s calibration: %v", name, err)
 		}

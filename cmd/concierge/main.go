@@ -201,7 +201,14 @@ func (m *Main) config() (Config, error) {
 		c.DB = m.dbPath
 	}
 	if err := c.resolveEngine(); err != nil && !m.calibrating {
-		return c, concierge.Errorf(concierge.EINVALID, "config: %v", err)
+		// A withdrawal, a backup or a key rotation must not wait for
+		// the engine's calibration to be fixed.
+		err = &sectionError{calibrationSection, err}
+		if section, ok := ignorableFor(err, m.command); ok {
+			fmt.Fprintf(m.Stderr, "concierge: warning: %v (`%s` does not use %s; `run` will refuse it)\n", err, m.command, section)
+		} else {
+			return c, concierge.Errorf(concierge.EINVALID, "config: %v", err)
+		}
 	}
 	m.Logger = newLogger(m.Stderr, c.Log)
 	return c, nil
