@@ -178,7 +178,7 @@ type Recommendation struct {
 	// TrackTail is the tail of tracks decided on their fused embeddings
 	// alone: no vote count or face slack accepts a stranger's track more
 	// often, so the daemon's calibration holds whatever checkin.votes and
-	// match.face_slack say (cmd/concierge's engine tails).
+	// match.face_slack say (the engines' calibration files, enroll.Calibration).
 	TrackTail Tail       `json:"track_tail"`
 	Sweep     []SweepRow `json:"sweep"`
 	// Warning is set when the rule that meets the target recognises fewer
@@ -378,8 +378,7 @@ const ceilingStep = 0.01
 // file the daemon loads for the model whose id and file digest are given:
 // the fitted impostor tails of single faces and of fused tracks, and the
 // ceiling, the largest threshold at which at most CeilingRate of the
-// simulated stranger faces are taken for a customer under margin and
-// faceSlack.
+// simulated stranger faces are taken for a customer, margin not credited.
 func Calibrate(rep *Report, model, sha256 string, margin, faceSlack float64) (enroll.Calibration, error) {
 	c := enroll.Calibration{Model: model, SHA256: sha256, Margin: margin, FaceSlack: faceSlack}
 	switch {
@@ -397,7 +396,11 @@ func Calibrate(rep *Report, model, sha256 string, margin, faceSlack float64) (en
 	strangers := 0
 	for i := 1; float64(i)*ceilingStep <= 2; i++ {
 		t := float64(i) * ceilingStep
-		res := rep.OpenSet.Evaluate(enroll.Rule{Threshold: t, Margin: margin, FaceSlack: faceSlack}, 1)
+		// The margin is not credited: in a gallery of many customers a
+		// runner-up is always near, and crediting it would put the
+		// ceiling (which also guards enrollment's duplicate check) out
+		// of reach.
+		res := rep.OpenSet.Evaluate(enroll.Rule{Threshold: t, FaceSlack: faceSlack}, 1)
 		strangers = res.Single.StrangerAccept.Trials
 		if res.Single.StrangerAccept.Rate > CeilingRate {
 			break
