@@ -194,6 +194,14 @@ func TestEmbedderConfigErrors(t *testing.T) {
 			t.Errorf("%s: %v, want an error naming %s", name, err, tc.want)
 		}
 	}
+	// --calibrate measures photos.
+	if _, stderr, code := engineCLI(t, "eval", "--descriptors", "d.json", "--calibrate", good); code != 2 || !strings.Contains(stderr, "--calibrate") {
+		t.Errorf("--calibrate with --descriptors: exit %d, %s", code, stderr)
+	}
+	t.Setenv("CONCIERGE_VISION_EMBEDDER_CALIBRATION", other)
+	if _, err := (&Main{Stderr: &bytes.Buffer{}, command: "run", configPath: bankConfig(t, dir, "bank-mfn-v1", good)}).config(); err == nil {
+		t.Error("CONCIERGE_VISION_EMBEDDER_CALIBRATION did not override the file's calibration")
+	}
 	// A shipped engine may be re-calibrated, by a file measured on its model.
 	c = DefaultConfig()
 	c.Vision.Engine, c.Vision.Embedder.Calibration = engineFoamliu, good
