@@ -522,6 +522,9 @@ func (c *Config) resolveEngine() error {
 func (c Config) embedderDescription() (models.Embedder, bool, error) {
 	switch {
 	case c.Vision.Engine == engineEmbedder:
+		if err := c.Vision.Embedder.Embedder.Validate(); err != nil {
+			return c.Vision.Embedder.Embedder, true, fmt.Errorf("vision.embedder.%w", err)
+		}
 		return c.Vision.Embedder.Embedder, true, nil
 	case isDNNEngine(c.Vision.Engine):
 		d, err := models.ShippedEmbedder(c.Vision.Engine)
