@@ -7,13 +7,13 @@ import (
 	"image"
 	"image/jpeg"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 
 	"concierge"
 	"concierge/enroll"
 	"concierge/internal/testenv"
+	"concierge/internal/testenv/testdb"
 	"concierge/sqlite"
 	"concierge/vision"
 )
@@ -46,11 +46,7 @@ func mustEngine(tb testing.TB) *vision.Engine {
 func newService(t *testing.T) (*enroll.Service, *sqlite.DB) {
 	t.Helper()
 	e := mustEngine(t)
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "c.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := testdb.Open(t)
 	s := &enroll.Service{
 		Store: db, Detector: e, Quality: enroll.DefaultQualityRule,
 		Rule: enroll.Rule{Threshold: 0.4, Margin: 0.06}, DuplicateThreshold: 0.4,

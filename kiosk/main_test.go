@@ -21,6 +21,7 @@ import (
 
 	"concierge/enroll"
 	"concierge/internal/testenv"
+	"concierge/internal/testenv/testdb"
 	"concierge/sqlite"
 	"concierge/vision"
 	"concierge/web"
@@ -119,11 +120,7 @@ func staffDirectory(t testing.TB, now func() time.Time) StaffVerifier {
 func newFixture(t testing.TB, opts ...func(*Options)) *fixture {
 	t.Helper()
 	eng := mustEngine(t)
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "c.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := testdb.Open(t)
 	svc := &enroll.Service{Store: db, Detector: eng, Quality: enroll.DefaultQualityRule,
 		Rule: enroll.Rule{Threshold: 0.80, Margin: 0.08}, DuplicateThreshold: 0.80}
 	if err := svc.Open(context.Background()); err != nil {

@@ -164,7 +164,7 @@ func runHubProcess(t *testing.T, config, listen string) (stop func()) {
 func TestHubTwoBranches(t *testing.T) {
 	blair, chretien, powell, schroeder := lfw(t, "Tony_Blair"), lfw(t, "Jean_Chretien"), lfw(t, "Colin_Powell"), lfw(t, "Gerhard_Schroeder")
 	hqDir := filepath.Join(t.TempDir(), "hq")
-	listen, leaf := freeAddrT(t), freeAddrT(t)
+	listen, leaf := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	if _, errOut, code := run(t, "hub", "init", "--dir", hqDir, "--branch", "a", "--branch", "b",
 		"--listen", listen, "--leaf-listen", leaf); code != 0 {
 		t.Fatalf("hub init: %s", errOut)
@@ -291,14 +291,4 @@ func TestHubTwoBranches(t *testing.T) {
 	eventually(t, 30*time.Second, "Schroeder at b", func() bool { return b.holds(t, "C-schroeder") })
 	eventually(t, 30*time.Second, "Powell gone from a", func() bool { return !a.holds(t, "C-powell") })
 	eventually(t, 10*time.Second, "/healthz clear again", func() bool { return !hqDown() })
-}
-
-func freeAddrT(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
