@@ -226,21 +226,7 @@ func runRestartableHub(t *testing.T) (*hub.Hub, string, func()) {
 
 func hubMessages(t *testing.T, h *hub.Hub, dir string) uint64 {
 	t.Helper()
-	opt, err := nats.NkeyOptionFromSeed(filepath.Join(dir, "hub.nk"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(h.ClientURL(), opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	s, err := js.Stream(context.Background(), hub.StreamName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s.CachedInfo().State.Msgs
+	return testenv.HubStream(t, dir, h.ClientURL()).CachedInfo().State.Msgs
 }
 
 // With TLS on the hub (required beyond loopback) the boxes verify it

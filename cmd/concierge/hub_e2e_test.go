@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net"
 	"net/http"
-	"net/textproto"
 	"os"
 	"path/filepath"
 	"strings"
@@ -177,20 +175,8 @@ func (b *hqBranch) kioskEnroll(t *testing.T, customer, scope string, photos, tur
 	// person could have turned.
 	secs, _ := ch["seconds"].(float64)
 	time.Sleep(time.Duration(secs * float64(time.Second)))
-	var form bytes.Buffer
-	mw := multipart.NewWriter(&form)
-	for i, fr := range turning {
-		h := textproto.MIMEHeader{}
-		h.Set("Content-Disposition", fmt.Sprintf(`form-data; name="frame"; filename="f%d.jpg"`, i))
-		h.Set("Content-Type", "image/jpeg")
-		part, err := mw.CreatePart(h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		part.Write(fr)
-	}
-	mw.Close()
-	if lv := call("POST", "/v1/enrollments/"+sid+"/liveness", mw.FormDataContentType(), form.Bytes(), 200); lv["live"] != true {
+	form, ctype := testenv.ImageForm(t, "frame", turning)
+	if lv := call("POST", "/v1/enrollments/"+sid+"/liveness", ctype, form, 200); lv["live"] != true {
 		t.Fatalf("liveness at %s: %v", b.id, lv)
 	}
 	if fin := call("POST", "/v1/enrollments/"+sid+"/finish", "application/json", []byte("{}"), 201); fin["templates"] != float64(len(photos)) {
@@ -202,34 +188,9 @@ func (b *hqBranch) kioskEnroll(t *testing.T, customer, scope string, photos, tur
 // filter, read with the hub's own identity.
 func hubSubjects(t *testing.T, hqDir, listen, filter string) map[string]uint64 {
 	t.Helper()
-	cfg, err := hub.ReadConfig(filepath.Join(hqDir, hub.ConfigFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	seed := cfg.AdminSeedFile
-	if !filepath.IsAbs(seed) {
-		seed = filepath.Join(hqDir, seed)
-	}
-	opt, err := nats.NkeyOptionFromSeed(seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect("nats://"+listen, opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, hub.StreamName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
+	info, err := testenv.HubStream(t, hqDir, "nats://"+listen).Info(ctx, jetstream.WithSubjectFilter(filter))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,8 +4,12 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"concierge/hub"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // RunHub provisions an HQ hub for branches in a temp dir, as `concierge
@@ -30,4 +34,38 @@ func RunHub(tb testing.TB, branches ...string) (*hub.Hub, string) {
 	}
 	tb.Cleanup(func() { h.Close() })
 	return h, dir
+}
+
+// HubStream is the hub's network stream, read with the hub's own identity
+// (hub.yaml's admin seed in hqDir) through url, its client listener.
+func HubStream(tb testing.TB, hqDir, url string) jetstream.Stream {
+	tb.Helper()
+	cfg, err := hub.ReadConfig(filepath.Join(hqDir, hub.ConfigFile))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	seed := cfg.AdminSeedFile
+	if !filepath.IsAbs(seed) {
+		seed = filepath.Join(hqDir, seed)
+	}
+	opt, err := nats.NkeyOptionFromSeed(seed)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	nc, err := nats.Connect(url, opt)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, hub.StreamName)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
 }
