@@ -75,7 +75,7 @@ func TestPublishArrival(t *testing.T) {
 		Match:               alert.Match{Distance: 0.31, Margin: 0.12, Votes: 3},
 		ExpiresAt:           a.At.Add(30 * time.Minute),
 	}
-	if g, w := mustJSON(t, got), mustJSON(t, want); g != w {
+	if g, w := testenv.MustJSON(t, got), testenv.MustJSON(t, want); g != w {
 		t.Errorf("message\n got %s\nwant %s", g, w)
 	}
 	// The wire form: RFC 3339 times in UTC whatever the arrival's zone.
@@ -519,13 +519,4 @@ func subjects(msgs []*nats.Msg) string {
 		s = append(s, m.Subject)
 	}
 	return strings.Join(s, " ")
-}
-
-func mustJSON(tb testing.TB, v any) string {
-	tb.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return string(b)
 }

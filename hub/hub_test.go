@@ -20,34 +20,6 @@ import (
 
 var testLogger = testenv.Logger
 
-// connectAs connects to the hub with a branch's .creds; violations the
-// server reports arrive on the returned channel.
-func connectAs(tb testing.TB, h *hub.Hub, creds string) (*nats.Conn, chan error) {
-	tb.Helper()
-	seed, err := hub.ReadSeed(creds)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	kp, err := nkeys.FromSeed([]byte(seed))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	pub, _ := kp.PublicKey()
-	errs := make(chan error, 16)
-	nc, err := nats.Connect(h.ClientURL(), nats.Nkey(pub, kp.Sign),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			select {
-			case errs <- err:
-			default:
-			}
-		}))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(nc.Close)
-	return nc, errs
-}
-
 func TestInitWritesSecretsOnlyOnce(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "hq")
 	cfg, err := hub.Init(hub.InitOptions{Dir: dir, Branches: []string{"b001", "b002"}})
@@ -108,7 +80,7 @@ func TestBranchPermissions(t *testing.T) {
 	h, dir := testenv.RunHub(t, "a", "b")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	nc, errs := connectAs(t, h, hub.CredsFile(dir, "a"))
+	nc, errs := testenv.ConnectBranch(t, h.ClientURL(), hub.CredsFile(dir, "a"))
 	js, err := jetstream.NewWithDomain(nc, hub.Domain)
 	if err != nil {
 		t.Fatal(err)
@@ -207,7 +179,7 @@ func TestAddAndRemoveBranch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	connectAs(t, h, hub.CredsFile(dir, "c"))
+	testenv.ConnectBranch(t, h.ClientURL(), hub.CredsFile(dir, "c"))
 	seed, _ := hub.ReadSeed(hub.CredsFile(dir, "a"))
 	kp, _ := nkeys.FromSeed([]byte(seed))
 	pub, _ := kp.PublicKey()

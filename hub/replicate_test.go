@@ -293,7 +293,7 @@ func TestTiersFromHQ(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the tier file did not reach the box")
 	}
-	nc, _ := connectAs(t, h, hub.CredsFile(dir, "a"))
+	nc, _ := testenv.ConnectBranch(t, h.ClientURL(), hub.CredsFile(dir, "a"))
 	js, _ := jetstream.NewWithDomain(nc, hub.Domain)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()

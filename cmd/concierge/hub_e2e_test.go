@@ -16,7 +16,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nkeys"
 
 	"concierge/alert"
 	"concierge/enroll"
@@ -342,24 +341,7 @@ web:
 	}
 
 	// a's credential, stolen, reads none of b's alerts and speaks not for b.
-	seed, err := hub.ReadSeed(hub.CredsFile(hqDir, "a"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kp, _ := nkeys.FromSeed([]byte(seed))
-	pub, _ := kp.PublicKey()
-	violations := make(chan error, 8)
-	thief, err := nats.Connect("nats://"+listen, nats.Nkey(pub, kp.Sign),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			select {
-			case violations <- err:
-			default:
-			}
-		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer thief.Close()
+	thief, violations := testenv.ConnectBranch(t, "nats://"+listen, hub.CredsFile(hqDir, "a"))
 	violation := func(what, subject string) {
 		t.Helper()
 		select {

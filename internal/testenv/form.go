@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"mime/multipart"
 	"net/textproto"
@@ -28,4 +29,14 @@ func ImageForm(tb testing.TB, field string, images [][]byte) ([]byte, string) {
 		tb.Fatal(err)
 	}
 	return buf.Bytes(), mw.FormDataContentType()
+}
+
+// MustJSON is v marshalled, for a request body or a comparison.
+func MustJSON(tb testing.TB, v any) string {
+	tb.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return string(b)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 )
 
 // RunHub provisions an HQ hub for branches in a temp dir, as `concierge
@@ -68,4 +69,36 @@ func HubStream(tb testing.TB, hqDir, url string) jetstream.Stream {
 		tb.Fatal(err)
 	}
 	return s
+}
+
+// ConnectBranch connects to url with a branch's .creds file from `hub
+// init`, as a thief of the file would; the permission violations the
+// server reports arrive on the returned channel.
+func ConnectBranch(tb testing.TB, url, credsFile string) (*nats.Conn, chan error) {
+	tb.Helper()
+	seed, err := hub.ReadSeed(credsFile)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	kp, err := nkeys.FromSeed([]byte(seed))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	errs := make(chan error, 16)
+	nc, err := nats.Connect(url, nats.Nkey(pub, kp.Sign),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			select {
+			case errs <- err:
+			default:
+			}
+		}))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc, errs
 }
