@@ -150,13 +150,7 @@ func (b *hqBranch) kioskEnroll(t *testing.T, customer, scope string, photos, tur
 		}
 		return out
 	}
-	js := func(v any) []byte {
-		raw, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return raw
-	}
+	js := func(v any) []byte { return []byte(testenv.MustJSON(t, v)) }
 	txt := call("GET", "/v1/consent-text?lang=zh", "", nil, 200)
 	sid, _ := call("POST", "/v1/enrollments", "application/json", js(map[string]any{"customer_id": customer,
 		"display_name": "Name " + customer, "staff": map[string]string{"name": "staff-1", "password": kioskStaffPassword}}), 201)["session_id"].(string)
