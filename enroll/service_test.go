@@ -145,10 +145,10 @@ func TestEnrollIdentifyForget(t *testing.T) {
 func TestReloadSeesOtherProcess(t *testing.T) {
 	s, db := newService(t)
 	ctx := context.Background()
-	if err := (&enroll.Service{Store: db, Detector: mustEngine(t)}).Reload(ctx); err == nil {
+	if err := (&enroll.Service{Store: db, Detector: testengine.Engine(t)}).Reload(ctx); err == nil {
 		t.Error("Reload before Open succeeded")
 	}
-	other := &enroll.Service{Store: db, Detector: mustEngine(t), Rule: s.Rule}
+	other := &enroll.Service{Store: db, Detector: testengine.Engine(t), Rule: s.Rule}
 	if err := other.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
