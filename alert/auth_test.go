@@ -18,6 +18,7 @@ import (
 	"concierge/alert"
 	"concierge/checkin"
 	"concierge/internal/testenv"
+	"concierge/internal/testenv/testdb"
 )
 
 // closedServer is the daemon's embedded server: only the box's identities
@@ -29,21 +30,12 @@ func closedServer(tb testing.TB) (*alert.Server, alert.Credentials) {
 
 func closedServerIn(tb testing.TB) (*alert.Server, alert.Credentials, string) {
 	tb.Helper()
-	creds, err := alert.EnsureCredentials(filepath.Join(tb.TempDir(), "nats"))
-	if err != nil {
-		tb.Fatal(err)
-	}
 	store := filepath.Join(tb.TempDir(), "js")
-	s := alert.NewServer(alert.ServerConfig{Listen: "127.0.0.1:-1", StoreDir: store,
-		Credentials: &creds, Branch: branch, Logger: testLogger()})
-	if err := s.Open(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { s.Close() })
+	s := testenv.RunNATS(tb, testenv.ClosedNATS(branch), testenv.JetStreamDir(store))
 	if fi, err := os.Stat(store); err != nil || fi.Mode().Perm() != 0o700 {
 		tb.Fatalf("JetStream store %v %v, want 0700", fi.Mode(), err)
 	}
-	return s, creds, store
+	return s.Server, s.Creds, store
 }
 
 // connectAs is a raw client of identity id, which reports permission
@@ -123,7 +115,7 @@ func TestClosedServerPermissions(t *testing.T) {
 		t.Fatalf("anonymous client: %v, want an authorization error", err)
 	}
 
-	db := MustOpenDB(t)
+	db := testdb.Open(t)
 	p := openPublisher(t, url, db, func(c *alert.PublisherConfig) { c.Conn = creds.Conn(url, "daemon", alert.IdentityDaemon) })
 	a := vipArrival(1)
 	if err := p.Notify(context.Background(), a, riskFlags); err != nil {
@@ -244,7 +236,7 @@ func TestDesk(t *testing.T) {
 	bk.Set(a.ID, alert.AlertRecord{CustomerID: a.CustomerID, At: a.At})
 	bk.Set(b.ID, alert.AlertRecord{CustomerID: b.CustomerID, At: b.At})
 	// The publisher makes the stream, as the daemon's does.
-	db := MustOpenDB(t)
+	db := testdb.Open(t)
 	p := openPublisher(t, url, db, func(c *alert.PublisherConfig) { c.Conn = creds.Conn(url, "daemon", alert.IdentityDaemon) })
 	for _, x := range []checkin.Arrival{a, b} {
 		if err := p.Notify(context.Background(), x, nil); err != nil {
@@ -354,7 +346,7 @@ func (q *queue) FinishErasure(_ context.Context, id int64) error {
 func TestEraser(t *testing.T) {
 	srv, creds, store := closedServerIn(t)
 	url := srv.ClientURL()
-	db := MustOpenDB(t)
+	db := testdb.Open(t)
 	p := openPublisher(t, url, db, func(c *alert.PublisherConfig) {
 		c.Conn = creds.Conn(url, "daemon", alert.IdentityDaemon)
 		c.AlertTTL = 100 * 365 * 24 * time.Hour // the test's arrivals are from 2025
@@ -512,7 +504,7 @@ func TestStoreEncrypted(t *testing.T) {
 		return s
 	}
 	publish := func(s *alert.Server, a checkin.Arrival) {
-		db := MustOpenDB(t)
+		db := testdb.Open(t)
 		p := openPublisher(t, s.ClientURL(), db, func(c *alert.PublisherConfig) { c.Conn = creds.Conn(s.ClientURL(), "daemon", alert.IdentityDaemon) })
 		if err := p.Notify(context.Background(), a, nil); err != nil {
 			t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"concierge/alert"
 	"concierge/checkin"
 	"concierge/internal/testenv"
+	"concierge/internal/testenv/testdb"
 )
 
 // clock is a Now the test moves by hand.
@@ -47,10 +48,10 @@ type escalateEnv struct {
 
 func newEscalateEnv(t *testing.T) *escalateEnv {
 	t.Helper()
-	srv := runServer(t, t.TempDir(), "127.0.0.1:-1")
+	srv := testenv.RunNATS(t)
 	_, js := connect(t, srv.ClientURL())
 	now := time.Now()
-	return &escalateEnv{url: srv.ClientURL(), pub: openPublisher(t, srv.ClientURL(), MustOpenDB(t), nil),
+	return &escalateEnv{url: srv.ClientURL(), pub: openPublisher(t, srv.ClientURL(), testdb.Open(t), nil),
 		js: js, clock: &clock{t: now}, start: now}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"concierge/alert"
 	"concierge/internal/testenv"
+	"concierge/internal/testenv/testdb"
 )
 
 func openClaimer(tb testing.TB, url string) *alert.Claimer {
@@ -24,8 +25,8 @@ func openClaimer(tb testing.TB, url string) *alert.Claimer {
 // A lobby screen reads arrivals and the feedback on them through one
 // position: in the order they happened, and resumable after any of them.
 func TestEventsAcrossFeeds(t *testing.T) {
-	srv := runServer(t, t.TempDir(), "127.0.0.1:-1")
-	p := openPublisher(t, srv.ClientURL(), MustOpenDB(t), nil)
+	srv := testenv.RunNATS(t)
+	p := openPublisher(t, srv.ClientURL(), testdb.Open(t), nil)
 	ids := notifyN(t, p, 1, 2)
 	_, js := connect(t, srv.ClientURL())
 	ctx := context.Background()

@@ -13,6 +13,7 @@ import (
 	"concierge/enroll"
 	"concierge/face"
 	"concierge/internal/testenv"
+	"concierge/internal/testenv/testdb"
 	"concierge/sqlite"
 )
 
@@ -38,9 +39,9 @@ func openFeedback(t *testing.T, url string, db *sqlite.DB) *alert.Feedback {
 // restarted Feedback keeps the rule from the database and does not count
 // the replayed marks again.
 func TestFeedback(t *testing.T) {
-	srv := runServer(t, t.TempDir(), "127.0.0.1:-1")
+	srv := testenv.RunNATS(t)
 	url := srv.ClientURL()
-	db := MustOpenDB(t)
+	db := testdb.Open(t)
 	openPublisher(t, url, db, nil) // makes the branch's stream
 	ctx := context.Background()
 	_, js := connect(t, url)

@@ -10,6 +10,7 @@ import (
 	"concierge"
 	"concierge/alert"
 	"concierge/internal/testenv"
+	"concierge/internal/testenv/testdb"
 )
 
 // With no NATS server the outbox fills and CheckDrain fails once the
@@ -17,12 +18,13 @@ import (
 // outbox drains and CheckDrain passes again.
 func TestCheckDrain(t *testing.T) {
 	ctx := context.Background()
-	db := MustOpenDB(t)
+	db := testdb.Open(t)
 	var mu sync.Mutex
 	clock := epoch
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
-	r := newRestartable(t)
-	p := openPublisher(t, r.url(), db, func(c *alert.PublisherConfig) { c.Now = now })
+	r := testenv.RunNATS(t)
+	r.Stop() // down when the client starts
+	p := openPublisher(t, r.URL(), db, func(c *alert.PublisherConfig) { c.Now = now })
 	if err := p.CheckDrain(ctx, epoch, time.Minute); err != nil {
 		t.Fatalf("empty outbox: %v", err)
 	}
@@ -41,7 +43,7 @@ func TestCheckDrain(t *testing.T) {
 		t.Fatalf("three minutes' wait: %v", err)
 	}
 
-	r.start()
+	r.Start()
 	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		return p.CheckDrain(ctx, epoch.Add(3*time.Minute), 2*time.Minute)
 	})

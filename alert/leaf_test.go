@@ -16,43 +16,16 @@ import (
 	"concierge/internal/testenv"
 )
 
-func runHub(tb testing.TB, branches ...string) (*hub.Hub, string) {
-	tb.Helper()
-	dir := filepath.Join(tb.TempDir(), "hq")
-	if _, err := hub.Init(hub.InitOptions{Dir: dir, Branches: branches,
-		Listen: "127.0.0.1:-1", LeafListen: "127.0.0.1:-1"}); err != nil {
-		tb.Fatal(err)
-	}
-	cfg, err := hub.ReadConfig(filepath.Join(dir, hub.ConfigFile))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	h := hub.New(cfg)
-	h.Logger = testLogger()
-	if err := h.Open(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { h.Close() })
-	return h, dir
-}
-
 // The box joins the hub as a leaf with its branch credential: network
 // events reach the hub's stream, while the branch's alerts never leave the
 // box and nothing from HQ can pose as one; the box's lobby identity gains
 // no way to the hub.
 func TestLeafToHub(t *testing.T) {
-	h, dir := runHub(t, branch, "b002")
-	creds, err := alert.EnsureCredentials(filepath.Join(t.TempDir(), "nats"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	box := alert.NewServer(alert.ServerConfig{Listen: "127.0.0.1:-1", StoreDir: filepath.Join(t.TempDir(), "js"),
-		Credentials: &creds, Branch: branch, Logger: testLogger(),
-		HQURL: h.LeafURL(), HQCredentials: hub.CredsFile(dir, branch)})
-	if err := box.Open(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { box.Close() })
+	h, dir := testenv.RunHub(t, branch, "b002")
+	box := testenv.RunNATS(t, testenv.ClosedNATS(branch), testenv.NATSConfig(func(c *alert.ServerConfig) {
+		c.HQURL, c.HQCredentials = h.LeafURL(), hub.CredsFile(dir, branch)
+	}))
+	creds := box.Creds
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -140,14 +113,14 @@ func TestLeafToHub(t *testing.T) {
 
 // Without the hub the box opens and serves its clients.
 func TestLeafHubDown(t *testing.T) {
-	_, dir := runHub(t, branch)
+	_, dir := testenv.RunHub(t, branch)
 	creds, err := alert.EnsureCredentials(filepath.Join(t.TempDir(), "nats"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	box := alert.NewServer(alert.ServerConfig{Listen: "127.0.0.1:-1", StoreDir: filepath.Join(t.TempDir(), "js"),
 		Credentials: &creds, Branch: branch, Logger: testLogger(),
-		HQURL: "nats-leaf://" + freeAddr(t), HQCredentials: hub.CredsFile(dir, branch)})
+		HQURL: "nats-leaf://" + testenv.FreeAddr(t), HQCredentials: hub.CredsFile(dir, branch)})
 	if err := box.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +131,7 @@ func TestLeafHubDown(t *testing.T) {
 	}
 	bad := alert.NewServer(alert.ServerConfig{Listen: "127.0.0.1:-1", StoreDir: filepath.Join(t.TempDir(), "js"),
 		Credentials: &creds, Branch: branch, Logger: testLogger(),
-		HQURL: "nats-leaf://" + freeAddr(t), HQCredentials: filepath.Join(dir, "missing.creds")})
+		HQURL: "nats-leaf://" + testenv.FreeAddr(t), HQCredentials: filepath.Join(dir, "missing.creds")})
 	if err := bad.Open(); err == nil {
 		bad.Close()
 		t.Fatal("opened with missing hq credentials")
@@ -167,7 +140,7 @@ func TestLeafHubDown(t *testing.T) {
 	os.WriteFile(notPEM, []byte("not a certificate"), 0o600)
 	bad = alert.NewServer(alert.ServerConfig{Listen: "127.0.0.1:-1", StoreDir: filepath.Join(t.TempDir(), "js"),
 		Credentials: &creds, Branch: branch, Logger: testLogger(),
-		HQURL: "nats-leaf://" + freeAddr(t), HQCredentials: hub.CredsFile(dir, branch), HQCA: notPEM})
+		HQURL: "nats-leaf://" + testenv.FreeAddr(t), HQCredentials: hub.CredsFile(dir, branch), HQCA: notPEM})
 	if err := bad.Open(); err == nil || !strings.Contains(err.Error(), "hq ca") {
 		bad.Close()
 		t.Fatalf("opened with a CA file holding no certificate: %v", err)

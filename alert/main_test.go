@@ -3,12 +3,6 @@ package alert_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
-	"os"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -18,93 +12,14 @@ import (
 
 	"concierge/alert"
 	"concierge/checkin"
+	"concierge/internal/testenv"
 	"concierge/sqlite"
 )
 
 const branch = "b001"
 
-// testLogger shows the components' logs with -v only: callbacks of a
-// closed NATS connection may still log after the test has ended.
-func testLogger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-// runServer starts an embedded server on listen ("127.0.0.1:-1" for any
-// port) with JetStream in storeDir; it is closed when the test ends.
-func runServer(tb testing.TB, storeDir, listen string) *alert.Server {
-	tb.Helper()
-	s := alert.NewServer(alert.ServerConfig{Listen: listen, StoreDir: storeDir, Logger: testLogger()})
-	if err := s.Open(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { s.Close() })
-	return s
-}
-
-// restartable is a server that a test stops and starts again on the same
-// port and store, as after a crash or an upgrade of the NATS box.
-type restartable struct {
-	tb     testing.TB
-	store  string
-	listen string
-	srv    *alert.Server
-}
-
-func newRestartable(tb testing.TB) *restartable {
-	r := &restartable{tb: tb, store: filepath.Join(tb.TempDir(), "js"), listen: freeAddr(tb)}
-	return r
-}
-
-func (r *restartable) url() string { return "nats://" + r.listen }
-
-func (r *restartable) start() {
-	r.tb.Helper()
-	r.srv = runServer(r.tb, r.store, r.listen)
-}
-
-func (r *restartable) stop() {
-	r.tb.Helper()
-	if err := r.srv.Close(); err != nil {
-		r.tb.Fatal(err)
-	}
-}
-
-// freeAddr returns a loopback address nothing listens on.
-func freeAddr(tb testing.TB) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-}
-
-// MustOpenDB opens a fresh database in the test's temp dir.
-func MustOpenDB(tb testing.TB) *sqlite.DB {
-	tb.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "concierge.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return db
-}
-
-// openDBAt opens the database at path, as a restarted daemon would.
-func openDBAt(tb testing.TB, path string) *sqlite.DB {
-	tb.Helper()
-	db, err := sqlite.Open(context.Background(), path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return db
-}
+// testLogger shows the components' logs with -v only.
+var testLogger = testenv.Logger
 
 func connConfig(url string) alert.ConnConfig {
 	return alert.ConnConfig{URL: url, ReconnectWait: 50 * time.Millisecond}

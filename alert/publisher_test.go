@@ -17,6 +17,7 @@ import (
 	"concierge/alert"
 	"concierge/checkin"
 	"concierge/internal/testenv"
+	"concierge/internal/testenv/testdb"
 )
 
 // collect subscribes a plain client to subject and returns a function
@@ -45,11 +46,11 @@ func collect(tb testing.TB, nc *nats.Conn, subject string) func(n int) []*nats.M
 }
 
 func TestPublishArrival(t *testing.T) {
-	srv := runServer(t, t.TempDir(), "127.0.0.1:-1")
+	srv := testenv.RunNATS(t)
 	nc, _ := connect(t, srv.ClientURL())
 	staff := collect(t, nc, "concierge.b001.arrival")
 	all := collect(t, nc, "concierge.b001.>")
-	db := MustOpenDB(t)
+	db := testdb.Open(t)
 	p := openPublisher(t, srv.ClientURL(), db, nil)
 
 	a := vipArrival(1)
@@ -74,7 +75,7 @@ func TestPublishArrival(t *testing.T) {
 		Match:               alert.Match{Distance: 0.31, Margin: 0.12, Votes: 3},
 		ExpiresAt:           a.At.Add(30 * time.Minute),
 	}
-	if g, w := mustJSON(t, got), mustJSON(t, want); g != w {
+	if g, w := testenv.MustJSON(t, got), testenv.MustJSON(t, want); g != w {
 		t.Errorf("message\n got %s\nwant %s", g, w)
 	}
 	// The wire form: RFC 3339 times in UTC whatever the arrival's zone.
@@ -106,10 +107,10 @@ func TestPublishArrival(t *testing.T) {
 }
 
 func TestRiskGoesToManagerOnly(t *testing.T) {
-	srv := runServer(t, t.TempDir(), "127.0.0.1:-1")
+	srv := testenv.RunNATS(t)
 	nc, _ := connect(t, srv.ClientURL())
 	all := collect(t, nc, "concierge.b001.>")
-	p := openPublisher(t, srv.ClientURL(), MustOpenDB(t), nil)
+	p := openPublisher(t, srv.ClientURL(), testdb.Open(t), nil)
 
 	a := vipArrival(1)
 	if err := p.Notify(context.Background(), a, riskFlags); err != nil {
@@ -149,10 +150,10 @@ func TestRiskGoesToManagerOnly(t *testing.T) {
 // the visit feed that history and analytics read.
 func TestThumbnailStaysOffTheVisitFeed(t *testing.T) {
 	sch := loadSchema(t)
-	srv := runServer(t, t.TempDir(), "127.0.0.1:-1")
+	srv := testenv.RunNATS(t)
 	nc, _ := connect(t, srv.ClientURL())
 	all := collect(t, nc, "concierge.b001.>")
-	p := openPublisher(t, srv.ClientURL(), MustOpenDB(t), nil)
+	p := openPublisher(t, srv.ClientURL(), testdb.Open(t), nil)
 	a := vipArrival(1)
 	a.Thumbnail = []byte("\xff\xd8\xff\xe0 a JPEG")
 	if err := p.Notify(context.Background(), a, riskFlags); err != nil {
@@ -174,10 +175,10 @@ func TestThumbnailStaysOffTheVisitFeed(t *testing.T) {
 }
 
 func TestAlertFilter(t *testing.T) {
-	srv := runServer(t, t.TempDir(), "127.0.0.1:-1")
+	srv := testenv.RunNATS(t)
 	nc, _ := connect(t, srv.ClientURL())
 	all := collect(t, nc, "concierge.b001.>")
-	p := openPublisher(t, srv.ClientURL(), MustOpenDB(t), func(c *alert.PublisherConfig) { c.Alert = alert.VIPOnly })
+	p := openPublisher(t, srv.ClientURL(), testdb.Open(t), func(c *alert.PublisherConfig) { c.Alert = alert.VIPOnly })
 
 	plain := vipArrival(1)
 	plain.Tier = nil
@@ -202,7 +203,7 @@ func TestAlertFilter(t *testing.T) {
 }
 
 func TestNotifyRejectsBadArrivals(t *testing.T) {
-	p, err := alert.NewPublisher(alert.PublisherConfig{Branch: branch, Conn: connConfig("nats://127.0.0.1:1")}, MustOpenDB(t))
+	p, err := alert.NewPublisher(alert.PublisherConfig{Branch: branch, Conn: connConfig("nats://127.0.0.1:1")}, testdb.Open(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +223,7 @@ func TestNotifyRejectsBadArrivals(t *testing.T) {
 }
 
 func TestNewPublisherValidates(t *testing.T) {
-	db := MustOpenDB(t)
+	db := testdb.Open(t)
 	for name, cfg := range map[string]alert.PublisherConfig{
 		"no branch":      {Conn: connConfig("nats://x")},
 		"no url":         {Branch: branch},
@@ -242,13 +243,13 @@ func TestNewPublisherValidates(t *testing.T) {
 // Re-publishing an arrival (a retried Notify, a resend after a crash lost
 // the acknowledgement) must not alert staff twice.
 func TestRepublishIsDeduplicated(t *testing.T) {
-	srv := runServer(t, t.TempDir(), "127.0.0.1:-1")
+	srv := testenv.RunNATS(t)
 	_, js := connect(t, srv.ClientURL())
 	ctx := context.Background()
 	a := vipArrival(1)
 
 	// The same outbox ignores the second Notify outright ...
-	db := MustOpenDB(t)
+	db := testdb.Open(t)
 	p1 := openPublisher(t, srv.ClientURL(), db, nil)
 	for range 2 {
 		if err := p1.Notify(ctx, a, riskFlags); err != nil {
@@ -257,7 +258,7 @@ func TestRepublishIsDeduplicated(t *testing.T) {
 	}
 	// ... and JetStream drops a copy from another outbox, which stands for
 	// the resend of a message whose acknowledgement never arrived.
-	p2 := openPublisher(t, srv.ClientURL(), MustOpenDB(t), nil)
+	p2 := openPublisher(t, srv.ClientURL(), testdb.Open(t), nil)
 	if err := p2.Notify(ctx, a, riskFlags); err != nil {
 		t.Fatal(err)
 	}
@@ -286,12 +287,11 @@ func TestRepublishIsDeduplicated(t *testing.T) {
 // NATS goes away between alerts and comes back on the same port and store:
 // every alert arrives, once, in order.
 func TestOutageDeliversInOrder(t *testing.T) {
-	r := newRestartable(t)
-	r.start()
-	db := MustOpenDB(t)
+	r := testenv.RunNATS(t)
+	db := testdb.Open(t)
 	// Backoff longer than the test may take: only the reconnect can wake
 	// the sender in time.
-	p := openPublisher(t, r.url(), db, func(c *alert.PublisherConfig) { c.MinBackoff, c.MaxBackoff = time.Minute, time.Minute })
+	p := openPublisher(t, r.URL(), db, func(c *alert.PublisherConfig) { c.MinBackoff, c.MaxBackoff = time.Minute, time.Minute })
 	ctx := context.Background()
 
 	var ids []string
@@ -311,16 +311,16 @@ func TestOutageDeliversInOrder(t *testing.T) {
 		return nil
 	})
 
-	r.stop()
+	r.Stop()
 	for n := 2; n <= 6; n++ {
 		notify(n) // returns at once: the alert is safe in the outbox
 	}
 	if n := pending(t, db); n != 10 {
 		t.Fatalf("%d messages pending during the outage, want 10", n)
 	}
-	r.start()
+	r.Start()
 
-	_, js := connect(t, r.url())
+	_, js := connect(t, r.URL())
 	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if n := pending(t, db); n != 0 {
 			return fmt.Errorf("%d pending", n)
@@ -354,9 +354,10 @@ func TestOutageDeliversInOrder(t *testing.T) {
 // The publisher starts while NATS is not up yet (the box boots before the
 // NATS host): Open and Notify succeed, delivery follows the server.
 func TestStartWithServerDown(t *testing.T) {
-	r := newRestartable(t)
-	db := MustOpenDB(t)
-	p := openPublisher(t, r.url(), db, func(c *alert.PublisherConfig) { c.MinBackoff, c.MaxBackoff = time.Minute, time.Minute })
+	r := testenv.RunNATS(t)
+	r.Stop() // down when the client starts
+	db := testdb.Open(t)
+	p := openPublisher(t, r.URL(), db, func(c *alert.PublisherConfig) { c.MinBackoff, c.MaxBackoff = time.Minute, time.Minute })
 	ctx := context.Background()
 	var ids []string
 	for n := 1; n <= 3; n++ {
@@ -366,8 +367,8 @@ func TestStartWithServerDown(t *testing.T) {
 		}
 		ids = append(ids, a.ID)
 	}
-	r.start()
-	_, js := connect(t, r.url())
+	r.Start()
+	_, js := connect(t, r.URL())
 	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		return wantStream(ctx, js, alert.Subject(branch, alert.FeedArrival), ids)
 	})
@@ -375,10 +376,11 @@ func TestStartWithServerDown(t *testing.T) {
 
 // The daemon dies with alerts undelivered: the next run sends them.
 func TestOutboxSurvivesRestart(t *testing.T) {
-	r := newRestartable(t)
+	r := testenv.RunNATS(t)
+	r.Stop() // down when the client starts
 	path := filepath.Join(t.TempDir(), "concierge.db")
-	db := openDBAt(t, path)
-	first := openPublisher(t, r.url(), db, func(c *alert.PublisherConfig) { c.FlushTimeout = 50 * time.Millisecond })
+	db := testdb.OpenAt(t, path)
+	first := openPublisher(t, r.URL(), db, func(c *alert.PublisherConfig) { c.FlushTimeout = 50 * time.Millisecond })
 	ctx := context.Background()
 	var ids []string
 	for n := 1; n <= 4; n++ {
@@ -400,13 +402,13 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 	}
 	db.Close()
 
-	db = openDBAt(t, path)
+	db = testdb.OpenAt(t, path)
 	if n := pending(t, db); n != 8 {
 		t.Fatalf("%d messages left in the outbox, want 8", n)
 	}
-	r.start()
-	openPublisher(t, r.url(), db, nil)
-	_, js := connect(t, r.url())
+	r.Start()
+	openPublisher(t, r.URL(), db, nil)
+	_, js := connect(t, r.URL())
 	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if err := wantStream(ctx, js, alert.Subject(branch, alert.FeedArrival), ids); err != nil {
 			return err
@@ -419,7 +421,7 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 }
 
 func TestStreamConfig(t *testing.T) {
-	srv := runServer(t, t.TempDir(), "127.0.0.1:-1")
+	srv := testenv.RunNATS(t)
 	_, js := connect(t, srv.ClientURL())
 	ctx := context.Background()
 	// A stream an earlier version made captured every subject of the
@@ -428,7 +430,7 @@ func TestStreamConfig(t *testing.T) {
 		Storage: jetstream.FileStorage, MaxAge: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	p := openPublisher(t, srv.ClientURL(), MustOpenDB(t), func(c *alert.PublisherConfig) { c.Stream.MaxAge = 48 * time.Hour })
+	p := openPublisher(t, srv.ClientURL(), testdb.Open(t), func(c *alert.PublisherConfig) { c.Stream.MaxAge = 48 * time.Hour })
 	if err := p.Notify(ctx, vipArrival(1), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -447,7 +449,7 @@ func TestStreamConfig(t *testing.T) {
 	p.Close()
 
 	// A restart with another retention updates the stream it made.
-	p = openPublisher(t, srv.ClientURL(), MustOpenDB(t), func(c *alert.PublisherConfig) { c.Stream.MaxAge = 12 * time.Hour })
+	p = openPublisher(t, srv.ClientURL(), testdb.Open(t), func(c *alert.PublisherConfig) { c.Stream.MaxAge = 12 * time.Hour })
 	if err := p.Notify(ctx, vipArrival(2), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -502,7 +504,7 @@ func TestServerLifecycle(t *testing.T) {
 }
 
 func TestServerPortInUse(t *testing.T) {
-	srv := runServer(t, t.TempDir(), "127.0.0.1:-1")
+	srv := testenv.RunNATS(t)
 	s := alert.NewServer(alert.ServerConfig{Listen: srv.Addr(), StoreDir: t.TempDir(), ReadyTimeout: 200 * time.Millisecond, Logger: testLogger()})
 	err := s.Open()
 	s.Close()
@@ -517,13 +519,4 @@ func subjects(msgs []*nats.Msg) string {
 		s = append(s, m.Subject)
 	}
 	return strings.Join(s, " ")
-}
-
-func mustJSON(tb testing.TB, v any) string {
-	tb.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return string(b)
 }

@@ -18,6 +18,7 @@ import (
 	"concierge/alert"
 	"concierge/checkin"
 	"concierge/internal/testenv"
+	"concierge/internal/testenv/testdb"
 )
 
 // schema is the subset of JSON Schema (draft 2020-12) that
@@ -188,10 +189,10 @@ func validateJSON(s *schema, data []byte) error {
 // schema: staff and manager messages, with and without a tier.
 func TestMessagesMatchSchema(t *testing.T) {
 	s := loadSchema(t)
-	srv := runServer(t, t.TempDir(), "127.0.0.1:-1")
+	srv := testenv.RunNATS(t)
 	nc, _ := connect(t, srv.ClientURL())
 	all := collect(t, nc, "concierge.b001.>")
-	p := openPublisher(t, srv.ClientURL(), MustOpenDB(t), nil)
+	p := openPublisher(t, srv.ClientURL(), testdb.Open(t), nil)
 	ctx := context.Background()
 
 	full := vipArrival(1)
@@ -302,7 +303,7 @@ func TestSchemaCheckerRejects(t *testing.T) {
 // the checker rejects a card without its face's expiry or its customer.
 func TestCardsMatchSchema(t *testing.T) {
 	s := loadSchemaFile(t, "../docs/verify.v1.schema.json")
-	srv := runServer(t, t.TempDir(), "127.0.0.1:-1")
+	srv := testenv.RunNATS(t)
 	nc, _ := connect(t, srv.ClientURL())
 	got := collect(t, nc, alert.Subject(branch, alert.FeedVerify))
 	cards, err := alert.NewCards(alert.CardsConfig{Branch: branch, Conn: connConfig(srv.ClientURL()), Logger: testLogger(),

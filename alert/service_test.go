@@ -10,6 +10,7 @@ import (
 	"concierge/checkin"
 	"concierge/enroll"
 	"concierge/internal/testenv"
+	"concierge/internal/testenv/testdb"
 )
 
 // The desk, the escalator and the verify cards each tell the service log
@@ -18,7 +19,7 @@ import (
 func TestServiceEventsRecorded(t *testing.T) {
 	e := newEscalateEnv(t)
 	ctx := context.Background()
-	db := MustOpenDB(t)
+	db := testdb.Open(t)
 
 	// Three arrivals the daemon's visit log holds: one is claimed 25 s
 	// after, one marked "not this person", one left to escalate.

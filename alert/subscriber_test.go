@@ -16,6 +16,7 @@ import (
 
 	"concierge/alert"
 	"concierge/internal/testenv"
+	"concierge/internal/testenv/testdb"
 )
 
 func openSubscriber(tb testing.TB, url string) *alert.Subscriber {
@@ -109,8 +110,8 @@ func notifyN(tb testing.TB, p *alert.Publisher, from, to int) []string {
 }
 
 func TestSubscriberFromStartPoints(t *testing.T) {
-	srv := runServer(t, t.TempDir(), "127.0.0.1:-1")
-	p := openPublisher(t, srv.ClientURL(), MustOpenDB(t), nil)
+	srv := testenv.RunNATS(t)
+	p := openPublisher(t, srv.ClientURL(), testdb.Open(t), nil)
 	ids := notifyN(t, p, 1, 3)
 	_, js := connect(t, srv.ClientURL())
 	ctx := context.Background()
@@ -176,18 +177,17 @@ func TestSubscriberFromStartPoints(t *testing.T) {
 // A staff terminal rides out a NATS restart without missing or repeating
 // an alert.
 func TestSubscriberResumesAfterOutage(t *testing.T) {
-	r := newRestartable(t)
-	r.start()
-	p := openPublisher(t, r.url(), MustOpenDB(t), nil)
+	r := testenv.RunNATS(t)
+	p := openPublisher(t, r.URL(), testdb.Open(t), nil)
 	ids := notifyN(t, p, 1, 2)
-	s := openSubscriber(t, r.url())
+	s := openSubscriber(t, r.URL())
 	rd := read(t, s, alert.FeedArrival, alert.Start{All: true})
 	if got, _ := rd.next(t, 2); fmt.Sprint(got) != fmt.Sprint(ids) {
 		t.Fatalf("before: %v", got)
 	}
-	r.stop()
+	r.Stop()
 	more := notifyN(t, p, 3, 5)
-	r.start()
+	r.Start()
 	got, _ := rd.next(t, 3)
 	if fmt.Sprint(got) != fmt.Sprint(more) {
 		t.Fatalf("after the outage: %v, want %v", got, more)
@@ -198,10 +198,10 @@ func TestSubscriberResumesAfterOutage(t *testing.T) {
 // A terminal started before the daemon ever published waits for the
 // stream rather than failing.
 func TestSubscriberWaitsForStream(t *testing.T) {
-	srv := runServer(t, t.TempDir(), "127.0.0.1:-1")
+	srv := testenv.RunNATS(t)
 	s := openSubscriber(t, srv.ClientURL())
 	rd := read(t, s, alert.FeedArrival, alert.Start{})
-	p := openPublisher(t, srv.ClientURL(), MustOpenDB(t), nil)
+	p := openPublisher(t, srv.ClientURL(), testdb.Open(t), nil)
 	ids := notifyN(t, p, 1, 1)
 	if got, _ := rd.next(t, 1); got[0] != ids[0] {
 		t.Fatalf("got %v", got)
@@ -209,8 +209,8 @@ func TestSubscriberWaitsForStream(t *testing.T) {
 }
 
 func TestSubscriberYieldsUndecodable(t *testing.T) {
-	srv := runServer(t, t.TempDir(), "127.0.0.1:-1")
-	p := openPublisher(t, srv.ClientURL(), MustOpenDB(t), nil)
+	srv := testenv.RunNATS(t)
+	p := openPublisher(t, srv.ClientURL(), testdb.Open(t), nil)
 	ids := notifyN(t, p, 1, 1)
 	_, js := connect(t, srv.ClientURL())
 	ctx := context.Background()
@@ -284,14 +284,10 @@ func TestStaffPermissions(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(staffConf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	srv := alert.NewServer(alert.ServerConfig{ConfigFile: conf, Listen: "127.0.0.1:-1", StoreDir: t.TempDir(), Logger: testLogger()})
-	if err := srv.Open(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	srv := testenv.RunNATS(t, testenv.NATSConfig(func(c *alert.ServerConfig) { c.ConfigFile = conf }))
 	url := srv.ClientURL()
 
-	p := openPublisher(t, url, MustOpenDB(t), func(c *alert.PublisherConfig) { c.Conn.User, c.Conn.Password = "daemon", "daemon-pw" })
+	p := openPublisher(t, url, testdb.Open(t), func(c *alert.PublisherConfig) { c.Conn.User, c.Conn.Password = "daemon", "daemon-pw" })
 	a := vipArrival(1)
 	if err := p.Notify(context.Background(), a, riskFlags); err != nil {
 		t.Fatal(err)

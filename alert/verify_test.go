@@ -17,6 +17,7 @@ import (
 	"concierge/checkin"
 	"concierge/enroll"
 	"concierge/internal/testenv"
+	"concierge/internal/testenv/testdb"
 )
 
 // card is the n-th verify card of a test, decided now.
@@ -79,7 +80,7 @@ func TestVerifyCards(t *testing.T) {
 	srv, creds := closedServer(t)
 	url := srv.ClientURL()
 	ctx := context.Background()
-	db := MustOpenDB(t)
+	db := testdb.Open(t)
 	p := openPublisher(t, url, db, func(c *alert.PublisherConfig) {
 		c.Conn = creds.Conn(url, "daemon", alert.IdentityDaemon)
 		c.AlertTTL = 100 * 365 * 24 * time.Hour
@@ -272,8 +273,9 @@ func TestVerifyCards(t *testing.T) {
 // server; the first card after the server comes up makes the stream, and
 // so does the first after a restart, which does not keep a memory stream.
 func TestCardsNATSLater(t *testing.T) {
-	r := newRestartable(t)
-	cards, err := alert.NewCards(alert.CardsConfig{Branch: branch, Conn: connConfig(r.url()), Logger: testLogger(),
+	r := testenv.RunNATS(t)
+	r.Stop() // down when the client starts
+	cards, err := alert.NewCards(alert.CardsConfig{Branch: branch, Conn: connConfig(r.URL()), Logger: testLogger(),
 		PublishTimeout: 500 * time.Millisecond, Confirmed: func(context.Context, checkin.Card, string) error { return nil }})
 	if err != nil {
 		t.Fatal(err)
@@ -291,7 +293,7 @@ func TestCardsNATSLater(t *testing.T) {
 		t.Fatalf("card with NATS down: %v (Err %q)", err, cards.Err())
 	}
 	for round := range 2 {
-		r.start()
+		r.Start()
 		c := testCard(2+round, time.Now())
 		testenv.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 			if err := cards.NotifyCard(ctx, c); err != nil {
@@ -302,10 +304,10 @@ func TestCardsNATSLater(t *testing.T) {
 		if cards.Err() != "" {
 			t.Fatalf("round %d: Err %q after a card went out", round, cards.Err())
 		}
-		_, js := connect(t, r.url())
+		_, js := connect(t, r.URL())
 		if ids, err := cardsIn(ctx, js); err != nil || !slices.Contains(ids, c.ID) {
 			t.Fatalf("round %d: verify stream holds %v (%v)", round, ids, err)
 		}
-		r.stop()
+		r.Stop()
 	}
 }

@@ -10,10 +10,11 @@ import (
 	"concierge/checkin"
 	"concierge/enroll"
 	"concierge/internal/testenv"
+	"concierge/internal/testenv/testdb"
 )
 
 func TestPurgeLoop(t *testing.T) {
-	db := mustOpenDB(t)
+	db := testdb.Open(t)
 	ctx := context.Background()
 	now := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
 	for i, age := range []time.Duration{100 * 24 * time.Hour, 91 * 24 * time.Hour, 10 * 24 * time.Hour, time.Hour} {

@@ -8,7 +8,6 @@ import (
 	"image"
 	"log/slog"
 	"math"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +19,7 @@ import (
 	"concierge/checkin"
 	"concierge/enroll"
 	"concierge/face"
-	"concierge/sqlite"
+	"concierge/internal/testenv/testdb"
 )
 
 func defaultRule() enroll.Rule {
@@ -64,16 +63,6 @@ func (t tiers) Lookup(id string, _ time.Time) (*checkin.Tier, []checkin.RiskFlag
 	return e.tier, e.risk
 }
 
-func mustOpenDB(tb testing.TB) *sqlite.DB {
-	tb.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "concierge.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return db
-}
-
 func held(tb testing.TB, svc *checkin.Service) (cameras, tracks, embeddings, cooldowns int) {
 	tb.Helper()
 	return svc.HeldForTest()
@@ -85,7 +74,7 @@ func TestArrivalOfEnrolledCustomer(t *testing.T) {
 	cfg := testConfig()
 	cfg.Branch = "b001"
 	svc, rec := newService(t, cfg, p.gallery)
-	db := mustOpenDB(t)
+	db := testdb.Open(t)
 	svc.VisitLog = db
 	var logs bytes.Buffer
 	svc.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -613,7 +602,7 @@ func TestDeliveryFailures(t *testing.T) {
 	t.Run("notifier error", func(t *testing.T) {
 		svc, rec := newService(t, testConfig(), p.gallery)
 		rec.err = errors.New("nats: no responders")
-		db := mustOpenDB(t)
+		db := testdb.Open(t)
 		svc.VisitLog = db
 		sc := &scene{camera: "door-1", start: t0, walkers: []*walker{approach(0, 300, probes)}}
 		sc.play(t, svc, 45) // fails the test if Observe returns an error

@@ -10,6 +10,7 @@ import (
 
 	"concierge/checkin"
 	"concierge/face"
+	"concierge/internal/testenv/testdb"
 )
 
 // cardRecorder is a CardNotifier that keeps what it is given.
@@ -207,7 +208,7 @@ func TestConfirmCard(t *testing.T) {
 	p := newPopulation(t, 24)
 	id := p.bandCustomer(t, 2)
 	svc, rec, cards := newVerifyService(t, p)
-	db := mustOpenDB(t)
+	db := testdb.Open(t)
 	svc.VisitLog = db
 	vip := &checkin.Tier{Scheme: "icbc-stars", Level: "star5", VIP: true}
 	svc.Tiers = tiers{id: {tier: vip, risk: []checkin.RiskFlag{{Kind: "aml", Reason: "R1"}}}}

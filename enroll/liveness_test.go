@@ -11,6 +11,7 @@ import (
 	"concierge/enroll"
 	"concierge/face"
 	"concierge/internal/testenv"
+	"concierge/internal/testenv/testengine"
 	"concierge/models"
 	"concierge/vision"
 )
@@ -124,7 +125,7 @@ func TestLivenessFlatPictures(t *testing.T) {
 		face  int
 	}{{"sample1.jpg", 2}, {"sample3.jpg", 0}, {"sample4.jpg", 1}, {"sample6.jpg", 3}} {
 		src := testenv.ReadPhoto(t, p.photo)
-		faces, err := mustEngine(t).Detect(context.Background(), src)
+		faces, err := testengine.Engine(t).Detect(context.Background(), src)
 		if err != nil || p.face >= len(faces) {
 			t.Fatalf("%s: %d faces, %v", p.photo, len(faces), err)
 		}

@@ -7,50 +7,28 @@ import (
 	"image"
 	"image/jpeg"
 	"os"
-	"path/filepath"
-	"sync"
 	"testing"
 
 	"concierge"
 	"concierge/enroll"
 	"concierge/internal/testenv"
+	"concierge/internal/testenv/testdb"
+	"concierge/internal/testenv/testengine"
 	"concierge/sqlite"
 	"concierge/vision"
 )
 
-var (
-	engineOnce sync.Once
-	engine     *vision.Engine
-	engineErr  error
-)
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if engine != nil {
-		engine.Close()
-	}
+	testengine.Close()
 	os.Exit(code)
-}
-
-func mustEngine(tb testing.TB) *vision.Engine {
-	tb.Helper()
-	dir := testenv.ModelsDir(tb)
-	engineOnce.Do(func() { engine, engineErr = vision.NewEngine(vision.Config{ModelDir: dir, Pool: 2}) })
-	if engineErr != nil {
-		tb.Fatal(engineErr)
-	}
-	return engine
 }
 
 // newService opens a real database and the real engine.
 func newService(t *testing.T) (*enroll.Service, *sqlite.DB) {
 	t.Helper()
-	e := mustEngine(t)
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "c.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	e := testengine.Engine(t)
+	db := testdb.Open(t)
 	s := &enroll.Service{
 		Store: db, Detector: e, Quality: enroll.DefaultQualityRule,
 		Rule: enroll.Rule{Threshold: 0.4, Margin: 0.06}, DuplicateThreshold: 0.4,
@@ -65,7 +43,7 @@ func newService(t *testing.T) (*enroll.Service, *sqlite.DB) {
 func person(t *testing.T, photo string, i int) (shots []enroll.Photo, src []byte, box image.Rectangle) {
 	t.Helper()
 	src = testenv.ReadPhoto(t, photo)
-	faces, err := mustEngine(t).Detect(context.Background(), src)
+	faces, err := testengine.Engine(t).Detect(context.Background(), src)
 	if err != nil || i >= len(faces) {
 		t.Fatalf("%s: %d faces, %v", photo, len(faces), err)
 	}
@@ -153,7 +131,7 @@ func TestEnrollIdentifyForget(t *testing.T) {
 		}
 	}
 	// A restart loads the gallery from the database: still forgotten, C2 kept.
-	s2 := &enroll.Service{Store: db, Detector: mustEngine(t), Rule: s.Rule}
+	s2 := &enroll.Service{Store: db, Detector: testengine.Engine(t), Rule: s.Rule}
 	if err := s2.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -167,10 +145,10 @@ func TestEnrollIdentifyForget(t *testing.T) {
 func TestReloadSeesOtherProcess(t *testing.T) {
 	s, db := newService(t)
 	ctx := context.Background()
-	if err := (&enroll.Service{Store: db, Detector: mustEngine(t)}).Reload(ctx); err == nil {
+	if err := (&enroll.Service{Store: db, Detector: testengine.Engine(t)}).Reload(ctx); err == nil {
 		t.Error("Reload before Open succeeded")
 	}
-	other := &enroll.Service{Store: db, Detector: mustEngine(t), Rule: s.Rule}
+	other := &enroll.Service{Store: db, Detector: testengine.Engine(t), Rule: s.Rule}
 	if err := other.Open(ctx); err != nil {
 		t.Fatal(err)
 	}

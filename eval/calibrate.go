@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 
 	"concierge/enroll"
@@ -176,7 +178,7 @@ type Recommendation struct {
 	// TrackTail is the tail of tracks decided on their fused embeddings
 	// alone: no vote count or face slack accepts a stranger's track more
 	// often, so the daemon's calibration holds whatever checkin.votes and
-	// match.face_slack say (cmd/concierge's engine tails).
+	// match.face_slack say (the engines' calibration files, enroll.Calibration).
 	TrackTail Tail       `json:"track_tail"`
 	Sweep     []SweepRow `json:"sweep"`
 	// Warning is set when the rule that meets the target recognises fewer
@@ -353,4 +355,91 @@ func (c *Calibrator) SweepRow(rule enroll.Rule, votes, n int) SweepRow {
 	return SweepRow{Threshold: rule.Threshold, PerComparison: p, Extrapolated: ext,
 		VisitSingle: enroll.PerVisit(p, n), VisitFused: enroll.PerVisit(q, n),
 		Measured: c.trials.Evaluate(rule, votes)}
+}
+
+// CeilingRate is the share of stranger faces a calibration's ceiling may
+// accept on the simulated (small) galleries: 0.1 %, as the shipped
+// engines' ceilings were chosen (docs/engines.md).
+const CeilingRate = 1e-3
+
+// DefaultMargin and DefaultFaceSlack complete the rule a calibration
+// writes for a model that has none yet: the values measured for the
+// MobileFaceNets (docs/accuracy.md). match.margin and match.face_slack
+// override them.
+const (
+	DefaultMargin    = 0.08
+	DefaultFaceSlack = 0.20
+)
+
+// ceilingStep is the grid the ceiling is searched on.
+const ceilingStep = 0.01
+
+// Calibrate turns the report of a labelled folder into the calibration
+// file the daemon loads for the model whose id and file digest are given:
+// the fitted impostor tails of single faces and of fused tracks, and the
+// ceiling, the largest threshold at which at most CeilingRate of the
+// simulated stranger faces are taken for a customer, margin not credited.
+func Calibrate(rep *Report, model, sha256 string, margin, faceSlack float64) (enroll.Calibration, error) {
+	c := enroll.Calibration{Model: model, SHA256: sha256, Margin: margin, FaceSlack: faceSlack}
+	switch {
+	case rep == nil || rep.OpenSet == nil:
+		return c, errors.New("calibrate: the report has no open-set simulation (calibrate on --folder)")
+	case rep.Model != model:
+		return c, fmt.Errorf("calibrate: the report measured %s, not %s", rep.Model, model)
+	case rep.Recommendation == nil:
+		return c, fmt.Errorf("calibrate: %s", rep.CalibrationError)
+	}
+	rec := rep.Recommendation
+	c.Tail = enroll.Tail{Alpha: rec.Tail.Alpha, Beta: rec.Tail.Beta}
+	c.TrackTail = enroll.Tail{Alpha: rec.TrackTail.Alpha, Beta: rec.TrackTail.Beta}
+	c.Comparisons, c.TrackComparisons = rec.Tail.Comparisons, rec.TrackTail.Comparisons
+	strangers := 0
+	for i := 1; float64(i)*ceilingStep <= 2; i++ {
+		t := float64(i) * ceilingStep
+		// The margin is not credited: in a gallery of many customers a
+		// runner-up is always near, and crediting it would put the
+		// ceiling (which also guards enrollment's duplicate check) out
+		// of reach.
+		res := rep.OpenSet.Evaluate(enroll.Rule{Threshold: t, FaceSlack: faceSlack}, 1)
+		strangers = res.Single.StrangerAccept.Trials
+		if res.Single.StrangerAccept.Rate > CeilingRate {
+			break
+		}
+		c.Threshold = t
+	}
+	if c.Threshold == 0 {
+		return c, fmt.Errorf("calibrate: even at %.2f more than %.1f%% of %d stranger faces are taken for customers", ceilingStep, 100*CeilingRate, strangers)
+	}
+	c.Threshold = math.Round(c.Threshold*100) / 100
+	c.Source = fmt.Sprintf("%s: %d faces of %d people, %d splits, %d stranger faces, %s scoring",
+		rep.Path, rep.Faces, rep.Identities, rep.OpenSet.Config.Seeds, strangers, rep.OpenSet.Config.Scoring)
+	return c, c.Validate()
+}
+
+// WriteCalibration writes c to path whole or not at all: a daemon starting
+// meanwhile never reads half a file.
+func WriteCalibration(path string, c enroll.Calibration) error {
+	b, err := c.Marshal()
+	if err != nil {
+		return err
+	}
+	head := fmt.Sprintf("# Calibration of %s for Concierge (enroll.Calibration, docs/engines.md),\n"+
+		"# written by `concierge eval --folder DIR --calibrate OUT`. Name it in\n# vision.embedder.calibration.\n", c.Model)
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".calibration-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.WriteString(head + string(b)); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }

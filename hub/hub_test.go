@@ -3,8 +3,6 @@ package hub_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,64 +15,10 @@ import (
 
 	"concierge"
 	"concierge/hub"
+	"concierge/internal/testenv"
 )
 
-func testLogger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-// runHub provisions a hub for branches a and b in a temp dir and starts it
-// on free loopback ports.
-func runHub(tb testing.TB) (*hub.Hub, string) {
-	tb.Helper()
-	dir := filepath.Join(tb.TempDir(), "hq")
-	if _, err := hub.Init(hub.InitOptions{Dir: dir, Branches: []string{"a", "b"},
-		Listen: "127.0.0.1:-1", LeafListen: "127.0.0.1:-1"}); err != nil {
-		tb.Fatal(err)
-	}
-	cfg, err := hub.ReadConfig(filepath.Join(dir, hub.ConfigFile))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	h := hub.New(cfg)
-	h.Logger = testLogger()
-	if err := h.Open(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { h.Close() })
-	return h, dir
-}
-
-// connectAs connects to the hub with a branch's .creds; violations the
-// server reports arrive on the returned channel.
-func connectAs(tb testing.TB, h *hub.Hub, creds string) (*nats.Conn, chan error) {
-	tb.Helper()
-	seed, err := hub.ReadSeed(creds)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	kp, err := nkeys.FromSeed([]byte(seed))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	pub, _ := kp.PublicKey()
-	errs := make(chan error, 16)
-	nc, err := nats.Connect(h.ClientURL(), nats.Nkey(pub, kp.Sign),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			select {
-			case errs <- err:
-			default:
-			}
-		}))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(nc.Close)
-	return nc, errs
-}
+var testLogger = testenv.Logger
 
 func TestInitWritesSecretsOnlyOnce(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "hq")
@@ -133,10 +77,10 @@ func TestReadConfigNamesTheBadKey(t *testing.T) {
 // stream and nothing for another branch; it cannot read other subjects
 // nor manage the stream.
 func TestBranchPermissions(t *testing.T) {
-	h, dir := runHub(t)
+	h, dir := testenv.RunHub(t, "a", "b")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	nc, errs := connectAs(t, h, hub.CredsFile(dir, "a"))
+	nc, errs := testenv.ConnectBranch(t, h.ClientURL(), hub.CredsFile(dir, "a"))
 	js, err := jetstream.NewWithDomain(nc, hub.Domain)
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +136,7 @@ func waitViolation(errs chan error) error {
 }
 
 func TestOpenAndCloseTwice(t *testing.T) {
-	h, _ := runHub(t)
+	h, _ := testenv.RunHub(t, "a", "b")
 	if err := h.Open(context.Background()); err == nil {
 		t.Fatal("second open succeeded")
 	}
@@ -235,7 +179,7 @@ func TestAddAndRemoveBranch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	connectAs(t, h, hub.CredsFile(dir, "c"))
+	testenv.ConnectBranch(t, h.ClientURL(), hub.CredsFile(dir, "c"))
 	seed, _ := hub.ReadSeed(hub.CredsFile(dir, "a"))
 	kp, _ := nkeys.FromSeed([]byte(seed))
 	pub, _ := kp.PublicKey()

@@ -3,8 +3,8 @@ package hub_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +16,7 @@ import (
 	"concierge/face"
 	"concierge/hub"
 	"concierge/internal/testenv"
+	"concierge/internal/testenv/testdb"
 	"concierge/sqlite"
 )
 
@@ -38,23 +39,12 @@ func startBox(t *testing.T, h *hub.Hub, dir, id string) *box {
 func startBoxCA(t *testing.T, h *hub.Hub, dir, id, ca string) *box {
 	t.Helper()
 	b := &box{id: id}
-	var err error
-	b.db, err = sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "concierge.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.db.Close() })
-	creds, err := alert.EnsureCredentials(filepath.Join(t.TempDir(), "nats"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.srv = alert.NewServer(alert.ServerConfig{Listen: "127.0.0.1:-1", StoreDir: filepath.Join(t.TempDir(), "js"),
-		Credentials: &creds, Branch: id, Logger: testLogger(),
-		HQURL: h.LeafURL(), HQCredentials: hub.CredsFile(dir, id), HQCA: ca})
-	if err := b.srv.Open(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.srv.Close() })
+	b.db = testdb.Open(t)
+	n := testenv.RunNATS(t, testenv.ClosedNATS(id), testenv.NATSConfig(func(c *alert.ServerConfig) {
+		c.HQURL, c.HQCredentials, c.HQCA = h.LeafURL(), hub.CredsFile(dir, id), ca
+	}))
+	b.srv = n.Server
+	creds := n.Creds
 	opt, err := nats.NkeyOptionFromSeed(creds.SeedFile(alert.IdentityDaemon))
 	if err != nil {
 		t.Fatal(err)
@@ -213,25 +203,16 @@ func TestReplicationCatchUp(t *testing.T) {
 	}
 }
 
-// runRestartableHub runs a hub for branches a and b on fixed free ports,
-// so that it can be stopped and started again where the boxes look for it.
+// runRestartableHub runs a hub for branches a and b on free ports, which
+// restart keeps, so that it starts again where the boxes look for it.
 func runRestartableHub(t *testing.T) (*hub.Hub, string, func()) {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "hq")
-	if _, err := hub.Init(hub.InitOptions{Dir: dir, Branches: []string{"a", "b"},
-		Listen: freeAddr(t), LeafListen: freeAddr(t)}); err != nil {
-		t.Fatal(err)
-	}
+	h, dir := testenv.RunHub(t, "a", "b")
 	cfg, err := hub.ReadConfig(filepath.Join(dir, hub.ConfigFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := hub.New(cfg)
-	h.Logger = testLogger()
-	if err := h.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
+	cfg.Listen, cfg.LeafListen = strings.TrimPrefix(h.ClientURL(), "nats://"), h.LeafAddr()
 	restart := func() {
 		h2 := hub.New(cfg)
 		h2.Logger = testLogger()
@@ -245,31 +226,7 @@ func runRestartableHub(t *testing.T) (*hub.Hub, string, func()) {
 
 func hubMessages(t *testing.T, h *hub.Hub, dir string) uint64 {
 	t.Helper()
-	opt, err := nats.NkeyOptionFromSeed(filepath.Join(dir, "hub.nk"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(h.ClientURL(), opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	s, err := js.Stream(context.Background(), hub.StreamName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s.CachedInfo().State.Msgs
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return testenv.HubStream(t, dir, h.ClientURL()).CachedInfo().State.Msgs
 }
 
 // With TLS on the hub (required beyond loopback) the boxes verify it
@@ -323,6 +280,7 @@ func TestTiersFromHQ(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Listen = strings.TrimPrefix(h.ClientURL(), "nats://") // hub.yaml asked for any free port
 	csv := "customer_id,month,points\nC1,2024-03,2000\n"
 	if _, err := hub.PublishTiers(context.Background(), cfg, key, "march.csv", []byte(csv)); err != nil {
 		t.Fatal(err)
@@ -335,7 +293,7 @@ func TestTiersFromHQ(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the tier file did not reach the box")
 	}
-	nc, _ := connectAs(t, h, hub.CredsFile(dir, "a"))
+	nc, _ := testenv.ConnectBranch(t, h.ClientURL(), hub.CredsFile(dir, "a"))
 	js, _ := jetstream.NewWithDomain(nc, hub.Domain)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()

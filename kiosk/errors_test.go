@@ -142,9 +142,9 @@ func TestBadInput(t *testing.T) {
 	want(t, "photo without type", f.do(t, "POST", photos, tokenA, "", []byte("hello")), 415, codeMediaType)
 	want(t, "empty photo", f.do(t, "POST", photos, tokenA, "image/jpeg", nil), 400, codeBadRequest)
 	want(t, "not an image", f.do(t, "POST", photos, tokenA, "image/jpeg", []byte("hello, I am not a JPEG")), 422, "unreadable")
-	body, ct := multipartBody(t, "picture", [][]byte{blankPNG(t)})
+	body, ct := testenv.ImageForm(t, "picture", [][]byte{blankPNG(t)})
 	want(t, "form with the wrong field", f.do(t, "POST", photos, tokenA, ct, body), 400, codeBadRequest)
-	body, ct = multipartBody(t, "photo", [][]byte{blankPNG(t), blankPNG(t)})
+	body, ct = testenv.ImageForm(t, "photo", [][]byte{blankPNG(t), blankPNG(t)})
 	want(t, "form with two photos", f.do(t, "POST", photos, tokenA, ct, body), 422, codeInvalid)
 
 	r := want(t, "no face", f.do(t, "POST", photos, tokenA, "image/png", blankPNG(t)), 422, "no_face")
@@ -152,7 +152,7 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("no face feedback: %s", r.raw)
 	}
 	// sample1.jpg is a group photo: every face in it is named in the count.
-	body, ct = multipartBody(t, "photo", [][]byte{testenv.ReadPhoto(t, "sample1.jpg")})
+	body, ct = testenv.ImageForm(t, "photo", [][]byte{testenv.ReadPhoto(t, "sample1.jpg")})
 	r = want(t, "several faces", f.do(t, "POST", photos, tokenA, ct, body), 422, "several_faces")
 	fb := r.body["error"].(map[string]any)["detail"].(map[string]any)["feedback"].(map[string]any)
 	if fb["faces"].(float64) < 2 || fb["hint"] != "one_person" || !strings.Contains(r.raw, "alone") {
@@ -166,7 +166,7 @@ func TestBadInput(t *testing.T) {
 	for i := range six {
 		six[i] = blankPNG(t)
 	}
-	body, ct = multipartBody(t, "frame", six)
+	body, ct = testenv.ImageForm(t, "frame", six)
 	want(t, "liveness without a challenge", f.do(t, "POST", lv, tokenA, ct, body), 409, codeChallengeRequired)
 	want(t, "challenge", f.do(t, "POST", lv+"/challenge", tokenA, "", nil), 201, "")
 	want(t, "frames at once", f.do(t, "POST", lv, tokenA, ct, body), 422, codeLivenessFailed)
@@ -175,13 +175,13 @@ func TestBadInput(t *testing.T) {
 	f.clock.Add(f.srv.cfg.ChallengeTTL + time.Second)
 	want(t, "frames too late", f.do(t, "POST", lv, tokenA, ct, body), 409, codeChallengeExpired)
 	want(t, "liveness as one image", f.do(t, "POST", lv, tokenA, "image/jpeg", blankPNG(t)), 415, codeMediaType)
-	body, ct = multipartBody(t, "frame", [][]byte{blankPNG(t), blankPNG(t)})
+	body, ct = testenv.ImageForm(t, "frame", [][]byte{blankPNG(t), blankPNG(t)})
 	want(t, "two frames", f.do(t, "POST", lv, tokenA, ct, body), 422, codeInvalid)
 	frames := make([][]byte, 17)
 	for i := range frames {
 		frames[i] = blankPNG(t)
 	}
-	body, ct = multipartBody(t, "frame", frames)
+	body, ct = testenv.ImageForm(t, "frame", frames)
 	want(t, "seventeen frames", f.do(t, "POST", lv, tokenA, ct, body), 422, codeInvalid)
 
 	// Finish: refused until ready, and takes no fields.

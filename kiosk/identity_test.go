@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"concierge/enroll"
+	"concierge/internal/testenv"
 )
 
 // finishAs finishes an enrollment of p under customer at kiosk A, with
@@ -189,7 +190,7 @@ func TestWithdrawNeedsPresence(t *testing.T) {
 	f.steps = []enroll.Turn{enroll.TurnRight, enroll.TurnLeft}
 	want(t, "replayed head turn", f.access(t, "C1", p.liveness), 403, codeNotPresent)
 	// Frames sent without a fresh challenge.
-	body, ct := multipartBody(t, "frame", p.liveness)
+	body, ct := testenv.ImageForm(t, "frame", p.liveness)
 	want(t, "no challenge", f.do(t, "POST", "/v1/customers/C1/access", tokenA, ct, body), 409, codeChallengeRequired)
 	if n := f.rows(t, "templates", "C1"); n != 3 || f.svc.Gallery.Templates("C1") != 3 {
 		t.Fatalf("%d templates left after refused withdrawals, want 3", n)

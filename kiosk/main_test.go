@@ -9,10 +9,8 @@ import (
 	"image/color"
 	"image/png"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
-	"net/textproto"
 	"os"
 	"path/filepath"
 	"sync"
@@ -21,6 +19,7 @@ import (
 
 	"concierge/enroll"
 	"concierge/internal/testenv"
+	"concierge/internal/testenv/testdb"
 	"concierge/sqlite"
 	"concierge/vision"
 	"concierge/web"
@@ -119,11 +118,7 @@ func staffDirectory(t testing.TB, now func() time.Time) StaffVerifier {
 func newFixture(t testing.TB, opts ...func(*Options)) *fixture {
 	t.Helper()
 	eng := mustEngine(t)
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "c.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := testdb.Open(t)
 	svc := &enroll.Service{Store: db, Detector: eng, Quality: enroll.DefaultQualityRule,
 		Rule: enroll.Rule{Threshold: 0.80, Margin: 0.08}, DuplicateThreshold: 0.80}
 	if err := svc.Open(context.Background()); err != nil {
@@ -255,7 +250,7 @@ func (f *fixture) liveness(t testing.TB, sid string, frames [][]byte) reply {
 		t.Fatalf("challenge: %s, want steps %v", ch.raw, f.steps)
 	}
 	f.clock.Add(3 * time.Second)
-	body, ct := multipartBody(t, "frame", frames)
+	body, ct := testenv.ImageForm(t, "frame", frames)
 	return f.do(t, "POST", "/v1/enrollments/"+sid+"/liveness", tokenA, ct, body)
 }
 
@@ -265,7 +260,7 @@ func (f *fixture) access(t testing.TB, customer string, frames [][]byte) reply {
 	t.Helper()
 	want(t, "presence challenge", f.do(t, "POST", "/v1/customers/"+customer+"/challenge", tokenA, "", nil), 201, "")
 	f.clock.Add(3 * time.Second)
-	body, ct := multipartBody(t, "frame", frames)
+	body, ct := testenv.ImageForm(t, "frame", frames)
 	return f.do(t, "POST", "/v1/customers/"+customer+"/access", tokenA, ct, body)
 }
 
@@ -275,25 +270,6 @@ func (f *fixture) consent(t testing.TB, sid string) {
 	txt := f.srv.consent["zh"]
 	want(t, "consent", f.json(t, "POST", "/v1/enrollments/"+sid+"/consent", tokenA, map[string]any{
 		"text_version": txt.Version, "language": "zh", "sha256": txt.SHA256, "accepted": true}), 200, "")
-}
-
-// multipartBody builds a form with one image part per frame under name.
-func multipartBody(t testing.TB, name string, frames [][]byte) ([]byte, string) {
-	t.Helper()
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	for i, fr := range frames {
-		h := textproto.MIMEHeader{}
-		h.Set("Content-Disposition", fmt.Sprintf(`form-data; name=%q; filename="f%d.jpg"`, name, i))
-		h.Set("Content-Type", "image/jpeg")
-		p, err := mw.CreatePart(h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.Write(fr)
-	}
-	mw.Close()
-	return buf.Bytes(), mw.FormDataContentType()
 }
 
 // clipFrames returns n frames of a shared clip, one every `every`.

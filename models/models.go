@@ -2,8 +2,11 @@
 // names, sizes and SHA-256 digests, where to obtain them, and how to check a
 // model directory. Every file is pinned by hash because a swapped or
 // truncated model does not fail loudly: it silently matches the wrong
-// customers. Nothing in this package loads a model; the vision engine does,
-// from the directory this package filled and verified.
+// customers. It also names the engines (vision.engine) and the files each
+// needs, describes ONNX embedders (Embedder) and carries the shipped
+// engines' data files (models/engines: descriptions and calibrations).
+// Nothing in this package loads a model; the vision engine does, from the
+// directory this package filled and verified.
 package models
 
 import (

@@ -7,11 +7,12 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"concierge/internal/testenv/testdb"
 	"concierge/sqlite"
 )
 
 func TestAuditAppendAndFilter(t *testing.T) {
-	db := MustOpenDB(t)
+	db := testdb.Open(t)
 	ctx := context.Background()
 	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	db.Now = func() time.Time { return t0.Add(time.Hour) }

@@ -7,13 +7,14 @@ import (
 
 	"concierge"
 	"concierge/checkin"
+	"concierge/internal/testenv/testdb"
 )
 
 // The desk's record of an alert is the daemon's visit: unknown alerts are
 // not found, a mark shows, and a withdrawal (which deletes the visits)
 // closes the customer's alerts.
 func TestAlertRecord(t *testing.T) {
-	db := MustOpenDB(t)
+	db := testdb.Open(t)
 	ctx := context.Background()
 	at := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
 	a := checkin.Arrival{ID: "01JP98PWCR5S2K33TS5K32AFDS", Branch: "b001", Camera: "door-1", At: at, CustomerID: "C1",

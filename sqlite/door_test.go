@@ -8,6 +8,7 @@ import (
 	"concierge"
 	"concierge/checkin"
 	"concierge/enroll"
+	"concierge/internal/testenv/testdb"
 )
 
 // Door templates learned from a confirmed visit are stored sealed under
@@ -16,7 +17,7 @@ import (
 // mark, never extend retention or count as re-enrollment, stay off the
 // network and go with the erasure.
 func TestDoorTemplates(t *testing.T) {
-	db := MustOpenDB(t)
+	db := testdb.Open(t)
 	ctx := context.Background()
 	day := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 	if _, err := db.SaveEnrollment(ctx, enroll.Customer{ID: "C1", DisplayName: "x", Created: day},

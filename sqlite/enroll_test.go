@@ -9,19 +9,9 @@ import (
 	"concierge"
 	"concierge/enroll"
 	"concierge/face"
+	"concierge/internal/testenv/testdb"
 	"concierge/sqlite"
 )
-
-// MustOpenDB opens a fresh database file in the test's temp dir.
-func MustOpenDB(tb testing.TB) *sqlite.DB {
-	tb.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "concierge.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return db
-}
 
 func count(tb testing.TB, db *sqlite.DB, query string, args ...any) int {
 	tb.Helper()
@@ -65,7 +55,7 @@ func emb(v float32) face.Embedding {
 }
 
 func TestEnrollmentRoundTripAndForget(t *testing.T) {
-	db := MustOpenDB(t)
+	db := testdb.Open(t)
 	ctx := context.Background()
 	now := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 	cust := enroll.Customer{ID: "C1", DisplayName: "王女士", Created: now}
@@ -115,7 +105,7 @@ func TestEnrollmentRoundTripAndForget(t *testing.T) {
 // A failed enrollment (here: a template that violates the schema) must
 // leave no customer, consent or template behind.
 func TestSaveEnrollmentAtomic(t *testing.T) {
-	db := MustOpenDB(t)
+	db := testdb.Open(t)
 	ctx := context.Background()
 	now := time.Now()
 	_, err := db.SaveEnrollment(ctx, enroll.Customer{ID: "C2", DisplayName: "x", Created: now},

@@ -16,6 +16,7 @@ import (
 	"concierge/alert"
 	"concierge/checkin"
 	"concierge/enroll"
+	"concierge/internal/testenv/testdb"
 	"concierge/sqlite"
 )
 
@@ -141,7 +142,7 @@ func fileBytes(t *testing.T, db *sqlite.DB) map[string][]byte {
 }
 
 func TestForgetErasesEverythingButTheConsentRecord(t *testing.T) {
-	db := MustOpenDB(t)
+	db := testdb.Open(t)
 	ctx := context.Background()
 	at := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
 	const (

@@ -16,6 +16,7 @@ import (
 	"concierge"
 	"concierge/enroll"
 	"concierge/face"
+	"concierge/internal/testenv/testdb"
 	"concierge/seal"
 	"concierge/sqlite"
 )
@@ -43,7 +44,7 @@ func enrollOne(t *testing.T, db *sqlite.DB, id string, es ...face.Embedding) {
 
 // No stored template is a plain vector, and each decodes to what was saved.
 func TestTemplatesSealedAtRest(t *testing.T) {
-	db := MustOpenDB(t)
+	db := testdb.Open(t)
 	ctx := context.Background()
 	enrollOne(t, db, "C1", emb(0.1), emb(0.2))
 	enrollOne(t, db, "C2", emb(0.3))

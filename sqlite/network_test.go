@@ -7,6 +7,7 @@ import (
 
 	"concierge"
 	"concierge/enroll"
+	"concierge/internal/testenv/testdb"
 )
 
 // A network-scope enrollment and its withdrawal queue themselves for the
@@ -14,7 +15,7 @@ import (
 // does, and neither does what came from the network.
 func TestNetworkOutbox(t *testing.T) {
 	ctx := context.Background()
-	db := MustOpenDB(t)
+	db := testdb.Open(t)
 	at := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
 	save := func(id, scope string) {
 		t.Helper()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"concierge/alert"
+	"concierge/internal/testenv/testdb"
 	"concierge/sqlite"
 )
 
@@ -34,7 +35,7 @@ func pendingIDs(tb testing.TB, db *sqlite.DB, limit int) ([]string, []int64) {
 }
 
 func TestOutboxOrderAndSent(t *testing.T) {
-	db := MustOpenDB(t)
+	db := testdb.Open(t)
 	ctx := context.Background()
 	if err := db.EnqueueOutbox(ctx, []alert.OutboxMessage{outboxMsg("a/arrival"), outboxMsg("a/visit")}); err != nil {
 		t.Fatal(err)
@@ -74,7 +75,7 @@ func TestOutboxOrderAndSent(t *testing.T) {
 // One Notify's messages are stored together or not at all: a manager
 // message must never be queued without the visit that goes with it.
 func TestOutboxEnqueueIsAtomic(t *testing.T) {
-	db := MustOpenDB(t)
+	db := testdb.Open(t)
 	ctx := context.Background()
 	bad := outboxMsg("")
 	if err := db.EnqueueOutbox(ctx, []alert.OutboxMessage{outboxMsg("a/arrival"), bad}); err == nil {
@@ -86,7 +87,7 @@ func TestOutboxEnqueueIsAtomic(t *testing.T) {
 }
 
 func TestOutboxPurge(t *testing.T) {
-	db := MustOpenDB(t)
+	db := testdb.Open(t)
 	ctx := context.Background()
 	now := time.Date(2025, 3, 14, 10, 0, 0, 0, time.UTC)
 	db.Now = func() time.Time { return now }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,18 +12,15 @@ import (
 	"golang.org/x/text/encoding/simplifiedchinese"
 
 	"concierge"
+	"concierge/internal/testenv/testdb"
 	"concierge/sqlite"
 	"concierge/tiering"
 )
 
 func mustOpenTierDB(tb testing.TB) *sqlite.DB {
 	tb.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "concierge.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
+	db := testdb.Open(tb)
 	db.Now = func() time.Time { return time.Date(2024, 7, 2, 9, 0, 0, 0, time.UTC) }
-	tb.Cleanup(func() { db.Close() })
 	return db
 }
 

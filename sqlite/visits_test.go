@@ -7,10 +7,11 @@ import (
 	"time"
 
 	"concierge/checkin"
+	"concierge/internal/testenv/testdb"
 )
 
 func TestVisits(t *testing.T) {
-	db := MustOpenDB(t)
+	db := testdb.Open(t)
 	ctx := context.Background()
 	day := time.Date(2026, 11, 25, 9, 0, 0, 0, time.FixedZone("CST", 8*3600))
 	gold := &checkin.Tier{Scheme: "boc-wealth", Level: "wealth", LevelName: "中银财富管理", VIP: true}

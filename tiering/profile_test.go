@@ -1,6 +1,7 @@
 package tiering
 
 import (
+	"concierge/internal/testenv"
 	"strings"
 	"testing"
 	"time"
@@ -371,13 +372,13 @@ func TestStatusRiskViews(t *testing.T) {
 	if staff.Level != "star6" || staff.Greeting != "王女士您好" || staff.RelationshipManager.Name != "李经理" {
 		t.Fatalf("staff view = %+v", staff)
 	}
-	b := mustJSON(t, staff)
+	b := testenv.MustJSON(t, staff)
 	for _, leak := range []string{"F12", "C03", "fraud", "credit", "risk"} {
 		if strings.Contains(b, leak) {
 			t.Errorf("staff view leaks %q: %s", leak, b)
 		}
 	}
-	if full := mustJSON(t, st); !strings.Contains(full, `"risk_flags":[{"kind":"fraud","reason":"F12"}`) {
+	if full := testenv.MustJSON(t, st); !strings.Contains(full, `"risk_flags":[{"kind":"fraud","reason":"F12"}`) {
 		t.Errorf("manager view lacks flags: %s", full)
 	}
 	st.FormOfAddress = ""
@@ -408,13 +409,13 @@ func TestChangeJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := mustJSON(t, p.Changes)
+	got := testenv.MustJSON(t, p.Changes)
 	want := `[{"date":"2024-06-30","kind":"upgrade","from":"unrated","to":"star5","to_name":"五星","data_month":"2024-06"}]`
 	if got != want {
 		t.Fatalf("changes JSON = %s", got)
 	}
 	st, _ := p.On(day(t, "2024-06-01"))
-	if js := mustJSON(t, st); strings.Contains(js, "since") || strings.Contains(js, "data_month") {
+	if js := testenv.MustJSON(t, st); strings.Contains(js, "since") || strings.Contains(js, "data_month") {
 		t.Errorf("zero since/data_month not omitted: %s", js)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"concierge/face"
+	"concierge/models"
 )
 
 // AlignedSide is the side of the crops Align produces and the MobileFaceNets
@@ -16,26 +17,27 @@ const AlignedSide = 112
 
 // arcFaceTemplate is where the five landmarks sit in a 112×112 ArcFace crop,
 // in face.Landmarks order (image-wise: left eye, right eye, nose, left and
-// right mouth corner). Both MobileFaceNets were trained on crops made this way.
-var arcFaceTemplate = [5][2]float64{
-	{38.2946, 51.6963},
-	{73.5318, 51.5014},
-	{56.0252, 71.7366},
-	{41.5493, 92.3655},
-	{70.7299, 92.2041},
-}
+// right mouth corner). Both MobileFaceNets were trained on crops made this
+// way; an embedder's description may name it or give its own
+// (models.Embedder.Template).
+var arcFaceTemplate = models.ArcFace112
 
 // Align warps the face with landmarks lm onto the ArcFace template and
 // returns the 112×112 BGR crop; the caller owns the Mat. All five points are
 // needed (YuNet's), so dlib's landmarks, which lack the mouth, are refused.
 func Align(img gocv.Mat, lm face.Landmarks) (gocv.Mat, error) {
+	return alignTo(img, lm, arcFaceTemplate, image.Pt(AlignedSide, AlignedSide))
+}
+
+// alignTo is Align onto any five-point template and crop size.
+func alignTo(img gocv.Mat, lm face.Landmarks, tmpl [5][2]float64, size image.Point) (gocv.Mat, error) {
 	if img.Empty() {
 		return gocv.NewMat(), &InputError{Kind: ErrEmpty}
 	}
 	if img.Type() != gocv.MatTypeCV8UC3 {
 		return gocv.NewMat(), &InputError{Kind: ErrNotImage, Detail: "want an 8-bit BGR image"}
 	}
-	a, b, tx, ty, err := similarity(lm)
+	a, b, tx, ty, err := similarity(lm, tmpl)
 	if err != nil {
 		return gocv.NewMat(), err
 	}
@@ -45,7 +47,7 @@ func Align(img gocv.Mat, lm face.Landmarks) (gocv.Mat, error) {
 		m.SetDoubleAt(i/3, i%3, v)
 	}
 	out := gocv.NewMat()
-	gocv.WarpAffineWithParams(img, &out, m, image.Pt(AlignedSide, AlignedSide),
+	gocv.WarpAffineWithParams(img, &out, m, size,
 		gocv.InterpolationLinear, gocv.BorderConstant, color.RGBA{})
 	return out, nil
 }
@@ -61,7 +63,7 @@ func Align(img gocv.Mat, lm face.Landmarks) (gocv.Mat, error) {
 // threshold and drops the points of a turned or smiling face as outliers.
 // On the kpop set the closed form lowered PaddleX's equal error rate from
 // 14.6 % to 11.7 % and foamliu's from 16.0 % to 13.6 % (docs/engines.md).
-func similarity(lm face.Landmarks) (a, b, tx, ty float64, err error) {
+func similarity(lm face.Landmarks, tmpl [5][2]float64) (a, b, tx, ty float64, err error) {
 	pts := lm.Points()
 	for _, p := range pts {
 		// (0,0) is how a missing point arrives: dlib's landmarks leave the
@@ -74,15 +76,15 @@ func similarity(lm face.Landmarks) (a, b, tx, ty float64, err error) {
 	for i, p := range pts {
 		mx += float64(p.X)
 		my += float64(p.Y)
-		mu += arcFaceTemplate[i][0]
-		mv += arcFaceTemplate[i][1]
+		mu += tmpl[i][0]
+		mv += tmpl[i][1]
 	}
 	n := float64(len(pts))
 	mx, my, mu, mv = mx/n, my/n, mu/n, mv/n
 	var ss, sa, sb float64
 	for i, p := range pts {
 		x, y := float64(p.X)-mx, float64(p.Y)-my
-		u, v := arcFaceTemplate[i][0]-mu, arcFaceTemplate[i][1]-mv
+		u, v := tmpl[i][0]-mu, tmpl[i][1]-mv
 		ss += x*x + y*y
 		sa += x*u + y*v
 		sb += x*v - y*u

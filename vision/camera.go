@@ -31,7 +31,7 @@ func (e *Engine) EmbedDetection(ctx context.Context, img gocv.Mat, d Detection) 
 // AlignedEmbedder implements Embedder with a MobileFaceNet on crops aligned
 // by the detector's five landmarks.
 type AlignedEmbedder struct {
-	Net  *MobileFaceNet
+	Net  *ONNXEmbedder
 	Flip bool
 	// Refiner, when set, finds the landmarks of a face that was small in
 	// the detector's input again at full resolution before aligning
@@ -55,7 +55,7 @@ func (a AlignedEmbedder) EmbedDetection(_ context.Context, img gocv.Mat, d Detec
 			d = r
 		}
 	}
-	crop, err := Align(img, d.Landmarks)
+	crop, err := a.Net.Align(img, d.Landmarks)
 	if err != nil {
 		return face.Embedding{}, err
 	}

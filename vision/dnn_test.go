@@ -17,6 +17,7 @@ import (
 
 	"concierge/face"
 	"concierge/internal/testenv"
+	"concierge/internal/testenv/testengine"
 	"concierge/models"
 	"concierge/vision"
 )
@@ -94,7 +95,7 @@ func cosine(a, b *face.Embedding) float64 {
 // dlib takes for a face in sample1.
 func TestYuNetSamplePhotos(t *testing.T) {
 	y := newYuNet(t)
-	e := mustEngine(t)
+	e := testengine.Engine(t)
 	for _, tc := range []struct {
 		photo string
 		faces int

@@ -10,8 +10,8 @@ import (
 	"concierge/models"
 )
 
-// DNNEngine finds faces with YuNet and embeds them with a MobileFaceNet on
-// ArcFace-aligned crops: the engine measured stronger than dlib on East
+// DNNEngine finds faces with YuNet and embeds them with an ONNX embedder
+// (a MobileFaceNet, or a bank's own) on aligned crops: the engine measured stronger than dlib on East
 // Asian faces (docs/engines.md, docs/accuracy.md). It offers the same
 // Detect as Engine, so enrollment and identification work with either.
 type DNNEngine struct {
@@ -26,19 +26,26 @@ func NewDNNEngine(dir string, maxPixels, minFacePx int) (*DNNEngine, error) {
 	return NewDNNEngineKind(dir, MFNPaddleX, maxPixels, minFacePx)
 }
 
-// NewDNNEngineKind loads YuNet and the MobileFaceNet of the given kind
-// from dir: MFNFoamliu is the default engine, whose files ship with
+// NewDNNEngineKind loads YuNet and the shipped MobileFaceNet of the given
+// kind from dir: MFNFoamliu is the default engine, whose files ship with
 // Concierge; MFNPaddleX is the opt-in one.
 func NewDNNEngineKind(dir string, kind MFNKind, maxPixels, minFacePx int) (*DNNEngine, error) {
-	spec, ok := mfnSpecs[kind]
-	if !ok {
-		return nil, fmt.Errorf("unknown MobileFaceNet %v", kind)
+	desc, err := kind.Description()
+	if err != nil {
+		return nil, err
 	}
+	return NewDNNEngineFor(dir, desc, maxPixels, minFacePx)
+}
+
+// NewDNNEngineFor loads YuNet from dir and the ONNX embedder desc
+// describes (a relative path in it is inside dir too): the one constructor
+// behind the shipped MobileFaceNets and a bank's own embedder.
+func NewDNNEngineFor(dir string, desc models.Embedder, maxPixels, minFacePx int) (*DNNEngine, error) {
 	det, err := NewYuNet(models.Path(dir, models.YuNet))
 	if err != nil {
 		return nil, err
 	}
-	net, err := NewMobileFaceNet(models.Path(dir, spec.file), kind)
+	net, err := NewONNXEmbedder(desc, dir)
 	if err != nil {
 		det.Close()
 		return nil, err
@@ -46,7 +53,7 @@ func NewDNNEngineKind(dir string, kind MFNKind, maxPixels, minFacePx int) (*DNNE
 	if maxPixels <= 0 {
 		maxPixels = DefaultMaxPixels
 	}
-	return &DNNEngine{det: det, emb: AlignedEmbedder{Net: net, Flip: true, Refiner: det}, maxPixels: maxPixels, minFacePx: minFacePx}, nil
+	return &DNNEngine{det: det, emb: AlignedEmbedder{Net: net, Flip: desc.Flip, Refiner: det}, maxPixels: maxPixels, minFacePx: minFacePx}, nil
 }
 
 // Close frees both networks.

@@ -14,33 +14,13 @@ import (
 
 	"concierge/face"
 	"concierge/internal/testenv"
+	"concierge/internal/testenv/testengine"
 	"concierge/vision"
 )
 
-var (
-	engineOnce sync.Once
-	engine     *vision.Engine
-	engineErr  error
-)
-
-// mustEngine loads the real dlib models once for the whole test binary.
-func mustEngine(tb testing.TB) *vision.Engine {
-	tb.Helper()
-	dir := testenv.ModelsDir(tb)
-	engineOnce.Do(func() {
-		engine, engineErr = vision.NewEngine(vision.Config{ModelDir: dir, Pool: 2})
-	})
-	if engineErr != nil {
-		tb.Fatal(engineErr)
-	}
-	return engine
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if engine != nil {
-		engine.Close()
-	}
+	testengine.Close()
 	os.Exit(code)
 }
 
@@ -48,7 +28,7 @@ func TestMain(m *testing.M) {
 // sample1 includes one false detection (a round badge), which is why
 // enrollment insists on one usable face and checks quality.
 func TestDetectCounts(t *testing.T) {
-	e := mustEngine(t)
+	e := testengine.Engine(t)
 	for _, tc := range []struct {
 		photo string
 		faces int
@@ -80,7 +60,7 @@ func TestDetectCounts(t *testing.T) {
 // The same face re-framed, rescaled and re-compressed must embed close to the
 // original, and far from everyone else in the photos.
 func TestEmbeddingStableUnderReframing(t *testing.T) {
-	e := mustEngine(t)
+	e := testengine.Engine(t)
 	ctx := context.Background()
 	src := testenv.ReadPhoto(t, "sample6.jpg")
 	faces, err := e.Detect(ctx, src)
@@ -114,7 +94,7 @@ func TestEmbeddingStableUnderReframing(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
-	e := mustEngine(t)
+	e := testengine.Engine(t)
 	jpeg := testenv.ReadPhoto(t, "sample2.jpg")
 	var bigPNG bytes.Buffer
 	if err := png.Encode(&bigPNG, image.NewGray(image.Rect(0, 0, 7000, 6000))); err != nil {
@@ -159,7 +139,7 @@ func TestBadInput(t *testing.T) {
 // Concurrent calls share the recogniser pool and must give exactly what
 // serial calls give.
 func TestConcurrentDetectMatchesSerial(t *testing.T) {
-	e := mustEngine(t)
+	e := testengine.Engine(t)
 	ctx := context.Background()
 	photos := []string{"sample2.jpg", "sample3.jpg", "sample6.jpg"}
 	want := map[string][]face.Face{}
@@ -201,7 +181,7 @@ func TestConcurrentDetectMatchesSerial(t *testing.T) {
 }
 
 func TestDetectCancelled(t *testing.T) {
-	e := mustEngine(t)
+	e := testengine.Engine(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := e.Detect(ctx, testenv.ReadPhoto(t, "sample2.jpg")); !errors.Is(err, context.Canceled) {
@@ -210,7 +190,7 @@ func TestDetectCancelled(t *testing.T) {
 }
 
 func BenchmarkDetectPhoto(b *testing.B) {
-	e := mustEngine(b)
+	e := testengine.Engine(b)
 	data := testenv.ReadPhoto(b, "sample1.jpg")
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -223,7 +203,7 @@ func BenchmarkDetectPhoto(b *testing.B) {
 // BenchmarkEmbedOneFace measures one face photo (a 1-face crop), the cost
 // per enrollment shot or per chosen frame of a track.
 func BenchmarkEmbedOneFace(b *testing.B) {
-	e := mustEngine(b)
+	e := testengine.Engine(b)
 	src := testenv.ReadPhoto(b, "sample2.jpg")
 	faces, err := e.Detect(context.Background(), src)
 	if err != nil || len(faces) != 1 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"concierge/internal/testenv"
+	"concierge/internal/testenv/testengine"
 	"concierge/vision"
 )
 
@@ -17,7 +18,7 @@ import (
 // file Chromium plays holds exactly the frames given.
 func TestFlatClipAndY4M(t *testing.T) {
 	src := testenv.ReadPhoto(t, "sample3.jpg")
-	faces, err := mustEngine(t).Detect(context.Background(), src)
+	faces, err := testengine.Engine(t).Detect(context.Background(), src)
 	if err != nil || len(faces) == 0 {
 		t.Fatalf("sample3.jpg: %d faces, %v", len(faces), err)
 	}
@@ -33,7 +34,7 @@ func TestFlatClipAndY4M(t *testing.T) {
 		t.Fatal("a moving picture gave identical frames")
 	}
 	for i, f := range frames {
-		got, err := mustEngine(t).Detect(context.Background(), f)
+		got, err := testengine.Engine(t).Detect(context.Background(), f)
 		if err != nil || len(got) != 1 {
 			t.Fatalf("frame %d of the held photo: %d faces, %v", i, len(got), err)
 		}

@@ -1,8 +1,11 @@
 package vision
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"image"
+	"os"
 	"sync"
 
 	"gocv.io/x/gocv"
@@ -12,14 +15,15 @@ import (
 )
 
 // Model ids of the MobileFaceNet embeddings; templates carry them so that
-// embeddings of different models are never compared.
+// embeddings of different models are never compared. The descriptions in
+// models/engines say the same (TestShippedDescriptions).
 const (
 	ModelPaddleX = "mobilefacenet-paddlex-ms1mv3"
 	ModelFoamliu = "mobilefacenet-foamliu-ms1m"
 )
 
-// MFNKind says which MobileFaceNet file is loaded: the two were exported
-// with different input names, colour orders and normalisations.
+// MFNKind names one of the two shipped MobileFaceNets, whose descriptions
+// (models.ShippedEmbedder) say how each export wants its input.
 type MFNKind int
 
 const (
@@ -30,83 +34,109 @@ const (
 	MFNFoamliu
 )
 
-// mfnSpec is how one export wants its input.
-type mfnSpec struct {
-	model  string
-	file   string // name in the models catalogue, which pins its hash
-	input  string
-	scale  float64
-	mean   gocv.Scalar
-	swapRB bool
-	// batch says the export accepts N>1; the foamliu export fails in
-	// OpenCV 4.6 with a batch, so its flipped crop runs separately.
-	batch bool
-}
+// mfnEngines are the engine names (models/engines/NAME.embedder.yaml) of
+// the kinds.
+var mfnEngines = map[MFNKind]string{MFNPaddleX: "mobilefacenet", MFNFoamliu: "mobilefacenet-foamliu"}
 
-var mfnSpecs = map[MFNKind]mfnSpec{
-	MFNPaddleX: {
-		model: ModelPaddleX,
-		file:  models.MobileFaceNetPaddleX,
-		input: "x",
-		scale: 1 / 127.5,
-		mean:  gocv.NewScalar(127.5, 127.5, 127.5, 0),
-		batch: true,
-	},
-	MFNFoamliu: {
-		model: ModelFoamliu,
-		file:  models.MobileFaceNetFoamliu,
-		input: "input0",
-		// ImageNet normalisation with the mean of the three standard
-		// deviations (0.229, 0.224, 0.225): blobFromImage has one scale.
-		scale:  1 / (255 * 0.226),
-		mean:   gocv.NewScalar(123.675, 116.28, 103.53, 0), // R, G, B after the swap
-		swapRB: true,
-	},
+// Description is the shipped description of kind.
+func (k MFNKind) Description() (models.Embedder, error) {
+	name, ok := mfnEngines[k]
+	if !ok {
+		return models.Embedder{}, fmt.Errorf("unknown MobileFaceNet %d", int(k))
+	}
+	return models.ShippedEmbedder(name)
 }
 
 // Model is the embedding model id of kind, or "" for an unknown kind.
-func (k MFNKind) Model() string { return mfnSpecs[k].model }
+func (k MFNKind) Model() string {
+	d, err := k.Description()
+	if err != nil {
+		return ""
+	}
+	return d.Model
+}
 
 // String names the kind by its model id.
 func (k MFNKind) String() string {
-	if s, ok := mfnSpecs[k]; ok {
-		return s.model
+	if m := k.Model(); m != "" {
+		return m
 	}
 	return fmt.Sprintf("MFNKind(%d)", int(k))
 }
 
-// MobileFaceNet computes 128-d face embeddings from 112×112 crops made by
-// Align. Calls on one MobileFaceNet are serialised by a mutex (an OpenCV Net
-// is not safe for concurrent use); create one per goroutine to embed in
-// parallel.
-type MobileFaceNet struct {
-	spec mfnSpec
-	mu   sync.Mutex
-	net  gocv.Net
-	blob gocv.Mat // reused: a fresh one per face is a fresh mmap (see YuNet)
-	ok   bool     // false once closed
+// ONNXEmbedder computes 128-d face embeddings with an ONNX network run by
+// OpenCV, on crops aligned to its description's template: the shipped
+// MobileFaceNets and a bank's own model go through this one type, so a
+// description is all that tells them apart. Calls are serialised by a
+// mutex (an OpenCV Net is not safe for concurrent use); create one per
+// goroutine to embed in parallel.
+type ONNXEmbedder struct {
+	desc   models.Embedder
+	tmpl   [5][2]float64
+	size   image.Point
+	mean   gocv.Scalar
+	scale  float64
+	invStd []float32 // per channel, when the description gives std
+	mu     sync.Mutex
+	net    gocv.Net
+	blob   gocv.Mat // reused: a fresh one per face is a fresh mmap (see YuNet)
+	ok     bool     // false once closed
 }
 
-// NewMobileFaceNet loads the MobileFaceNet of the given kind from path. The
-// file must be the export of that kind the models catalogue pins, so that a
-// swapped file is refused here rather than aborting inside OpenCV.
+// MobileFaceNet is the name the shipped embedders had before any ONNX
+// embedder could be described.
+type MobileFaceNet = ONNXEmbedder
+
+// NewMobileFaceNet loads the shipped MobileFaceNet of the given kind from
+// path. The file must be the one its description pins, so that a swapped
+// file is refused here rather than aborting inside OpenCV.
 func NewMobileFaceNet(path string, kind MFNKind) (*MobileFaceNet, error) {
-	spec, ok := mfnSpecs[kind]
-	if !ok {
-		return nil, fmt.Errorf("mobilefacenet: unknown kind %d", int(kind))
+	desc, err := kind.Description()
+	if err != nil {
+		return nil, fmt.Errorf("mobilefacenet: %w", err)
 	}
-	net, err := readPinnedONNX(path, spec.file)
+	desc.Path = path
+	return NewONNXEmbedder(desc, "")
+}
+
+// NewONNXEmbedder loads the embedder desc describes; a relative path in it
+// is inside dir. A file whose SHA-256 is not desc's is refused with
+// ErrModelFile before OpenCV reads it.
+func NewONNXEmbedder(desc models.Embedder, dir string) (*ONNXEmbedder, error) {
+	if err := desc.Validate(); err != nil {
+		return nil, fmt.Errorf("embedder %s: %w", desc.Model, err)
+	}
+	tmpl, _ := desc.TemplatePoints() // Validate checked it
+	e := &ONNXEmbedder{desc: desc, tmpl: tmpl, size: image.Pt(desc.Size[0], desc.Size[1]), scale: desc.Scale}
+	var mean [3]float64
+	for i := range mean {
+		mean[i] = desc.Mean[min(i, len(desc.Mean)-1)]
+	}
+	// blobFromImages subtracts the mean after swapping the channels, so
+	// the mean is in the network's order, as the description gives it.
+	e.mean = gocv.NewScalar(mean[0], mean[1], mean[2], 0)
+	if len(desc.Std) > 0 {
+		e.scale = 1
+		for i := range 3 {
+			e.invStd = append(e.invStd, float32(1/desc.Std[min(i, len(desc.Std)-1)]))
+		}
+	}
+	net, err := readONNX(desc.File(dir), desc.Model, desc.SHA256)
 	if err != nil {
 		return nil, err
 	}
-	return &MobileFaceNet{spec: spec, net: net, blob: gocv.NewMat(), ok: true}, nil
+	e.net, e.blob, e.ok = net, gocv.NewMat(), true
+	return e, nil
 }
 
 // Model is the id stamped on this net's embeddings.
-func (m *MobileFaceNet) Model() string { return m.spec.model }
+func (m *ONNXEmbedder) Model() string { return m.desc.Model }
+
+// Description is what the embedder was loaded from.
+func (m *ONNXEmbedder) Description() models.Embedder { return m.desc }
 
 // Close frees the network. It is safe to call twice.
-func (m *MobileFaceNet) Close() error {
+func (m *ONNXEmbedder) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.ok {
@@ -117,20 +147,26 @@ func (m *MobileFaceNet) Close() error {
 	return nil
 }
 
-// Embed returns the unit-length embedding of an aligned 112×112 BGR crop.
+// Align warps the face with landmarks lm onto this embedder's template and
+// size; the caller owns the Mat.
+func (m *ONNXEmbedder) Align(img gocv.Mat, lm face.Landmarks) (gocv.Mat, error) {
+	return alignTo(img, lm, m.tmpl, m.size)
+}
+
+// Embed returns the unit-length embedding of a BGR crop aligned by Align.
 // With flip, the embedding of the mirrored crop is added before
 // normalising, the usual ArcFace test-time augmentation: it costs a second
 // inference and lowered the error rate on the kpop set (docs/engines.md).
 // Compare embeddings with face.Distance; on unit vectors d = sqrt(2 − 2·cos).
-func (m *MobileFaceNet) Embed(aligned gocv.Mat, flip bool) (face.Embedding, error) {
+func (m *ONNXEmbedder) Embed(aligned gocv.Mat, flip bool) (face.Embedding, error) {
 	var emb face.Embedding
 	if aligned.Empty() {
 		return emb, &InputError{Kind: ErrEmpty}
 	}
-	if aligned.Type() != gocv.MatTypeCV8UC3 || aligned.Cols() != AlignedSide || aligned.Rows() != AlignedSide {
+	if aligned.Type() != gocv.MatTypeCV8UC3 || aligned.Cols() != m.size.X || aligned.Rows() != m.size.Y {
 		return emb, &InputError{Kind: ErrNotImage,
 			Detail: fmt.Sprintf("want an aligned %dx%d BGR crop, got %dx%d type %v",
-				AlignedSide, AlignedSide, aligned.Cols(), aligned.Rows(), aligned.Type())}
+				m.size.X, m.size.Y, aligned.Cols(), aligned.Rows(), aligned.Type())}
 	}
 	crops := []gocv.Mat{aligned}
 	if flip {
@@ -139,7 +175,7 @@ func (m *MobileFaceNet) Embed(aligned gocv.Mat, flip bool) (face.Embedding, erro
 		gocv.Flip(aligned, &mirrored, 1)
 		crops = append(crops, mirrored)
 	}
-	if m.spec.batch {
+	if m.desc.Batch {
 		if err := m.infer(crops, &emb); err != nil {
 			return face.Embedding{}, err
 		}
@@ -155,26 +191,65 @@ func (m *MobileFaceNet) Embed(aligned gocv.Mat, flip bool) (face.Embedding, erro
 }
 
 // infer runs one batch and adds each output row to sum.
-func (m *MobileFaceNet) infer(crops []gocv.Mat, sum *face.Embedding) error {
+func (m *ONNXEmbedder) infer(crops []gocv.Mat, sum *face.Embedding) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.ok {
 		return ErrClosed
 	}
-	gocv.BlobFromImages(crops, &m.blob, m.spec.scale, image.Pt(AlignedSide, AlignedSide),
-		m.spec.mean, m.spec.swapRB, false, gocv.MatTypeCV32F)
-	m.net.SetInput(m.blob, m.spec.input)
+	gocv.BlobFromImages(crops, &m.blob, m.scale, m.size,
+		m.mean, m.desc.Channels == "rgb", false, gocv.MatTypeCV32F)
+	if m.invStd != nil {
+		// blobFromImages has one scale; a per-channel deviation divides
+		// each N×C plane of the NCHW blob here.
+		v, err := m.blob.DataPtrFloat32()
+		if err != nil {
+			return fmt.Errorf("%s input: %w", m.desc.Model, err)
+		}
+		plane := m.size.X * m.size.Y
+		for i := range v {
+			v[i] *= m.invStd[(i/plane)%3]
+		}
+	}
+	m.net.SetInput(m.blob, m.desc.Input)
 	out := m.net.Forward("")
 	defer out.Close()
 	v, err := out.DataPtrFloat32()
 	if err != nil {
-		return fmt.Errorf("%s output: %w", m.spec.model, err)
+		return fmt.Errorf("%s output: %w", m.desc.Model, err)
 	}
 	if len(v) != len(crops)*face.Dim {
-		return fmt.Errorf("%s output: %d values for %d crops, want %d each", m.spec.model, len(v), len(crops), face.Dim)
+		return fmt.Errorf("%s output: %d values for %d crops, want %d each (output_dim)", m.desc.Model, len(v), len(crops), face.Dim)
 	}
 	for i, x := range v {
 		sum[i%face.Dim] += x
 	}
 	return nil
+}
+
+// readONNX loads an ONNX network after checking the file's SHA-256
+// against want. The check matters twice over: OpenCV reports a corrupt or
+// mismatched model by throwing a C++ exception that gocv does not catch,
+// which would abort the whole service instead of returning an error; and
+// embeddings are labelled with a model id, which must mean exactly these
+// weights. The bytes hashed are the bytes loaded, so the file cannot change
+// in between.
+func readONNX(path, name, want string) (gocv.Net, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return gocv.Net{}, fmt.Errorf("%w: load %s: %w", ErrModelFile, name, err)
+	}
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); got != want {
+		return gocv.Net{}, fmt.Errorf("%w: %s is not %s (sha256 %s, want %s)", ErrModelFile, path, name, got, want)
+	}
+	net, err := gocv.ReadNetFromONNXBytes(data)
+	if err != nil {
+		return gocv.Net{}, fmt.Errorf("load %s from %s: %w", name, path, err)
+	}
+	if net.Empty() {
+		net.Close()
+		return gocv.Net{}, fmt.Errorf("load %s from %s: OpenCV built an empty network", name, path)
+	}
+	return net, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"concierge/internal/testenv"
+	"concierge/internal/testenv/testengine"
 	"concierge/vision"
 )
 
@@ -18,7 +19,7 @@ import (
 func faceShot(t testing.TB, photo string, i int) []byte {
 	t.Helper()
 	src := testenv.ReadPhoto(t, photo)
-	faces, err := mustEngine(t).Detect(context.Background(), src)
+	faces, err := testengine.Engine(t).Detect(context.Background(), src)
 	if err != nil || i >= len(faces) {
 		t.Fatalf("%s: %d faces, %v", photo, len(faces), err)
 	}

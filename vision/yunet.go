@@ -1,14 +1,11 @@
 package vision
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"image"
 	"image/color"
 	"math"
-	"os"
 	"sort"
 	"sync"
 
@@ -374,32 +371,11 @@ func boxIoU(a, b candidate) float64 {
 var ErrModelFile = errors.New("model file rejected")
 
 // readPinnedONNX loads an ONNX network after checking the file's SHA-256
-// against the models catalogue entry called name. The check matters twice
-// over: OpenCV reports a corrupt or mismatched model by throwing a C++
-// exception that gocv does not catch, which would abort the whole service
-// instead of returning an error; and embeddings are labelled with a model id,
-// which must mean exactly these weights. The bytes hashed are the bytes
-// loaded, so the file cannot change in between.
+// against the models catalogue entry called name (readONNX).
 func readPinnedONNX(path, name string) (gocv.Net, error) {
 	want, ok := models.Lookup(name)
 	if !ok {
 		return gocv.Net{}, fmt.Errorf("%w: %s is not in the models catalogue", ErrModelFile, name)
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return gocv.Net{}, fmt.Errorf("%w: load %s: %w", ErrModelFile, name, err)
-	}
-	sum := sha256.Sum256(data)
-	if got := hex.EncodeToString(sum[:]); got != want.SHA256 {
-		return gocv.Net{}, fmt.Errorf("%w: %s is not %s (sha256 %s, want %s)", ErrModelFile, path, name, got, want.SHA256)
-	}
-	net, err := gocv.ReadNetFromONNXBytes(data)
-	if err != nil {
-		return gocv.Net{}, fmt.Errorf("load %s from %s: %w", name, path, err)
-	}
-	if net.Empty() {
-		net.Close()
-		return gocv.Net{}, fmt.Errorf("load %s from %s: OpenCV built an empty network", name, path)
-	}
-	return net, nil
+	return readONNX(path, name, want.SHA256)
 }

@@ -7,12 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -25,7 +22,7 @@ import (
 	"concierge/checkin"
 	"concierge/enroll"
 	"concierge/internal/testenv"
-	"concierge/sqlite"
+	"concierge/internal/testenv/testdb"
 )
 
 // The lobby's tests run against the real alert path: an embedded NATS
@@ -35,12 +32,7 @@ import (
 const lobbyBranch = "b001"
 
 // lobbyLogger shows the components' logs with -v only.
-func lobbyLogger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
+var lobbyLogger = testenv.Logger
 
 // lobbyClock is a settable clock for session expiry and sign-in lockouts;
 // it starts at the real time, because JetStream stamps messages with it.
@@ -83,16 +75,8 @@ const (
 func newLobbyEnv(t *testing.T, edit func(*LobbyConfig)) *lobbyEnv {
 	t.Helper()
 	log := lobbyLogger()
-	srv := alert.NewServer(alert.ServerConfig{Listen: "127.0.0.1:-1", StoreDir: t.TempDir(), Logger: log})
-	if err := srv.Open(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "c.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	srv := testenv.RunNATS(t)
+	db := testdb.Open(t)
 	conn := alert.ConnConfig{URL: srv.ClientURL(), ReconnectWait: 50 * time.Millisecond}
 	pub, err := alert.NewPublisher(alert.PublisherConfig{Branch: lobbyBranch, Conn: conn, Logger: log,
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}, db)
@@ -168,7 +152,7 @@ func newLobbyEnv(t *testing.T, edit func(*LobbyConfig)) *lobbyEnv {
 	t.Cleanup(hs.Close)
 	// Streams end before the server waits for its handlers.
 	t.Cleanup(func() { l.Close() })
-	return &lobbyEnv{t: t, srv: srv, pub: pub, lobby: l, http: hs, clock: clock, book: book, cards: cards}
+	return &lobbyEnv{t: t, srv: srv.Server, pub: pub, lobby: l, http: hs, clock: clock, book: book, cards: cards}
 }
 
 // arrival publishes the n-th arrival of a test, a 五星 VIP unless edit

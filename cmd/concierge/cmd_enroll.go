@@ -80,8 +80,11 @@ func (m *Main) openFaceApp(ctx context.Context, cfg Config, withEngine bool) (*f
 	var det enroll.Detector
 	model := vision.ModelDlib
 	if withEngine {
-		if dnn, ok := dnnEngines[cfg.Vision.Engine]; ok {
-			a.dnn, err = vision.NewDNNEngineKind(cfg.Models.Dir, dnn.kind, cfg.Vision.MaxPixels, cfg.Vision.MinFacePx)
+		desc, ok, err := cfg.embedderDescription()
+		if ok && err == nil {
+			a.dnn, err = vision.NewDNNEngineFor(cfg.Models.Dir, desc, cfg.Vision.MaxPixels, cfg.Vision.MinFacePx)
+		}
+		if ok {
 			if err != nil {
 				a.Close()
 				return nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch`)", err)

@@ -287,7 +287,7 @@ type photoFlags struct {
 
 func declarePhotoFlags(fs *flag.FlagSet, pad string) photoFlags {
 	return photoFlags{
-		engine:  fs.String("engine", "", "face `engine` (default: the config's vision.engine): mobilefacenet-foamliu, mobilefacenet or dlib"),
+		engine:  fs.String("engine", "", "face `engine` (default: the config's vision.engine): mobilefacenet-foamliu, mobilefacenet, dlib or embedder (vision.embedder)"),
 		pad:     fs.Float64("pad", -1, "border added on every side of a photo before detection, as a `fraction` of its size (default "+pad+")"),
 		padMode: fs.String("pad-mode", string(eval.PadReplicate), "what fills the border: replicate or black"),
 		shrink:  fs.Int("shrink", 0, "scale every photo down to at most `px` on its longer side and re-encode it as JPEG (quality 70) before padding: a door camera's view of a face (0: as they are)"),
@@ -327,6 +327,7 @@ func evalFolderCmd(m *Main, fs *flag.FlagSet) func(context.Context, string) erro
 	of := declareOpenSetFlags(fs)
 	rf := declareRuleFlags(fs)
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
+	calibrate := fs.String("calibrate", "", "write the engine's calibration (impostor tails, ceiling) measured on the photos to `file`, for vision.embedder.calibration")
 	return func(ctx context.Context, dir string) error {
 		if err := pf.check(); err != nil {
 			return err
@@ -335,6 +336,9 @@ func evalFolderCmd(m *Main, fs *flag.FlagSet) func(context.Context, string) erro
 		if err != nil {
 			return err
 		}
+		// Calibrating measures what the config would otherwise refuse to
+		// load: an engine without its calibration.
+		m.calibrating = *calibrate != ""
 		cfg, err := m.config()
 		if err != nil {
 			return err
@@ -350,6 +354,9 @@ func evalFolderCmd(m *Main, fs *flag.FlagSet) func(context.Context, string) erro
 		rep, err := m.evalFolder(ctx, emb, dir, splitList(*labels), opt)
 		if rep != nil {
 			rep.Model = emb.Detector.Model()
+		}
+		if err == nil && *calibrate != "" {
+			err = m.writeCalibration(cfg, cfg.Vision.Engine, rep, *calibrate)
 		}
 		return m.printReport(ctx, rep, err, *asJSON)
 	}
@@ -439,8 +446,13 @@ func (m *Main) evalDetector(cfg Config, name string) (enroll.Detector, func(), e
 			return nil, nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch` first)", err)
 		}
 		return e, func() { e.Close() }, nil
-	case engineMobileFaceNet, engineFoamliu:
-		e, err := vision.NewDNNEngineKind(cfg.Models.Dir, dnnEngines[name].kind, cfg.Vision.MaxPixels, cfg.Vision.MinFacePx)
+	case engineMobileFaceNet, engineFoamliu, engineEmbedder:
+		cfg.Vision.Engine = name
+		desc, _, err := cfg.embedderDescription()
+		var e *vision.DNNEngine
+		if err == nil {
+			e, err = vision.NewDNNEngineFor(cfg.Models.Dir, desc, cfg.Vision.MaxPixels, cfg.Vision.MinFacePx)
+		}
 		if err != nil {
 			return nil, nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch`)", err)
 		}

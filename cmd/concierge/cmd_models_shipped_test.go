@@ -162,7 +162,10 @@ func TestResolveEngine(t *testing.T) {
 	}
 	// Each engine has its own measured rule and tails: a foamliu threshold
 	// is not PaddleX's.
-	if engineDefaults[engineFoamliu] == engineDefaults[engineMobileFaceNet] || engineTails[engineFoamliu] == engineTails[engineMobileFaceNet] {
+	foam, paddle := c, c
+	foam.Vision.Engine, paddle.Vision.Engine = engineFoamliu, engineMobileFaceNet
+	f, p := foam.calibration(), paddle.calibration()
+	if f.Rule() == p.Rule() || f.Tail == p.Tail && f.TrackTail == p.TrackTail {
 		t.Error("foamliu shares PaddleX's measured rule or tails")
 	}
 }

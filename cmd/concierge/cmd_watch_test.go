@@ -21,7 +21,7 @@ import (
 	"concierge/checkin"
 	"concierge/enroll"
 	"concierge/internal/testenv"
-	"concierge/sqlite"
+	"concierge/internal/testenv/testdb"
 )
 
 // syncBuffer is a bytes.Buffer the command writes while the test reads.
@@ -63,20 +63,9 @@ const staffPIN = "pin-2468"
 func newAlertEnv(t *testing.T, branch string) *alertEnv {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	creds, err := alert.EnsureCredentials(filepath.Join(t.TempDir(), "nats"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := alert.NewServer(alert.ServerConfig{Listen: "127.0.0.1:-1", StoreDir: t.TempDir(), Credentials: &creds, Branch: branch, Logger: quiet})
-	if err := srv.Open(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "c.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	srv := testenv.RunNATS(t, testenv.ClosedNATS(branch))
+	creds := srv.Creds
+	db := testdb.Open(t)
 	daemon := creds.Conn(srv.ClientURL(), "daemon", alert.IdentityDaemon)
 	pub, err := alert.NewPublisher(alert.PublisherConfig{Branch: branch, Conn: daemon, Logger: quiet}, db)
 	if err != nil {
@@ -119,7 +108,7 @@ func newAlertEnv(t *testing.T, branch string) *alertEnv {
 		t.Fatal(err)
 	}
 	t.Setenv("CONCIERGE_STAFF_PASSWORD", staffPIN)
-	return &alertEnv{srv: srv, pub: pub, creds: creds, book: book, cards: cards}
+	return &alertEnv{srv: srv.Server, pub: pub, creds: creds, book: book, cards: cards}
 }
 
 // config is a terminal's config for this box: nats.url with the lobby's

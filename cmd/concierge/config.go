@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,7 +19,6 @@ import (
 	"concierge/checkin"
 	"concierge/enroll"
 	"concierge/models"
-	"concierge/vision"
 )
 
 // Config is the whole configuration of a Concierge box: one YAML file,
@@ -75,7 +75,7 @@ type ModelsConfig struct {
 
 // VisionConfig tunes the face engine and the quality gate for enrollment photos.
 type VisionConfig struct {
-	Engine    string `yaml:"engine"`      // "dlib" or "mobilefacenet"
+	Engine    string `yaml:"engine"`      // models.Engines: auto, mobilefacenet-foamliu, mobilefacenet, dlib, embedder
 	Pool      int    `yaml:"pool"`        // recognisers working at once; 0 = GOMAXPROCS
 	MaxPixels int    `yaml:"max_pixels"`  // larger images are refused before decoding
 	MinFacePx int    `yaml:"min_face_px"` // smaller faces are ignored
@@ -92,9 +92,16 @@ type VisionConfig struct {
 	// down, and /healthz answers 503.
 	CameraStaleAfter time.Duration `yaml:"camera_stale_after"`
 
+	// Embedder is a bank's own ONNX embedder (vision.engine: embedder)
+	// and its calibration file.
+	Embedder EmbedderConfig `yaml:"embedder"`
+
 	// autoFellBack: "auto" found no MobileFaceNet files and chose dlib,
 	// which recognises few East Asian faces: /healthz says so.
 	autoFellBack bool
+	// cal is the calibration resolveEngine loaded, for calEngine.
+	cal       *enroll.Calibration
+	calEngine string
 }
 
 // MatchConfig is the open-set decision rule for one face or one track.
@@ -209,8 +216,8 @@ func DefaultConfig() Config {
 
 			CameraStaleAfter: 30 * time.Second,
 		},
-		// Zero match values take the configured engine's defaults
-		// (engineDefaults), so switching engines never keeps a threshold
+		// Zero match values take the configured engine's calibration
+		// (models/engines, enroll.Calibration), so switching engines never keeps a threshold
 		// measured for the other one.
 		Match: MatchConfig{FalseAlertTarget: 1e-4, VerifyTarget: 1e-2},
 
@@ -301,8 +308,8 @@ func (c Config) Validate() error {
 		return errors.New("db: must be set")
 	case c.Models.Dir == "":
 		return errors.New("models.dir: must be set")
-	case c.Vision.Engine != engineAuto && c.Vision.Engine != engineDlib && !isDNNEngine(c.Vision.Engine):
-		return fmt.Errorf("vision.engine: %q is not one of: %s, %s, %s, %s", c.Vision.Engine, engineAuto, engineFoamliu, engineMobileFaceNet, engineDlib)
+	case !slices.Contains(models.Engines, c.Vision.Engine):
+		return fmt.Errorf("vision.engine: %q is not one of: %s", c.Vision.Engine, strings.Join(models.Engines, ", "))
 	case c.Vision.Pool < 0:
 		return errors.New("vision.pool: must be >= 0")
 	case c.Vision.MaxPixels <= 0:
@@ -329,6 +336,9 @@ func (c Config) Validate() error {
 		return errors.New("match.duplicate_threshold: must be >= 0")
 	case c.Match.DoorTemplates < 0 || c.Match.DoorTemplates > maxDoorTemplates:
 		return fmt.Errorf("match.door_templates: %d must be in [0, %d] (0: learn nothing from confirmed visits)", c.Match.DoorTemplates, maxDoorTemplates)
+	}
+	if err := c.Vision.Embedder.validate(c.Vision.Engine); err != nil {
+		return err
 	}
 	switch {
 	case c.Checkin.Votes < 1:
@@ -450,99 +460,146 @@ func setScalar(v reflect.Value, s string) error {
 	return nil
 }
 
-// The face engines vision.engine selects.
+// The face engines vision.engine selects (models.Engine*).
 const (
-	engineAuto = "auto" // the PaddleX MobileFaceNet when its files are there, else foamliu's, else dlib
-	engineDlib = "dlib"
-	// engineMobileFaceNet is the PaddleX MobileFaceNet: the strongest
-	// engine measured, opt-in because its export came without a licence
-	// file; the name predates the second MobileFaceNet.
-	engineMobileFaceNet = "mobilefacenet"
-	// engineFoamliu is foamliu's MobileFaceNet (Apache-2.0), whose files
-	// ship inside the binary: the default of a fresh install.
-	engineFoamliu = "mobilefacenet-foamliu"
+	engineAuto          = models.EngineAuto
+	engineDlib          = models.EngineDlib
+	engineMobileFaceNet = models.EngineMobileFaceNet
+	engineFoamliu       = models.EngineFoamliu
+	engineEmbedder      = models.EngineEmbedder
 )
 
-// dnnEngines are the YuNet + MobileFaceNet engines: the network each
-// loads, and the model files it needs.
-var dnnEngines = map[string]struct {
-	kind  vision.MFNKind
-	files models.Set
-}{
-	engineMobileFaceNet: {vision.MFNPaddleX, models.PaddleX},
-	engineFoamliu:       {vision.MFNFoamliu, models.Shipped},
+func isDNNEngine(name string) bool { return models.IsONNXEngine(name) }
+
+// EmbedderConfig is vision.embedder: a bank's own ONNX embedder
+// (models.Embedder, docs/engines.md) and the calibration file measured for
+// it. The calibration alone may also re-calibrate a shipped engine.
+type EmbedderConfig struct {
+	models.Embedder `yaml:",inline"`
+	// Calibration is the file `concierge eval --folder DIR --calibrate
+	// OUT` wrote for this model.
+	Calibration string `yaml:"calibration"`
 }
 
-func isDNNEngine(name string) bool { _, ok := dnnEngines[name]; return ok }
-
-// resolveEngine turns "auto" into the engine this box can run. The PaddleX
-// MobileFaceNet measured best (docs/engines.md), and its files are only
-// there when someone put them there (--from, the mirror), so they win;
-// else foamliu's, which `models fetch` installs from the binary; dlib only
-// on a box whose models were never fetched since.
-func (c *Config) resolveEngine() {
-	if c.Vision.Engine != engineAuto {
-		return
-	}
-	c.Vision.Engine = engineDlib
-	for _, name := range []string{engineMobileFaceNet, engineFoamliu} {
-		if models.Verify(c.Models.Dir, dnnEngines[name].files) == nil {
-			c.Vision.Engine = name
-			return
+// validate checks vision.embedder against vision.engine.
+func (e EmbedderConfig) validate(engine string) error {
+	switch {
+	case engine == engineEmbedder:
+		if err := e.Embedder.Validate(); err != nil {
+			return fmt.Errorf("vision.embedder.%w", err)
 		}
+		if e.Calibration == "" {
+			return errors.New("vision.embedder.calibration: must name the calibration file measured for this model " +
+				"(`concierge eval --folder DIR --calibrate OUT` writes one)")
+		}
+	case e.Embedder.Path != "" || e.Embedder.Model != "":
+		return fmt.Errorf("vision.embedder: describes an embedder, but vision.engine is %q (set it to %s)", engine, engineEmbedder)
 	}
-	c.Vision.autoFellBack = true
+	return nil
 }
 
-// engineDefaults are the match rules measured for each engine
-// (docs/accuracy.md): embeddings of different engines live in different
-// spaces, so a threshold only means something for its own engine. The
-// threshold here is the ceiling: the largest that keeps stranger faces
-// accepted at or under 0.1 % on small galleries of East Asian faces. The
-// face slack is the smallest within a point of the best fused visits on
-// the Korean photos at 10 and 10,000 customers.
-var engineDefaults = map[string]struct{ threshold, margin, faceSlack float64 }{
-	engineDlib:          {threshold: 0.30, margin: 0.10, faceSlack: 0.15},
-	engineMobileFaceNet: {threshold: 0.78, margin: 0.08, faceSlack: 0.20},
-	// foamliu's ceiling is its own (kpop, 20 splits: 1 of 2,360 stranger
-	// faces at 0.76, 5 at 0.78); margin and face slack are PaddleX's, not
-	// re-tuned (docs/engines.md).
-	engineFoamliu: {threshold: 0.76, margin: 0.08, faceSlack: 0.20},
+// resolveEngine turns "auto" into the engine this box can run
+// (models.ResolveEngine) and loads the calibration of the engine in force:
+// a missing, broken or mismatched calibration is a configuration error,
+// never a silent default.
+func (c *Config) resolveEngine() error {
+	engine, fellBack := models.ResolveEngine(c.Vision.Engine, c.Models.Dir)
+	c.Vision.Engine = engine
+	if fellBack {
+		c.Vision.autoFellBack = true
+	}
+	if c.Vision.cal != nil && c.Vision.calEngine == engine {
+		return nil
+	}
+	cal, err := c.loadCalibration()
+	if err != nil {
+		return err
+	}
+	c.Vision.cal, c.Vision.calEngine = &cal, engine
+	return nil
 }
 
-// engineTails are the engines' impostor tails, fitted by `concierge eval`
-// with centroid scoring: dlib on idols-descriptors.json (861,306
-// comparisons), MobileFaceNet on the kpop photos (60,500 comparisons,
-// --seeds 20). single is a face's ("tail" in the report's JSON), track a
-// 5-face track's decided on its fused embedding alone ("track_tail"),
-// which no vote count or face slack exceeds.
-var engineTails = map[string]struct{ single, track enroll.Tail }{
-	engineDlib:          {single: enroll.Tail{Alpha: -10.154, Beta: 24.429}, track: enroll.Tail{Alpha: -10.021, Beta: 29.839}},
-	engineMobileFaceNet: {single: enroll.Tail{Alpha: -12.608, Beta: 11.285}, track: enroll.Tail{Alpha: -11.415, Beta: 10.935}},
-	// foamliu on the same kpop photos: `concierge eval --engine
-	// mobilefacenet-foamliu --folder ../shared/data/kpop --seeds 20 --json`
-	// (60,500 and 13,145 comparisons).
-	engineFoamliu: {single: enroll.Tail{Alpha: -12.104, Beta: 10.884}, track: enroll.Tail{Alpha: -11.215, Beta: 10.838}},
+// embedderDescription is the ONNX embedder the configured engine loads;
+// false for dlib.
+func (c Config) embedderDescription() (models.Embedder, bool, error) {
+	switch {
+	case c.Vision.Engine == engineEmbedder:
+		if err := c.Vision.Embedder.Embedder.Validate(); err != nil {
+			return c.Vision.Embedder.Embedder, true, fmt.Errorf("vision.embedder.%w", err)
+		}
+		return c.Vision.Embedder.Embedder, true, nil
+	case isDNNEngine(c.Vision.Engine):
+		d, err := models.ShippedEmbedder(c.Vision.Engine)
+		return d, true, err
+	}
+	return models.Embedder{}, false, nil
+}
+
+// loadCalibration reads the calibration of the configured engine: the
+// shipped file of a shipped engine (models/engines, compiled in), or the
+// one vision.embedder.calibration names, which must have been measured on
+// the very model file in force.
+func (c Config) loadCalibration() (enroll.Calibration, error) {
+	var want enroll.Calibration // the model and digest the calibration must name
+	if c.Vision.Engine == engineEmbedder {
+		want.Model, want.SHA256 = c.Vision.Embedder.Model, c.Vision.Embedder.SHA256
+	} else {
+		b, err := models.ShippedCalibration(c.Vision.Engine)
+		if err != nil {
+			return enroll.Calibration{}, fmt.Errorf("vision.engine %q: %w", c.Vision.Engine, err)
+		}
+		shipped, err := enroll.ParseCalibration(bytes.NewReader(b))
+		if err != nil {
+			return shipped, fmt.Errorf("models/engines/%s.calibration.yaml: %w", c.Vision.Engine, err)
+		}
+		if c.Vision.Embedder.Calibration == "" {
+			return shipped, nil
+		}
+		want = shipped
+	}
+	if c.Vision.Embedder.Calibration == "" {
+		return enroll.Calibration{}, errors.New("vision.embedder.calibration: must name the calibration file measured for this model")
+	}
+	cal, err := enroll.ReadCalibration(c.Vision.Embedder.Calibration)
+	if err == nil {
+		err = cal.Check(want.Model, want.SHA256)
+	}
+	if err != nil {
+		return enroll.Calibration{}, fmt.Errorf("vision.embedder.calibration: %w", err)
+	}
+	return cal, nil
+}
+
+// calibration is the engine's measured rule and tails: the one
+// resolveEngine loaded, or, for an engine switched since (eval --engine),
+// that engine's.
+func (c Config) calibration() enroll.Calibration {
+	if c.Vision.cal != nil && c.Vision.calEngine == c.Vision.Engine {
+		return *c.Vision.cal
+	}
+	cal, _ := c.loadCalibration() // resolveEngine reported any error at start
+	return cal
 }
 
 // tails fills the open-set policy's tails for the engine.
 func (c Config) tails(o *enroll.OpenSet) {
-	t := engineTails[c.Vision.Engine]
-	o.Tail, o.Track = t.single, t.track
+	cal := c.calibration()
+	o.Tail, o.Track = cal.Tail, cal.TrackTail
 }
 
-// match returns the match rule with the engine's defaults filled in.
+// match returns the match rule with the engine's calibrated values filled
+// in.
 func (c Config) match() MatchConfig {
 	c.resolveEngine()
-	m, d := c.Match, engineDefaults[c.Vision.Engine]
+	m, d := c.Match, c.calibration()
 	if m.Threshold == 0 {
-		m.Threshold = d.threshold
+		m.Threshold = d.Threshold
 	}
 	if m.Margin == 0 {
-		m.Margin = d.margin
+		m.Margin = d.Margin
 	}
 	if m.FaceSlack == nil {
-		m.FaceSlack = &d.faceSlack
+		m.FaceSlack = &d.FaceSlack
 	}
 	return m
 }

@@ -25,7 +25,12 @@ func (e *sectionError) Unwrap() error { return e.err }
 var sectionUsers = map[string][]string{
 	"web":   {"run"},
 	"kiosk": {"run"},
+	// The engine's calibration: the commands that recognise or measure.
+	calibrationSection: {"run", "enroll", "identify", "eval", "bench", "demo"},
 }
+
+// calibrationSection is the key a calibration error is reported under.
+const calibrationSection = "vision.embedder.calibration"
 
 // ignorableFor reports whether err is only a problem in a section that
 // subcommand cmd does not use, and names that section.

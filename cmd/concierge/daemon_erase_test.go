@@ -194,7 +194,7 @@ func TestDaemonWithdrawalErasesEverywhere(t *testing.T) {
 	// face are in none; the customer id only in the database's consent record.
 	// A run from the middle of the face's base64 (a JPEG's header is the
 	// same in every face).
-	faceB64 := []byte(strings.Trim(mustJSON(t, face), `"`))
+	faceB64 := []byte(strings.Trim(testenv.MustJSON(t, face), `"`))
 	faceB64 = faceB64[len(faceB64)/2 : len(faceB64)/2+64]
 	scan := func(when string) {
 		t.Helper()
@@ -244,13 +244,4 @@ func TestDaemonWithdrawalErasesEverywhere(t *testing.T) {
 	if err := db.SQL().QueryRow(`SELECT COUNT(*) FROM consents WHERE customer_id = 'C1001' AND withdrawn_at IS NOT NULL`).Scan(&consents); err != nil || consents == 0 {
 		t.Errorf("the consent record proving the withdrawal is gone: %d %v", consents, err)
 	}
-}
-
-func mustJSON(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }

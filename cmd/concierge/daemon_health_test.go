@@ -15,7 +15,6 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
-	"concierge/alert"
 	"concierge/checkin"
 	"concierge/internal/testenv"
 	"concierge/sqlite"
@@ -184,13 +183,13 @@ func TestDaemonCameraHealthAndMaskedCredentials(t *testing.T) {
 	dead := fmt.Sprintf("rtsp://127.0.0.1:%d/door", testenv.FreePort(t))
 	cfg := bareConfig(t)
 	bin := buildConcierge(t)
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "c.yaml")
 	yaml := fmt.Sprintf("branch: t1\ndb: %s\nmodels: {dir: %s}\nvision: {pool: 1, camera_stale_after: 3s}\n"+
 		"nats: {listen: \"127.0.0.1:%d\", store_dir: %s}\nhttp: {addr: %q}\nlog: {level: debug}\ncameras:\n"+
 		"  - {id: door-1, source: %q}\n  - {id: wrong-pass, source: %q}\n  - {id: dead-port, source: %q}\n",
-		cfg.DB, cfg.Models.Dir, freePort(t), cfg.NATS.StoreDir, httpAddr,
+		cfg.DB, cfg.Models.Dir, testenv.FreePort(t), cfg.NATS.StoreDir, httpAddr,
 		cred("Good5ecret", base), cred("Wr0ngSecret", base), cred("De4dSecret", dead))
 	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -370,8 +369,9 @@ func TestDaemonHoldsArrivalsWhileDatabaseFails(t *testing.T) {
 // alerts.outbox_stale_after, and 200 again once a server takes them.
 func TestHealthzOutboxDoesNotDrain(t *testing.T) {
 	cfg := bareConfig(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cfg.NATS.URL = "nats://" + addr
+	ns := testenv.RunNATS(t)
+	ns.Stop()
+	cfg.NATS.URL = ns.URL()
 	cfg.Alerts.OutboxStaleAfter = time.Second
 	d := NewDaemon(cfg, testLogger(t))
 	if err := d.Open(context.Background()); err != nil {
@@ -389,11 +389,7 @@ func TestHealthzOutboxDoesNotDrain(t *testing.T) {
 		}
 		return nil
 	})
-	srv := alert.NewServer(alert.ServerConfig{Listen: addr, StoreDir: filepath.Join(t.TempDir(), "js"), Logger: testLogger(t)})
-	if err := srv.Open(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	ns.Start()
 	testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
 		if code, _, raw := getHealth(t, d.HTTPAddr()); code != 200 {
 			return fmt.Errorf("%d %s", code, raw)

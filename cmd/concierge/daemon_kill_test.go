@@ -91,8 +91,10 @@ func TestDaemonSIGKILLKeepsOutbox(t *testing.T) {
 	env := newDaemonEnv(t)
 	bin := buildConcierge(t)
 	dir := t.TempDir()
-	natsPort := freePort(t)
-	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
+	// NATS is down while the first run fills the outbox.
+	ns := testenv.RunNATS(t, testenv.JetStreamDir(filepath.Join(dir, "js")))
+	ns.Stop()
+	natsURL := ns.URL()
 	config := func(name string, cameras bool) string {
 		yaml := fmt.Sprintf("branch: t1\ndb: %s\nmodels: {dir: %s}\nvision: {pool: 1}\nnats: {url: %q}\nhttp: {addr: \"127.0.0.1:0\"}\n",
 			env.cfg.DB, env.cfg.Models.Dir, natsURL)
@@ -127,11 +129,7 @@ func TestDaemonSIGKILLKeepsOutbox(t *testing.T) {
 
 	// NATS comes back; the second run (no cameras, so nothing new) drains
 	// the outbox.
-	srv := alert.NewServer(alert.ServerConfig{Listen: fmt.Sprintf("127.0.0.1:%d", natsPort), StoreDir: filepath.Join(dir, "js"), Logger: testLogger(t)})
-	if err := srv.Open(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	ns.Start()
 	second, stderr := startConcierge(t, bin, config("second.yaml", false))
 	nc, err := nats.Connect(natsURL)
 	if err != nil {

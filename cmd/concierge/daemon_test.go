@@ -8,7 +8,6 @@ import (
 	"image"
 	_ "image/jpeg"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -253,7 +252,7 @@ func TestDaemonSIGTERM(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	cfgFile := filepath.Join(dir, "concierge.yaml")
 	yaml := fmt.Sprintf("branch: t1\ndb: %s\nmodels: {dir: %s}\nvision: {pool: 1}\nnats: {listen: \"127.0.0.1:%d\", store_dir: %s}\n"+
 		"http: {addr: \"127.0.0.1:0\"}\ncameras:\n  - {id: door-1, source: %s, loop: true}\n",
@@ -319,14 +318,4 @@ func TestDaemonSIGTERM(t *testing.T) {
 	if check != "ok" || visits < len(arrivals()) {
 		t.Fatalf("integrity %q, %d visits for %d alerts", check, visits, len(arrivals()))
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

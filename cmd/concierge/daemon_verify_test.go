@@ -119,11 +119,7 @@ func TestDaemonVerifyCardsHealth(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(`authorization { users = [ {user: concierge, password: "s3cret-pw"} ] }`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	srv := alert.NewServer(alert.ServerConfig{ConfigFile: conf, Listen: "127.0.0.1:-1", StoreDir: t.TempDir(), Logger: testLogger(t)})
-	if err := srv.Open(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := testenv.RunNATS(t, testenv.NATSConfig(func(c *alert.ServerConfig) { c.ConfigFile = conf }))
 	cfg, _ := enrolledConfig(t)
 	cfg.NATS.URL = srv.ClientURL()
 	cfg.NATS.User, cfg.NATS.Password = "concierge", "wrong-pw"

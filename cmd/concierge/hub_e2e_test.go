@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,11 +16,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nkeys"
 
+	"concierge/alert"
+	"concierge/enroll"
 	"concierge/hub"
 	"concierge/internal/testenv"
 	"concierge/sqlite"
+	"concierge/vision"
 )
 
 // hqBranch is a branch daemon joined to the hub, and its config file.
@@ -27,7 +33,8 @@ type hqBranch struct {
 	d    *Daemon
 }
 
-func startBranch(t *testing.T, hqDir, leaf, id string) *hqBranch {
+// startBranch starts branch id's daemon; extra is more of its YAML.
+func startBranch(t *testing.T, hqDir, leaf, id string, extra ...string) *hqBranch {
 	t.Helper()
 	dir := t.TempDir()
 	yaml := fmt.Sprintf(`branch: %s
@@ -45,7 +52,8 @@ cameras: []
 hq:
   url: nats-leaf://%s
   credentials: %s
-`, id, filepath.Join(dir, "c.db"), testenv.ModelsDir(t), filepath.Join(dir, "js"), leaf, hub.CredsFile(hqDir, id))
+`, id, filepath.Join(dir, "c.db"), testenv.ModelsDir(t), filepath.Join(dir, "js"), leaf, hub.CredsFile(hqDir, id)) +
+		strings.Join(extra, "")
 	b := &hqBranch{id: id, path: filepath.Join(dir, id+".yaml")}
 	if err := os.WriteFile(b.path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -111,6 +119,77 @@ func (b *hqBranch) forget(t *testing.T, customer string) {
 	}
 }
 
+// kioskEnroll enrolls customer through the branch's kiosk API, as the
+// kiosk page does: a clerk signs the start, the customer accepts the
+// consent text served to the kiosk with scope, three photos of them are
+// accepted, they follow the server's liveness challenge (turning frames),
+// and the kiosk finishes.
+func (b *hqBranch) kioskEnroll(t *testing.T, customer, scope string, photos, turning [][]byte) {
+	t.Helper()
+	base := "http://" + b.d.HTTPAddr()
+	call := func(method, path, ctype string, body []byte, status int) map[string]any {
+		t.Helper()
+		req, err := http.NewRequest(method, base+path, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+kioskTestToken)
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		var out map[string]any
+		json.Unmarshal(raw, &out)
+		if resp.StatusCode != status {
+			t.Fatalf("kiosk at %s: %s %s: %d, want %d: %s", b.id, method, path, resp.StatusCode, status, raw)
+		}
+		return out
+	}
+	js := func(v any) []byte { return []byte(testenv.MustJSON(t, v)) }
+	txt := call("GET", "/v1/consent-text?lang=zh", "", nil, 200)
+	sid, _ := call("POST", "/v1/enrollments", "application/json", js(map[string]any{"customer_id": customer,
+		"display_name": "Name " + customer, "staff": map[string]string{"name": "staff-1", "password": kioskStaffPassword}}), 201)["session_id"].(string)
+	call("POST", "/v1/enrollments/"+sid+"/consent", "application/json", js(map[string]any{"text_version": txt["version"],
+		"language": "zh", "sha256": txt["sha256"], "accepted": true, "scope": scope}), 200)
+	for _, ph := range photos {
+		call("POST", "/v1/enrollments/"+sid+"/photos", "image/jpeg", ph, 201)
+	}
+	ch := call("POST", "/v1/enrollments/"+sid+"/liveness/challenge", "", nil, 201)
+	if fmt.Sprint(ch["steps"]) != fmt.Sprint(leftThenRight) {
+		t.Fatalf("challenge %v, want %v, the turns of the clip", ch["steps"], leftThenRight)
+	}
+	// The customer follows the challenge: the kiosk films for the
+	// seconds it gives, and the server refuses frames sent sooner than a
+	// person could have turned.
+	secs, _ := ch["seconds"].(float64)
+	time.Sleep(time.Duration(secs * float64(time.Second)))
+	form, ctype := testenv.ImageForm(t, "frame", turning)
+	if lv := call("POST", "/v1/enrollments/"+sid+"/liveness", ctype, form, 200); lv["live"] != true {
+		t.Fatalf("liveness at %s: %v", b.id, lv)
+	}
+	if fin := call("POST", "/v1/enrollments/"+sid+"/finish", "application/json", []byte("{}"), 201); fin["templates"] != float64(len(photos)) {
+		t.Fatalf("finish at %s: %v", b.id, fin)
+	}
+}
+
+// hubSubjects counts the events the hub's stream holds per subject under
+// filter, read with the hub's own identity.
+func hubSubjects(t *testing.T, hqDir, listen, filter string) map[string]uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	info, err := testenv.HubStream(t, hqDir, "nats://"+listen).Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Subjects
+}
+
 func eventually(t *testing.T, total time.Duration, what string, ok func() bool) {
 	t.Helper()
 	testenv.CheckFor(t, total, 100*time.Millisecond, func() error {
@@ -164,7 +243,7 @@ func runHubProcess(t *testing.T, config, listen string) (stop func()) {
 func TestHubTwoBranches(t *testing.T) {
 	blair, chretien, powell, schroeder := lfw(t, "Tony_Blair"), lfw(t, "Jean_Chretien"), lfw(t, "Colin_Powell"), lfw(t, "Gerhard_Schroeder")
 	hqDir := filepath.Join(t.TempDir(), "hq")
-	listen, leaf := freeAddrT(t), freeAddrT(t)
+	listen, leaf := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	if _, errOut, code := run(t, "hub", "init", "--dir", hqDir, "--branch", "a", "--branch", "b",
 		"--listen", listen, "--leaf-listen", leaf); code != 0 {
 		t.Fatalf("hub init: %s", errOut)
@@ -186,10 +265,22 @@ func TestHubTwoBranches(t *testing.T) {
 		t.Fatalf("a box with another branch's credential: %v", err)
 	}
 
-	a := startBranch(t, hqDir, leaf, "a")
+	// a serves a kiosk, whose challenge is the turns of the d12 clip.
+	kioskChallenge = func() []enroll.Turn { return leftThenRight }
+	t.Cleanup(func() { kioskChallenge = nil })
+	t.Setenv("KIOSK_TEST_TOKEN", kioskTestToken)
+	a := startBranch(t, hqDir, leaf, "a", fmt.Sprintf(`kiosk:
+  devices:
+    - id: kiosk-1
+      token: ${KIOSK_TEST_TOKEN}
+web:
+  staff:
+    - {name: staff-1, password: "%s"}
+`, kioskStaffPassword))
 	b := startBranch(t, hqDir, leaf, "b")
 
-	// Branch scope stays at a; network scope is recognised at b.
+	// Branch scope stays at a; network scope, from the CLI and from the
+	// kiosk, is recognised at b.
 	a.enroll(t, "C-chretien", "branch", chretien[:3])
 	a.enroll(t, "C-blair", "network", blair[:3])
 	eventually(t, 10*time.Second, "Blair at b", func() bool { return b.holds(t, "C-blair") })
@@ -205,8 +296,26 @@ func TestHubTwoBranches(t *testing.T) {
 	if n := recognised(t, identifyCLI(t, b.path, probes), "C-blair"); n == 0 {
 		t.Fatal("b recognised Blair in none of his photos")
 	}
+	d12 := func(from, n, every int) [][]byte {
+		f, err := vision.ClipFrames(testenv.Shared(t, "data/video/d12.mp4"), from, n, every)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	a.kioskEnroll(t, "C-kiosk", "network", d12(0, 3, 3), d12(0, 10, 9))
+	eventually(t, 10*time.Second, "the kiosk's customer at b", func() bool { return b.holds(t, "C-kiosk") })
+	// Frames of the clip the kiosk never sent, where he faces the camera.
+	if n := recognised(t, identifyCLI(t, b.path, append(d12(12, 3, 8), d12(105, 2, 10)...)), "C-kiosk"); n == 0 {
+		t.Fatal("b recognised the customer enrolled at a's kiosk in none of the frames")
+	}
 	if b.holds(t, "C-chretien") {
 		t.Fatal("a branch-scope enrollment reached b")
+	}
+	// The hub's store holds one event for each of a's network customers
+	// (subjects are keyed hashes of the ids), none for Chrétien.
+	if subj := hubSubjects(t, hqDir, listen, hub.SubjectPrefix+".a.>"); len(subj) != 2 {
+		t.Fatalf("the hub holds events on %d of a's subjects, want 2 (Blair, the kiosk's customer): %v", len(subj), subj)
 	}
 
 	// A tier file imported once at HQ reaches both branches; a bad one is
@@ -226,44 +335,44 @@ func TestHubTwoBranches(t *testing.T) {
 	}
 
 	// a's credential, stolen, reads none of b's alerts and speaks not for b.
-	seed, err := hub.ReadSeed(hub.CredsFile(hqDir, "a"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kp, _ := nkeys.FromSeed([]byte(seed))
-	pub, _ := kp.PublicKey()
-	violations := make(chan error, 8)
-	thief, err := nats.Connect("nats://"+listen, nats.Nkey(pub, kp.Sign),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			select {
-			case violations <- err:
-			default:
+	thief, violations := testenv.ConnectBranch(t, "nats://"+listen, hub.CredsFile(hqDir, "a"))
+	violation := func(what, subject string) {
+		t.Helper()
+		select {
+		case err := <-violations:
+			if msg := strings.ToLower(err.Error()); !strings.Contains(msg, "permissions violation for "+what) || !strings.Contains(err.Error(), subject) {
+				t.Fatalf("%s %s with a's credential: %v", what, subject, err)
 			}
-		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer thief.Close()
-	thief.Subscribe("concierge.b.arrival", func(*nats.Msg) {})
-	thief.Flush()
-	select {
-	case err := <-violations:
-		if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
-			t.Fatalf("subscribing to b's alerts: %v", err)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("a's credential may %s %s", what, subject)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("a's credential subscribed to b's alerts")
 	}
+	for _, subj := range []string{alert.Subject("b", alert.FeedArrival), "concierge.b.>"} {
+		thief.Subscribe(subj, func(*nats.Msg) {})
+		thief.Flush()
+		violation("subscription", subj)
+	}
+	forged := hub.SubjectPrefix + ".b.c.0123456789abcdef0123456789abcdef"
 	tjs, _ := jetstream.NewWithDomain(thief, hub.Domain)
 	pctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	if _, err := tjs.Publish(pctx, hub.SubjectPrefix+".b.c.0123456789abcdef0123456789abcdef", []byte("x")); err == nil {
+	if _, err := tjs.Publish(pctx, forged, []byte("x")); err == nil {
 		t.Fatal("a's credential published an enrollment event as b")
 	}
 	cancel()
+	violation("publish", forged)
+	if subj := hubSubjects(t, hqDir, listen, forged); len(subj) != 0 {
+		t.Fatalf("the hub stored a's forged event for b: %v", subj)
+	}
 
-	// A withdrawal at b reaches a.
+	// A withdrawal at b reaches a: a names Blair no more.
+	if !a.holds(t, "C-blair") {
+		t.Fatal("a lost Blair before the withdrawal")
+	}
 	b.forget(t, "C-blair")
 	eventually(t, 10*time.Second, "Blair gone from a", func() bool { return !a.holds(t, "C-blair") })
+	if n := recognised(t, identifyCLI(t, a.path, probes), "C-blair"); n != 0 {
+		t.Fatalf("a still names Blair in %d photos after his withdrawal at b", n)
+	}
 
 	// With the hub stopped both branches work on; their changes cross
 	// once it is back.
@@ -291,14 +400,7 @@ func TestHubTwoBranches(t *testing.T) {
 	eventually(t, 30*time.Second, "Schroeder at b", func() bool { return b.holds(t, "C-schroeder") })
 	eventually(t, 30*time.Second, "Powell gone from a", func() bool { return !a.holds(t, "C-powell") })
 	eventually(t, 10*time.Second, "/healthz clear again", func() bool { return !hqDown() })
-}
-
-func freeAddrT(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	if b.holds(t, "C-chretien") {
+		t.Fatal("a branch-scope enrollment reached b after the hub's restart")
 	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

@@ -65,6 +65,9 @@ type Main struct {
 	// command is the subcommand being run: it decides which config
 	// sections must be valid (sectionUsers).
 	command string
+	// calibrating: `eval --calibrate` measures the engine's calibration,
+	// so a missing one is no error there.
+	calibrating bool
 }
 
 // NewMain returns a Main bound to the process's streams.
@@ -200,7 +203,16 @@ func (m *Main) config() (Config, error) {
 	if m.dbPath != "" {
 		c.DB = m.dbPath
 	}
-	c.resolveEngine()
+	if err := c.resolveEngine(); err != nil && !m.calibrating {
+		// A withdrawal, a backup or a key rotation must not wait for
+		// the engine's calibration to be fixed.
+		err = &sectionError{calibrationSection, err}
+		if section, ok := ignorableFor(err, m.command); ok {
+			fmt.Fprintf(m.Stderr, "concierge: warning: %v (`%s` does not use %s; `run` will refuse it)\n", err, m.command, section)
+		} else {
+			return c, concierge.Errorf(concierge.EINVALID, "config: %v", err)
+		}
+	}
 	m.Logger = newLogger(m.Stderr, c.Log)
 	return c, nil
 }
