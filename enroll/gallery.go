@@ -21,23 +21,80 @@ type Match struct {
 }
 
 // Gallery is the in-memory index of every consented template of one model.
-// It scores a probe against each customer's centroid: the mean of the
-// customer's templates, put back on the unit sphere when the engine's
-// embeddings live there. Measured on East Asian faces (docs/accuracy.md),
-// the centroid beats the nearest template and the mean of the two nearest
-// at every operating point and for both engines: one lucky template no
-// longer decides alone, and the average of several photos sits nearer the
-// person than any one of them. Search is a flat scan of the centroids
-// (10,000 customers take well under a millisecond). It is safe for
-// concurrent use.
+//
+// It keeps one row per customer and Template.Group: the row's centroid is
+// face.Mean of that group's templates (the mean put back on the unit
+// sphere when the engine's embeddings live there). A customer's distance is
+// the distance to the nearest of their rows; Match.RunnerUp and Margin are
+// between customers, so a customer's second row never becomes their own
+// runner-up. Measured on East Asian faces (docs/accuracy.md), the centroid
+// beats the nearest template and the mean of the two nearest at every
+// operating point and for both engines: one lucky template no longer
+// decides alone, and the average of several photos sits nearer the person
+// than any one of them. Groups let faces of another kind (door faces, say)
+// form centroids of their own instead of pulling the enrollment centroid.
+//
+// Search is exact: it returns what a plain float32 scan of the centroids
+// (exactSearch) returns, bit for bit. It first scans 6-bit codes of the
+// centroids (8 rows per 64-bit word and four multiply-adds per
+// multiplication, so 100,000 customers take about a millisecond without
+// SIMD instructions), bounds each code's error, and re-checks in float32
+// every row the bound cannot rule out of the best two customers.
+//
+// Templates themselves are not kept: each row holds the float64 sum of its
+// templates, from which its centroid is recomputed exactly as face.Mean
+// would, so that Add can extend a row. It is safe for concurrent use.
 type Gallery struct {
 	model string
 
 	mu    sync.RWMutex
-	cents []float32 // centroids back to back, face.Dim floats each, by customer index
-	ids   []string  // customer id by index
-	index map[string]int
-	tmpls [][]face.Embedding // each customer's templates, to recompute the centroid
+	ids   []string       // customer id by customer index
+	index map[string]int // customer index by id
+	crows [][]int32      // each customer's rows
+	rows  []row
+	sums  []float64 // each row's sum of embeddings, face.Dim back to back
+	// codes holds the rows' 6-bit codes dimension-major in blocks of 8
+	// rows: word b*face.Dim+k holds dimension k of rows 8b…8b+7, byte j
+	// for row 8b+j. Multiplying a word by one probe code multiplies four
+	// rows at once (see dot8).
+	codes []uint64
+	rq    []rowCode
+	// Bounds over every row for the code error (enMax: the norm of a row's
+	// centroid minus its decoded code) and the centroid norm. Removals leave
+	// them as they were: a larger bound is still a bound.
+	enMax, cnMax float64
+
+	scratch sync.Pool // *searchScratch
+}
+
+type row struct {
+	cust  int32 // customer index
+	n     int32 // templates summed
+	unit  bool  // every template is a unit vector, as face.Mean checks
+	group string
+}
+
+// rowCode is what the scan needs of a row: the code's scale, the
+// centroid's squared norm and the offset of its code sum (see quantize).
+type rowCode struct {
+	s, cn2 float64
+	base   int64
+}
+
+// The codes: a centroid value c is coded as v = round(c/s), |v| ≤ qMax,
+// stored as v+qOff so that the scan multiplies non-negative numbers. With
+// probe codes of the same range, 16 products fit a 16-bit lane.
+const (
+	qMax = 31
+	qOff = 32
+	blk  = 8 // rows per code word
+)
+
+type searchScratch struct{ cand []candidate }
+
+type candidate struct {
+	row int32
+	a   float64
 }
 
 // NewGallery returns an empty gallery for embeddings of model.
@@ -52,10 +109,35 @@ func (g *Gallery) Model() string { return g.model }
 // ignored.
 func (g *Gallery) Load(ts []Template) {
 	fresh := NewGallery(g.model)
+	fresh.reserve(ts)
 	fresh.add(ts)
 	g.mu.Lock()
-	g.cents, g.ids, g.index, g.tmpls = fresh.cents, fresh.ids, fresh.index, fresh.tmpls
+	g.ids, g.index, g.crows = fresh.ids, fresh.index, fresh.crows
+	g.rows, g.sums, g.codes, g.rq = fresh.rows, fresh.sums, fresh.codes, fresh.rq
+	g.enMax, g.cnMax = fresh.enMax, fresh.cnMax
 	g.mu.Unlock()
+}
+
+// reserve sizes an empty gallery's arrays for ts, so that a large load
+// does not leave the spare capacity of appends behind.
+func (g *Gallery) reserve(ts []Template) {
+	type key struct{ cust, group string }
+	seen := map[key]struct{}{}
+	custs := map[string]struct{}{}
+	for i := range ts {
+		if ts[i].Model == g.model {
+			seen[key{ts[i].CustomerID, ts[i].Group}] = struct{}{}
+			custs[ts[i].CustomerID] = struct{}{}
+		}
+	}
+	nr := len(seen)
+	g.ids = make([]string, 0, len(custs))
+	g.crows = make([][]int32, 0, len(custs))
+	g.index = make(map[string]int, len(custs))
+	g.rows = make([]row, 0, nr)
+	g.sums = make([]float64, 0, nr*face.Dim)
+	g.codes = make([]uint64, 0, (nr+blk-1)/blk*face.Dim)
+	g.rq = make([]rowCode, 0, nr)
 }
 
 // Add inserts templates; other models are ignored.
@@ -65,9 +147,36 @@ func (g *Gallery) Add(ts ...Template) {
 	g.add(ts)
 }
 
-func (g *Gallery) add(ts []Template) {
-	touched := map[int]bool{}
+// Set replaces every row of the customer with ts, at once: searches see
+// the customer either as before or as after. Templates of other models or
+// other customers are ignored; with none left the customer is removed. It
+// reloads one customer after a template was added or removed in the store.
+func (g *Gallery) Set(customerID string, ts []Template) {
+	mine := make([]Template, 0, len(ts))
 	for _, t := range ts {
+		if t.Model == g.model && t.CustomerID == customerID {
+			mine = append(mine, t)
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(mine) == 0 {
+		g.remove(customerID)
+		return
+	}
+	if ci, ok := g.index[customerID]; ok {
+		for len(g.crows[ci]) > 0 {
+			g.removeRow(int(g.crows[ci][len(g.crows[ci])-1]))
+		}
+	}
+	g.add(mine)
+}
+
+func (g *Gallery) add(ts []Template) {
+	var touched []int
+	seen := map[int]bool{}
+	for i := range ts {
+		t := &ts[i]
 		if t.Model != g.model {
 			continue
 		}
@@ -76,39 +185,177 @@ func (g *Gallery) add(ts []Template) {
 			ci = len(g.ids)
 			g.index[t.CustomerID] = ci
 			g.ids = append(g.ids, t.CustomerID)
-			g.tmpls = append(g.tmpls, nil)
-			g.cents = append(g.cents, make([]float32, face.Dim)...)
+			g.crows = append(g.crows, nil)
 		}
-		g.tmpls[ci] = append(g.tmpls[ci], t.Embedding)
-		touched[ci] = true
+		r := g.rowOf(ci, t.Group)
+		sum := g.sums[r*face.Dim : (r+1)*face.Dim]
+		// The same sums, in the same order, as face.Mean's.
+		var n float64
+		for k, v := range t.Embedding {
+			sum[k] += float64(v)
+			n += float64(v) * float64(v)
+		}
+		rw := &g.rows[r]
+		rw.unit = (rw.n == 0 || rw.unit) && math.Abs(n-1) < 1e-3
+		rw.n++
+		if !seen[r] {
+			seen[r] = true
+			touched = append(touched, r)
+		}
 	}
-	for ci := range touched {
-		c := face.Mean(g.tmpls[ci], nil)
-		copy(g.cents[ci*face.Dim:], c[:])
+	for _, r := range touched {
+		g.quantize(r)
 	}
+}
+
+// rowOf returns the customer's row of the group, appending an empty one.
+func (g *Gallery) rowOf(ci int, group string) int {
+	for _, r := range g.crows[ci] {
+		if g.rows[r].group == group {
+			return int(r)
+		}
+	}
+	r := len(g.rows)
+	g.rows = append(g.rows, row{cust: int32(ci), group: group})
+	g.sums = append(g.sums, make([]float64, face.Dim)...)
+	g.rq = append(g.rq, rowCode{})
+	if r%blk == 0 {
+		g.codes = append(g.codes, make([]uint64, face.Dim)...)
+	}
+	g.crows[ci] = append(g.crows[ci], int32(r))
+	return r
+}
+
+// centroid is row r's centroid, bit for bit face.Mean of its templates.
+func (g *Gallery) centroid(r int, out *face.Embedding) {
+	sum := (*[face.Dim]float64)(g.sums[r*face.Dim:])
+	n := g.rows[r].n
+	if n == 1 {
+		for k := range out {
+			out[k] = float32(sum[k])
+		}
+		return
+	}
+	w := float64(n)
+	for k := range out {
+		out[k] = float32(sum[k] / w)
+	}
+	if g.rows[r].unit {
+		out.Normalize()
+	}
+}
+
+// quantize codes row r's centroid: v = round(c/s) with s = max|c|/qMax.
+// The scan sums (v+qOff)(w+qOff) over the dimensions for probe codes w;
+// base is the part of that sum that does not depend on the probe,
+// qOff·Σv + qOff²·Dim.
+func (g *Gallery) quantize(r int) {
+	var c face.Embedding
+	g.centroid(r, &c)
+	var mx, cn2 float64
+	for _, v := range c {
+		x := float64(v)
+		cn2 += x * x
+		mx = max(mx, math.Abs(x))
+	}
+	s := mx / qMax
+	var sv int64
+	var en2 float64
+	words := g.codes[r/blk*face.Dim:]
+	shift := uint(r%blk) * 8
+	for k, v := range c {
+		w := code(float64(v), s)
+		sv += w
+		e := float64(v) - s*float64(w)
+		en2 += e * e
+		words[k] = words[k]&^(0xFF<<shift) | uint64(w+qOff)<<shift
+	}
+	g.rq[r] = rowCode{s: s, cn2: cn2, base: qOff*sv + qOff*qOff*face.Dim}
+	g.enMax = max(g.enMax, math.Sqrt(en2))
+	g.cnMax = max(g.cnMax, math.Sqrt(cn2))
+}
+
+func code(x, s float64) int64 {
+	if !(s > 0) {
+		return 0
+	}
+	return int64(max(-qMax, min(qMax, math.Round(x/s))))
+}
+
+// removeRow drops row r, moving the last row into its place so that the
+// scan stays dense.
+func (g *Gallery) removeRow(r int) {
+	ci := g.rows[r].cust
+	g.crows[ci] = deleteRow(g.crows[ci], int32(r))
+	last := len(g.rows) - 1
+	lb, ls := last/blk*face.Dim, uint(last%blk)*8
+	if r != last {
+		g.rows[r], g.rq[r] = g.rows[last], g.rq[last]
+		copy(g.sums[r*face.Dim:(r+1)*face.Dim], g.sums[last*face.Dim:])
+		rb, rs := r/blk*face.Dim, uint(r%blk)*8
+		for k := range face.Dim {
+			b := g.codes[lb+k] >> ls & 0xFF
+			g.codes[rb+k] = g.codes[rb+k]&^(0xFF<<rs) | b<<rs
+		}
+		mc := g.rows[r].cust
+		for i, x := range g.crows[mc] {
+			if x == int32(last) {
+				g.crows[mc][i] = int32(r)
+			}
+		}
+	}
+	// Clear what is cut off: deletion must not leave a template's trace
+	// behind in a slice's spare capacity.
+	clear(g.sums[last*face.Dim:])
+	for k := range face.Dim {
+		g.codes[lb+k] &^= 0xFF << ls
+	}
+	g.rows[last], g.rq[last] = row{}, rowCode{}
+	g.rows, g.rq, g.sums = g.rows[:last], g.rq[:last], g.sums[:last*face.Dim]
+	if last%blk == 0 {
+		g.codes = g.codes[:lb]
+	}
+}
+
+func deleteRow(rs []int32, r int32) []int32 {
+	for i, x := range rs {
+		if x == r {
+			rs[i] = rs[len(rs)-1]
+			return rs[:len(rs)-1]
+		}
+	}
+	return rs
 }
 
 // Remove drops every template of the customer and reports how many there were.
 func (g *Gallery) Remove(customerID string) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.remove(customerID)
+}
+
+func (g *Gallery) remove(customerID string) int {
 	ci, ok := g.index[customerID]
 	if !ok {
 		return 0
 	}
-	n := len(g.tmpls[ci])
-	// Move the last customer into the hole, so that the scan stays dense.
+	n := 0
+	for len(g.crows[ci]) > 0 {
+		r := int(g.crows[ci][len(g.crows[ci])-1])
+		n += int(g.rows[r].n)
+		g.removeRow(r)
+	}
+	// Move the last customer into the hole, as their rows move in theirs.
 	last := len(g.ids) - 1
 	if ci != last {
-		g.ids[ci], g.tmpls[ci] = g.ids[last], g.tmpls[last]
-		copy(g.cents[ci*face.Dim:(ci+1)*face.Dim], g.cents[last*face.Dim:])
+		g.ids[ci], g.crows[ci] = g.ids[last], g.crows[last]
 		g.index[g.ids[ci]] = ci
+		for _, r := range g.crows[ci] {
+			g.rows[r].cust = int32(ci)
+		}
 	}
-	// Clear what is cut off: deletion must not leave a template behind in
-	// a slice's spare capacity.
-	clear(g.cents[last*face.Dim:])
-	g.tmpls[last] = nil
-	g.ids, g.tmpls, g.cents = g.ids[:last], g.tmpls[:last], g.cents[:last*face.Dim]
+	g.ids[last], g.crows[last] = "", nil
+	g.ids, g.crows = g.ids[:last], g.crows[:last]
 	delete(g.index, customerID)
 	return n
 }
@@ -124,31 +371,249 @@ func (g *Gallery) Customers() int {
 func (g *Gallery) Templates(customerID string) int {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
+	n := 0
 	if ci, ok := g.index[customerID]; ok {
-		return len(g.tmpls[ci])
+		for _, r := range g.crows[ci] {
+			n += int(g.rows[r].n)
+		}
 	}
-	return 0
-}
-
-// scores returns the squared distance from probe to each customer's
-// centroid, indexed like g.ids. The caller holds g.mu.
-func (g *Gallery) scores(probe *face.Embedding) []float32 {
-	out := make([]float32, len(g.ids))
-	for ci := range out {
-		out[ci] = face.SquaredDistance((*face.Embedding)(g.cents[ci*face.Dim:(ci+1)*face.Dim]), probe)
-	}
-	return out
+	return n
 }
 
 // Search returns the best customer for the probe, skipping the customers in
 // exclude. ok is false when the gallery holds nobody else.
 //
-// A customer's distance is the distance to their centroid; the runner-up
-// margin guards against a probe that sits between two customers.
+// A customer's distance is the distance to their nearest centroid; the
+// runner-up margin guards against a probe that sits between two customers.
 func (g *Gallery) Search(probe *face.Embedding, exclude ...string) (m Match, ok bool) {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	best := g.scores(probe)
+	return g.search(probe, exclude)
+}
+
+// search scans the codes, then re-checks in float32 every row that may be
+// one of the best two customers.
+//
+// The code of the probe p is t·w (t = max|p|/qMax, w integer), of a row's
+// centroid c s·v, so p·c = s·t·(w·v) + t·w·(c−s·v) + (p−t·w)·c, and by
+// Cauchy–Schwarz the last two terms are at most ‖t·w‖·enMax + ‖p−t·w‖·cnMax.
+// From |p−c|² = |p|² + |c|² − 2·p·c each row's approximate squared
+// distance a is within delta of its float32 squared distance (delta also
+// covers float32 rounding). The second-best customer by a, at a2, is then
+// at most a2+delta away, and a row with a > a2+2·delta is farther than
+// that: it is neither the best nor the runner-up, which the re-check of
+// the other rows decides as the plain scan does.
+func (g *Gallery) search(probe *face.Embedding, exclude []string) (Match, bool) {
+	nr := len(g.rows)
+	if nr == 0 {
+		return Match{}, false
+	}
+	var pn2, mx float64
+	for _, v := range probe {
+		x := float64(v)
+		pn2 += x * x
+		mx = max(mx, math.Abs(x))
+	}
+	if math.IsNaN(pn2) || math.IsInf(pn2, 0) {
+		return g.exactSearch(nil, probe, exclude)
+	}
+	var exBuf [4]int32
+	ex := exBuf[:0]
+	for _, id := range exclude {
+		if ci, ok := g.index[id]; ok {
+			ex = append(ex, int32(ci))
+		}
+	}
+
+	t := mx / qMax
+	var pq [face.Dim]uint64
+	var sw int64
+	var twn2, epn2 float64
+	for k, v := range probe {
+		w := code(float64(v), t)
+		pq[k] = uint64(w + qOff)
+		sw += w
+		tw := t * float64(w)
+		twn2 += tw * tw
+		e := float64(v) - tw
+		epn2 += e * e
+	}
+	bound := (math.Sqrt(twn2)*g.enMax + math.Sqrt(epn2)*g.cnMax) * (1 + 1e-9)
+	delta := 2*bound + 4e-5*(pn2+g.cnMax*g.cnMax) + 1e-12
+	tt, wOff := 2*t, qOff*sw
+
+	sc, _ := g.scratch.Get().(*searchScratch)
+	if sc == nil {
+		sc = &searchScratch{cand: make([]candidate, 0, 1024)}
+	}
+	cand := sc.cand[:0]
+	// a is the approximate squared distance less |p|², the same for all.
+	a1, a2 := math.Inf(1), math.Inf(1)
+	c1, c2 := int32(-1), int32(-1)
+	thr := math.Inf(1)
+	for b := 0; b*blk < nr; b++ {
+		lanes := dot8((*[face.Dim]uint64)(g.codes[b*face.Dim:]), &pq)
+		rq := g.rq[b*blk : min(nr, (b+1)*blk)]
+		for j := range rq {
+			q := &rq[j]
+			a := q.cn2 - tt*q.s*float64(lanes[j]-q.base-wOff)
+			if a > thr {
+				continue
+			}
+			r := b*blk + j
+			cand = append(cand, candidate{int32(r), a})
+			if a >= a2 {
+				continue
+			}
+			c := g.rows[r].cust
+			if excluded(ex, c) {
+				continue
+			}
+			switch {
+			case c == c1:
+				a1 = min(a1, a)
+			case a < a1: // c, even if second, is now first
+				a2, c2 = a1, c1
+				a1, c1 = a, c
+			case c == c2:
+				a2 = a
+			default:
+				a2, c2 = a, c
+			}
+			thr = a2 + 2*delta
+		}
+	}
+
+	// The re-check, in float32 as the plain scan: the best two customers
+	// by (distance, customer index), a customer at their nearest row.
+	d1, d2 := float32(math.Inf(1)), float32(math.Inf(1))
+	b1, b2 := int32(-1), int32(-1)
+	var cent face.Embedding
+	for _, cd := range cand {
+		if cd.a > thr {
+			continue
+		}
+		c := g.rows[cd.row].cust
+		if excluded(ex, c) {
+			continue
+		}
+		g.centroid(int(cd.row), &cent)
+		d := face.SquaredDistance(&cent, probe)
+		b1, d1, b2, d2 = top2(b1, d1, b2, d2, c, d)
+	}
+	sc.cand = cand[:0]
+	g.scratch.Put(sc)
+	return g.match(b1, d1, b2, d2)
+}
+
+// top2 adds customer c at squared distance d to the best two customers,
+// ordered by distance then customer index; a customer already there keeps
+// their nearer distance.
+func top2(b1 int32, d1 float32, b2 int32, d2 float32, c int32, d float32) (int32, float32, int32, float32) {
+	less := func(d float32, c int32, e float32, f int32) bool {
+		return f < 0 || d < e || (d == e && c < f)
+	}
+	switch {
+	case c == b1:
+		d1 = min(d1, d)
+	case c == b2:
+		d2 = min(d2, d)
+		if less(d2, b2, d1, b1) {
+			b1, d1, b2, d2 = b2, d2, b1, d1
+		}
+	case less(d, c, d1, b1):
+		b1, d1, b2, d2 = c, d, b1, d1
+	case less(d, c, d2, b2):
+		b2, d2 = c, d
+	}
+	return b1, d1, b2, d2
+}
+
+func (g *Gallery) match(b1 int32, d1 float32, b2 int32, d2 float32) (Match, bool) {
+	if b1 < 0 {
+		return Match{}, false
+	}
+	m := Match{CustomerID: g.ids[b1], Distance: math.Sqrt(float64(d1)), Margin: math.Inf(1)}
+	if b2 >= 0 {
+		m.RunnerUp = g.ids[b2]
+		m.Margin = math.Sqrt(float64(d2)) - m.Distance
+	}
+	return m, true
+}
+
+func excluded(ex []int32, c int32) bool {
+	for _, x := range ex {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+// dot8 returns Σ_k words[k]·probe[k] for each of the block's 8 rows: the
+// bytes of word k are the rows' codes of dimension k. Masking every other
+// byte leaves four 16-bit lanes that one multiplication by the probe's
+// code multiplies together; 16 dimensions of products up to 63·63 fit a
+// lane, and are then moved to 32-bit lanes. Go does not vectorise, and
+// this puts four multiply-adds in each instruction.
+func dot8(words, probe *[face.Dim]uint64) (out [blk]int64) {
+	const m8, m16, lo = 0x00FF00FF00FF00FF, 0x0000FFFF0000FFFF, 0xFFFFFFFF
+	var e0, e1, o0, o1 uint64
+	for c := 0; c < face.Dim; c += 16 {
+		w := (*[16]uint64)(words[c : c+16])
+		p := (*[16]uint64)(probe[c : c+16])
+		var e, o uint64
+		e += (w[0] & m8) * p[0]
+		o += (w[0] >> 8 & m8) * p[0]
+		e += (w[1] & m8) * p[1]
+		o += (w[1] >> 8 & m8) * p[1]
+		e += (w[2] & m8) * p[2]
+		o += (w[2] >> 8 & m8) * p[2]
+		e += (w[3] & m8) * p[3]
+		o += (w[3] >> 8 & m8) * p[3]
+		e += (w[4] & m8) * p[4]
+		o += (w[4] >> 8 & m8) * p[4]
+		e += (w[5] & m8) * p[5]
+		o += (w[5] >> 8 & m8) * p[5]
+		e += (w[6] & m8) * p[6]
+		o += (w[6] >> 8 & m8) * p[6]
+		e += (w[7] & m8) * p[7]
+		o += (w[7] >> 8 & m8) * p[7]
+		e += (w[8] & m8) * p[8]
+		o += (w[8] >> 8 & m8) * p[8]
+		e += (w[9] & m8) * p[9]
+		o += (w[9] >> 8 & m8) * p[9]
+		e += (w[10] & m8) * p[10]
+		o += (w[10] >> 8 & m8) * p[10]
+		e += (w[11] & m8) * p[11]
+		o += (w[11] >> 8 & m8) * p[11]
+		e += (w[12] & m8) * p[12]
+		o += (w[12] >> 8 & m8) * p[12]
+		e += (w[13] & m8) * p[13]
+		o += (w[13] >> 8 & m8) * p[13]
+		e += (w[14] & m8) * p[14]
+		o += (w[14] >> 8 & m8) * p[14]
+		e += (w[15] & m8) * p[15]
+		o += (w[15] >> 8 & m8) * p[15]
+		e0 += e & m16
+		e1 += e >> 16 & m16
+		o0 += o & m16
+		o1 += o >> 16 & m16
+	}
+	// Lanes of e hold rows 0, 2, 4, 6; of o rows 1, 3, 5, 7.
+	out[0], out[4] = int64(e0&lo), int64(e0>>32)
+	out[2], out[6] = int64(e1&lo), int64(e1>>32)
+	out[1], out[5] = int64(o0&lo), int64(o0>>32)
+	out[3], out[7] = int64(o1&lo), int64(o1>>32)
+	return out
+}
+
+// exactSearch is the plain scan Search must agree with: every row's
+// float32 centroid (from cents when given, face.Dim floats a row, else
+// recomputed), each customer at their nearest row, the best two by
+// distance then customer index. The caller holds g.mu.
+func (g *Gallery) exactSearch(cents []float32, probe *face.Embedding, exclude []string) (Match, bool) {
+	best := g.exactScores(cents, probe)
 	for _, id := range exclude {
 		if ci, ok := g.index[id]; ok {
 			best[ci] = float32(math.Inf(1))
@@ -166,22 +631,52 @@ func (g *Gallery) Search(probe *face.Embedding, exclude ...string) (m Match, ok 
 			second = ci
 		}
 	}
-	if first < 0 {
-		return Match{}, false
+	d1, d2 := float32(0), float32(0)
+	if first >= 0 {
+		d1 = best[first]
 	}
-	m = Match{CustomerID: g.ids[first], Distance: math.Sqrt(float64(best[first])), Margin: math.Inf(1)}
 	if second >= 0 {
-		m.RunnerUp = g.ids[second]
-		m.Margin = math.Sqrt(float64(best[second])) - m.Distance
+		d2 = best[second]
 	}
-	return m, true
+	return g.match(int32(first), d1, int32(second), d2)
+}
+
+// exactScores returns each customer's squared distance to the probe, the
+// nearest of their rows, indexed like g.ids.
+func (g *Gallery) exactScores(cents []float32, probe *face.Embedding) []float32 {
+	out := make([]float32, len(g.ids))
+	for ci := range out {
+		out[ci] = float32(math.Inf(1))
+	}
+	var c face.Embedding
+	for r := range g.rows {
+		cp := &c
+		if cents != nil {
+			cp = (*face.Embedding)(cents[r*face.Dim:])
+		} else {
+			g.centroid(r, &c)
+		}
+		ci := g.rows[r].cust
+		out[ci] = min(out[ci], face.SquaredDistance(cp, probe))
+	}
+	return out
+}
+
+// centroids returns every row's centroid, face.Dim floats a row, for
+// repeated exact scans (tests, benchmarks). The caller holds g.mu.
+func (g *Gallery) centroids() []float32 {
+	out := make([]float32, len(g.rows)*face.Dim)
+	for r := range g.rows {
+		g.centroid(r, (*face.Embedding)(out[r*face.Dim:]))
+	}
+	return out
 }
 
 // Nearest returns up to k customers ordered by distance, for diagnostics
-// and evaluation.
+// and evaluation. It scans exactly.
 func (g *Gallery) Nearest(probe *face.Embedding, k int) []Match {
 	g.mu.RLock()
-	best := g.scores(probe)
+	best := g.exactScores(nil, probe)
 	out := make([]Match, 0, len(best))
 	for ci, d := range best {
 		out = append(out, Match{CustomerID: g.ids[ci], Distance: math.Sqrt(float64(d))})
