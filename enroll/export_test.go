@@ -16,3 +16,30 @@ func (g *Gallery) Centroids() []float32 {
 	defer g.mu.RUnlock()
 	return g.centroids()
 }
+
+// DotBlocks runs the kernel Search uses and the portable one on the
+// gallery's codes with a random probe pattern.
+func (g *Gallery) DotBlocks(seed int64) (fast, portable []int32) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	var pat [patLen]int8
+	for k := range face.Dim {
+		w := int8((seed*int64(k+7)*2654435761)%127 - 63)
+		for j := range blk {
+			pat[k/4*32+j*4+k%4] = w
+		}
+	}
+	n := (len(g.rows) + blk - 1) / blk * blk
+	fast, portable = make([]int32, n), make([]int32, n)
+	dotBlocks(g.codes, &pat, fast)
+	dotBlocksGo(g.codes, &pat, portable)
+	return fast, portable
+}
+
+// UsePortableKernel makes Search use the portable kernel until the
+// returned function is called.
+func UsePortableKernel() (restore func()) {
+	saved := dotBlocks
+	dotBlocks = dotBlocksGo
+	return func() { dotBlocks = saved }
+}

@@ -35,11 +35,10 @@ type Match struct {
 // form centroids of their own instead of pulling the enrollment centroid.
 //
 // Search is exact: it returns what a plain float32 scan of the centroids
-// (exactSearch) returns, bit for bit. It first scans 6-bit codes of the
-// centroids (8 rows per 64-bit word and four multiply-adds per
-// multiplication, so 100,000 customers take about a millisecond without
-// SIMD instructions), bounds each code's error, and re-checks in float32
-// every row the bound cannot rule out of the best two customers.
+// (exactSearch) returns, bit for bit. It first scans 7-bit codes of the
+// centroids (a quarter of their memory, 32 products an instruction with
+// AVX2), bounds each code's error, and re-checks in float32 every row the
+// bound cannot rule out of the best two customers.
 //
 // Templates themselves are not kept: each row holds the float64 sum of its
 // templates, from which its centroid is recomputed exactly as face.Mean
@@ -53,10 +52,9 @@ type Gallery struct {
 	crows [][]int32      // each customer's rows
 	rows  []row
 	sums  []float64 // each row's sum of embeddings, face.Dim back to back
-	// codes holds the rows' 6-bit codes dimension-major in blocks of 8
-	// rows: word b*face.Dim+k holds dimension k of rows 8b…8b+7, byte j
-	// for row 8b+j. Multiplying a word by one probe code multiplies four
-	// rows at once (see dot8).
+	// codes holds the rows' 7-bit codes in blocks of 8 rows, face.Dim
+	// words (1 KB) a block: 32 bytes for each 4 dimensions, 4 bytes a row
+	// (codePos), which is what one AVX2 instruction multiplies.
 	codes []uint64
 	rq    []rowCode
 	// Bounds over every row for the code error (enMax: the norm of a row's
@@ -74,23 +72,32 @@ type row struct {
 	group string
 }
 
-// rowCode is what the scan needs of a row: the code's scale, the
-// centroid's squared norm and the offset of its code sum (see quantize).
-type rowCode struct {
-	s, cn2 float64
-	base   int64
-}
+// rowCode is what the scan needs of a row: the code's scale and the
+// centroid's squared norm.
+type rowCode struct{ s, cn2 float64 }
 
 // The codes: a centroid value c is coded as v = round(c/s), |v| ≤ qMax,
-// stored as v+qOff so that the scan multiplies non-negative numbers. With
-// probe codes of the same range, 16 products fit a 16-bit lane.
+// and stored as the unsigned byte v+qOff, as VPMADDUBSW wants one factor;
+// the probe's codes w, of the same range, are the signed factor. Two
+// products, 2·127·63, fit an int16 without saturating.
 const (
-	qMax = 31
-	qOff = 32
-	blk  = 8 // rows per code word
+	qMax   = 63
+	qOff   = 64
+	blk    = 8              // rows per block
+	patLen = blk * face.Dim // bytes of a block, and of the probe's pattern
 )
 
-type searchScratch struct{ cand []candidate }
+// codePos is the word and bit of row r's code of dimension k.
+func codePos(r, k int) (int, uint) {
+	off := k/4*32 + r%blk*4 + k%4
+	return r/blk*face.Dim + off/8, uint(off%8) * 8
+}
+
+type searchScratch struct {
+	pat   [patLen]int8
+	cand  []candidate
+	lanes []int32
+}
 
 type candidate struct {
 	row int32
@@ -246,9 +253,6 @@ func (g *Gallery) centroid(r int, out *face.Embedding) {
 }
 
 // quantize codes row r's centroid: v = round(c/s) with s = max|c|/qMax.
-// The scan sums (v+qOff)(w+qOff) over the dimensions for probe codes w;
-// base is the part of that sum that does not depend on the probe,
-// qOff·Σv + qOff²·Dim.
 func (g *Gallery) quantize(r int) {
 	var c face.Embedding
 	g.centroid(r, &c)
@@ -259,18 +263,15 @@ func (g *Gallery) quantize(r int) {
 		mx = max(mx, math.Abs(x))
 	}
 	s := mx / qMax
-	var sv int64
 	var en2 float64
-	words := g.codes[r/blk*face.Dim:]
-	shift := uint(r%blk) * 8
 	for k, v := range c {
 		w := code(float64(v), s)
-		sv += w
 		e := float64(v) - s*float64(w)
 		en2 += e * e
-		words[k] = words[k]&^(0xFF<<shift) | uint64(w+qOff)<<shift
+		i, sh := codePos(r, k)
+		g.codes[i] = g.codes[i]&^(0xFF<<sh) | uint64(w+qOff)<<sh
 	}
-	g.rq[r] = rowCode{s: s, cn2: cn2, base: qOff*sv + qOff*qOff*face.Dim}
+	g.rq[r] = rowCode{s: s, cn2: cn2}
 	g.enMax = max(g.enMax, math.Sqrt(en2))
 	g.cnMax = max(g.cnMax, math.Sqrt(cn2))
 }
@@ -288,14 +289,13 @@ func (g *Gallery) removeRow(r int) {
 	ci := g.rows[r].cust
 	g.crows[ci] = deleteRow(g.crows[ci], int32(r))
 	last := len(g.rows) - 1
-	lb, ls := last/blk*face.Dim, uint(last%blk)*8
 	if r != last {
 		g.rows[r], g.rq[r] = g.rows[last], g.rq[last]
 		copy(g.sums[r*face.Dim:(r+1)*face.Dim], g.sums[last*face.Dim:])
-		rb, rs := r/blk*face.Dim, uint(r%blk)*8
 		for k := range face.Dim {
-			b := g.codes[lb+k] >> ls & 0xFF
-			g.codes[rb+k] = g.codes[rb+k]&^(0xFF<<rs) | b<<rs
+			li, ls := codePos(last, k)
+			ri, rs := codePos(r, k)
+			g.codes[ri] = g.codes[ri]&^(0xFF<<rs) | (g.codes[li]>>ls&0xFF)<<rs
 		}
 		mc := g.rows[r].cust
 		for i, x := range g.crows[mc] {
@@ -308,12 +308,13 @@ func (g *Gallery) removeRow(r int) {
 	// behind in a slice's spare capacity.
 	clear(g.sums[last*face.Dim:])
 	for k := range face.Dim {
-		g.codes[lb+k] &^= 0xFF << ls
+		i, sh := codePos(last, k)
+		g.codes[i] &^= 0xFF << sh
 	}
 	g.rows[last], g.rq[last] = row{}, rowCode{}
 	g.rows, g.rq, g.sums = g.rows[:last], g.rq[:last], g.sums[:last*face.Dim]
 	if last%blk == 0 {
-		g.codes = g.codes[:lb]
+		g.codes = g.codes[:last/blk*face.Dim]
 	}
 }
 
@@ -425,13 +426,21 @@ func (g *Gallery) search(probe *face.Embedding, exclude []string) (Match, bool) 
 		}
 	}
 
+	sc, _ := g.scratch.Get().(*searchScratch)
+	if sc == nil {
+		sc = &searchScratch{cand: make([]candidate, 0, 1024)}
+	}
+	defer g.scratch.Put(sc)
+	// The probe's codes, repeated for the 8 rows of a block.
 	t := mx / qMax
-	var pq [face.Dim]uint64
+	pat := &sc.pat
 	var sw int64
 	var twn2, epn2 float64
 	for k, v := range probe {
 		w := code(float64(v), t)
-		pq[k] = uint64(w + qOff)
+		for j := range blk {
+			pat[k/4*32+j*4+k%4] = int8(w)
+		}
 		sw += w
 		tw := t * float64(w)
 		twn2 += tw * tw
@@ -440,48 +449,48 @@ func (g *Gallery) search(probe *face.Embedding, exclude []string) (Match, bool) 
 	}
 	bound := (math.Sqrt(twn2)*g.enMax + math.Sqrt(epn2)*g.cnMax) * (1 + 1e-9)
 	delta := 2*bound + 4e-5*(pn2+g.cnMax*g.cnMax) + 1e-12
-	tt, wOff := 2*t, qOff*sw
 
-	sc, _ := g.scratch.Get().(*searchScratch)
-	if sc == nil {
-		sc = &searchScratch{cand: make([]candidate, 0, 1024)}
-	}
 	cand := sc.cand[:0]
+	nb := (nr + blk - 1) / blk
+	if cap(sc.lanes) < nb*blk {
+		sc.lanes = make([]int32, nb*blk+nb*blk/4)
+	}
+	lanes := sc.lanes[:nb*blk]
+	dotBlocks(g.codes, pat, lanes)
+	// Σ(v+qOff)·w = v·w + qOff·Σw.
+	wOff := qOff * sw
+	tt := 2 * t
 	// a is the approximate squared distance less |p|², the same for all.
 	a1, a2 := math.Inf(1), math.Inf(1)
 	c1, c2 := int32(-1), int32(-1)
 	thr := math.Inf(1)
-	for b := 0; b*blk < nr; b++ {
-		lanes := dot8((*[face.Dim]uint64)(g.codes[b*face.Dim:]), &pq)
-		rq := g.rq[b*blk : min(nr, (b+1)*blk)]
-		for j := range rq {
-			q := &rq[j]
-			a := q.cn2 - tt*q.s*float64(lanes[j]-q.base-wOff)
-			if a > thr {
-				continue
-			}
-			r := b*blk + j
-			cand = append(cand, candidate{int32(r), a})
-			if a >= a2 {
-				continue
-			}
-			c := g.rows[r].cust
-			if excluded(ex, c) {
-				continue
-			}
-			switch {
-			case c == c1:
-				a1 = min(a1, a)
-			case a < a1: // c, even if second, is now first
-				a2, c2 = a1, c1
-				a1, c1 = a, c
-			case c == c2:
-				a2 = a
-			default:
-				a2, c2 = a, c
-			}
-			thr = a2 + 2*delta
+	lanes = lanes[:len(g.rq)]
+	for r := range g.rq {
+		q := &g.rq[r]
+		a := q.cn2 - tt*q.s*float64(int64(lanes[r])-wOff)
+		if a > thr {
+			continue
 		}
+		cand = append(cand, candidate{int32(r), a})
+		if a >= a2 {
+			continue
+		}
+		c := g.rows[r].cust
+		if excluded(ex, c) {
+			continue
+		}
+		switch {
+		case c == c1:
+			a1 = min(a1, a)
+		case a < a1: // c, even if second, is now first
+			a2, c2 = a1, c1
+			a1, c1 = a, c
+		case c == c2:
+			a2 = a
+		default:
+			a2, c2 = a, c
+		}
+		thr = a2 + 2*delta
 	}
 
 	// The re-check, in float32 as the plain scan: the best two customers
@@ -502,7 +511,6 @@ func (g *Gallery) search(probe *face.Embedding, exclude []string) (Match, bool) 
 		b1, d1, b2, d2 = top2(b1, d1, b2, d2, c, d)
 	}
 	sc.cand = cand[:0]
-	g.scratch.Put(sc)
 	return g.match(b1, d1, b2, d2)
 }
 
@@ -550,62 +558,27 @@ func excluded(ex []int32, c int32) bool {
 	return false
 }
 
-// dot8 returns Σ_k words[k]·probe[k] for each of the block's 8 rows: the
-// bytes of word k are the rows' codes of dimension k. Masking every other
-// byte leaves four 16-bit lanes that one multiplication by the probe's
-// code multiplies together; 16 dimensions of products up to 63·63 fit a
-// lane, and are then moved to 32-bit lanes. Go does not vectorise, and
-// this puts four multiply-adds in each instruction.
-func dot8(words, probe *[face.Dim]uint64) (out [blk]int64) {
-	const m8, m16, lo = 0x00FF00FF00FF00FF, 0x0000FFFF0000FFFF, 0xFFFFFFFF
-	var e0, e1, o0, o1 uint64
-	for c := 0; c < face.Dim; c += 16 {
-		w := (*[16]uint64)(words[c : c+16])
-		p := (*[16]uint64)(probe[c : c+16])
-		var e, o uint64
-		e += (w[0] & m8) * p[0]
-		o += (w[0] >> 8 & m8) * p[0]
-		e += (w[1] & m8) * p[1]
-		o += (w[1] >> 8 & m8) * p[1]
-		e += (w[2] & m8) * p[2]
-		o += (w[2] >> 8 & m8) * p[2]
-		e += (w[3] & m8) * p[3]
-		o += (w[3] >> 8 & m8) * p[3]
-		e += (w[4] & m8) * p[4]
-		o += (w[4] >> 8 & m8) * p[4]
-		e += (w[5] & m8) * p[5]
-		o += (w[5] >> 8 & m8) * p[5]
-		e += (w[6] & m8) * p[6]
-		o += (w[6] >> 8 & m8) * p[6]
-		e += (w[7] & m8) * p[7]
-		o += (w[7] >> 8 & m8) * p[7]
-		e += (w[8] & m8) * p[8]
-		o += (w[8] >> 8 & m8) * p[8]
-		e += (w[9] & m8) * p[9]
-		o += (w[9] >> 8 & m8) * p[9]
-		e += (w[10] & m8) * p[10]
-		o += (w[10] >> 8 & m8) * p[10]
-		e += (w[11] & m8) * p[11]
-		o += (w[11] >> 8 & m8) * p[11]
-		e += (w[12] & m8) * p[12]
-		o += (w[12] >> 8 & m8) * p[12]
-		e += (w[13] & m8) * p[13]
-		o += (w[13] >> 8 & m8) * p[13]
-		e += (w[14] & m8) * p[14]
-		o += (w[14] >> 8 & m8) * p[14]
-		e += (w[15] & m8) * p[15]
-		o += (w[15] >> 8 & m8) * p[15]
-		e0 += e & m16
-		e1 += e >> 16 & m16
-		o0 += o & m16
-		o1 += o >> 16 & m16
+// dotBlocks sets out[r] to Σ_k code(r,k)·w_k for every row r of the
+// blocks that out covers; pat holds the probe's codes w as a block's
+// layout does. It is dotBlocksGo unless the machine has a faster kernel.
+var dotBlocks = dotBlocksGo
+
+// dotBlocksGo is the portable kernel, about four times slower than the
+// AVX2 one.
+func dotBlocksGo(codes []uint64, pat *[patLen]int8, out []int32) {
+	for b := range len(out) / blk {
+		words := (*[face.Dim]uint64)(codes[b*face.Dim:])
+		for j := range blk {
+			var s int32
+			for q := range face.Dim / 4 {
+				x := words[q*4+j/2] >> (uint(j%2) * 32)
+				p := pat[q*32 : q*32+4]
+				s += int32(uint8(x))*int32(p[0]) + int32(uint8(x>>8))*int32(p[1]) +
+					int32(uint8(x>>16))*int32(p[2]) + int32(uint8(x>>24))*int32(p[3])
+			}
+			out[b*blk+j] = s
+		}
 	}
-	// Lanes of e hold rows 0, 2, 4, 6; of o rows 1, 3, 5, 7.
-	out[0], out[4] = int64(e0&lo), int64(e0>>32)
-	out[2], out[6] = int64(e1&lo), int64(e1>>32)
-	out[1], out[5] = int64(o0&lo), int64(o0>>32)
-	out[3], out[7] = int64(o1&lo), int64(o1>>32)
-	return out
 }
 
 // exactSearch is the plain scan Search must agree with: every row's

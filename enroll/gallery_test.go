@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 
@@ -228,6 +229,35 @@ func TestGalleryGroups(t *testing.T) {
 // genuine probes, strangers, ties and near-ties, groups, dlib-like
 // embeddings off the unit sphere, and after removals and replacements.
 func TestGallerySearchIsExact(t *testing.T) {
+	t.Run("kernel", func(t *testing.T) { searchIsExact(t, 3000) })
+	t.Run("portable kernel", func(t *testing.T) {
+		defer enroll.UsePortableKernel()()
+		searchIsExact(t, 1000)
+	})
+}
+
+// The machine's kernel and the portable one compute the same sums.
+func TestGalleryKernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	g := enroll.NewGallery("m")
+	for i := range 1003 { // a last block not full
+		e := randomUnit(rng)
+		if i%3 == 0 {
+			for k := range e {
+				e[k] *= 0.01 + 3*rng.Float32()
+			}
+		}
+		g.Add(tmpl(fmt.Sprint(i), e))
+	}
+	for seed := range int64(20) {
+		fast, portable := g.DotBlocks(seed)
+		if !slices.Equal(fast, portable) {
+			t.Fatalf("seed %d: the kernels disagree", seed)
+		}
+	}
+}
+
+func searchIsExact(t *testing.T, n int) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	g := enroll.NewGallery("m")
 	var ids []string
@@ -328,7 +358,7 @@ func TestGallerySearchIsExact(t *testing.T) {
 			}
 		}
 	}
-	check("loaded", probes(3000))
+	check("loaded", probes(n))
 
 	// Removals move rows and customers; Set and Add change centroids.
 	for i := range 300 {
@@ -345,5 +375,19 @@ func TestGallerySearchIsExact(t *testing.T) {
 		id := ids[(i*13+5)%len(ids)]
 		g.Add(tmpl(id, rotate(rng, people[(i*13+5)%len(people)], 0.5)))
 	}
-	check("changed", probes(2000))
+	check("changed", probes(2*n/3))
+}
+
+// A search allocates nothing: its scratch is pooled.
+func TestGallerySearchAllocs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	g := enroll.NewGallery("m")
+	for i := range 5000 {
+		g.Add(tmpl(fmt.Sprint(i), randomUnit(rng)))
+	}
+	p := randomUnit(rng)
+	g.Search(&p)
+	if n := testing.AllocsPerRun(50, func() { g.Search(&p, "1") }); n > 0 {
+		t.Fatalf("%v allocations a search", n)
+	}
 }
