@@ -57,6 +57,14 @@ type Gallery struct {
 	// (codePos), which is what one AVX2 instruction multiplies.
 	codes []uint64
 	rq    []rowCode
+	// center is subtracted from centroids and probes before they are coded:
+	// distances do not change, and the codes then spend their 7 bits on
+	// where faces differ instead of on what all faces of a model share
+	// (dlib's descriptors share most of their length). It is the mean of
+	// the centroids when the rows last doubled (recenter).
+	center   [face.Dim]float64
+	centerN2 float64 // |center|²
+	centered int     // rows at the last recenter
 	// Bounds over every row for the code error (enMax: the norm of a row's
 	// centroid minus its decoded code) and the centroid norm. Removals leave
 	// them as they were: a larger bound is still a bound.
@@ -122,6 +130,7 @@ func (g *Gallery) Load(ts []Template) {
 	g.ids, g.index, g.crows = fresh.ids, fresh.index, fresh.crows
 	g.rows, g.sums, g.codes, g.rq = fresh.rows, fresh.sums, fresh.codes, fresh.rq
 	g.enMax, g.cnMax = fresh.enMax, fresh.cnMax
+	g.center, g.centerN2, g.centered = fresh.center, fresh.centerN2, fresh.centered
 	g.mu.Unlock()
 }
 
@@ -210,9 +219,37 @@ func (g *Gallery) add(ts []Template) {
 			touched = append(touched, r)
 		}
 	}
+	if len(g.rows) >= 2*max(g.centered, 32) {
+		g.recenter()
+		return
+	}
 	for _, r := range touched {
 		g.quantize(r)
 	}
+}
+
+// recenter moves the center to the mean of the centroids and codes every
+// row again. The gallery does it when its rows have doubled, so the cost
+// per row stays constant.
+func (g *Gallery) recenter() {
+	var sum [face.Dim]float64
+	var c face.Embedding
+	for r := range g.rows {
+		g.centroid(r, &c)
+		for k, v := range c {
+			sum[k] += float64(v)
+		}
+	}
+	g.centerN2 = 0
+	for k := range sum {
+		g.center[k] = sum[k] / float64(len(g.rows))
+		g.centerN2 += g.center[k] * g.center[k]
+	}
+	g.enMax, g.cnMax = 0, 0
+	for r := range g.rows {
+		g.quantize(r)
+	}
+	g.centered = len(g.rows)
 }
 
 // rowOf returns the customer's row of the group, appending an empty one.
@@ -252,21 +289,24 @@ func (g *Gallery) centroid(r int, out *face.Embedding) {
 	}
 }
 
-// quantize codes row r's centroid: v = round(c/s) with s = max|c|/qMax.
+// quantize codes row r's centroid c less the center: v = round(c/s) with
+// s = max|c|/qMax.
 func (g *Gallery) quantize(r int) {
-	var c face.Embedding
-	g.centroid(r, &c)
+	var ce face.Embedding
+	g.centroid(r, &ce)
+	var c [face.Dim]float64
 	var mx, cn2 float64
-	for _, v := range c {
-		x := float64(v)
+	for k, v := range ce {
+		x := float64(v) - g.center[k]
+		c[k] = x
 		cn2 += x * x
 		mx = max(mx, math.Abs(x))
 	}
 	s := mx / qMax
 	var en2 float64
 	for k, v := range c {
-		w := code(float64(v), s)
-		e := float64(v) - s*float64(w)
+		w := code(v, s)
+		e := v - s*float64(w)
 		en2 += e * e
 		i, sh := codePos(r, k)
 		g.codes[i] = g.codes[i]&^(0xFF<<sh) | uint64(w+qOff)<<sh
@@ -395,8 +435,8 @@ func (g *Gallery) Search(probe *face.Embedding, exclude ...string) (m Match, ok 
 // search scans the codes, then re-checks in float32 every row that may be
 // one of the best two customers.
 //
-// The code of the probe p is t·w (t = max|p|/qMax, w integer), of a row's
-// centroid c s·v, so p·c = s·t·(w·v) + t·w·(c−s·v) + (p−t·w)·c, and by
+// With p the probe and c a row's centroid, both less the center, the code
+// of p is t·w (t = max|p|/qMax, w integer) and of c s·v, so p·c = s·t·(w·v) + t·w·(c−s·v) + (p−t·w)·c, and by
 // Cauchy–Schwarz the last two terms are at most ‖t·w‖·enMax + ‖p−t·w‖·cnMax.
 // From |p−c|² = |p|² + |c|² − 2·p·c each row's approximate squared
 // distance a is within delta of its float32 squared distance (delta also
@@ -409,9 +449,11 @@ func (g *Gallery) search(probe *face.Embedding, exclude []string) (Match, bool) 
 	if nr == 0 {
 		return Match{}, false
 	}
+	var pc [face.Dim]float64 // the probe less the center
 	var pn2, mx float64
-	for _, v := range probe {
-		x := float64(v)
+	for k, v := range probe {
+		x := float64(v) - g.center[k]
+		pc[k] = x
 		pn2 += x * x
 		mx = max(mx, math.Abs(x))
 	}
@@ -436,19 +478,19 @@ func (g *Gallery) search(probe *face.Embedding, exclude []string) (Match, bool) 
 	pat := &sc.pat
 	var sw int64
 	var twn2, epn2 float64
-	for k, v := range probe {
-		w := code(float64(v), t)
+	for k, v := range pc {
+		w := code(v, t)
 		for j := range blk {
 			pat[k/4*32+j*4+k%4] = int8(w)
 		}
 		sw += w
 		tw := t * float64(w)
 		twn2 += tw * tw
-		e := float64(v) - tw
+		e := v - tw
 		epn2 += e * e
 	}
 	bound := (math.Sqrt(twn2)*g.enMax + math.Sqrt(epn2)*g.cnMax) * (1 + 1e-9)
-	delta := 2*bound + 4e-5*(pn2+g.cnMax*g.cnMax) + 1e-12
+	delta := 2*bound + 4e-5*(pn2+g.cnMax*g.cnMax) + 1e-12*(1+g.centerN2)
 
 	cand := sc.cand[:0]
 	nb := (nr + blk - 1) / blk
