@@ -248,9 +248,13 @@ type benchGallery struct {
 //	go test -run '^$' -bench 'GallerySearch/unit/(10k|100k)$' -benchtime 2000x ./enroll/
 //	go test -run '^$' -bench 'GallerySearch/unit/1M' -benchtime 200x ./enroll/  # 1M: about 1.5 GB, only when asked
 //	go test -run '^$' -bench 'GallerySearch/idols' -benchtime 2000x ./enroll/   # needs ../shared
+//	go test -run '^$' -bench 'GallerySearch/portable' -benchtime 2000x ./enroll/ # without AVX2
 func BenchmarkGallerySearch(b *testing.B) {
-	for _, kind := range []string{"unit", "idols"} {
+	for _, kind := range []string{"unit", "idols", "portable"} {
 		b.Run(kind, func(b *testing.B) {
+			if kind == "portable" { // unit data, the kernel of machines without AVX2
+				defer enroll.UsePortableKernel()()
+			}
 			for _, n := range []int{10_000, 100_000, 1_000_000} {
 				b.Run(sizeName(n), func(b *testing.B) {
 					if n >= 1_000_000 && !strings.Contains(flag.Lookup("test.bench").Value.String(), "1M") {
