@@ -23,8 +23,10 @@ test:
 	go test -run XXX -fuzz FuzzUploadPhoto -fuzztime 5000x -timeout 5m ./kiosk/
 	go test -run XXX -fuzz FuzzJSONBodies -fuzztime 5000x -timeout 5m ./kiosk/
 
-# A binary for x86-64-v2 rather than for this machine's CPU (docs/operations.md).
+# Binaries for x86-64-v2 and armv8-a rather than for this machine's CPU; setup.sh
+# --release installs the arm64 cross toolchain and sysroot (docs/operations.md).
 release:
+	deploy/setup.sh --release
 	deploy/build.sh
 
 bench: setup

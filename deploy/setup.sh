@@ -8,6 +8,9 @@
 #   deploy/setup.sh --no-apt   skip the package step (packages already present)
 #   deploy/setup.sh --test     also the test-only packages (Chromium and a CJK font for the
 #                              browser tests, an RTSP server for the camera tests)
+#   deploy/setup.sh --release  also the arm64 release build's tools: Debian's aarch64 cross
+#                              compiler, qemu-user for its smoke test, and an arm64 sysroot
+#                              of Debian's -dev packages (deploy/build.sh; docs/operations.md)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -18,10 +21,12 @@ PHOTOS_DIR=${CONCIERGE_TEST_PHOTOS:-$CACHE/testdata/photos}
 SHARED=${CONCIERGE_SHARED:-$ROOT/../shared}
 APT=1
 TEST=0
+RELEASE=0
 for a in "$@"; do
   case "$a" in
     --no-apt) APT=0 ;;
     --test) TEST=1 ;;
+    --release) RELEASE=1 ;;
     *) echo "setup: unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -39,6 +44,13 @@ PKGS=(gcc g++ pkg-config libdlib-dev libopencv-dev libblas-dev liblapack-dev lib
 # RTSP server through Debian's Python bindings.
 [ "$TEST" = 1 ] && PKGS+=(chromium fonts-wqy-microhei
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
+# The arm64 build cross-compiles against a sysroot rather than through
+# multiarch: libopencv-dev:arm64 cannot be installed beside the amd64 one
+# (libopencv-imgcodecs406:arm64 needs libgdal32:arm64, which conflicts with
+# libgdal32:amd64, and libopencv-dev itself is not Multi-Arch), and apt
+# would remove the amd64 OpenCV this build needs. mmdebstrap only unpacks
+# Debian's arm64 packages into a directory: no arm64 code runs.
+[ "$RELEASE" = 1 ] && PKGS+=(binutils gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user mmdebstrap)
 if [ "$APT" = 1 ]; then
   missing=()
   for p in "${PKGS[@]}"; do
@@ -59,6 +71,39 @@ fi
 if ! command -v go >/dev/null 2>&1; then
   if [ -x /usr/local/go/bin/go ]; then export PATH=$PATH:/usr/local/go/bin; else
     echo "setup: Go 1.26 is required (go.mod says so); install it to /usr/local/go" >&2; exit 1
+  fi
+fi
+
+# 1b. The arm64 sysroot: what the arm64 binary links against at build time
+# and loads under qemu-aarch64 -L. A stamp file names the packages, so a
+# complete sysroot is kept and a changed list makes a new one.
+ARM64_PKGS=(libc6-dev libstdc++-12-dev libopencv-dev libdlib-dev libblas-dev liblapack-dev
+            libatlas-base-dev libjpeg62-turbo-dev)
+SYSROOT=${CONCIERGE_ARM64_SYSROOT:-$CACHE/sysroot-arm64}
+if [ "$RELEASE" = 1 ]; then
+  want=$(printf '%s\n' "${ARM64_PKGS[@]}")
+  if [ -f "$SYSROOT/.concierge-sysroot" ] && [ "$(cat "$SYSROOT/.concierge-sysroot")" = "$want" ]; then
+    say "arm64 sysroot present in $SYSROOT"
+  else
+    say "making the arm64 sysroot in $SYSROOT (about 1.3 GB)"
+    # Debian's packages from this machine's own apt sources, for its release.
+    suite=$(. /etc/os-release && echo "${VERSION_CODENAME:?}")
+    srcs=()
+    for f in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list; do
+      [ -s "$f" ] && grep -qE '^[[:space:]]*(deb|Types:)' "$f" && srcs+=("$f")
+    done
+    rm -rf "$SYSROOT.new"
+    mkdir -p "$(dirname "$SYSROOT")"
+    mmdebstrap --quiet --variant=extract --architectures=arm64 \
+      --include="$(IFS=,; echo "${ARM64_PKGS[*]}")" "$suite" "$SYSROOT.new" "${srcs[@]}"
+    # Unpacking runs no maintainer scripts, so the links update-alternatives
+    # would make for BLAS and LAPACK are made here (ATLAS, as on amd64).
+    for l in libblas.so libblas.so.3 liblapack.so liblapack.so.3; do
+      ln -sfn "atlas/$l" "$SYSROOT.new/usr/lib/aarch64-linux-gnu/$l"
+    done
+    echo "$want" >"$SYSROOT.new/.concierge-sysroot"
+    rm -rf "$SYSROOT"
+    mv "$SYSROOT.new" "$SYSROOT"
   fi
 fi
 

@@ -1,7 +1,10 @@
 package enroll_test
 
 import (
+	"fmt"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 
@@ -162,5 +165,229 @@ func BenchmarkSearch10kCustomers(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		g.Search(&probe)
+	}
+}
+
+// A customer is as near as their nearest group's centroid; the runner-up
+// is another customer, never the same customer's other group.
+func TestGalleryGroups(t *testing.T) {
+	g := enroll.NewGallery("m")
+	door := func(id string, e face.Embedding, group string) enroll.Template {
+		t := tmpl(id, e)
+		t.Source, t.Group = enroll.SourceDoor, group
+		return t
+	}
+	g.Load([]enroll.Template{
+		tmpl("A", vec(0, 1)), tmpl("A", vec(1, 1)), // enrollment centroid (1/√2, 1/√2)
+		door("A", vec(2, 1), "door"),
+		door("A", vec(3, 1), "door-2"),
+		tmpl("B", vec(4, 1)),
+	})
+	if g.Customers() != 2 || g.Templates("A") != 4 {
+		t.Fatalf("%d customers, A has %d templates", g.Customers(), g.Templates("A"))
+	}
+	p := vec(2, 0.9) // 0.1 from A's door centroid, farther from the rest
+	m, ok := g.Search(&p)
+	if !ok || m.CustomerID != "A" || math.Abs(m.Distance-0.1) > 1e-6 || m.RunnerUp != "B" ||
+		math.Abs(m.Margin-(math.Hypot(0.9, 1)-0.1)) > 1e-6 {
+		t.Fatalf("door probe: %+v", m)
+	}
+	if d, _ := g.Distance(&p, "A"); math.Abs(d-0.1) > 1e-6 {
+		t.Fatalf("distance to A = %v, want the door centroid's 0.1", d)
+	}
+	if got := g.Nearest(&p, 5); len(got) != 2 || got[0].CustomerID != "A" || got[1].CustomerID != "B" {
+		t.Fatalf("nearest = %+v", got)
+	}
+	// Without B there is no runner-up: A's enrollment centroid is A's.
+	if m, _ := g.Search(&p, "B"); m.CustomerID != "A" || m.RunnerUp != "" || !math.IsInf(m.Margin, 1) {
+		t.Fatalf("without B: %+v", m)
+	}
+	// Adding to a group moves that group's centroid only.
+	g.Add(door("A", vec(5, 1), "door"))
+	if m, _ := g.Search(&p); m.CustomerID != "A" || math.Abs(m.Distance-math.Hypot(0.9-1/math.Sqrt2, 1/math.Sqrt2)) > 1e-6 {
+		t.Fatalf("after adding a door face: %+v", m)
+	}
+	// Set replaces all of A's rows at once.
+	g.Set("A", []enroll.Template{tmpl("A", vec(6, 1)), tmpl("B", vec(2, 1)), {CustomerID: "A", Embedding: vec(2, 1), Model: "other"}})
+	if g.Templates("A") != 1 || g.Templates("B") != 1 || g.Customers() != 2 {
+		t.Fatalf("after Set: A %d, B %d templates, %d customers", g.Templates("A"), g.Templates("B"), g.Customers())
+	}
+	if m, _ := g.Search(&p); m.CustomerID != "A" || math.Abs(m.Distance-math.Hypot(0.9, 1)) > 1e-6 {
+		t.Fatalf("after Set: %+v", m)
+	}
+	g.Set("A", nil)
+	if g.Customers() != 1 || g.Templates("A") != 0 {
+		t.Fatalf("Set with nothing left %d customers", g.Customers())
+	}
+	if n := g.Remove("B"); n != 1 || g.Customers() != 0 {
+		t.Fatalf("removed %d, %d customers left", n, g.Customers())
+	}
+}
+
+// Search must return exactly what the plain float32 scan returns: the
+// same best customer, distance, runner-up and margin, bit for bit, on
+// genuine probes, strangers, ties and near-ties, groups, dlib-like
+// embeddings off the unit sphere, and after removals and replacements.
+func TestGallerySearchIsExact(t *testing.T) {
+	t.Run("kernel", func(t *testing.T) { searchIsExact(t, 3000) })
+	t.Run("portable kernel", func(t *testing.T) {
+		defer enroll.UsePortableKernel()()
+		searchIsExact(t, 1000)
+	})
+}
+
+// The machine's kernel and the portable one compute the same sums.
+func TestGalleryKernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	g := enroll.NewGallery("m")
+	for i := range 1003 { // a last block not full
+		e := randomUnit(rng)
+		if i%3 == 0 {
+			for k := range e {
+				e[k] *= 0.01 + 3*rng.Float32()
+			}
+		}
+		g.Add(tmpl(fmt.Sprint(i), e))
+	}
+	for seed := range int64(20) {
+		fast, portable := g.DotBlocks(seed)
+		if !slices.Equal(fast, portable) {
+			t.Fatalf("seed %d: the kernels disagree", seed)
+		}
+	}
+}
+
+func searchIsExact(t *testing.T, n int) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	g := enroll.NewGallery("m")
+	var ids []string
+	var people []face.Embedding
+	var ts []enroll.Template
+	person := func(id string, e face.Embedding, templates int, spread float64) {
+		ids = append(ids, id)
+		people = append(people, e)
+		for range templates {
+			ts = append(ts, tmpl(id, rotate(rng, e, spread)))
+		}
+	}
+	for i := range 1500 {
+		e := randomUnit(rng)
+		person(fmt.Sprint("U", i), e, 1+i%3, 0.3+0.4*rng.Float64())
+		if i%5 == 0 { // door faces of their own
+			for k := range 1 + i%2 {
+				d := tmpl(fmt.Sprint("U", i), rotate(rng, e, 0.6))
+				d.Source, d.Group = enroll.SourceDoor, fmt.Sprint("door-", k)
+				ts = append(ts, d)
+			}
+		}
+	}
+	for i := range 200 { // dlib-like: not unit vectors, not normalised
+		e := randomUnit(rng)
+		s := float32(0.4 + 0.8*rng.Float64())
+		var raw [2]face.Embedding
+		for k := range raw {
+			raw[k] = rotate(rng, e, 0.4)
+			for j := range raw[k] {
+				raw[k][j] *= s
+			}
+			ts = append(ts, tmpl(fmt.Sprint("D", i), raw[k]))
+		}
+		ids, people = append(ids, fmt.Sprint("D", i)), append(people, raw[0])
+	}
+	for i := range 200 { // twins: exact ties and ties to a few ulps
+		src := ts[rng.IntN(len(ts))]
+		tw := tmpl(fmt.Sprint("T", i), src.Embedding)
+		if i%2 == 1 {
+			tw.Embedding[rng.IntN(face.Dim)] += 1e-7
+		}
+		ts = append(ts, tw)
+		ids, people = append(ids, tw.CustomerID), append(people, tw.Embedding)
+	}
+	rng.Shuffle(len(ts), func(i, j int) { ts[i], ts[j] = ts[j], ts[i] })
+	g.Load(ts)
+
+	probes := func(n int) []face.Embedding {
+		out := make([]face.Embedding, 0, n)
+		for len(out) < n {
+			i := rng.IntN(len(people))
+			switch len(out) % 5 {
+			case 0: // genuine
+				out = append(out, rotate(rng, people[i], 0.5+0.4*rng.Float64()))
+			case 1: // stranger
+				out = append(out, randomUnit(rng))
+			case 2: // a template itself: ties between twins
+				out = append(out, ts[rng.IntN(len(ts))].Embedding)
+			case 3: // between two people
+				j := rng.IntN(len(people))
+				var e face.Embedding
+				for k := range e {
+					e[k] = (people[i][k] + people[j][k]) / 2
+				}
+				out = append(out, e)
+			default: // far out and off the sphere
+				e := randomUnit(rng)
+				for k := range e {
+					e[k] *= 3
+				}
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	check := func(stage string, ps []face.Embedding) {
+		t.Helper()
+		cents := g.Centroids()
+		bad := 0
+		for i := range ps {
+			p := &ps[i]
+			want, wok := g.ExactSearch(cents, p)
+			got, ok := g.Search(p)
+			if got != want || ok != wok {
+				t.Errorf("%s probe %d: Search %+v, exact scan %+v", stage, i, got, want)
+				bad++
+			}
+			// Excluding the best makes the runner-up the best.
+			want, wok = g.ExactSearch(cents, p, want.CustomerID, "nobody")
+			got, ok = g.Search(p, got.CustomerID, "nobody")
+			if got != want || ok != wok {
+				t.Errorf("%s probe %d excluding the best: Search %+v, exact scan %+v", stage, i, got, want)
+				bad++
+			}
+			if bad > 10 {
+				t.FailNow()
+			}
+		}
+	}
+	check("loaded", probes(n))
+
+	// Removals move rows and customers; Set and Add change centroids.
+	for i := range 300 {
+		g.Remove(ids[(i*7)%len(ids)])
+	}
+	for i := range 200 {
+		id := ids[(i*11+3)%len(ids)]
+		e := randomUnit(rng)
+		d := tmpl(id, rotate(rng, e, 0.5))
+		d.Group = "door"
+		g.Set(id, []enroll.Template{tmpl(id, e), d})
+	}
+	for i := range 100 {
+		id := ids[(i*13+5)%len(ids)]
+		g.Add(tmpl(id, rotate(rng, people[(i*13+5)%len(people)], 0.5)))
+	}
+	check("changed", probes(2*n/3))
+}
+
+// A search allocates nothing: its scratch is pooled.
+func TestGallerySearchAllocs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	g := enroll.NewGallery("m")
+	for i := range 5000 {
+		g.Add(tmpl(fmt.Sprint(i), randomUnit(rng)))
+	}
+	p := randomUnit(rng)
+	g.Search(&p)
+	if n := testing.AllocsPerRun(50, func() { g.Search(&p, "1") }); n > 0 {
+		t.Fatalf("%v allocations a search", n)
 	}
 }
