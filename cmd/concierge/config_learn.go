@@ -8,18 +8,17 @@ const maxDoorTemplates = 10
 // engineDoorFactors are how many times a customer's door templates (the
 // last 10 faces of visits staff confirmed) multiply a stranger's chance of
 // being taken for them, measured by `concierge eval visits` on the kpop
-// photos (docs/accuracy.md, "Learning from confirmed visits"): the larger
-// of the factors of a gallery that merges them into the enrollment's
-// centroid (`--door merge --door-cap 10 --door-penalty 0`: foamliu 2.89,
-// PaddleX 4.09) and of one that scores them as a centroid of their own
-// (`--door mean --door-cap 10 --door-penalty 0`: 2.94, 3.40), so the
-// budget holds whichever the gallery does. The calibrated thresholds hold
-// the target for the tails' rate times the factor while learning is on.
+// photos (docs/accuracy.md, "Learning from confirmed visits") as the
+// gallery scores them: a centroid of their own (group enroll.DoorGroup)
+// beside the enrollment's, the customer's distance the nearest of the two
+// (`--door mean --door-cap 10 --door-penalty 0`). The calibrated
+// thresholds hold the target for the tails' rate times the factor while
+// learning is on.
 // dlib has none: its visits are too few on the idols to measure one, and
 // it recognises too little to learn from.
 var engineDoorFactors = map[string]float64{
 	engineFoamliu:       2.94,
-	engineMobileFaceNet: 4.09,
+	engineMobileFaceNet: 3.40,
 }
 
 // doorFactor is the door factor in force: 0 when the daemon learns
