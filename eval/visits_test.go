@@ -1,6 +1,8 @@
 package eval
 
 import (
+	"fmt"
+	"math"
 	"reflect"
 	"testing"
 
@@ -67,5 +69,50 @@ func TestVisitsIdols(t *testing.T) {
 	within(t, "band at 1,000", s.Band, 0.200, 0.001)
 	if v := s.Visits[0]; v.Announced.Events != 6 || v.Carded.Events != 29 || v.Announced.Trials != 439 {
 		t.Errorf("visit 1 at 1,000: %d announced, %d carded of %d; want 6, 29 of 439", v.Announced.Events, v.Carded.Events, v.Announced.Trials)
+	}
+}
+
+// TestDoorGalleryMatchesEnrollGallery: the simulation's door centroid
+// (DoorMean, no penalty) scores as enroll.Gallery does with door templates
+// in their own group, so the door factors measured here are those of the
+// daemon's gallery.
+func TestDoorGalleryMatchesEnrollGallery(t *testing.T) {
+	set := idolSet(t)
+	cfg := idolsVisits(DoorPolicy{Mode: DoorMean, Cap: 10})
+	labels, groups := set.byLabel()
+	sp := splitVisits(labels, groups, 45, cfg, 1)
+	g := newDoorGallery(set, sp, cfg.Door)
+	gal := enroll.NewGallery("m")
+	var ts []enroll.Template
+	for ci, idx := range sp.enroll {
+		id := fmt.Sprint(ci)
+		for _, e := range embeddings(set, idx) {
+			ts = append(ts, enroll.Template{CustomerID: id, Model: "m", Embedding: e})
+		}
+		for _, v := range sp.visits[ci] {
+			g.learn(ci, embeddings(set, v))
+		}
+		for _, e := range g.cust[ci].door {
+			ts = append(ts, enroll.Template{CustomerID: id, Model: "m", Embedding: e, Source: enroll.SourceDoor, Group: enroll.DoorGroup})
+		}
+	}
+	gal.Load(ts)
+	ids := make([]string, len(g.cust))
+	for i := range ids {
+		ids[i] = fmt.Sprint(i)
+	}
+	n := 0
+	for _, v := range sp.strVisit {
+		for _, e := range embeddings(set, v) {
+			want, _ := topMatch(g.scores(&e), ids)
+			got, ok := gal.Search(&e)
+			if !ok || got.CustomerID != want.CustomerID || math.Abs(got.Distance-want.Distance) > 1e-6 || math.Abs(got.Margin-want.Margin) > 1e-6 {
+				t.Fatalf("probe %d: gallery %+v, simulation %+v", n, got, want)
+			}
+			n++
+		}
+	}
+	if n < 100 {
+		t.Fatalf("%d probes compared", n)
 	}
 }
