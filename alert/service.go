@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"concierge"
 )
 
 // What staff did with alerts is otherwise only in the stream, which keeps
@@ -38,6 +40,54 @@ type ServiceEvent struct {
 // customer id and no name.
 type ServiceLog interface {
 	RecordService(ctx context.Context, e ServiceEvent) error
+}
+
+// ServicePurger deletes the service events before a time and says how
+// many.
+type ServicePurger interface {
+	PurgeService(ctx context.Context, before time.Time) (int64, error)
+}
+
+// DefaultServiceRetention keeps a bit more than a year of service events:
+// enough to compare a month with the same month a year before, and no
+// more, since the shortest retention that serves the purpose applies even
+// to rows that name nobody.
+const DefaultServiceRetention = 400 * 24 * time.Hour
+
+// PurgeServiceLoop deletes service events older than retention at once
+// and then every interval, until ctx ends (it then returns nil); it runs
+// in the caller's goroutine, so the caller owns it. A failed purge is
+// logged and retried at the next interval. now nil is time.Now.
+func PurgeServiceLoop(ctx context.Context, p ServicePurger, every, retention time.Duration, now func() time.Time, log *slog.Logger) error {
+	switch {
+	case p == nil:
+		return concierge.Errorf(concierge.EINVALID, "purge service events: no service log")
+	case every <= 0 || retention <= 0:
+		return concierge.Errorf(concierge.EINVALID, "purge service events: interval %v and retention %v must be > 0", every, retention)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		before := now().Add(-retention)
+		n, err := p.PurgeService(ctx, before)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error("purge service events", slog.Any("error", err))
+		case n > 0:
+			log.Info("purged service events", slog.Int64("count", n), slog.Time("before", before))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
 }
 
 // recordService hands e to l if there is one. The event has happened

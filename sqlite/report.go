@@ -13,14 +13,18 @@ import (
 	"concierge/checkin"
 )
 
-var _ alert.ServiceLog = (*DB)(nil)
+var (
+	_ alert.ServiceLog    = (*DB)(nil)
+	_ alert.ServicePurger = (*DB)(nil)
+)
 
 // Service events are what the branch manager's report counts: arrivals,
 // claims (with how long the customer waited), escalations, "not this
 // person" marks and answers to verify cards, each with its time and the
 // customer's tier at the time. A row holds no customer id, no alert id and
 // no name, so it names nobody: Erase leaves these rows, which only ever
-// count, and the visit purge does not shorten the report.
+// count, and the visit purge does not shorten the report. They have their
+// own retention (report.retention), PurgeService.
 var _ = register("service_events",
 	`CREATE TABLE service_events (
 		id          INTEGER PRIMARY KEY,
@@ -83,6 +87,16 @@ func (d *DB) RecordService(ctx context.Context, e alert.ServiceEvent) error {
 		return fmt.Errorf("record %s: %w", e.Kind, err)
 	}
 	return nil
+}
+
+// PurgeService implements alert.ServicePurger: it deletes the service
+// events before the given time.
+func (d *DB) PurgeService(ctx context.Context, before time.Time) (int64, error) {
+	res, err := d.db.ExecContext(ctx, `DELETE FROM service_events WHERE at < ?`, before.UTC().Format(timeFormat))
+	if err != nil {
+		return 0, fmt.Errorf("purge service events: %w", err)
+	}
+	return res.RowsAffected()
 }
 
 // ServiceReport counts the service events from since until now, by day

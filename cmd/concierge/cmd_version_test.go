@@ -53,4 +53,19 @@ func TestVersion(t *testing.T) {
 			t.Errorf("YuNet in the real models directory: %s", l)
 		}
 	}
+
+	// What setup.sh and build.sh stamp (-X main.version, main.commit) is
+	// printed, by `version` and by `--version` alike.
+	defer func(v, c string) { version, commit = v, c }(version, commit)
+	version, commit = "v1.2.3", "0123456789abcdef0123456789abcdef01234567"
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		out, _, code = run(t, append(args, "--config", cfg)...)
+		if code != 0 || !strings.HasPrefix(out, "concierge v1.2.3 (commit 0123456789ab") || !strings.Contains(out, runtime.Version()) {
+			t.Errorf("%v: exit %d\n%s", args, code, out)
+		}
+	}
+	out, _, _ = run(t, "--version", "--json", "--config", cfg)
+	if err := json.Unmarshal([]byte(out), &v); err != nil || v.Version != "v1.2.3" || v.Commit != commit {
+		t.Errorf("--version --json: %v %s", err, out)
+	}
 }

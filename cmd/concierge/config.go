@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"concierge/alert"
 	"concierge/checkin"
 	"concierge/enroll"
 	"concierge/models"
@@ -42,6 +43,7 @@ type Config struct {
 	Enroll  EnrollConfig  `yaml:"enroll"` // retention of face data (config_privacy.go)
 	Keys    KeysConfig    `yaml:"keys"`   // template key file (config_privacy.go)
 	HQ      HQConfig      `yaml:"hq"`     // the bank's hub (config_hq.go)
+	Report  ReportConfig  `yaml:"report"` // the manager's service report
 	Log     LogConfig     `yaml:"log"`
 }
 
@@ -231,7 +233,14 @@ func DefaultConfig() Config {
 		Web:    defaultWebConfig(),
 		Kiosk:  defaultKioskConfig(),
 		Enroll: defaultEnrollConfig(),
+		Report: ReportConfig{Retention: alert.DefaultServiceRetention},
 	}
+}
+
+// ReportConfig: how long the service events behind `concierge report` and
+// the lobby's manager panel are kept.
+type ReportConfig struct {
+	Retention time.Duration `yaml:"retention"` // older service events are purged hourly
 }
 
 func defaultModelsDir() string {
@@ -359,6 +368,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Enroll.validate(); err != nil {
 		return err
+	}
+	if c.Report.Retention < 24*time.Hour {
+		return fmt.Errorf("report.retention: %v must be at least 24h", c.Report.Retention)
 	}
 	if err := c.validateHQ(); err != nil {
 		return err

@@ -82,4 +82,7 @@ func TestExampleConfig(t *testing.T) {
 	if c.Alerts != DefaultConfig().Alerts {
 		t.Errorf("example alerts %+v, defaults %+v", c.Alerts, DefaultConfig().Alerts)
 	}
+	if c.Report != DefaultConfig().Report {
+		t.Errorf("example report %+v, defaults %+v", c.Report, DefaultConfig().Report)
+	}
 }

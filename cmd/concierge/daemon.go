@@ -139,6 +139,9 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	d.goRun("visit purge", func(ctx context.Context) error {
 		return svc.PurgeLoop(ctx, time.Hour, cfg.Checkin.Retention)
 	})
+	d.goRun("service event purge", func(ctx context.Context) error {
+		return alert.PurgeServiceLoop(ctx, d.app.db, time.Hour, cfg.Report.Retention, nil, d.log.With("component", "report"))
+	})
 	d.goRun("gallery refresh", d.refreshGallery)
 	d.goRun("arrival retry", svc.RetryLoop)
 	d.goRun("database probe", d.probeLoop)

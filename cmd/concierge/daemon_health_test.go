@@ -187,7 +187,7 @@ func TestDaemonCameraHealthAndMaskedCredentials(t *testing.T) {
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "c.yaml")
 	yaml := fmt.Sprintf("branch: t1\ndb: %s\nmodels: {dir: %s}\nvision: {pool: 1, camera_stale_after: 3s}\n"+
-		"nats: {listen: \"127.0.0.1:%d\", store_dir: %s}\nhttp: {addr: %q}\nlog: {level: debug}\ncameras:\n"+
+		"nats: {listen: \"127.0.0.1:%d\", store_dir: %s}\nhttp: {addr: %q}\nlog: {level: debug, format: json}\ncameras:\n"+
 		"  - {id: door-1, source: %q}\n  - {id: wrong-pass, source: %q}\n  - {id: dead-port, source: %q}\n",
 		cfg.DB, cfg.Models.Dir, testenv.FreePort(t), cfg.NATS.StoreDir, httpAddr,
 		cred("Good5ecret", base), cred("Wr0ngSecret", base), cred("De4dSecret", dead))
@@ -278,6 +278,22 @@ func TestDaemonCameraHealthAndMaskedCredentials(t *testing.T) {
 	}
 	if err := leak(); err != nil {
 		t.Fatal(err)
+	}
+	// OpenCV's backends print to fd 2 beneath the logger (FFmpeg's
+	// "[tcp @ 0x…] Connection refused" for the dead port, GStreamer's
+	// blocks): the log stays one JSON record per line, theirs included.
+	native := 0
+	for i, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		var rec struct{ Level, Msg, Component string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.Level == "" {
+			t.Fatalf("log line %d is not a JSON record (%v): %q", i+1, err, line)
+		}
+		if rec.Msg == "native library output" && rec.Component == "native" {
+			native++
+		}
+	}
+	if native == 0 {
+		t.Errorf("no native library output in the log: the dead port's FFmpeg line went elsewhere:\n%s", stderr.String())
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"concierge/alert"
 	"concierge/checkin"
 	"concierge/internal/testenv"
+	"concierge/sqlite"
 )
 
 // The manager's panel of the lobby page, in a real Chromium against the
@@ -242,4 +243,34 @@ func TestLobbyBadgeInCustomerLanguage(t *testing.T) {
 				card, lang, c.badge, c.greeting))
 		}
 	}
+}
+
+// The daemon purges service events older than report.retention at start
+// and keeps the younger ones for the report.
+func TestDaemonPurgesServiceEvents(t *testing.T) {
+	now := time.Now()
+	d, _ := lobbyDaemon(t, "t1", func(cfg *Config) {
+		cfg.Report.Retention = 48 * time.Hour
+		db, err := sqlite.Open(context.Background(), cfg.DB, cfg.dbOptions()...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		for _, age := range []time.Duration{72 * time.Hour, time.Hour} {
+			e := alert.ServiceEvent{Kind: alert.ServiceEscalation, Tier: &alert.Tier{Scheme: "icbc-stars", Level: "star5"}, At: now.Add(-age)}
+			if err := db.RecordService(context.Background(), e); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		rep, err := d.app.db.ServiceReport(context.Background(), now.Add(-30*24*time.Hour), time.UTC)
+		if err != nil {
+			return err
+		}
+		if len(rep.Totals) != 1 || rep.Totals[0].Escalations != 1 {
+			return fmt.Errorf("service events after the purge: %+v, want the one younger than 48h", rep.Totals)
+		}
+		return nil
+	})
 }

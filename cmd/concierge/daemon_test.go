@@ -318,4 +318,11 @@ func TestDaemonSIGTERM(t *testing.T) {
 	if check != "ok" || visits < len(arrivals()) {
 		t.Fatalf("integrity %q, %d visits for %d alerts", check, visits, len(arrivals()))
 	}
+	// On a file camera too, the log is one text record per line: nothing
+	// a native library printed sits between them (internal/nativelog).
+	for i, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		if !strings.HasPrefix(line, "time=") || !strings.Contains(line, " level=") {
+			t.Fatalf("log line %d is not a record: %q", i+1, line)
+		}
+	}
 }

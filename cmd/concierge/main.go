@@ -140,6 +140,9 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		}
 		return nil
 	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args[0] = "version" // the spelling other tools taught operators
+	}
 	cmd, ok := commands[args[0]]
 	if !ok {
 		m.usage()
