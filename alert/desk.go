@@ -317,7 +317,7 @@ func AskDesk(ctx context.Context, conn ConnConfig, branch, verb string, req Desk
 	}
 	nc, err := conn.connect(log, nil)
 	if err != nil {
-		return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
+		return concierge.Errorf(concierge.EUNAVAILABLE, "%w", err)
 	}
 	defer nc.Close()
 	data, err := json.Marshal(req)

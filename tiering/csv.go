@@ -96,7 +96,7 @@ type CSVData struct {
 func (s *Schemes) ParseCSV(data []byte, encoding string) (*CSVData, error) {
 	text, enc, err := decodeText(data, encoding)
 	if err != nil {
-		return nil, concierge.Errorf(concierge.EINVALID, "%v", err)
+		return nil, concierge.Errorf(concierge.EINVALID, "%w", err)
 	}
 	out := &CSVData{Encoding: enc}
 	r := csv.NewReader(strings.NewReader(text))
