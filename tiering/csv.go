@@ -318,13 +318,13 @@ func (s *Schemes) parseRow(line int, cols []column, rec []string) (Snapshot, []R
 				continue
 			}
 			d, err := ParseDecimal(v)
-			switch {
-			case err != nil:
+			if err != nil {
 				bad(c.name, CodeNonNumeric, "%q: %v", v, err)
-			case d < 0 && !in.Unit.AllowsNegative():
-				bad(c.name, CodeNegativeAmount, "%s must not be negative, got %s", in.Name, v)
-			case in.Unit == UnitCount && d%decimalScale != 0:
-				bad(c.name, CodeBadValue, "%s is a count, got %s", in.Name, v)
+				continue
+			}
+			switch code, reason := in.Check(d, v); {
+			case code != "":
+				bad(c.name, code, "%s", reason)
 			default:
 				if snap.Indicators == nil {
 					snap.Indicators = map[string]Decimal{}

@@ -3,6 +3,7 @@ package tiering
 import (
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"concierge"
@@ -282,6 +283,34 @@ func TestSchemesAssigned(t *testing.T) {
 	for _, c := range [][2]string{{"no-such-scheme", "star7"}, {"icbc-stars", "star9"}} {
 		if _, err := s.Assigned("C1", c[0], c[1]); concierge.ErrorCode(err) != concierge.ENOTFOUND {
 			t.Errorf("%v: %v", c, err)
+		}
+	}
+}
+
+// A value given for an indicator (concierge tiers evaluate) follows the
+// CSV's rules: known indicator, a number, negative only for a percentage
+// or a plain number, a count whole.
+func TestIndicatorValue(t *testing.T) {
+	s := mustSchemes(t)
+	for _, c := range []struct {
+		name, value string
+		want        Decimal
+		msg         string
+	}{
+		{"assets", " 6000000 ", 6000000 * decimalScale, ""},
+		{"income_growth", "-3.5", -35 * decimalScale / 10, ""},
+		{"txn_count", "12", 12 * decimalScale, ""},
+		{"assets", "-1", 0, "assets must not be negative, got -1"},
+		{"txn_count", "1.5", 0, "txn_count is a count, got 1.5"},
+		{"points", "lots", 0, `points "lots": `},
+		{"shoe_size", "42", 0, `unknown indicator "shoe_size"`},
+	} {
+		d, err := s.IndicatorValue(c.name, c.value)
+		switch {
+		case c.msg == "" && (err != nil || d != c.want):
+			t.Errorf("%s=%q: %v, %v; want %v", c.name, c.value, d, err, c.want)
+		case c.msg != "" && (concierge.ErrorCode(err) != concierge.EINVALID || !strings.Contains(concierge.ErrorMessage(err), c.msg)):
+			t.Errorf("%s=%q: %v; want invalid %q", c.name, c.value, err, c.msg)
 		}
 	}
 }

@@ -297,16 +297,9 @@ func (m *Main) tiersEvaluate(ctx context.Context, args []string) error {
 	}
 	f := tiering.Facts{Indicators: map[string]tiering.Decimal{}, PrivateBanking: *privateBanking}
 	set := func(name, value string) error {
-		in, ok := schemes.Indicator(name)
-		if !ok {
-			return concierge.Errorf(concierge.EINVALID, "unknown indicator %q", name)
-		}
-		d, err := tiering.ParseDecimal(strings.TrimSpace(value))
+		d, err := schemes.IndicatorValue(name, value)
 		if err != nil {
-			return concierge.Errorf(concierge.EINVALID, "%s %q: %v", name, value, err)
-		}
-		if d < 0 && !in.Unit.AllowsNegative() {
-			return concierge.Errorf(concierge.EINVALID, "%s must not be negative", name)
+			return err
 		}
 		f.Indicators[name] = d
 		return nil
