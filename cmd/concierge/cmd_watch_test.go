@@ -83,21 +83,7 @@ func newAlertEnv(t *testing.T, branch string) *alertEnv {
 		t.Fatal(err)
 	}
 	svc.Notifier, svc.Logger = pub, quiet
-	cards, err := alert.NewCards(alert.CardsConfig{Branch: branch, Conn: daemon, Logger: quiet,
-		Confirmed: func(ctx context.Context, c checkin.Card, by string) error {
-			if err := svc.ConfirmCard(ctx, c, by); err != nil {
-				return err
-			}
-			book.Set(c.ID, alert.AlertRecord{CustomerID: c.CustomerID, At: c.At})
-			return nil
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cards.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cards.Close() })
+	cards := testenv.OpenCards(t, alert.CardsConfig{Branch: branch, Conn: daemon, Logger: quiet}, svc, book)
 	desk, err := alert.NewDesk(alert.DeskConfig{Branch: branch, Conn: daemon, Book: book,
 		Staff: testenv.StaffList{"Li": staffPIN, "Wang": staffPIN}, Cards: cards, Logger: quiet})
 	if err != nil {
