@@ -109,7 +109,7 @@ func (s *Schemes) ParseCSV(data []byte, encoding string) (*CSVData, error) {
 		return out, concierge.Errorf(concierge.EINVALID, "empty file: want a header line")
 	}
 	if err != nil {
-		return out, concierge.Errorf(concierge.EINVALID, "header: %v", err)
+		return out, concierge.Errorf(concierge.EINVALID, "header: %w", err)
 	}
 	cols, problems := s.parseHeader(header)
 	if len(problems) > 0 {
@@ -130,7 +130,7 @@ func (s *Schemes) ParseCSV(data []byte, encoding string) (*CSVData, error) {
 			continue
 		}
 		if err != nil {
-			return out, concierge.Errorf(concierge.EINVALID, "read csv: %v", err)
+			return out, concierge.Errorf(concierge.EINVALID, "read csv: %w", err)
 		}
 		if blank(rec) {
 			continue // spreadsheets pad exports with empty rows

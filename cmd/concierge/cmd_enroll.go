@@ -63,7 +63,7 @@ func (a *faceApp) dlib(log *slog.Logger) (*vision.Engine, error) {
 		Logger:    log,
 	})
 	if err != nil {
-		return nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch` first)", err)
+		return nil, concierge.Errorf(concierge.EUNAVAILABLE, "%w (run `concierge models fetch` first)", err)
 	}
 	a.engine = e
 	return e, nil
@@ -87,7 +87,7 @@ func (m *Main) openFaceApp(ctx context.Context, cfg Config, withEngine bool) (*f
 		if ok {
 			if err != nil {
 				a.Close()
-				return nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch`)", err)
+				return nil, concierge.Errorf(concierge.EUNAVAILABLE, "%w (run `concierge models fetch`)", err)
 			}
 			det, a.embedder = a.dnn, a.dnn.Embedder()
 		} else {
@@ -160,7 +160,7 @@ func runEnroll(ctx context.Context, m *Main, args []string) error {
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
-			return concierge.Errorf(concierge.EINVALID, "read %s: %v", f, errors.Unwrap(err))
+			return concierge.Errorf(concierge.EINVALID, "read %s: %w", f, errors.Unwrap(err))
 		}
 		photos = append(photos, enroll.Photo{Name: filepath.Base(f), Data: data})
 	}
