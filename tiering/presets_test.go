@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"concierge"
 )
@@ -312,5 +313,37 @@ func TestIndicatorValue(t *testing.T) {
 		case c.msg != "" && (concierge.ErrorCode(err) != concierge.EINVALID || !strings.Contains(concierge.ErrorMessage(err), c.msg)):
 			t.Errorf("%s=%q: %v; want invalid %q", c.name, c.value, err, c.msg)
 		}
+	}
+}
+
+// The tier staff see: imported data first, else the tier set by hand at
+// enrollment in the consent's language, else none.
+func TestCurrent(t *testing.T) {
+	s := mustSchemes(t)
+	a := &Assignment{Scheme: "icbc-stars", Level: "star6", Language: "en"}
+	st, assigned, err := s.Current("C1", nil, a, 0)
+	if err != nil || !assigned || st.Level != "star6" || st.Language != "en" {
+		t.Errorf("hand-set only: %+v %v %v", st, assigned, err)
+	}
+	if _, _, err := s.Current("C1", nil, nil, 0); concierge.ErrorCode(err) != concierge.ENOTFOUND {
+		t.Errorf("neither: %v, want not found", err)
+	}
+	if _, _, err := s.Current("C1", nil, &Assignment{Scheme: "icbc-stars", Level: "gone"}, 0); concierge.ErrorCode(err) != concierge.ENOTFOUND {
+		t.Errorf("a level no longer in the scheme: %v, want not found", err)
+	}
+	m, err := ParseMonth("2024-06")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewProfile(s, "C1", []Snapshot{{CustomerID: "C1", Month: m, Facts: Facts{Indicators: map[string]Decimal{"points": 2000 * decimalScale}}}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := p.Changes[0].Date
+	if st, assigned, err := s.Current("C1", p, a, day); err != nil || assigned || st.Level != "star5" {
+		t.Errorf("imported and hand-set: %+v %v %v, want the imported star5", st, assigned, err)
+	}
+	if st, assigned, err := s.Current("C1", p, a, DateOf(time.Date(2024, 5, 15, 12, 0, 0, 0, time.UTC))); err != nil || !assigned || st.Level != "star6" {
+		t.Errorf("before the imported data starts: %+v %v %v, want the hand-set star6", st, assigned, err)
 	}
 }
