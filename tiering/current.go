@@ -1,6 +1,10 @@
 package tiering
 
-import "concierge"
+import (
+	"strings"
+
+	"concierge"
+)
 
 // Assignment is a tier an operator set by hand at enrollment, with the
 // language of the customer's consent: the only language on record for a
@@ -30,4 +34,27 @@ func (s *Schemes) Current(customerID string, p *Profile, a *Assignment, day Date
 	}
 	st.Language = a.Language
 	return st, true, nil
+}
+
+// Assign checks a tier an operator sets by hand: scheme is a loaded
+// scheme ("" the default one), level one of its levels by id or name
+// (Scheme.LevelNamed). The Assignment names them by scheme name and level
+// id; EINVALID names what is wrong, with the scheme's levels.
+func (s *Schemes) Assign(scheme, level string) (Assignment, error) {
+	if scheme == "" {
+		scheme = s.Default
+	}
+	sc, ok := s.Get(scheme)
+	if !ok {
+		return Assignment{}, concierge.Errorf(concierge.EINVALID, "tier scheme %q: no such scheme", scheme)
+	}
+	l, ok := sc.LevelNamed(level)
+	if !ok {
+		names := make([]string, len(sc.Levels))
+		for i, l := range sc.Levels {
+			names[i] = l.ID
+		}
+		return Assignment{}, concierge.Errorf(concierge.EINVALID, "tier %q: not a level of %s (%s)", level, scheme, strings.Join(names, ", "))
+	}
+	return Assignment{Scheme: sc.Name, Level: l.ID}, nil
 }

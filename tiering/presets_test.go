@@ -347,3 +347,27 @@ func TestCurrent(t *testing.T) {
 		t.Errorf("before the imported data starts: %+v %v %v, want the hand-set star6", st, assigned, err)
 	}
 }
+
+// A tier set by hand names a loaded scheme (the default one for "") and one
+// of its levels, by id or name.
+func TestAssign(t *testing.T) {
+	s := mustSchemes(t)
+	for _, c := range []struct {
+		scheme, level string
+		want          Assignment
+		msg           string
+	}{
+		{"", "六星", Assignment{Scheme: s.Default, Level: "star6"}, ""},
+		{"icbc-stars", "star7", Assignment{Scheme: "icbc-stars", Level: "star7"}, ""},
+		{"icbc-stars", "star9", Assignment{}, `tier "star9": not a level of icbc-stars (`},
+		{"nope", "star7", Assignment{}, `tier scheme "nope": no such scheme`},
+	} {
+		a, err := s.Assign(c.scheme, c.level)
+		switch {
+		case c.msg == "" && (err != nil || a != c.want):
+			t.Errorf("Assign(%q, %q) = %+v, %v; want %+v", c.scheme, c.level, a, err, c.want)
+		case c.msg != "" && (concierge.ErrorCode(err) != concierge.EINVALID || !strings.Contains(concierge.ErrorMessage(err), c.msg)):
+			t.Errorf("Assign(%q, %q): %v; want invalid %q", c.scheme, c.level, err, c.msg)
+		}
+	}
+}

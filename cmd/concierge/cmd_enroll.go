@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"concierge"
@@ -216,25 +215,11 @@ func tierAssignment(cfg Config, customerID, scheme, level string) (*sqlite.TierA
 	if err != nil {
 		return nil, concierge.Errorf(concierge.EINVALID, "tiering: %w", err)
 	}
-	if scheme == "" {
-		scheme = cfg.Tiering.Scheme
-		if scheme == "" {
-			scheme = "icbc-stars"
-		}
+	a, err := schemes.Assign(scheme, level)
+	if err != nil {
+		return nil, err
 	}
-	s, ok := schemes.Get(scheme)
-	if !ok {
-		return nil, concierge.Errorf(concierge.EINVALID, "--tier-scheme %q: no such scheme", scheme)
-	}
-	l, ok := s.LevelNamed(level)
-	if !ok {
-		var names []string
-		for _, l := range s.Levels {
-			names = append(names, l.ID)
-		}
-		return nil, concierge.Errorf(concierge.EINVALID, "--tier %q: not a level of %s (%s)", level, scheme, strings.Join(names, ", "))
-	}
-	return &sqlite.TierAssignment{CustomerID: customerID, Scheme: s.Name, Level: l.ID}, nil
+	return &sqlite.TierAssignment{CustomerID: customerID, Scheme: a.Scheme, Level: a.Level}, nil
 }
 
 func photoReason(p enroll.PhotoResult) string {
