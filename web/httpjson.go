@@ -11,7 +11,8 @@ import (
 )
 
 // errorBody is the shape of every error response, as clients decode it:
-// {"error":{"code":...,"message":...}} with the codes of error.go.
+// {"error":{"code":...,"message":...}} with the codes of error.go (a 415's
+// is httpjson.CodeUnsupportedMediaType, as the kiosk API's).
 type errorBody struct {
 	Error httpjson.Error `json:"error"`
 }
@@ -19,8 +20,8 @@ type errorBody struct {
 // writeJSON writes v with status (httpjson.WriteJSON).
 func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.WriteJSON(w, status, v) }
 
-// writeJSONError writes a caller-safe error found here, with the codes of
-// concierge's error.go: {"error":{"code":...,"message":...}}.
+// writeJSONError writes a caller-safe error found here:
+// {"error":{"code":...,"message":...}}.
 func writeJSONError(w http.ResponseWriter, status int, code, format string, args ...any) {
 	httpjson.WriteError(w, httpjson.Errorf(status, code, format, args...))
 }
