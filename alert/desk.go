@@ -151,7 +151,7 @@ func (d *Desk) Claim(ctx context.Context, alertID, by string) error {
 		if errors.Is(err, ErrAlreadyClaimed) {
 			return &deskError{concierge.Errorf(concierge.ECONFLICT, "alert %s was already claimed", alertID), err}
 		}
-		return concierge.Errorf(concierge.EUNAVAILABLE, "claim not recorded: %v", err)
+		return concierge.Errorf(concierge.EUNAVAILABLE, "claim not recorded: %w", err)
 	}
 	recordService(ctx, d.cfg.Service, d.log, ServiceEvent{Kind: ServiceClaim, AlertID: alertID, At: now})
 	return nil
@@ -173,7 +173,7 @@ func (d *Desk) Reject(ctx context.Context, alertID, by, reason string) error {
 		if errors.Is(err, ErrAlreadyRejected) {
 			return &deskError{concierge.Errorf(concierge.ECONFLICT, "alert %s was already marked as not this person", alertID), err}
 		}
-		return concierge.Errorf(concierge.EUNAVAILABLE, "mark not recorded: %v", err)
+		return concierge.Errorf(concierge.EUNAVAILABLE, "mark not recorded: %w", err)
 	}
 	recordService(ctx, d.cfg.Service, d.log, ServiceEvent{Kind: ServiceReject, AlertID: alertID, At: now})
 	return nil
@@ -282,7 +282,7 @@ func (d *Desk) handle(ctx context.Context, verb string, data []byte) error {
 		return concierge.Errorf(concierge.EINVALID, "request too large")
 	}
 	if err := json.Unmarshal(data, &req); err != nil {
-		return concierge.Errorf(concierge.EINVALID, "request is not JSON: %v", err)
+		return concierge.Errorf(concierge.EINVALID, "request is not JSON: %w", err)
 	}
 	if d.cfg.Staff == nil {
 		return concierge.Errorf(concierge.EUNAUTHORIZED, "no staff accounts are configured on this box (web.staff)")
@@ -317,7 +317,7 @@ func AskDesk(ctx context.Context, conn ConnConfig, branch, verb string, req Desk
 	}
 	nc, err := conn.connect(log, nil)
 	if err != nil {
-		return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
+		return concierge.Errorf(concierge.EUNAVAILABLE, "%w", err)
 	}
 	defer nc.Close()
 	data, err := json.Marshal(req)
@@ -330,9 +330,9 @@ func AskDesk(ctx context.Context, conn ConnConfig, branch, verb string, req Desk
 			return concierge.Errorf(concierge.EUNAVAILABLE, "the branch daemon is not answering (is `concierge run` up?)")
 		}
 		if errors.Is(err, nats.ErrPermissionViolation) || errors.Is(err, nats.ErrAuthorization) {
-			return concierge.Errorf(concierge.EUNAUTHORIZED, "this NATS identity may not ask the desk: %v", err)
+			return concierge.Errorf(concierge.EUNAUTHORIZED, "this NATS identity may not ask the desk: %w", err)
 		}
-		return concierge.Errorf(concierge.EUNAVAILABLE, "desk: %v", err)
+		return concierge.Errorf(concierge.EUNAVAILABLE, "desk: %w", err)
 	}
 	var reply deskReply
 	if err := json.Unmarshal(msg.Data, &reply); err != nil {

@@ -17,24 +17,6 @@ import (
 	"concierge/internal/testenv/testdb"
 )
 
-// clock is a Now the test moves by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
 // escalateEnv is a branch's stream fed by a publisher, with a clock that
 // starts at the wall clock's now, since the escalator reads the stream
 // from its Now minus the look-back.
@@ -42,7 +24,7 @@ type escalateEnv struct {
 	url   string
 	pub   *alert.Publisher
 	js    jetstream.JetStream
-	clock *clock
+	clock *testenv.Clock
 	start time.Time
 }
 
@@ -52,11 +34,11 @@ func newEscalateEnv(t *testing.T) *escalateEnv {
 	_, js := connect(t, srv.ClientURL())
 	now := time.Now()
 	return &escalateEnv{url: srv.ClientURL(), pub: openPublisher(t, srv.ClientURL(), testdb.Open(t), nil),
-		js: js, clock: &clock{t: now}, start: now}
+		js: js, clock: testenv.NewClock(now), start: now}
 }
 
 // at moves the clock to d after the start.
-func (e *escalateEnv) at(d time.Duration) { e.clock.set(e.start.Add(d)) }
+func (e *escalateEnv) at(d time.Duration) { e.clock.Set(e.start.Add(d)) }
 
 // arrive publishes an arrival at the clock's start whose tier escalates
 // after tierAfter (0: the branch default; negative: never), and waits

@@ -29,7 +29,7 @@ func (p *Publisher) OldestPending(ctx context.Context) (created time.Time, ok bo
 func (p *Publisher) CheckDrain(ctx context.Context, now time.Time, staleAfter time.Duration) error {
 	created, ok, err := p.OldestPending(ctx)
 	if err != nil {
-		return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
+		return concierge.Errorf(concierge.EUNAVAILABLE, "%w", err)
 	}
 	if !ok {
 		return nil

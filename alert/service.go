@@ -115,6 +115,14 @@ type ServiceReport struct {
 	Totals []ServiceRow `json:"totals"`
 }
 
+// LastDays is where a report of the last days calendar days in loc
+// starts, today included: midnight of the first of them. The CLI's
+// `report --since Nd` and the lobby's manager panel cover the same days.
+func LastDays(days int, now time.Time, loc *time.Location) time.Time {
+	y, mo, d := now.In(loc).Date()
+	return time.Date(y, mo, d-(days-1), 0, 0, 0, 0, loc)
+}
+
 // ServiceRow is one day and tier of a ServiceReport. The claim times run
 // from the arrival to its claim, over the claimed arrivals (0 when none).
 type ServiceRow struct {

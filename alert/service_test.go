@@ -105,3 +105,16 @@ func TestServiceEventsRecorded(t *testing.T) {
 		t.Fatalf("report %s, want %s", got, want)
 	}
 }
+
+// The last 7 days start at midnight six days before today, in the report's
+// time zone, whatever the day is in UTC.
+func TestLastDays(t *testing.T) {
+	shanghai := time.FixedZone("CST", 8*3600)
+	now := time.Date(2026, 12, 6, 20, 30, 0, 0, time.UTC) // 04:30 on the 7th in Shanghai
+	if got, want := alert.LastDays(7, now, shanghai), time.Date(2026, 12, 1, 0, 0, 0, 0, shanghai); !got.Equal(want) {
+		t.Errorf("LastDays(7) = %v, want %v", got, want)
+	}
+	if got, want := alert.LastDays(1, now, time.UTC), time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("LastDays(1) = %v, want %v", got, want)
+	}
+}

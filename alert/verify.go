@@ -291,14 +291,14 @@ func (c *Cards) NotifyCard(ctx context.Context, card checkin.Card) error {
 	defer cancel()
 	if err := c.ensureStream(ctx); err != nil {
 		c.setFailed(err.Error())
-		return concierge.Errorf(concierge.EUNAVAILABLE, "publish card %s: %v", card.ID, err)
+		return concierge.Errorf(concierge.EUNAVAILABLE, "publish card %s: %w", card.ID, err)
 	}
 	_, err = c.js.Publish(ctx, Subject(c.cfg.Branch, FeedVerify), data,
 		jetstream.WithMsgID(card.ID+"/"+string(FeedVerify)), jetstream.WithExpectStream(VerifyStreamName(c.cfg.Branch)))
 	if err != nil {
 		c.lost(err)
 		c.setFailed("publish: " + err.Error())
-		return concierge.Errorf(concierge.EUNAVAILABLE, "publish card %s: %v", card.ID, err)
+		return concierge.Errorf(concierge.EUNAVAILABLE, "publish card %s: %w", card.ID, err)
 	}
 	c.setFailed("")
 	return nil
@@ -366,12 +366,12 @@ func (c *Cards) take(ctx context.Context, cardID, by string) (CardMessage, error
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.PublishTimeout)
 	defer cancel()
 	if err := c.ensureStream(ctx); err != nil {
-		return CardMessage{}, concierge.Errorf(concierge.EUNAVAILABLE, "verify stream: %v", err)
+		return CardMessage{}, concierge.Errorf(concierge.EUNAVAILABLE, "verify stream: %w", err)
 	}
 	stream, err := c.js.Stream(ctx, VerifyStreamName(c.cfg.Branch))
 	if err != nil {
 		c.lost(err)
-		return CardMessage{}, concierge.Errorf(concierge.EUNAVAILABLE, "verify stream: %v", err)
+		return CardMessage{}, concierge.Errorf(concierge.EUNAVAILABLE, "verify stream: %w", err)
 	}
 	var found *CardMessage
 	var seq uint64
@@ -381,7 +381,7 @@ func (c *Cards) take(ctx context.Context, cardID, by string) (CardMessage, error
 		}
 	})
 	if err != nil {
-		return CardMessage{}, concierge.Errorf(concierge.EUNAVAILABLE, "verify stream: %v", err)
+		return CardMessage{}, concierge.Errorf(concierge.EUNAVAILABLE, "verify stream: %w", err)
 	}
 	if found == nil {
 		return CardMessage{}, concierge.Errorf(concierge.ENOTFOUND, "card %s: no open card (answered, expired or withdrawn)", cardID)
@@ -393,7 +393,7 @@ func (c *Cards) take(ctx context.Context, cardID, by string) (CardMessage, error
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return CardMessage{}, concierge.Errorf(concierge.ECONFLICT, "card %s was answered already", cardID)
 		}
-		return CardMessage{}, concierge.Errorf(concierge.EUNAVAILABLE, "delete card %s: %v", cardID, err)
+		return CardMessage{}, concierge.Errorf(concierge.EUNAVAILABLE, "delete card %s: %w", cardID, err)
 	}
 	return *found, nil
 }

@@ -104,10 +104,10 @@ func Read(dir string) (Manifest, error) {
 	var m Manifest
 	data, err := os.ReadFile(filepath.Join(dir, ManifestFile))
 	if err != nil {
-		return m, concierge.Errorf(concierge.EINVALID, "%s is not a Concierge backup: %v", dir, err)
+		return m, concierge.Errorf(concierge.EINVALID, "%s is not a Concierge backup: %w", dir, err)
 	}
 	if err := json.Unmarshal(data, &m); err != nil || m.Format != 1 {
-		return m, concierge.Errorf(concierge.EINVALID, "%s: unreadable manifest (format %d): %v", dir, m.Format, err)
+		return m, concierge.Errorf(concierge.EINVALID, "%s: unreadable manifest (format %d): %w", dir, m.Format, err)
 	}
 	files, err := digests(dir)
 	if err != nil {

@@ -119,7 +119,7 @@ func ReadConfig(path string) (Config, error) {
 	}
 	c := Config{Listen: DefaultListen, LeafListen: DefaultLeafListen}
 	if err := yaml.Unmarshal(b, &c); err != nil {
-		return Config{}, concierge.Errorf(concierge.EINVALID, "hub config %s: %v", path, err)
+		return Config{}, concierge.Errorf(concierge.EINVALID, "hub config %s: %w", path, err)
 	}
 	c.dir = filepath.Dir(path)
 	if err := c.Validate(); err != nil {
@@ -266,12 +266,12 @@ func ReadSeed(path string) (string, error) {
 	}
 	kp, err := nkeys.ParseDecoratedNKey(b)
 	if err != nil {
-		return "", concierge.Errorf(concierge.EINVALID, "credentials %s: no user nkey seed: %v", path, err)
+		return "", concierge.Errorf(concierge.EINVALID, "credentials %s: no user nkey seed: %w", path, err)
 	}
 	defer kp.Wipe()
 	seed, err := kp.Seed()
 	if err != nil {
-		return "", concierge.Errorf(concierge.EINVALID, "credentials %s: %v", path, err)
+		return "", concierge.Errorf(concierge.EINVALID, "credentials %s: %w", path, err)
 	}
 	if pub, _ := kp.PublicKey(); !nkeys.IsValidPublicUserKey(pub) {
 		return "", concierge.Errorf(concierge.EINVALID, "credentials %s: not a user nkey seed", path)

@@ -49,7 +49,7 @@ func PublishTiers(ctx context.Context, c Config, networkKey []byte, source strin
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return "", concierge.Errorf(concierge.EUNAVAILABLE, "tiers: the hub at %s: %v", c.Listen, err)
+		return "", concierge.Errorf(concierge.EUNAVAILABLE, "tiers: the hub at %s: %w", c.Listen, err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -63,7 +63,7 @@ func PublishTiers(ctx context.Context, c Config, networkKey []byte, source strin
 		return "", err
 	}
 	if _, err := js.Publish(ctx, subj, sealed, jetstream.WithMsgID(subj)); err != nil {
-		return "", concierge.Errorf(concierge.EUNAVAILABLE, "tiers: publish to the hub: %v", err)
+		return "", concierge.Errorf(concierge.EUNAVAILABLE, "tiers: publish to the hub: %w", err)
 	}
 	return subj, nil
 }

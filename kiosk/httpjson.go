@@ -29,7 +29,7 @@ const (
 	codeNotFound           = "not_found"
 	codeMethod             = "method_not_allowed"
 	codeTooLarge           = "too_large"
-	codeMediaType          = "unsupported_media_type"
+	codeMediaType          = httpjson.CodeUnsupportedMediaType
 	codeInvalid            = "invalid"
 	codeRateLimited        = "rate_limited"
 	codeConsentRequired    = "consent_required"

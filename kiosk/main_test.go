@@ -53,24 +53,6 @@ func mustEngine(tb testing.TB) *vision.DNNEngine {
 	return engine
 }
 
-// clock is a settable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 const (
 	tokenA = "kiosk-a-token-0123456789abcdef0123"
 	tokenB = "kiosk-b-token-0123456789abcdef0123"
@@ -91,7 +73,7 @@ type fixture struct {
 	ts    *httptest.Server
 	db    *sqlite.DB
 	svc   *enroll.Service
-	clock *clock
+	clock *testenv.Clock
 	// steps is the challenge the server picks next; d12's and d3's
 	// liveness sequences both turn left, then right.
 	steps []enroll.Turn
@@ -128,7 +110,7 @@ func newFixture(t testing.TB, opts ...func(*Options)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
 	fx := &fixture{db: db, svc: svc, clock: clk, steps: []enroll.Turn{enroll.TurnLeft, enroll.TurnRight}}
 	o := Options{
 		// The clock stands still unless a test moves it, so the buckets

@@ -26,20 +26,16 @@ import (
 	"concierge/internal/testenv"
 )
 
-// realDlibDir returns a directory holding the genuine dlib model files:
-// $CONCIERGE_TEST_MODELS, else the verified models deploy/setup.sh fetched,
-// else the unpacked npm tarball in /tmp/npm. Like internal/testenv, it skips
+// realDlibDir returns a directory holding the genuine dlib model files,
+// looked for where testenv.DlibModelDirs says. Like internal/testenv, it skips
 // when none is there, except under CI=true, where setup must have run.
 func realDlibDir(t *testing.T) string {
 	t.Helper()
-	if d := os.Getenv("CONCIERGE_TEST_MODELS"); d != "" {
-		return d
+	dirs, chosen := testenv.DlibModelDirs()
+	if chosen {
+		return dirs[0]
 	}
-	setup := os.Getenv("CONCIERGE_MODELS_DIR")
-	if setup == "" {
-		setup = filepath.Join(testenv.CacheDir(), "models")
-	}
-	return findDir(t, []string{setup, "/tmp/npm/x/package/models"}, Dlib, os.Getenv("CI") == "true")
+	return findDir(t, dirs, Dlib, os.Getenv("CI") == "true")
 }
 
 // realONNXDir returns a directory holding the genuine ONNX model files:

@@ -25,7 +25,7 @@ import (
 
 // invalid marks err as a problem with the caller's clips, not a failure of
 // Concierge.
-func invalid(err error) error { return concierge.Errorf(concierge.EINVALID, "eval: %v", err) }
+func invalid(err error) error { return concierge.Errorf(concierge.EINVALID, "eval: %w", err) }
 
 // person is one labelled person of a clip folder: the photos they are
 // enrolled from (none: frames of their first clip) and their clips.

@@ -96,7 +96,7 @@ type CSVData struct {
 func (s *Schemes) ParseCSV(data []byte, encoding string) (*CSVData, error) {
 	text, enc, err := decodeText(data, encoding)
 	if err != nil {
-		return nil, concierge.Errorf(concierge.EINVALID, "%v", err)
+		return nil, concierge.Errorf(concierge.EINVALID, "%w", err)
 	}
 	out := &CSVData{Encoding: enc}
 	r := csv.NewReader(strings.NewReader(text))
@@ -109,7 +109,7 @@ func (s *Schemes) ParseCSV(data []byte, encoding string) (*CSVData, error) {
 		return out, concierge.Errorf(concierge.EINVALID, "empty file: want a header line")
 	}
 	if err != nil {
-		return out, concierge.Errorf(concierge.EINVALID, "header: %v", err)
+		return out, concierge.Errorf(concierge.EINVALID, "header: %w", err)
 	}
 	cols, problems := s.parseHeader(header)
 	if len(problems) > 0 {
@@ -130,7 +130,7 @@ func (s *Schemes) ParseCSV(data []byte, encoding string) (*CSVData, error) {
 			continue
 		}
 		if err != nil {
-			return out, concierge.Errorf(concierge.EINVALID, "read csv: %v", err)
+			return out, concierge.Errorf(concierge.EINVALID, "read csv: %w", err)
 		}
 		if blank(rec) {
 			continue // spreadsheets pad exports with empty rows
@@ -318,13 +318,13 @@ func (s *Schemes) parseRow(line int, cols []column, rec []string) (Snapshot, []R
 				continue
 			}
 			d, err := ParseDecimal(v)
-			switch {
-			case err != nil:
+			if err != nil {
 				bad(c.name, CodeNonNumeric, "%q: %v", v, err)
-			case d < 0 && !in.Unit.AllowsNegative():
-				bad(c.name, CodeNegativeAmount, "%s must not be negative, got %s", in.Name, v)
-			case in.Unit == UnitCount && d%decimalScale != 0:
-				bad(c.name, CodeBadValue, "%s is a count, got %s", in.Name, v)
+				continue
+			}
+			switch code, reason := in.Check(d, v); {
+			case code != "":
+				bad(c.name, code, "%s", reason)
 			default:
 				if snap.Indicators == nil {
 					snap.Indicators = map[string]Decimal{}

@@ -3,7 +3,9 @@ package tiering
 import (
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"concierge"
 )
@@ -282,6 +284,90 @@ func TestSchemesAssigned(t *testing.T) {
 	for _, c := range [][2]string{{"no-such-scheme", "star7"}, {"icbc-stars", "star9"}} {
 		if _, err := s.Assigned("C1", c[0], c[1]); concierge.ErrorCode(err) != concierge.ENOTFOUND {
 			t.Errorf("%v: %v", c, err)
+		}
+	}
+}
+
+// A value given for an indicator (concierge tiers evaluate) follows the
+// CSV's rules: known indicator, a number, negative only for a percentage
+// or a plain number, a count whole.
+func TestIndicatorValue(t *testing.T) {
+	s := mustSchemes(t)
+	for _, c := range []struct {
+		name, value string
+		want        Decimal
+		msg         string
+	}{
+		{"assets", " 6000000 ", 6000000 * decimalScale, ""},
+		{"income_growth", "-3.5", -35 * decimalScale / 10, ""},
+		{"txn_count", "12", 12 * decimalScale, ""},
+		{"assets", "-1", 0, "assets must not be negative, got -1"},
+		{"txn_count", "1.5", 0, "txn_count is a count, got 1.5"},
+		{"points", "lots", 0, `points "lots": `},
+		{"shoe_size", "42", 0, `unknown indicator "shoe_size"`},
+	} {
+		d, err := s.IndicatorValue(c.name, c.value)
+		switch {
+		case c.msg == "" && (err != nil || d != c.want):
+			t.Errorf("%s=%q: %v, %v; want %v", c.name, c.value, d, err, c.want)
+		case c.msg != "" && (concierge.ErrorCode(err) != concierge.EINVALID || !strings.Contains(concierge.ErrorMessage(err), c.msg)):
+			t.Errorf("%s=%q: %v; want invalid %q", c.name, c.value, err, c.msg)
+		}
+	}
+}
+
+// The tier staff see: imported data first, else the tier set by hand at
+// enrollment in the consent's language, else none.
+func TestCurrent(t *testing.T) {
+	s := mustSchemes(t)
+	a := &Assignment{Scheme: "icbc-stars", Level: "star6", Language: "en"}
+	st, assigned, err := s.Current("C1", nil, a, 0)
+	if err != nil || !assigned || st.Level != "star6" || st.Language != "en" {
+		t.Errorf("hand-set only: %+v %v %v", st, assigned, err)
+	}
+	if _, _, err := s.Current("C1", nil, nil, 0); concierge.ErrorCode(err) != concierge.ENOTFOUND {
+		t.Errorf("neither: %v, want not found", err)
+	}
+	if _, _, err := s.Current("C1", nil, &Assignment{Scheme: "icbc-stars", Level: "gone"}, 0); concierge.ErrorCode(err) != concierge.ENOTFOUND {
+		t.Errorf("a level no longer in the scheme: %v, want not found", err)
+	}
+	m, err := ParseMonth("2024-06")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewProfile(s, "C1", []Snapshot{{CustomerID: "C1", Month: m, Facts: Facts{Indicators: map[string]Decimal{"points": 2000 * decimalScale}}}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := p.Changes[0].Date
+	if st, assigned, err := s.Current("C1", p, a, day); err != nil || assigned || st.Level != "star5" {
+		t.Errorf("imported and hand-set: %+v %v %v, want the imported star5", st, assigned, err)
+	}
+	if st, assigned, err := s.Current("C1", p, a, DateOf(time.Date(2024, 5, 15, 12, 0, 0, 0, time.UTC))); err != nil || !assigned || st.Level != "star6" {
+		t.Errorf("before the imported data starts: %+v %v %v, want the hand-set star6", st, assigned, err)
+	}
+}
+
+// A tier set by hand names a loaded scheme (the default one for "") and one
+// of its levels, by id or name.
+func TestAssign(t *testing.T) {
+	s := mustSchemes(t)
+	for _, c := range []struct {
+		scheme, level string
+		want          Assignment
+		msg           string
+	}{
+		{"", "六星", Assignment{Scheme: s.Default, Level: "star6"}, ""},
+		{"icbc-stars", "star7", Assignment{Scheme: "icbc-stars", Level: "star7"}, ""},
+		{"icbc-stars", "star9", Assignment{}, `tier "star9": not a level of icbc-stars (`},
+		{"nope", "star7", Assignment{}, `tier scheme "nope": no such scheme`},
+	} {
+		a, err := s.Assign(c.scheme, c.level)
+		switch {
+		case c.msg == "" && (err != nil || a != c.want):
+			t.Errorf("Assign(%q, %q) = %+v, %v; want %+v", c.scheme, c.level, a, err, c.want)
+		case c.msg != "" && (concierge.ErrorCode(err) != concierge.EINVALID || !strings.Contains(concierge.ErrorMessage(err), c.msg)):
+			t.Errorf("Assign(%q, %q): %v; want invalid %q", c.scheme, c.level, err, c.msg)
 		}
 	}
 }

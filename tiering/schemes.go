@@ -167,6 +167,25 @@ func (s *Schemes) Indicator(name string) (Indicator, bool) {
 	return in, ok
 }
 
+// IndicatorValue parses value as the named indicator's (Indicator.Check):
+// EINVALID for an unknown indicator, a value that is no number or one the
+// indicator's unit refuses.
+func (s *Schemes) IndicatorValue(name, value string) (Decimal, error) {
+	in, ok := s.Indicator(name)
+	if !ok {
+		return 0, concierge.Errorf(concierge.EINVALID, "unknown indicator %q", name)
+	}
+	raw := strings.TrimSpace(value)
+	d, err := ParseDecimal(raw)
+	if err != nil {
+		return 0, concierge.Errorf(concierge.EINVALID, "%s %q: %w", name, value, err)
+	}
+	if code, reason := in.Check(d, raw); code != "" {
+		return 0, concierge.Errorf(concierge.EINVALID, "%s", reason)
+	}
+	return d, nil
+}
+
 // Indicators lists every known indicator, base ones first.
 func (s *Schemes) Indicators() []Indicator {
 	out := slices.Clone(BaseIndicators)

@@ -16,6 +16,7 @@
 package tiering
 
 import (
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -318,6 +319,19 @@ type Indicator struct {
 	Name  string `json:"name"`
 	Title string `json:"title,omitempty"`
 	Unit  Unit   `json:"unit"`
+}
+
+// Check is the one rule for a value of the indicator, written raw in the
+// input, with the tier CSV's code for what is wrong ("" when nothing is):
+// negative only where the unit allows it, whole for a count.
+func (in Indicator) Check(d Decimal, raw string) (code, reason string) {
+	switch {
+	case d < 0 && !in.Unit.AllowsNegative():
+		return CodeNegativeAmount, fmt.Sprintf("%s must not be negative, got %s", in.Name, raw)
+	case in.Unit == UnitCount && d%decimalScale != 0:
+		return CodeBadValue, fmt.Sprintf("%s is a count, got %s", in.Name, raw)
+	}
+	return "", ""
 }
 
 // BaseIndicators are known without any scheme declaring them: the measures

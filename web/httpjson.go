@@ -11,7 +11,8 @@ import (
 )
 
 // errorBody is the shape of every error response, as clients decode it:
-// {"error":{"code":...,"message":...}} with the codes of error.go.
+// {"error":{"code":...,"message":...}} with the codes of error.go (a 415's
+// is httpjson.CodeUnsupportedMediaType, as the kiosk API's).
 type errorBody struct {
 	Error httpjson.Error `json:"error"`
 }
@@ -19,8 +20,8 @@ type errorBody struct {
 // writeJSON writes v with status (httpjson.WriteJSON).
 func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.WriteJSON(w, status, v) }
 
-// writeJSONError writes a caller-safe error found here, with the codes of
-// concierge's error.go: {"error":{"code":...,"message":...}}.
+// writeJSONError writes a caller-safe error found here:
+// {"error":{"code":...,"message":...}}.
 func writeJSONError(w http.ResponseWriter, status int, code, format string, args ...any) {
 	httpjson.WriteError(w, httpjson.Errorf(status, code, format, args...))
 }
@@ -33,15 +34,16 @@ func writeError(w http.ResponseWriter, err error) { httpjson.WriteError(w, httpj
 const maxJSONBody = 4 << 10
 
 // decodeJSONBody reads one JSON object into v. It writes the error
-// response itself (415 for another content type, 413 for a body over
-// limit, 400 for malformed JSON or unknown fields) and reports false.
+// response itself (415 unsupported_media_type for another content type,
+// as the kiosk API answers; 413 for a body over limit, 400 for malformed
+// JSON or unknown fields, both invalid) and reports false.
 // Requiring a JSON content type also keeps plain HTML forms on other
 // sites from posting here: browsers cannot send it cross-site without a
 // CORS preflight, which this server never grants.
 func decodeJSONBody(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
-		writeJSONError(w, http.StatusUnsupportedMediaType, concierge.EINVALID, "the body must be JSON (Content-Type: application/json)")
+		writeJSONError(w, http.StatusUnsupportedMediaType, httpjson.CodeUnsupportedMediaType, "the body must be JSON (Content-Type: application/json)")
 		return false
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))

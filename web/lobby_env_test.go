@@ -104,21 +104,7 @@ func newLobbyEnv(t *testing.T, edit func(*LobbyConfig)) *lobbyEnv {
 		t.Fatal(err)
 	}
 	svc.Notifier, svc.Logger = pub, log
-	cards, err := alert.NewCards(alert.CardsConfig{Branch: lobbyBranch, Conn: conn, Logger: log, Now: clock.Now,
-		Confirmed: func(ctx context.Context, c checkin.Card, by string) error {
-			if err := svc.ConfirmCard(ctx, c, by); err != nil {
-				return err
-			}
-			book.Set(c.ID, alert.AlertRecord{CustomerID: c.CustomerID, At: c.At})
-			return nil
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cards.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cards.Close() })
+	cards := testenv.OpenCards(t, alert.CardsConfig{Branch: lobbyBranch, Conn: conn, Logger: log, Now: clock.Now}, svc, book)
 	desk, err := alert.NewDesk(alert.DeskConfig{Branch: lobbyBranch, Conn: conn, Book: book, Cards: cards, Logger: log, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -78,7 +78,7 @@ func TestLobbyPageAndRequestChecks(t *testing.T) {
 		return resp, data
 	}
 	resp, data = post("signin", "application/x-www-form-urlencoded", "name=Zhang&password=x")
-	want(t, resp, data, http.StatusUnsupportedMediaType, concierge.EINVALID)
+	want(t, resp, data, http.StatusUnsupportedMediaType, "unsupported_media_type")
 	resp, data = post("signin", "application/json", `{"name":"Zhang","password":"`+strings.Repeat("x", 5000)+`"}`)
 	want(t, resp, data, http.StatusRequestEntityTooLarge, concierge.EINVALID)
 	resp, data = post("signin", "application/json", `{"name":"Zhang","pasword":"x"}`)

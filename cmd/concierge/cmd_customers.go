@@ -159,23 +159,28 @@ func (r customerReader) tier(ctx context.Context, id string) (*customerTier, err
 	if err != nil {
 		return nil, err
 	}
+	var p *tiering.Profile
 	if len(snaps) > 0 {
-		p, err := tiering.NewProfile(r.schemes, id, snaps, "")
-		if err != nil {
+		if p, err = tiering.NewProfile(r.schemes, id, snaps, ""); err != nil {
 			return nil, err
 		}
-		if st, ok := p.On(tiering.DateOf(r.now.In(r.loc))); ok {
-			return &customerTier{Scheme: st.Scheme, Level: st.Level, LevelName: st.LevelName, From: "imported"}, nil
-		}
 	}
-	st, _, err := assignedStatus(ctx, r.db, r.schemes, id)
+	a, _, err := readAssignment(ctx, r.db, id)
+	if err != nil {
+		return nil, err
+	}
+	st, assigned, err := r.schemes.Current(id, p, a, tiering.DateOf(r.now.In(r.loc)))
 	if concierge.ErrorCode(err) == concierge.ENOTFOUND {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &customerTier{Scheme: st.Scheme, Level: st.Level, LevelName: st.LevelName, From: "assigned"}, nil
+	from := "imported"
+	if assigned {
+		from = "assigned"
+	}
+	return &customerTier{Scheme: st.Scheme, Level: st.Level, LevelName: st.LevelName, From: from}, nil
 }
 
 // audit records a read; a read that cannot be recorded is not made.

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"concierge"
@@ -63,7 +62,7 @@ func (a *faceApp) dlib(log *slog.Logger) (*vision.Engine, error) {
 		Logger:    log,
 	})
 	if err != nil {
-		return nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch` first)", err)
+		return nil, concierge.Errorf(concierge.EUNAVAILABLE, "%w (run `concierge models fetch` first)", err)
 	}
 	a.engine = e
 	return e, nil
@@ -87,7 +86,7 @@ func (m *Main) openFaceApp(ctx context.Context, cfg Config, withEngine bool) (*f
 		if ok {
 			if err != nil {
 				a.Close()
-				return nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch`)", err)
+				return nil, concierge.Errorf(concierge.EUNAVAILABLE, "%w (run `concierge models fetch`)", err)
 			}
 			det, a.embedder = a.dnn, a.dnn.Embedder()
 		} else {
@@ -160,7 +159,7 @@ func runEnroll(ctx context.Context, m *Main, args []string) error {
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
-			return concierge.Errorf(concierge.EINVALID, "read %s: %v", f, errors.Unwrap(err))
+			return concierge.Errorf(concierge.EINVALID, "read %s: %w", f, errors.Unwrap(err))
 		}
 		photos = append(photos, enroll.Photo{Name: filepath.Base(f), Data: data})
 	}
@@ -216,25 +215,11 @@ func tierAssignment(cfg Config, customerID, scheme, level string) (*sqlite.TierA
 	if err != nil {
 		return nil, concierge.Errorf(concierge.EINVALID, "tiering: %w", err)
 	}
-	if scheme == "" {
-		scheme = cfg.Tiering.Scheme
-		if scheme == "" {
-			scheme = "icbc-stars"
-		}
+	a, err := schemes.Assign(scheme, level)
+	if err != nil {
+		return nil, err
 	}
-	s, ok := schemes.Get(scheme)
-	if !ok {
-		return nil, concierge.Errorf(concierge.EINVALID, "--tier-scheme %q: no such scheme", scheme)
-	}
-	l, ok := s.LevelNamed(level)
-	if !ok {
-		var names []string
-		for _, l := range s.Levels {
-			names = append(names, l.ID)
-		}
-		return nil, concierge.Errorf(concierge.EINVALID, "--tier %q: not a level of %s (%s)", level, scheme, strings.Join(names, ", "))
-	}
-	return &sqlite.TierAssignment{CustomerID: customerID, Scheme: s.Name, Level: l.ID}, nil
+	return &sqlite.TierAssignment{CustomerID: customerID, Scheme: a.Scheme, Level: a.Level}, nil
 }
 
 func photoReason(p enroll.PhotoResult) string {

@@ -443,7 +443,7 @@ func (m *Main) evalDetector(cfg Config, name string) (enroll.Detector, func(), e
 			Logger:    m.Logger,
 		})
 		if err != nil {
-			return nil, nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch` first)", err)
+			return nil, nil, concierge.Errorf(concierge.EUNAVAILABLE, "%w (run `concierge models fetch` first)", err)
 		}
 		return e, func() { e.Close() }, nil
 	case engineMobileFaceNet, engineFoamliu, engineEmbedder:
@@ -454,7 +454,7 @@ func (m *Main) evalDetector(cfg Config, name string) (enroll.Detector, func(), e
 			e, err = vision.NewDNNEngineFor(cfg.Models.Dir, desc, cfg.Vision.MaxPixels, cfg.Vision.MinFacePx)
 		}
 		if err != nil {
-			return nil, nil, concierge.Errorf(concierge.EUNAVAILABLE, "%v (run `concierge models fetch`)", err)
+			return nil, nil, concierge.Errorf(concierge.EUNAVAILABLE, "%w (run `concierge models fetch`)", err)
 		}
 		return e, func() { e.Close() }, nil
 	}
@@ -463,7 +463,7 @@ func (m *Main) evalDetector(cfg Config, name string) (enroll.Detector, func(), e
 
 // invalid marks err as a problem with the caller's data or flags, not a
 // failure of Concierge.
-func invalid(err error) error { return concierge.Errorf(concierge.EINVALID, "eval: %v", err) }
+func invalid(err error) error { return concierge.Errorf(concierge.EINVALID, "eval: %w", err) }
 
 func evalDescriptors(path string, opt eval.Options) (*eval.Report, error) {
 	f, err := os.Open(path)

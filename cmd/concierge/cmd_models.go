@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"text/tabwriter"
 
@@ -117,18 +116,7 @@ func (m *Main) modelsFetch(ctx context.Context, args []string) error {
 	if ctx.Err() != nil {
 		return err
 	}
-	// A wrong file is the operator's to look at; a file no source could
-	// supply means a source (network, npm, the mirror, the --from
-	// directory) is missing.
-	var he *models.HashError
-	var se *models.SizeError
-	switch {
-	case errors.As(err, &he) || errors.As(err, &se):
-		return concierge.Errorf(concierge.EINVALID, "models fetch into %s:\n%s", mf.dir, indent(err))
-	case errors.Is(err, models.ErrNoDownload):
-		return concierge.Errorf(concierge.ENOTFOUND, "models fetch into %s:\n%s", mf.dir, indent(err))
-	}
-	return concierge.Errorf(concierge.EUNAVAILABLE, "models fetch into %s:\n%s", mf.dir, indent(err))
+	return concierge.Errorf(models.FetchErrorCode(err), "models fetch into %s:\n%w", mf.dir, indented{err})
 }
 
 func (m *Main) modelsVerify(args []string) error {
@@ -141,11 +129,9 @@ func (m *Main) modelsVerify(args []string) error {
 		return err
 	}
 	var bad []error
-	missingOnly := true
 	for _, f := range set.Files() {
 		if err := models.VerifyFile(mf.dir, f); err != nil {
 			bad = append(bad, err)
-			missingOnly = missingOnly && errors.Is(err, fs.ErrNotExist)
 			continue
 		}
 		fmt.Fprintf(m.Stdout, "ok %s\n", f.Name)
@@ -153,17 +139,17 @@ func (m *Main) modelsVerify(args []string) error {
 	if len(bad) == 0 {
 		return nil
 	}
-	code := concierge.EINVALID
-	if missingOnly {
-		code = concierge.ENOTFOUND
-	}
-	return concierge.Errorf(code, "models verify %s: %d of %d files bad (run `concierge models fetch`):\n%s",
-		mf.dir, len(bad), len(set.Files()), indent(errors.Join(bad...)))
+	return concierge.Errorf(models.VerifyErrorCode(bad), "models verify %s: %d of %d files bad (run `concierge models fetch`):\n%w",
+		mf.dir, len(bad), len(set.Files()), indented{errors.Join(bad...)})
 }
 
-// indent puts each line of err's message on its own indented line: fetch
-// and verify errors list one file (or one source) per line.
-func indent(err error) string {
-	lines := strings.Split(err.Error(), "\n")
-	return "  " + strings.Join(lines, "\n  ")
+// indented is err with each line of its message on its own indented
+// line (fetch and verify errors list one file, or one source, a line),
+// kept in the chain.
+type indented struct{ error }
+
+func (e indented) Error() string {
+	return "  " + strings.ReplaceAll(e.error.Error(), "\n", "\n  ")
 }
+
+func (e indented) Unwrap() error { return e.error }

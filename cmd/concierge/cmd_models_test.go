@@ -16,18 +16,15 @@ import (
 	"concierge/models"
 )
 
-// genuineDlib returns a directory holding the real dlib model files; see
-// realDlibDir in the models package tests for the search order.
+// genuineDlib returns a directory holding the real dlib model files,
+// looked for where testenv.DlibModelDirs says.
 func genuineDlib(t *testing.T) string {
 	t.Helper()
-	if d := os.Getenv("CONCIERGE_TEST_MODELS"); d != "" {
-		return d
+	dirs, chosen := testenv.DlibModelDirs()
+	if chosen {
+		return dirs[0]
 	}
-	setup := os.Getenv("CONCIERGE_MODELS_DIR")
-	if setup == "" {
-		setup = filepath.Join(testenv.CacheDir(), "models")
-	}
-	for _, d := range []string{setup, "/tmp/npm/x/package/models"} {
+	for _, d := range dirs {
 		if models.Verify(d, models.Dlib) == nil {
 			return d
 		}

@@ -119,8 +119,7 @@ func parseReportSince(s string, now time.Time, loc *time.Location) (time.Time, e
 		if err != nil || n < 1 || n > 3660 {
 			return time.Time{}, fmt.Errorf("%q: want 1d to 3660d", s)
 		}
-		y, mo, d := now.In(loc).Date()
-		return time.Date(y, mo, d-(n-1), 0, 0, 0, 0, loc), nil
+		return alert.LastDays(n, now, loc), nil
 	}
 	if d, err := time.ParseDuration(s); err == nil {
 		if d <= 0 {
@@ -168,11 +167,7 @@ var _ web.ServiceReports = serviceReports{}
 // RecentServiceReport implements web.ServiceReports: the manager's panel
 // shows what `concierge report --since <days>d` prints.
 func (r serviceReports) RecentServiceReport(ctx context.Context, days int) (alert.ServiceReport, error) {
-	since, err := parseReportSince(fmt.Sprintf("%dd", days), time.Now(), r.loc)
-	if err != nil {
-		return alert.ServiceReport{}, err
-	}
-	return r.ServiceReport(ctx, since)
+	return r.ServiceReport(ctx, alert.LastDays(days, time.Now(), r.loc))
 }
 
 // serviceReports is the daemon's report for the lobby's manager panel.

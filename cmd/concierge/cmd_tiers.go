@@ -170,24 +170,9 @@ func (m *Main) tiersShow(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(snaps) == 0 {
-		// No imported data: the tier set at enrollment is what the lobby
-		// shows, so it is what show shows.
-		st, a, err := assignedStatus(ctx, db, schemes, *customer)
-		if err != nil {
-			return err
-		}
-		return writeJSON(m, map[string]any{"customer_id": *customer, "at": day, "status": st,
-			"changes": []tiering.Change{}, "snapshots": []tiering.Snapshot{}, "assigned": a})
-	}
-	p, err := tiering.NewProfile(schemes, *customer, snaps, "")
+	a, shown, err := readAssignment(ctx, db, *customer)
 	if err != nil {
 		return err
-	}
-	if *history {
-		if snaps, err = db.TierSnapshotHistory(ctx, *customer); err != nil {
-			return err
-		}
 	}
 	out := struct {
 		CustomerID string             `json:"customer_id"`
@@ -198,36 +183,47 @@ func (m *Main) tiersShow(ctx context.Context, args []string) error {
 		// Assigned is the tier set by hand at enrollment, shown (and used
 		// by the lobby) while no imported data gives a status.
 		Assigned *tiersAssigned `json:"assigned,omitempty"`
-	}{CustomerID: *customer, At: day, Changes: nonNilChanges(p.ChangesUntil(day)), Snapshots: snaps}
-	if st, ok := p.On(day); ok {
-		out.Status = &st
-		return writeJSON(m, out)
+	}{CustomerID: *customer, At: day, Changes: []tiering.Change{}, Snapshots: []tiering.Snapshot{}}
+	var p *tiering.Profile
+	if len(snaps) > 0 {
+		if p, err = tiering.NewProfile(schemes, *customer, snaps, ""); err != nil {
+			return err
+		}
+		if *history {
+			if snaps, err = db.TierSnapshotHistory(ctx, *customer); err != nil {
+				return err
+			}
+		}
+		out.Changes, out.Snapshots = nonNilChanges(p.ChangesUntil(day)), snaps
 	}
-	st, a, err := assignedStatus(ctx, db, schemes, *customer)
-	if err == nil {
-		out.Status, out.Assigned = &st, a
-	} else if concierge.ErrorCode(err) != concierge.ENOTFOUND {
+	// What the lobby shows (tiering.Schemes.Current) is what show shows;
+	// with imported data that starts later, no status.
+	st, assigned, err := schemes.Current(*customer, p, a, day)
+	switch {
+	case err == nil:
+		out.Status = &st
+		if assigned {
+			out.Assigned = shown
+		}
+	case p == nil || concierge.ErrorCode(err) != concierge.ENOTFOUND:
 		return err
 	}
 	return writeJSON(m, out)
 }
 
-// assignedStatus is the status of a customer's tier set by hand at
-// enrollment; ENOTFOUND when there is none.
-func assignedStatus(ctx context.Context, db *sqlite.DB, schemes *tiering.Schemes, id string) (tiering.Status, *tiersAssigned, error) {
+// readAssignment is the customer's tier set by hand at enrollment, as
+// tiering's rule takes it and as show prints it; nil when there is none.
+func readAssignment(ctx context.Context, db *sqlite.DB, id string) (*tiering.Assignment, *tiersAssigned, error) {
 	manual, err := db.TierAssignments(ctx)
 	if err != nil {
-		return tiering.Status{}, nil, err
+		return nil, nil, err
 	}
 	a, ok := manual[id]
 	if !ok {
-		return tiering.Status{}, nil, concierge.Errorf(concierge.ENOTFOUND, "no tier data for customer %q (none imported, none set at enrollment)", id)
+		return nil, nil, nil
 	}
-	st, err := schemes.Assigned(id, a.Scheme, a.Level)
-	if err != nil {
-		return tiering.Status{}, nil, err
-	}
-	return st, &tiersAssigned{Scheme: a.Scheme, Level: a.Level, AssignedAt: a.AssignedAt}, nil
+	return &tiering.Assignment{Scheme: a.Scheme, Level: a.Level, Language: a.Language},
+		&tiersAssigned{Scheme: a.Scheme, Level: a.Level, AssignedAt: a.AssignedAt}, nil
 }
 
 type tiersAssigned struct {
@@ -297,16 +293,9 @@ func (m *Main) tiersEvaluate(ctx context.Context, args []string) error {
 	}
 	f := tiering.Facts{Indicators: map[string]tiering.Decimal{}, PrivateBanking: *privateBanking}
 	set := func(name, value string) error {
-		in, ok := schemes.Indicator(name)
-		if !ok {
-			return concierge.Errorf(concierge.EINVALID, "unknown indicator %q", name)
-		}
-		d, err := tiering.ParseDecimal(strings.TrimSpace(value))
+		d, err := schemes.IndicatorValue(name, value)
 		if err != nil {
-			return concierge.Errorf(concierge.EINVALID, "%s %q: %v", name, value, err)
-		}
-		if d < 0 && !in.Unit.AllowsNegative() {
-			return concierge.Errorf(concierge.EINVALID, "%s must not be negative", name)
+			return err
 		}
 		f.Indicators[name] = d
 		return nil
@@ -353,7 +342,11 @@ func (m *Main) tiersEvaluateCustomer(ctx context.Context, cfg Config, schemes *t
 		return err
 	}
 	if len(snaps) == 0 && scheme == "" {
-		st, _, err := assignedStatus(ctx, db, schemes, id)
+		a, _, err := readAssignment(ctx, db, id)
+		if err != nil {
+			return err
+		}
+		st, _, err := schemes.Current(id, nil, a, day)
 		if err != nil {
 			return err
 		}

@@ -213,7 +213,7 @@ func (m *Main) config() (Config, error) {
 		if section, ok := ignorableFor(err, m.command); ok {
 			fmt.Fprintf(m.Stderr, "concierge: warning: %v (`%s` does not use %s; `run` will refuse it)\n", err, m.command, section)
 		} else {
-			return c, concierge.Errorf(concierge.EINVALID, "config: %v", err)
+			return c, concierge.Errorf(concierge.EINVALID, "config: %w", err)
 		}
 	}
 	m.Logger = newLogger(m.Stderr, c.Log)

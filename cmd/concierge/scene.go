@@ -75,7 +75,7 @@ func (w *demoWorld) read(name string) ([]byte, error) {
 	}
 	b, err := os.ReadFile(filepath.Join(w.photos, name))
 	if err != nil {
-		return nil, concierge.Errorf(concierge.ENOTFOUND, "demo photo %s: %v (deploy/setup.sh fetches them)", name, err)
+		return nil, concierge.Errorf(concierge.ENOTFOUND, "demo photo %s: %w (deploy/setup.sh fetches them)", name, err)
 	}
 	w.srcs[name] = b
 	return b, nil

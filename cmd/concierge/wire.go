@@ -61,33 +61,34 @@ func (t *tierLookup) reload(ctx context.Context, db *sqlite.DB) error {
 }
 
 func (t *tierLookup) Lookup(customerID string, at time.Time) (*checkin.Tier, []checkin.RiskFlag) {
-	if st, ok := t.cache.Tier(customerID, at); ok {
-		tier := &checkin.Tier{
-			Scheme: st.Scheme, Level: st.Level, LevelName: st.CustomerLevelName(), VIP: st.VIP,
-			Service:             serviceLevel(st.ServiceLevel, st.Greeting()),
-			RelationshipManager: st.RelationshipManager.Name,
-			FormOfAddress:       st.FormOfAddress,
-			Language:            st.Language,
-		}
-		var risk []checkin.RiskFlag
-		for _, f := range st.RiskFlags {
-			risk = append(risk, checkin.RiskFlag{Kind: string(f.Kind), Reason: f.Reason})
-		}
-		return tier, risk
-	}
+	p, _ := t.cache.Profile(customerID)
 	t.mu.RLock()
-	a, ok := t.manual[customerID]
+	m, ok := t.manual[customerID]
 	t.mu.RUnlock()
-	if !ok {
-		return nil, nil
+	var a *tiering.Assignment
+	if ok {
+		a = &tiering.Assignment{Scheme: m.Scheme, Level: m.Level, Language: m.Language}
 	}
-	st, err := t.schemes.Assigned(customerID, a.Scheme, a.Level)
-	if err != nil {
+	st, assigned, err := t.schemes.Current(customerID, p, a, tiering.DateOf(at))
+	switch {
+	case err != nil:
 		return nil, nil
+	case assigned:
+		return &checkin.Tier{Scheme: st.Scheme, Level: st.Level, LevelName: st.CustomerLevelName(), VIP: st.VIP,
+			Service: serviceLevel(st.ServiceLevel, st.Greeting()), Language: st.Language}, nil
 	}
-	st.Language = a.Language // the consent's: no tier data says otherwise
-	return &checkin.Tier{Scheme: st.Scheme, Level: st.Level, LevelName: st.CustomerLevelName(), VIP: st.VIP,
-		Service: serviceLevel(st.ServiceLevel, st.Greeting()), Language: st.Language}, nil
+	tier := &checkin.Tier{
+		Scheme: st.Scheme, Level: st.Level, LevelName: st.CustomerLevelName(), VIP: st.VIP,
+		Service:             serviceLevel(st.ServiceLevel, st.Greeting()),
+		RelationshipManager: st.RelationshipManager.Name,
+		FormOfAddress:       st.FormOfAddress,
+		Language:            st.Language,
+	}
+	var risk []checkin.RiskFlag
+	for _, f := range st.RiskFlags {
+		risk = append(risk, checkin.RiskFlag{Kind: string(f.Kind), Reason: f.Reason})
+	}
+	return tier, risk
 }
 
 func serviceLevel(sl tiering.ServiceLevel, greeting string) *checkin.ServiceLevel {

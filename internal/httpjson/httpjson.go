@@ -32,6 +32,12 @@ func Errorf(status int, code, format string, args ...any) *Error {
 	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// CodeUnsupportedMediaType is the code of a 415, a body of another
+// content type than the endpoint takes: the kiosk API's documented code,
+// which the lobby answers too, so one wrong request has one answer on
+// every surface of the box.
+const CodeUnsupportedMediaType = "unsupported_media_type"
+
 // Status is the HTTP status of an application error code. A malformed
 // request (bad JSON, a wrong content type) is the caller's 400, 413 or
 // 415, written where it is found; EINVALID is a well-formed request with a

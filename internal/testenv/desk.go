@@ -3,9 +3,11 @@ package testenv
 import (
 	"context"
 	"sync"
+	"testing"
 
 	"concierge"
 	"concierge/alert"
+	"concierge/checkin"
 )
 
 // AlertBook is the daemon's record of the alerts it sent, as the desk
@@ -53,4 +55,28 @@ func (s StaffList) VerifyStaff(_ context.Context, name, secret string) error {
 		return nil
 	}
 	return concierge.Errorf(concierge.EUNAUTHORIZED, "wrong name or password")
+}
+
+// OpenCards opens verify cards (alert.Cards) wired as the daemon wires
+// them: a confirmed card becomes an arrival through svc's check-in and is
+// set in book, as the daemon's visit log records it for the desk. It sets
+// cfg.Confirmed and closes the cards when the test ends.
+func OpenCards(tb testing.TB, cfg alert.CardsConfig, svc *checkin.Service, book *AlertBook) *alert.Cards {
+	tb.Helper()
+	cfg.Confirmed = func(ctx context.Context, c checkin.Card, by string) error {
+		if err := svc.ConfirmCard(ctx, c, by); err != nil {
+			return err
+		}
+		book.Set(c.ID, alert.AlertRecord{CustomerID: c.CustomerID, At: c.At})
+		return nil
+	}
+	cards, err := alert.NewCards(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cards.Open(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { cards.Close() })
+	return cards
 }

@@ -34,6 +34,21 @@ func ModelsDir(tb testing.TB) string {
 	return dir
 }
 
+// DlibModelDirs is where tests look for the genuine dlib model files, in
+// order: the models deploy/setup.sh fetched (CONCIERGE_MODELS_DIR, else
+// the cache's) and the unpacked npm tarball in /tmp/npm. chosen is set
+// when CONCIERGE_TEST_MODELS names the one directory to take as it is.
+func DlibModelDirs() (dirs []string, chosen bool) {
+	if d := os.Getenv("CONCIERGE_TEST_MODELS"); d != "" {
+		return []string{d}, true
+	}
+	setup := os.Getenv("CONCIERGE_MODELS_DIR")
+	if setup == "" {
+		setup = filepath.Join(CacheDir(), "models")
+	}
+	return []string{setup, "/tmp/npm/x/package/models"}, false
+}
+
 // Photo returns the path of one of the face-api demo photos (sample1.jpg …
 // sample6.jpg): real photos of people, fetched by deploy/setup.sh --test-data.
 func Photo(tb testing.TB, name string) string {
