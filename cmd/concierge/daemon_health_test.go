@@ -176,13 +176,15 @@ func TestDaemonCameraHealthAndMaskedCredentials(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	clip := testenv.Shared(t, "data/video/d11.mp4")
-	const serveFor = 12
+	// The binary is built before the camera starts serving: a build under
+	// load can outlast the few seconds the camera serves.
+	cfg := bareConfig(t)
+	bin := buildConcierge(t)
+	const serveFor = 20
 	base, _ := testenv.RTSPServe(t, clip, serveFor, "cam:Good5ecret")
 	started := time.Now()
 	cred := func(pw, url string) string { return strings.Replace(url, "rtsp://", "rtsp://cam:"+pw+"@", 1) }
 	dead := fmt.Sprintf("rtsp://127.0.0.1:%d/door", testenv.FreePort(t))
-	cfg := bareConfig(t)
-	bin := buildConcierge(t)
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "c.yaml")
