@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 
@@ -98,14 +99,24 @@ feed:
 	return set, nil
 }
 
+// ProjectionMethods are FitProjection's methods: "subspace" keeps the 128
+// directions in which the unit-length outputs have the largest second
+// moment, uncentred, so that distances are the model's own as far as the
+// outputs lie in them; "pca" centres on the faces' mean first (the
+// classic PCA); "pca-whiten" also scales each direction to unit variance.
+var ProjectionMethods = []string{"subspace", "pca", "pca-whiten"}
+
 // FitProjection fits the projection of a model's raw outputs to the 128
-// dimensions the product stores: PCA of the unit-length outputs, each
-// person weighing the same whatever their number of photos (a bank's
-// folder may hold far more of a few people), keeping the 128 directions
-// of largest variance; with whiten, each direction is scaled to unit
-// variance. It needs more faces than 128 and at least two people, and
-// refuses outputs that span fewer than 128 directions.
-func FitProjection(set *RawSet, whiten bool) (face.Projection, error) {
+// dimensions the product stores by method (ProjectionMethods), on the
+// unit-length outputs, each person weighing the same whatever their number
+// of photos (a bank's folder may hold far more of a few people). It needs
+// more faces than 128 and at least two people, and refuses outputs that
+// span fewer than 128 directions.
+func FitProjection(set *RawSet, method string) (face.Projection, error) {
+	if !slices.Contains(ProjectionMethods, method) {
+		return face.Projection{}, fmt.Errorf("projection: method %q is not one of %v", method, ProjectionMethods)
+	}
+	whiten, centre := method == "pca-whiten", method != "subspace"
 	n := len(set.Raw)
 	if n <= face.Dim {
 		return face.Projection{}, fmt.Errorf("projection: %d faces, need more than %d to fit %d directions", n, face.Dim, face.Dim)
@@ -130,28 +141,36 @@ func FitProjection(set *RawSet, whiten bool) (face.Projection, error) {
 		}
 		u[i] = unit(r)
 		w[i] = 1 / float64(count[set.Labels[i]]*len(count))
+		if !centre {
+			continue
+		}
 		for j, v := range u[i] {
 			mean[j] += w[i] * v
 		}
 	}
-	// X: rows √w·(u − mean), so XᵀX is the weighted covariance.
+	// X: rows √w·(u − mean), so XᵀX is the weighted covariance (the
+	// second moment when not centred: mean stays 0).
 	for i := range u {
 		s := math.Sqrt(w[i])
 		for j := range u[i] {
 			u[i][j] = s * (u[i][j] - mean[j])
 		}
 	}
+	var total float64 // the trace of XᵀX: all the variance
+	for _, row := range u {
+		total += dot(row, row)
+	}
 	vals, vecs := principal(u, d, face.Dim)
 	if vals[face.Dim-1] <= 1e-9*vals[0] {
 		return face.Projection{}, fmt.Errorf("projection: the faces span fewer than %d directions (more people and photos needed)", face.Dim)
 	}
-	p := face.Projection{InputDim: d, Method: "pca", Mean: make([]float32, d), Matrix: make([]float32, face.Dim*d),
+	p := face.Projection{InputDim: d, Method: method, Mean: make([]float32, d), Matrix: make([]float32, face.Dim*d),
 		Faces: n, People: len(count)}
-	if whiten {
-		p.Method = "pca-whiten"
-	}
 	for j, v := range mean {
 		p.Mean[j] = float32(v)
+	}
+	for _, v := range vals {
+		p.Kept += v / total
 	}
 	for r := range face.Dim {
 		s := 1.0

@@ -67,19 +67,24 @@ func synthetic(rng *rand.Rand, d, people int) (*RawSet, []float64) {
 
 // TestFitProjectionRecoversSubspace: outputs that live in a 128-d subspace
 // of 512 are projected onto exactly that subspace: every row of the
-// matrix lies in it, and distances between the (centred) faces are kept.
+// matrix lies in it, and distances between the faces are kept (centred or
+// not, a difference cancels the mean).
 // Whitened, the projected faces have unit variance per direction.
 func TestFitProjectionRecoversSubspace(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	const d = 512
 	set, basis := synthetic(rng, d, 40)
-	for _, whiten := range []bool{false, true} {
-		p, err := FitProjection(set, whiten)
+	for _, method := range ProjectionMethods {
+		whiten := method == "pca-whiten"
+		p, err := FitProjection(set, method)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := p.Validate(d); err != nil {
 			t.Fatal(err)
+		}
+		if p.Kept < 1-1e-6 {
+			t.Errorf("outputs in a 128-d subspace: %.6f of the variance kept, want all", p.Kept)
 		}
 		for r := range face.Dim {
 			row := p.Matrix[r*d : (r+1)*d]
@@ -150,11 +155,11 @@ func TestFitProjectionRefuses(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	set, _ := synthetic(rng, 256, 40)
 	few := &RawSet{Raw: set.Raw[:100], Labels: set.Labels[:100]}
-	if _, err := FitProjection(few, false); err == nil || !strings.Contains(err.Error(), "faces") {
+	if _, err := FitProjection(few, "pca"); err == nil || !strings.Contains(err.Error(), "faces") {
 		t.Errorf("100 faces: %v", err)
 	}
 	one := &RawSet{Raw: set.Raw, Labels: make([]string, len(set.Raw))}
-	if _, err := FitProjection(one, false); err == nil || !strings.Contains(err.Error(), "two people") {
+	if _, err := FitProjection(one, "pca"); err == nil || !strings.Contains(err.Error(), "two people") {
 		t.Errorf("one person: %v", err)
 	}
 	// Outputs in a 100-d subspace: fewer directions than 128.
@@ -166,7 +171,7 @@ func TestFitProjectionRefuses(t *testing.T) {
 		}
 		flat.Raw = append(flat.Raw, c)
 	}
-	if _, err := FitProjection(flat, false); err == nil || !strings.Contains(err.Error(), "directions") {
+	if _, err := FitProjection(flat, "pca"); err == nil || !strings.Contains(err.Error(), "directions") {
 		t.Errorf("100-d outputs: %v", err)
 	}
 }

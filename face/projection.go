@@ -24,24 +24,28 @@ type Projection struct {
 	// InputDim is the embedder's output length (its description's
 	// output_dim).
 	InputDim int
-	// Method says how the matrix was fitted, for people: "pca" or
-	// "pca-whiten".
+	// Method says how the matrix was fitted, for people: "subspace",
+	// "pca" or "pca-whiten" (eval.ProjectionMethods).
 	Method string
 	// Mean has InputDim values; Matrix Dim rows of InputDim, row-major.
 	Mean   []float32
 	Matrix []float32
-	// Faces and People are what the fit rested on.
+	// Faces and People are what the fit rested on; Kept is the share of
+	// the unit-length outputs' variance the Dim directions keep (1 for a
+	// model whose outputs span only Dim directions).
 	Faces, People int
+	Kept          float64
 }
 
 // projectionYAML is a projection as the calibration file holds it: the
 // floats as base64 of their little-endian bytes (a 128×512 matrix is 350
 // KB so, against 1.5 MB as decimals), with their digest.
 type projectionYAML struct {
-	InputDim int    `yaml:"input_dim"`
-	Method   string `yaml:"method"`
-	Faces    int    `yaml:"faces,omitempty"`
-	People   int    `yaml:"people,omitempty"`
+	InputDim int     `yaml:"input_dim"`
+	Method   string  `yaml:"method"`
+	Faces    int     `yaml:"faces,omitempty"`
+	People   int     `yaml:"people,omitempty"`
+	Kept     float64 `yaml:"variance_kept,omitempty"`
 	// SHA256 is the digest of Mean's bytes then Matrix's: a file edited
 	// or truncated by hand is refused rather than projecting garbage.
 	SHA256 string `yaml:"sha256"`
@@ -55,7 +59,7 @@ func (p Projection) MarshalYAML() (any, error) {
 		return nil, err
 	}
 	return projectionYAML{
-		InputDim: p.InputDim, Method: p.Method, Faces: p.Faces, People: p.People,
+		InputDim: p.InputDim, Method: p.Method, Faces: p.Faces, People: p.People, Kept: p.Kept,
 		SHA256: p.Digest(), Mean: encodeFloats(p.Mean), Matrix: encodeFloats(p.Matrix),
 	}, nil
 }
@@ -74,7 +78,7 @@ func (p *Projection) UnmarshalYAML(unmarshal func(any) error) error {
 	if err != nil {
 		return fmt.Errorf("projection.matrix: %w", err)
 	}
-	*p = Projection{InputDim: y.InputDim, Method: y.Method, Mean: mean, Matrix: matrix, Faces: y.Faces, People: y.People}
+	*p = Projection{InputDim: y.InputDim, Method: y.Method, Mean: mean, Matrix: matrix, Faces: y.Faces, People: y.People, Kept: y.Kept}
 	if err := p.Validate(y.InputDim); err != nil {
 		return err
 	}
@@ -91,8 +95,8 @@ func (p Projection) Validate(inputDim int) error {
 		return fmt.Errorf("projection: takes %d values, the embedder outputs %d (output_dim): it was fitted for another model", p.InputDim, inputDim)
 	case p.InputDim <= Dim || p.InputDim > MaxProjected:
 		return fmt.Errorf("projection.input_dim: %d must be in (%d, %d]", p.InputDim, Dim, MaxProjected)
-	case p.Method != "pca" && p.Method != "pca-whiten":
-		return fmt.Errorf("projection.method: %q is not pca or pca-whiten", p.Method)
+	case p.Method != "subspace" && p.Method != "pca" && p.Method != "pca-whiten":
+		return fmt.Errorf("projection.method: %q is not subspace, pca or pca-whiten", p.Method)
 	case len(p.Mean) != p.InputDim:
 		return fmt.Errorf("projection.mean: %d values, want %d", len(p.Mean), p.InputDim)
 	case len(p.Matrix) != Dim*p.InputDim:
@@ -128,7 +132,7 @@ func (p Projection) Digest() string {
 // model's, with the projection's digest, so that templates enrolled under
 // one projection are never compared with probes of a refitted one.
 func (p Projection) ModelID(model string) string {
-	return model + "+pca-" + p.Digest()[:12]
+	return model + "+proj-" + p.Digest()[:12]
 }
 
 // Apply projects raw (InputDim values) to a unit-length embedding. The raw

@@ -46,7 +46,24 @@ func TestProjectionYAML(t *testing.T) {
 	if n < 0.999 || n > 1.001 {
 		t.Errorf("projected embedding has squared length %v, want 1", n)
 	}
-	if !strings.HasPrefix(p.ModelID("m"), "m+pca-") || p.ModelID("m") == (&Projection{InputDim: d}).ModelID("m") {
+	if !strings.HasPrefix(p.ModelID("m"), "m+proj-") || p.ModelID("m") == (&Projection{InputDim: d}).ModelID("m") {
 		t.Errorf("model id %s", p.ModelID("m"))
+	}
+}
+
+// BenchmarkProjectionApply: the projection's cost per face, 512 → 128 (the
+// network's inference it follows takes milliseconds).
+func BenchmarkProjectionApply(b *testing.B) {
+	const d = 512
+	p := Projection{InputDim: d, Method: "pca", Mean: make([]float32, d), Matrix: make([]float32, Dim*d)}
+	for i := range p.Matrix {
+		p.Matrix[i] = float32(i%13) - 6
+	}
+	raw := make([]float32, d)
+	for i := range raw {
+		raw[i] = float32(i%5) - 2
+	}
+	for b.Loop() {
+		p.Apply(raw)
 	}
 }

@@ -332,7 +332,7 @@ func evalFolderCmd(m *Main, fs *flag.FlagSet) func(context.Context, string) erro
 	rf := declareRuleFlags(fs)
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
 	calibrate := fs.String("calibrate", "", "write the engine's calibration (impostor tails, ceiling) measured on the photos to `file`, for vision.embedder.calibration")
-	projection := fs.String("projection", projectionDefault, "with --calibrate, how an embedder whose output_dim is not 128 is projected to 128: pca or pca-whiten, fitted on the photos (`method`)")
+	projection := fs.String("projection", projectionDefault, "with --calibrate, how an embedder whose output_dim is not 128 is projected to 128, fitted on the photos (`method`): subspace, pca or pca-whiten")
 	return func(ctx context.Context, dir string) error {
 		if err := pf.check(); err != nil {
 			return err

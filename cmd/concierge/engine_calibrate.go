@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"concierge"
 	"concierge/enroll"
@@ -51,9 +53,11 @@ func (m *Main) writeCalibration(cfg Config, engine string, rep *eval.Report, pat
 	return nil
 }
 
-// projectionDefault is eval --projection's default: of the two measured
-// on a 512-d model (docs/engines.md), the one that recognised better.
-const projectionDefault = "pca"
+// projectionDefault is eval --projection's default: the one of the three
+// measured on a 512-d model (docs/engines.md) that keeps the model's own
+// distances; centring or whitening changed them, and recognition at the
+// calibrated thresholds with them.
+const projectionDefault = "subspace"
 
 // fitProjection is the first step of `eval folder DIR --calibrate OUT` for
 // an embedder whose output_dim is not 128: it fits the projection to 128
@@ -72,8 +76,8 @@ func (m *Main) fitProjection(ctx context.Context, cfg *Config, pf photoFlags, di
 	if cfg.Vision.Engine != engineEmbedder || desc.OutputDim == models.Dim {
 		return nil
 	}
-	if method != "pca" && method != "pca-whiten" {
-		return usagef("--projection %q: want pca or pca-whiten", method)
+	if !slices.Contains(eval.ProjectionMethods, method) {
+		return usagef("--projection %q: want one of %s", method, strings.Join(eval.ProjectionMethods, ", "))
 	}
 	if cal, err := cfg.loadCalibration(); err == nil && cal.Projection != nil {
 		cfg.Vision.Embedder.Projection = cal.Projection
@@ -93,12 +97,12 @@ func (m *Main) fitProjection(ctx context.Context, cfg *Config, pf photoFlags, di
 	if err != nil {
 		return inputOrInternal(err)
 	}
-	p, err := eval.FitProjection(set, method == "pca-whiten")
+	p, err := eval.FitProjection(set, method)
 	if err != nil {
 		return invalid(err)
 	}
 	cfg.Vision.Embedder.Projection = &p
-	fmt.Fprintf(m.Stderr, "projection of %s from %d to %d values fitted (%s) on %d faces of %d people (%d photos without a face)\n",
-		desc.Model, desc.OutputDim, models.Dim, p.Method, p.Faces, p.People, set.Misses)
+	fmt.Fprintf(m.Stderr, "projection of %s from %d to %d values fitted (%s) on %d faces of %d people (%d photos without a face); it keeps %.1f %% of their variance\n",
+		desc.Model, desc.OutputDim, models.Dim, p.Method, p.Faces, p.People, set.Misses, 100*p.Kept)
 	return nil
 }

@@ -26,12 +26,15 @@ const wideOutput = 512
 
 // widenONNX appends a fixed, full-rank linear layer 128 → 512 to foamliu's
 // MobileFaceNet (an ONNX ModelProto with one output, "output0"): z = W·x +
-// c, W = Q·diag(s)·R with Q's 512×128 columns orthonormal, R a rotation and
-// s log-spaced from 0.5 to 2 (so distances are not merely scaled), c a
-// small bias. The layer is one opset-10 Gemm, which OpenCV 4.6 loads.
-// Everything is seeded: the file is the same on every run, so its digest
-// can be described. Being linear and full-rank, the layer loses nothing:
-// a projection back to 128 should recognise as foamliu does.
+// c, W = 1.7·Q·R with Q's 512×128 columns orthonormal and R a random
+// rotation, c a small bias. The layer is one opset-10 Gemm, which OpenCV
+// 4.6 loads. Everything is seeded: the file is the same on every run, so
+// its digest can be described. The layer loses nothing and, W being a
+// scaled isometry, keeps foamliu's cosines but for the bias: a projection
+// back to 128 should recognise as foamliu does. (With unequal singular
+// values the layer would change the model itself: with them log-spaced
+// from 0.5 to 2 the 512-d model's own EER on kpop was 14.0 % against
+// foamliu's 12.9 %, docs/engines.md.)
 func widenONNX(src []byte) ([]byte, error) {
 	const in = 128
 	rng := rand.New(rand.NewPCG(15, 4))
@@ -42,8 +45,7 @@ func widenONNX(src []byte) ([]byte, error) {
 		for j := range in {
 			var v float64
 			for k := range in {
-				s := 0.5 * math.Pow(4, float64(k)/float64(in-1))
-				v += q[i*in+k] * s * r[k*in+j]
+				v += 1.7 * q[i*in+k] * r[k*in+j]
 			}
 			w[i*in+j] = float32(v)
 		}
@@ -231,20 +233,21 @@ const kpopFit = "Arin,Chaeyong,Chorong,Dahyun,Eunha,Irene,Jihyo,Lisa,Naeun,Nayeo
 // kpopHeldOut are the other five.
 const kpopHeldOut = "Sana,Seulgi,Umji,Yeji,Yuju"
 
-// notWorse fails when the projected model's EER or TAR at FAR 1 % and
-// 0.1 % is worse than foamliu's by more than the noise of a few hundred
-// faces.
-func notWorse(t *testing.T, what string, wide, foam evalReport) {
+// near fails when the projected model's EER or TAR at FAR 1 % and 0.1 %
+// is not foamliu's: the layer keeps foamliu's cosines but for its small
+// bias, and the projection keeps the layer's, so only a pair or two near
+// a threshold may differ.
+func near(t *testing.T, what string, wide, foam evalReport) {
 	t.Helper()
 	if wide.Faces != foam.Faces {
 		t.Errorf("%s: %d faces embedded by the wide model, %d by foamliu", what, wide.Faces, foam.Faces)
 	}
-	if wide.Verification.EER > foam.Verification.EER+0.015 {
-		t.Errorf("%s: EER %.4f projected, %.4f foamliu: the projection lost identity information", what, wide.Verification.EER, foam.Verification.EER)
+	if math.Abs(wide.Verification.EER-foam.Verification.EER) > 0.005 {
+		t.Errorf("%s: EER %.4f projected, %.4f foamliu", what, wide.Verification.EER, foam.Verification.EER)
 	}
 	for i, w := range wide.Verification.TARAt {
 		if i < len(foam.Verification.TARAt) && w.FAR == foam.Verification.TARAt[i].FAR && w.FAR >= 0.001 {
-			if f := foam.Verification.TARAt[i].TAR; w.TAR < f-0.04 {
+			if f := foam.Verification.TARAt[i].TAR; math.Abs(w.TAR-f) > 0.015 {
 				t.Errorf("%s: TAR at FAR %g: %.3f projected, %.3f foamliu", what, w.FAR, w.TAR, f)
 			}
 		}
@@ -281,7 +284,8 @@ type evalReport struct {
 // taken through a projection fitted at calibration time. The model is
 // foamliu's MobileFaceNet with a fixed full-rank linear layer to 512
 // appended (widenONNX), so the projection loses nothing it could recover:
-// recognition on the kpop photos must be foamliu's own within noise. The
+// recognition on the kpop photos, on the people it was fitted on and on
+// five others, must be foamliu's own. The
 // calibration written carries the projection; the daemon's config loads
 // it, refuses it stripped or tampered with, and enroll and identify
 // recognise a customer with it; re-calibrating keeps the projection.
@@ -317,16 +321,14 @@ func TestProjectedEmbedder(t *testing.T) {
 	if wide.Faces != foam.Faces {
 		t.Errorf("%d faces embedded by the wide model, %d by foamliu", wide.Faces, foam.Faces)
 	}
-	// On the people it was fitted on the projection may do better than
-	// foamliu (it centres on their mean); it must not do worse.
-	notWorse(t, "fitted people", wide, foam)
+	near(t, "fitted people", wide, foam)
 
 	got, err := enroll.ReadCalibration(cal)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := got.Projection
-	if p == nil || p.InputDim != wideOutput || p.Method != "pca" || p.People != 10 || p.Faces < wide.Faces {
+	if p == nil || p.InputDim != wideOutput || p.Method != projectionDefault || p.People != 10 || p.Faces < wide.Faces {
 		t.Fatalf("written projection: %v", p != nil && p.InputDim == wideOutput)
 	}
 	if want := p.ModelID("bank-wide-v1"); wide.Model != want {
@@ -334,12 +336,12 @@ func TestProjectedEmbedder(t *testing.T) {
 	}
 
 	// On people it was not fitted on, through the calibration's
-	// projection: within noise of foamliu's own.
+	// projection: the same.
 	heldFoam := evalJSON(t, "--config", plain, "--engine", engineFoamliu, "--labels", kpopHeldOut, "--json", kpop)
 	heldWide := evalJSON(t, "--config", cfg, "--labels", kpopHeldOut, "--json", kpop)
 	t.Logf("held out, foamliu: %d faces, EER %.4f, TAR@FAR %+v", heldFoam.Faces, heldFoam.Verification.EER, heldFoam.Verification.TARAt)
 	t.Logf("held out, 512-d projected: %d faces, EER %.4f, TAR@FAR %+v", heldWide.Faces, heldWide.Verification.EER, heldWide.Verification.TARAt)
-	notWorse(t, "held-out people", heldWide, heldFoam)
+	near(t, "held-out people", heldWide, heldFoam)
 
 	// The daemon's config loads it, with the projection.
 	c, err := (&Main{Stderr: &bytes.Buffer{}, command: "run", configPath: cfg}).config()
@@ -374,29 +376,39 @@ func TestProjectedEmbedder(t *testing.T) {
 		t.Errorf("calibration with an edited matrix: %v", err)
 	}
 
-	// enroll and identify go through the same description: a customer is
-	// recognised in photos from other days, a stranger is not.
+	// enroll and identify go through the same description: enrolled from
+	// three photos, the customer is named in one of them and every face is
+	// at foamliu's own distance (foamliu's enrollment in another database
+	// says which); the stranger is named by neither.
 	blair := lfw(t, "Tony_Blair")
-	out, stderr, code := run(t, append([]string{"enroll", "--config", cfg, "--customer", "C7", "--name", "Mr Blair", "--consent", "FORM-7"}, blair[:3]...)...)
-	if code != 0 {
-		t.Fatalf("enroll with the 512-d model: exit %d: %s", code, stderr)
-	}
-	probe := []string{filepath.Join(filepath.Dir(blair[0]), "Tony_Blair_0121.jpg"), filepath.Join(filepath.Dir(blair[0]), "Tony_Blair_0064.jpg"), lfw(t, "Jean_Chretien")[0]}
-	out, stderr, code = run(t, append([]string{"identify", "--config", cfg, "--json"}, probe...)...)
-	if code != 0 {
-		t.Fatalf("identify with the 512-d model: exit %d: %s", code, stderr)
-	}
-	lines := parseLines(t, out)
-	if len(lines) != 3 {
-		t.Fatalf("want one line per face in the 3 photos, got %d:\n%s", len(lines), out)
-	}
-	for i, l := range lines[:2] {
-		if l.CustomerID == nil || *l.CustomerID != "C7" {
-			t.Errorf("photo %d of the enrolled customer: %+v", i, l)
+	probe := []string{blair[0], filepath.Join(filepath.Dir(blair[0]), "Tony_Blair_0121.jpg"), filepath.Join(filepath.Dir(blair[0]), "Tony_Blair_0064.jpg"), lfw(t, "Jean_Chretien")[0]}
+	var ids [2][]idLine
+	for i, c := range []string{cfg, plain} {
+		if _, stderr, code := run(t, append([]string{"enroll", "--config", c, "--customer", "C7", "--name", "Mr Blair", "--consent", "FORM-7"}, blair[:3]...)...); code != 0 {
+			t.Fatalf("enroll with %s: exit %d: %s", c, code, stderr)
+		}
+		out, stderr, code := run(t, append([]string{"identify", "--config", c, "--json"}, probe...)...)
+		if code != 0 {
+			t.Fatalf("identify with %s: exit %d: %s", c, code, stderr)
+		}
+		if ids[i] = parseLines(t, out); len(ids[i]) != len(probe) {
+			t.Fatalf("want one line per face in the %d photos, got %d:\n%s", len(probe), len(ids[i]), out)
 		}
 	}
-	if lines[2].CustomerID != nil {
-		t.Errorf("stranger: %+v", lines[2])
+	wideID, foamID := ids[0], ids[1]
+	if l := wideID[0]; l.CustomerID == nil || *l.CustomerID != "C7" {
+		t.Errorf("an enrollment photo of the customer: %+v", l)
+	}
+	if l := wideID[3]; l.CustomerID != nil {
+		t.Errorf("stranger: %+v", l)
+	}
+	for i := range probe {
+		w, f := wideID[i], foamID[i]
+		if w.Distance == nil || f.Distance == nil || math.Abs(*w.Distance-*f.Distance) > 0.01 {
+			t.Errorf("%s: distance %v with the 512-d model, %v with foamliu", probe[i], w.Distance, f.Distance)
+			continue
+		}
+		t.Logf("%s: distance %.3f with the 512-d model, %.3f with foamliu", filepath.Base(probe[i]), *w.Distance, *f.Distance)
 	}
 
 	// Re-calibrating with the calibration configured keeps its projection
