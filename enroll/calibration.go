@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"concierge/face"
 )
 
 // Calibration is an engine's measured decision rule: embeddings of
@@ -42,6 +44,11 @@ type Calibration struct {
 	// tails were fitted to.
 	Comparisons      int `yaml:"comparisons" json:"comparisons,omitempty"`
 	TrackComparisons int `yaml:"track_comparisons" json:"track_comparisons,omitempty"`
+	// Projection takes the outputs of a model whose output_dim is not 128
+	// to the 128 the product stores; it was fitted on the calibration's
+	// photos and the tails were measured on its projected embeddings, so
+	// the two only make sense together. Nil for a 128-d model.
+	Projection *face.Projection `yaml:"projection,omitempty" json:"-"`
 }
 
 var hexDigest = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -61,6 +68,25 @@ func (c Calibration) Validate() error {
 		return fmt.Errorf("face_slack: %v must be in [0, 1]", c.FaceSlack)
 	case !c.Tail.Measured() || !c.TrackTail.Measured():
 		return errors.New("tail, track_tail: both need a fitted alpha and a positive beta")
+	}
+	if c.Projection != nil {
+		return c.Projection.Validate(c.Projection.InputDim)
+	}
+	return nil
+}
+
+// CheckOutput checks the calibration against the model's output size: a
+// model of outputDim ≠ 128 needs the projection the calibration was
+// measured through, one of 128 none.
+func (c Calibration) CheckOutput(outputDim int) error {
+	switch {
+	case outputDim != face.Dim && c.Projection == nil:
+		return fmt.Errorf("the model outputs %d values and this calibration has no projection to %d: "+
+			"run `concierge eval folder DIR --calibrate OUT` with this model, which fits one", outputDim, face.Dim)
+	case outputDim == face.Dim && c.Projection != nil:
+		return fmt.Errorf("the calibration carries a projection of %d values, but the model outputs %d: it was measured on another model", c.Projection.InputDim, outputDim)
+	case c.Projection != nil:
+		return c.Projection.Validate(outputDim)
 	}
 	return nil
 }

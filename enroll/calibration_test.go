@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"concierge/enroll"
+	"concierge/face"
 	"concierge/models"
 )
 
@@ -89,5 +90,47 @@ func TestCalibrationRefuses(t *testing.T) {
 	}
 	if _, err := enroll.ParseCalibration(strings.NewReader("model: x\ntreshold: 0.7\n")); err == nil {
 		t.Error("misspelt key accepted")
+	}
+}
+
+// TestCalibrationProjection: a calibration carries a projection through
+// the file bit for bit, and CheckOutput asks a model of another output size
+// for one, and a 128-d model for none.
+func TestCalibrationProjection(t *testing.T) {
+	b, _ := models.ShippedCalibration(models.EngineFoamliu)
+	c, err := enroll.ParseCalibration(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CheckOutput(128); err != nil {
+		t.Errorf("128-d model, no projection: %v", err)
+	}
+	if err := c.CheckOutput(512); err == nil || !strings.Contains(err.Error(), "no projection") {
+		t.Errorf("512-d model, no projection: %v", err)
+	}
+	const d = 512
+	p := &face.Projection{InputDim: d, Method: "subspace", Mean: make([]float32, d), Matrix: make([]float32, face.Dim*d), Faces: 389, People: 15, Kept: 0.93}
+	for i := range p.Matrix {
+		p.Matrix[i] = float32(i%11) / 7
+	}
+	c.Projection = p
+	out, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := enroll.ParseCalibration(bytes.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Projection == nil || got.Projection.Digest() != p.Digest() || got.Projection.Kept != 0.93 || got.Tail != c.Tail {
+		t.Fatalf("round trip lost the projection or the tails")
+	}
+	if err := got.CheckOutput(d); err != nil {
+		t.Errorf("512-d model with its projection: %v", err)
+	}
+	for _, dim := range []int{128, 256} {
+		if err := got.CheckOutput(dim); err == nil {
+			t.Errorf("%d-d model with a projection of 512: accepted", dim)
+		}
 	}
 }

@@ -267,26 +267,9 @@ feed:
 }
 
 func (e *Embedder) embedOne(ctx context.Context, path string) (embedded, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return embedded{}, err
-	}
-	if e.Shrink > 0 {
-		if data, err = Shrink(data, e.Shrink); err != nil {
-			return embedded{miss: "unreadable: " + err.Error()}, nil
-		}
-	}
-	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
-	if err != nil {
-		return embedded{miss: "unreadable: " + err.Error()}, nil
-	}
-	w, h := cfg.Width, cfg.Height
-	if e.Pad > 0 {
-		if data, err = Pad(data, e.Pad, e.PadMode); err != nil {
-			return embedded{miss: "unreadable: " + err.Error()}, nil
-		}
-		w += 2 * int(math.Round(e.Pad*float64(w)))
-		h += 2 * int(math.Round(e.Pad*float64(h)))
+	data, w, h, miss, err := e.load(path)
+	if err != nil || miss != "" {
+		return embedded{miss: miss}, err
 	}
 	faces, err := e.Detector.Detect(ctx, data)
 	if err != nil {
@@ -300,6 +283,33 @@ func (e *Embedder) embedOne(ctx context.Context, path string) (embedded, error) 
 		return embedded{miss: enroll.ReasonNoFace}, nil
 	}
 	return embedded{emb: f.Embedding}, nil
+}
+
+// load reads a photo as the detector gets it (shrunk, padded) with its
+// size then; miss says why a photo cannot be read.
+func (e *Embedder) load(path string) (data []byte, w, h int, miss string, err error) {
+	data, err = os.ReadFile(path)
+	if err != nil {
+		return nil, 0, 0, "", err
+	}
+	if e.Shrink > 0 {
+		if data, err = Shrink(data, e.Shrink); err != nil {
+			return nil, 0, 0, "unreadable: " + err.Error(), nil
+		}
+	}
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, 0, 0, "unreadable: " + err.Error(), nil
+	}
+	w, h = cfg.Width, cfg.Height
+	if e.Pad > 0 {
+		if data, err = Pad(data, e.Pad, e.PadMode); err != nil {
+			return nil, 0, 0, "unreadable: " + err.Error(), nil
+		}
+		w += 2 * int(math.Round(e.Pad*float64(w)))
+		h += 2 * int(math.Round(e.Pad*float64(h)))
+	}
+	return data, w, h, "", nil
 }
 
 // isPhoto reports whether the file name looks like a photo a detector reads.
@@ -317,8 +327,29 @@ func IsPhoto(name string) bool {
 // both NAME. Photos directly in dir have no label and are skipped. When
 // labels is not empty, only those labels are embedded.
 func (e *Embedder) EmbedFolder(ctx context.Context, dir string, labels []string) (*Set, error) {
-	var paths, names []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	paths, names, err := folderPhotos(dir, labels)
+	if err != nil {
+		return nil, err
+	}
+	res, err := e.embedFiles(ctx, paths)
+	if err != nil {
+		return nil, err
+	}
+	set := &Set{Model: e.Detector.Model(), Images: len(paths)}
+	for i, r := range res {
+		rel, _ := filepath.Rel(dir, paths[i])
+		if r.miss != "" {
+			set.Misses = append(set.Misses, Miss{Image: rel, Reason: r.miss})
+			continue
+		}
+		set.Samples = append(set.Samples, Sample{Label: names[i], Source: rel, Embedding: r.emb})
+	}
+	return set, nil
+}
+
+// folderPhotos lists the photos under dir with their labels (EmbedFolder).
+func folderPhotos(dir string, labels []string) (paths, names []string, err error) {
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -338,23 +369,10 @@ func (e *Embedder) EmbedFolder(ctx context.Context, dir string, labels []string)
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("labelled folder: %w", err)
+		return nil, nil, fmt.Errorf("labelled folder: %w", err)
 	}
 	if len(paths) == 0 {
-		return nil, errors.New("labelled folder: no photos in DIR/LABEL/ subfolders")
+		return nil, nil, errors.New("labelled folder: no photos in DIR/LABEL/ subfolders")
 	}
-	res, err := e.embedFiles(ctx, paths)
-	if err != nil {
-		return nil, err
-	}
-	set := &Set{Model: e.Detector.Model(), Images: len(paths)}
-	for i, r := range res {
-		rel, _ := filepath.Rel(dir, paths[i])
-		if r.miss != "" {
-			set.Misses = append(set.Misses, Miss{Image: rel, Reason: r.miss})
-			continue
-		}
-		set.Samples = append(set.Samples, Sample{Label: names[i], Source: rel, Embedding: r.emb})
-	}
-	return set, nil
+	return paths, names, nil
 }

@@ -9,14 +9,15 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"concierge/face"
 )
 
 // Dim is the only embedding length the product stores: face.Embedding is
 // [128]float32, a sealed template is 512 bytes, and the gallery, the bus
 // and the backups all carry that size (docs/engines.md says what changing
-// it costs). models cannot import face, so the number is repeated here
-// and a test in vision keeps the two equal.
-const Dim = 128
+// it costs). It is face.Dim, named here for the descriptions.
+const Dim = face.Dim
 
 // Embedder describes an ONNX face embedder: which file, and how it wants
 // its input. The two shipped MobileFaceNets are described by data files in
@@ -50,8 +51,8 @@ type Embedder struct {
 	// built-in name (TemplateArcFace112) or Points.
 	Template string       `yaml:"template" json:"template,omitempty"`
 	Points   [][2]float64 `yaml:"points" json:"points,omitempty"`
-	// OutputDim is the length of the network's output; only Dim is
-	// supported.
+	// OutputDim is the length of the network's output: Dim, or more, in
+	// which case the calibration's Projection takes it to Dim.
 	OutputDim int `yaml:"output_dim" json:"output_dim"`
 	// Flip adds the embedding of the mirrored crop before normalising.
 	Flip bool `yaml:"flip" json:"flip"`
@@ -62,6 +63,10 @@ type Embedder struct {
 	// unit length, so that the product's Euclidean distance is a function
 	// of the cosine (d² = 2 − 2·cos) and cosine-trained models work.
 	Normalize string `yaml:"normalize" json:"normalize"`
+	// Projection takes an output of OutputDim > Dim values to Dim. It is
+	// not part of the description but of the calibration fitted for it
+	// (enroll.Calibration), attached when the engine is loaded.
+	Projection *face.Projection `yaml:"-" json:"-"`
 }
 
 // TemplateArcFace112 is the five-point template of ArcFace's 112×112 crops
@@ -100,9 +105,11 @@ func (e Embedder) Validate() error {
 		return fmt.Errorf("scale: %v must be > 0", e.Scale)
 	case len(e.Std) != 0 && len(e.Std) != 1 && len(e.Std) != 3:
 		return fmt.Errorf("std: %d values, want 1 or 3", len(e.Std))
-	case e.OutputDim != Dim:
-		return fmt.Errorf("output_dim: %d is not supported: Concierge stores %d-d embeddings (face.Embedding, sealed templates, the bus), "+
-			"and a model of another size must be projected to %d by its own export (docs/engines.md)", e.OutputDim, Dim, Dim)
+	case e.OutputDim < Dim || e.OutputDim > face.MaxProjected:
+		return fmt.Errorf("output_dim: %d is not supported: Concierge stores %d-d embeddings (face.Embedding, sealed templates, the bus); "+
+			"a model with more outputs (up to %d) is projected to %d by its calibration, one with fewer cannot be (docs/engines.md)", e.OutputDim, Dim, face.MaxProjected, Dim)
+	case e.OutputDim == Dim && e.Projection != nil:
+		return fmt.Errorf("output_dim: %d needs no projection, but the calibration carries one (fitted for another model)", Dim)
 	case e.Normalize != "l2":
 		return fmt.Errorf("normalize: %q is not supported (want l2: embeddings are compared by Euclidean distance on unit vectors)", e.Normalize)
 	}
@@ -114,7 +121,21 @@ func (e Embedder) Validate() error {
 	if _, err := e.TemplatePoints(); err != nil {
 		return err
 	}
+	if e.Projection != nil {
+		if err := e.Projection.Validate(e.OutputDim); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// EmbeddingModel is the id stamped on the embeddings: Model, or for a
+// projected model Model with the projection's digest (Projection.ModelID).
+func (e Embedder) EmbeddingModel() string {
+	if e.Projection != nil {
+		return e.Projection.ModelID(e.Model)
+	}
+	return e.Model
 }
 
 // TemplatePoints returns the five landmark positions in the crop.

@@ -32,7 +32,7 @@ func TestEmbedderValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for want, edit := range map[string]func(*Embedder){
-		"output_dim": func(e *Embedder) { e.OutputDim = 512 },
+		"output_dim": func(e *Embedder) { e.OutputDim = 64 },
 		"channels":   func(e *Embedder) { e.Channels = "grb" },
 		"scale, std": func(e *Embedder) { e.Std = []float64{58} },
 		"sha256":     func(e *Embedder) { e.SHA256 = "E8E1" },

@@ -44,23 +44,29 @@ func (a AlignedEmbedder) Model() string { return a.Net.Model() }
 
 // EmbedDetection implements Embedder.
 func (a AlignedEmbedder) EmbedDetection(_ context.Context, img gocv.Mat, d Detection) (face.Embedding, error) {
-	if a.Refiner != nil {
-		// A face the detector found is there: a lower score is enough to
-		// find it again in its own crop.
-		r, ok, err := a.Refiner.Refine(img, d, refineScore)
-		if err != nil {
-			return face.Embedding{}, err
-		}
-		if ok {
-			d = r
-		}
-	}
-	crop, err := a.Net.Align(img, d.Landmarks)
+	crop, err := a.align(img, d)
 	if err != nil {
 		return face.Embedding{}, err
 	}
 	defer crop.Close()
 	return a.Net.Embed(crop, a.Flip)
+}
+
+// align is the detection's crop on the embedder's template; the caller
+// owns it.
+func (a AlignedEmbedder) align(img gocv.Mat, d Detection) (gocv.Mat, error) {
+	if a.Refiner != nil {
+		// A face the detector found is there: a lower score is enough to
+		// find it again in its own crop.
+		r, ok, err := a.Refiner.Refine(img, d, refineScore)
+		if err != nil {
+			return gocv.Mat{}, err
+		}
+		if ok {
+			d = r
+		}
+	}
+	return a.Net.Align(img, d.Landmarks)
 }
 
 // Observer receives what a camera sees: checkin.Service.

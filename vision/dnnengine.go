@@ -41,11 +41,23 @@ func NewDNNEngineKind(dir string, kind MFNKind, maxPixels, minFacePx int) (*DNNE
 // describes (a relative path in it is inside dir too): the one constructor
 // behind the shipped MobileFaceNets and a bank's own embedder.
 func NewDNNEngineFor(dir string, desc models.Embedder, maxPixels, minFacePx int) (*DNNEngine, error) {
+	return newDNNEngine(dir, desc, maxPixels, minFacePx, NewONNXEmbedder)
+}
+
+// NewDNNEngineForFit loads YuNet and desc's embedder, whose output_dim is
+// not 128, without a projection (NewONNXEmbedderForFit): DetectRaw gives
+// the outputs a projection is fitted on; Detect refuses.
+func NewDNNEngineForFit(dir string, desc models.Embedder, maxPixels, minFacePx int) (*DNNEngine, error) {
+	return newDNNEngine(dir, desc, maxPixels, minFacePx, NewONNXEmbedderForFit)
+}
+
+func newDNNEngine(dir string, desc models.Embedder, maxPixels, minFacePx int,
+	load func(models.Embedder, string) (*ONNXEmbedder, error)) (*DNNEngine, error) {
 	det, err := NewYuNet(models.Path(dir, models.YuNet))
 	if err != nil {
 		return nil, err
 	}
-	net, err := NewONNXEmbedder(desc, dir)
+	net, err := load(desc, dir)
 	if err != nil {
 		det.Close()
 		return nil, err
@@ -101,4 +113,42 @@ func (e *DNNEngine) DetectMat(ctx context.Context, img gocv.Mat) ([]face.Face, e
 		out = append(out, f)
 	}
 	return out, nil
+}
+
+// DetectRaw finds every face in a JPEG or PNG image, as Detect, and gives
+// each face's raw embedder output (ONNXEmbedder.EmbedRaw) instead of an
+// embedding: what a projection is fitted on.
+func (e *DNNEngine) DetectRaw(ctx context.Context, data []byte) ([]face.Face, [][]float32, error) {
+	img, err := Decode(data, e.maxPixels)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer img.Close()
+	dets, err := e.det.Detect(img, DefaultYuNetScore)
+	if err != nil {
+		return nil, nil, err
+	}
+	var faces []face.Face
+	var raws [][]float32
+	for _, d := range dets {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		f := face.Face{Box: d.Box, Landmarks: d.Landmarks, Score: d.Score, Model: e.emb.Net.desc.Model}
+		f.Quality.SizePx = min(d.Box.Dx(), d.Box.Dy())
+		if f.Quality.SizePx < e.minFacePx {
+			continue
+		}
+		crop, err := e.emb.align(img, d)
+		if err != nil {
+			return nil, nil, fmt.Errorf("align face at %v: %w", d.Box, err)
+		}
+		raw, err := e.emb.Net.EmbedRaw(crop, e.emb.Flip)
+		crop.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("embed face at %v: %w", d.Box, err)
+		}
+		faces, raws = append(faces, f), append(raws, raw)
+	}
+	return faces, raws, nil
 }

@@ -178,7 +178,8 @@ func TestDNNEngineFromDescription(t *testing.T) {
 	}
 
 	// A description whose digest is not the file's is refused before
-	// OpenCV reads the file; other output sizes are refused outright.
+	// OpenCV reads the file; another output size without the projection
+	// its calibration carries is refused.
 	bad := desc
 	bad.SHA256 = "0000000000000000000000000000000000000000000000000000000000000000"
 	if _, err := vision.NewDNNEngineFor(dir, bad, 0, 0); err == nil {

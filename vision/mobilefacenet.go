@@ -81,6 +81,12 @@ type ONNXEmbedder struct {
 	net    gocv.Net
 	blob   gocv.Mat // reused: a fresh one per face is a fresh mmap (see YuNet)
 	ok     bool     // false once closed
+	// raw is a projected model's summed output (OutputDim values), reused
+	// under mu; nil for a 128-d model, whose outputs sum straight into the
+	// embedding, as they always have.
+	raw []float32
+	// fitting: loaded without its projection, to fit one (EmbedRaw only).
+	fitting bool
 }
 
 // MobileFaceNet is the name the shipped embedders had before any ONNX
@@ -101,13 +107,34 @@ func NewMobileFaceNet(path string, kind MFNKind) (*MobileFaceNet, error) {
 
 // NewONNXEmbedder loads the embedder desc describes; a relative path in it
 // is inside dir. A file whose SHA-256 is not desc's is refused with
-// ErrModelFile before OpenCV reads it.
+// ErrModelFile before OpenCV reads it. A model whose output_dim is not 128
+// needs desc.Projection, from its calibration.
 func NewONNXEmbedder(desc models.Embedder, dir string) (*ONNXEmbedder, error) {
+	if desc.OutputDim != face.Dim && desc.Projection == nil {
+		return nil, fmt.Errorf("embedder %s: output_dim %d needs the projection to %d its calibration carries "+
+			"(`concierge eval folder DIR --calibrate OUT` fits one)", desc.Model, desc.OutputDim, face.Dim)
+	}
+	return newONNXEmbedder(desc, dir, false)
+}
+
+// NewONNXEmbedderForFit loads a model whose output_dim is not 128 without
+// a projection, to fit one on its raw outputs (EmbedRaw); Embed refuses.
+func NewONNXEmbedderForFit(desc models.Embedder, dir string) (*ONNXEmbedder, error) {
+	if desc.OutputDim == face.Dim || desc.Projection != nil {
+		return nil, fmt.Errorf("embedder %s: only a model with output_dim other than %d and no projection yet is fitted", desc.Model, face.Dim)
+	}
+	return newONNXEmbedder(desc, dir, true)
+}
+
+func newONNXEmbedder(desc models.Embedder, dir string, fitting bool) (*ONNXEmbedder, error) {
 	if err := desc.Validate(); err != nil {
 		return nil, fmt.Errorf("embedder %s: %w", desc.Model, err)
 	}
 	tmpl, _ := desc.TemplatePoints() // Validate checked it
-	e := &ONNXEmbedder{desc: desc, tmpl: tmpl, size: image.Pt(desc.Size[0], desc.Size[1]), scale: desc.Scale}
+	e := &ONNXEmbedder{desc: desc, tmpl: tmpl, size: image.Pt(desc.Size[0], desc.Size[1]), scale: desc.Scale, fitting: fitting}
+	if desc.OutputDim != face.Dim {
+		e.raw = make([]float32, desc.OutputDim)
+	}
 	var mean [3]float64
 	for i := range mean {
 		mean[i] = desc.Mean[min(i, len(desc.Mean)-1)]
@@ -129,8 +156,9 @@ func NewONNXEmbedder(desc models.Embedder, dir string) (*ONNXEmbedder, error) {
 	return e, nil
 }
 
-// Model is the id stamped on this net's embeddings.
-func (m *ONNXEmbedder) Model() string { return m.desc.Model }
+// Model is the id stamped on this net's embeddings: a projected model's
+// carries the projection's digest (models.Embedder.EmbeddingModel).
+func (m *ONNXEmbedder) Model() string { return m.desc.EmbeddingModel() }
 
 // Description is what the embedder was loaded from.
 func (m *ONNXEmbedder) Description() models.Embedder { return m.desc }
@@ -160,28 +188,30 @@ func (m *ONNXEmbedder) Align(img gocv.Mat, lm face.Landmarks) (gocv.Mat, error) 
 // Compare embeddings with face.Distance; on unit vectors d = sqrt(2 − 2·cos).
 func (m *ONNXEmbedder) Embed(aligned gocv.Mat, flip bool) (face.Embedding, error) {
 	var emb face.Embedding
-	if aligned.Empty() {
-		return emb, &InputError{Kind: ErrEmpty}
+	if m.fitting {
+		return emb, fmt.Errorf("embedder %s: loaded without its projection, to fit one", m.desc.Model)
 	}
-	if aligned.Type() != gocv.MatTypeCV8UC3 || aligned.Cols() != m.size.X || aligned.Rows() != m.size.Y {
-		return emb, &InputError{Kind: ErrNotImage,
-			Detail: fmt.Sprintf("want an aligned %dx%d BGR crop, got %dx%d type %v",
-				m.size.X, m.size.Y, aligned.Cols(), aligned.Rows(), aligned.Type())}
+	if m.raw != nil {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		raw, err := m.embedRaw(aligned, flip)
+		if err != nil {
+			return emb, err
+		}
+		return m.desc.Projection.Apply(raw), nil
 	}
-	crops := []gocv.Mat{aligned}
-	if flip {
-		mirrored := gocv.NewMat()
-		defer mirrored.Close()
-		gocv.Flip(aligned, &mirrored, 1)
-		crops = append(crops, mirrored)
+	if err := m.checkCrop(aligned); err != nil {
+		return emb, err
 	}
+	crops, done := m.crops(aligned, flip)
+	defer done()
 	if m.desc.Batch {
-		if err := m.infer(crops, &emb); err != nil {
+		if err := m.infer(crops, emb[:]); err != nil {
 			return face.Embedding{}, err
 		}
 	} else {
 		for _, c := range crops {
-			if err := m.infer([]gocv.Mat{c}, &emb); err != nil {
+			if err := m.infer([]gocv.Mat{c}, emb[:]); err != nil {
 				return face.Embedding{}, err
 			}
 		}
@@ -190,10 +220,75 @@ func (m *ONNXEmbedder) Embed(aligned gocv.Mat, flip bool) (face.Embedding, error
 	return emb, nil
 }
 
-// infer runs one batch and adds each output row to sum.
-func (m *ONNXEmbedder) infer(crops []gocv.Mat, sum *face.Embedding) error {
+// EmbedRaw returns the network's summed output (output_dim values, the
+// mirrored crop's added with flip) before any projection or
+// normalisation: what a projection is fitted on. The slice is the
+// caller's.
+func (m *ONNXEmbedder) EmbedRaw(aligned gocv.Mat, flip bool) ([]float32, error) {
+	if m.raw == nil {
+		return nil, fmt.Errorf("embedder %s: outputs %d values, it needs no projection", m.desc.Model, face.Dim)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	raw, err := m.embedRaw(aligned, flip)
+	if err != nil {
+		return nil, err
+	}
+	return append([]float32(nil), raw...), nil
+}
+
+// embedRaw sums the crops' outputs into m.raw; the caller holds mu.
+func (m *ONNXEmbedder) embedRaw(aligned gocv.Mat, flip bool) ([]float32, error) {
+	if err := m.checkCrop(aligned); err != nil {
+		return nil, err
+	}
+	crops, done := m.crops(aligned, flip)
+	defer done()
+	clear(m.raw)
+	if m.desc.Batch {
+		return m.raw, m.inferLocked(crops, m.raw)
+	}
+	for _, c := range crops {
+		if err := m.inferLocked([]gocv.Mat{c}, m.raw); err != nil {
+			return nil, err
+		}
+	}
+	return m.raw, nil
+}
+
+// checkCrop refuses what Align did not make.
+func (m *ONNXEmbedder) checkCrop(aligned gocv.Mat) error {
+	if aligned.Empty() {
+		return &InputError{Kind: ErrEmpty}
+	}
+	if aligned.Type() != gocv.MatTypeCV8UC3 || aligned.Cols() != m.size.X || aligned.Rows() != m.size.Y {
+		return &InputError{Kind: ErrNotImage,
+			Detail: fmt.Sprintf("want an aligned %dx%d BGR crop, got %dx%d type %v",
+				m.size.X, m.size.Y, aligned.Cols(), aligned.Rows(), aligned.Type())}
+	}
+	return nil
+}
+
+// crops is the aligned crop and, with flip, its mirror; done frees the
+// mirror.
+func (m *ONNXEmbedder) crops(aligned gocv.Mat, flip bool) ([]gocv.Mat, func()) {
+	if !flip {
+		return []gocv.Mat{aligned}, func() {}
+	}
+	mirrored := gocv.NewMat()
+	gocv.Flip(aligned, &mirrored, 1)
+	return []gocv.Mat{aligned, mirrored}, func() { mirrored.Close() }
+}
+
+// infer runs one batch and adds each output row to sum.
+func (m *ONNXEmbedder) infer(crops []gocv.Mat, sum []float32) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.inferLocked(crops, sum)
+}
+
+// inferLocked is infer with mu held; sum has output_dim values.
+func (m *ONNXEmbedder) inferLocked(crops []gocv.Mat, sum []float32) error {
 	if !m.ok {
 		return ErrClosed
 	}
@@ -218,11 +313,12 @@ func (m *ONNXEmbedder) infer(crops []gocv.Mat, sum *face.Embedding) error {
 	if err != nil {
 		return fmt.Errorf("%s output: %w", m.desc.Model, err)
 	}
-	if len(v) != len(crops)*face.Dim {
-		return fmt.Errorf("%s output: %d values for %d crops, want %d each (output_dim)", m.desc.Model, len(v), len(crops), face.Dim)
+	d := len(sum)
+	if len(v) != len(crops)*d {
+		return fmt.Errorf("%s output: %d values for %d crops, want %d each (output_dim)", m.desc.Model, len(v), len(crops), d)
 	}
 	for i, x := range v {
-		sum[i%face.Dim] += x
+		sum[i%d] += x
 	}
 	return nil
 }

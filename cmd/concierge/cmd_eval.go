@@ -314,11 +314,16 @@ func (f photoFlags) embedder(m *Main, cfg *Config, pad float64) (*eval.Embedder,
 	if err != nil {
 		return nil, nil, err
 	}
+	return f.photos(det, *cfg, pad), closeDet, nil
+}
+
+// photos is the photo embedder of det with these flags.
+func (f photoFlags) photos(det enroll.Detector, cfg Config, pad float64) *eval.Embedder {
 	emb := &eval.Embedder{Detector: det, PadMode: eval.PadMode(*f.padMode), Shrink: *f.shrink, Workers: cfg.Vision.Pool, Pad: pad}
 	if *f.pad >= 0 {
 		emb.Pad = *f.pad
 	}
-	return emb, closeDet, nil
+	return emb
 }
 
 func evalFolderCmd(m *Main, fs *flag.FlagSet) func(context.Context, string) error {
@@ -328,6 +333,7 @@ func evalFolderCmd(m *Main, fs *flag.FlagSet) func(context.Context, string) erro
 	rf := declareRuleFlags(fs)
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
 	calibrate := fs.String("calibrate", "", "write the engine's calibration (impostor tails, ceiling) measured on the photos to `file`, for vision.embedder.calibration")
+	projection := fs.String("projection", projectionDefault, "with --calibrate, how an embedder whose output_dim is not 128 is projected to 128, fitted on the photos (`method`): subspace, pca or pca-whiten")
 	return func(ctx context.Context, dir string) error {
 		if err := pf.check(); err != nil {
 			return err
@@ -342,6 +348,11 @@ func evalFolderCmd(m *Main, fs *flag.FlagSet) func(context.Context, string) erro
 		cfg, err := m.config()
 		if err != nil {
 			return err
+		}
+		if *calibrate != "" {
+			if err := m.fitProjection(ctx, &cfg, pf, dir, splitList(*labels), *projection); err != nil {
+				return err
+			}
 		}
 		emb, closeDet, err := pf.embedder(m, &cfg, 0.5)
 		if err != nil {

@@ -536,10 +536,16 @@ func (c *Config) resolveEngine() error {
 func (c Config) embedderDescription() (models.Embedder, bool, error) {
 	switch {
 	case c.Vision.Engine == engineEmbedder:
-		if err := c.Vision.Embedder.Embedder.Validate(); err != nil {
-			return c.Vision.Embedder.Embedder, true, fmt.Errorf("vision.embedder.%w", err)
+		d := c.Vision.Embedder.Embedder
+		if d.OutputDim != models.Dim && d.Projection == nil {
+			// Its projection is in its calibration (or was just fitted:
+			// fitProjection sets it).
+			d.Projection = c.calibration().Projection
 		}
-		return c.Vision.Embedder.Embedder, true, nil
+		if err := d.Validate(); err != nil {
+			return d, true, fmt.Errorf("vision.embedder.%w", err)
+		}
+		return d, true, nil
 	case isDNNEngine(c.Vision.Engine):
 		d, err := models.ShippedEmbedder(c.Vision.Engine)
 		return d, true, err
@@ -575,6 +581,13 @@ func (c Config) loadCalibration() (enroll.Calibration, error) {
 	cal, err := enroll.ReadCalibration(c.Vision.Embedder.Calibration)
 	if err == nil {
 		err = cal.Check(want.Model, want.SHA256)
+	}
+	if err == nil {
+		out := models.Dim // the shipped engines'
+		if c.Vision.Engine == engineEmbedder {
+			out = c.Vision.Embedder.OutputDim
+		}
+		err = cal.CheckOutput(out)
 	}
 	if err != nil {
 		return enroll.Calibration{}, fmt.Errorf("vision.embedder.calibration: %w", err)

@@ -186,7 +186,7 @@ func TestEmbedderConfigErrors(t *testing.T) {
 	}{
 		"no calibration": {func(s string) string { return strings.Replace(s, "    calibration: \n", "", 1) }, "vision.embedder.calibration"},
 		"other engine":   {func(s string) string { return strings.Replace(s, "engine: embedder", "engine: dlib", 1) }, "vision.embedder"},
-		"512-d":          {func(s string) string { return strings.Replace(s, "output_dim: 128", "output_dim: 512", 1) }, "output_dim"},
+		"64-d":           {func(s string) string { return strings.Replace(s, "output_dim: 128", "output_dim: 64", 1) }, "output_dim"},
 	} {
 		raw, _ := os.ReadFile(p)
 		_, err := ParseConfig(strings.NewReader(tc.edit(string(raw))))
