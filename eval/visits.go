@@ -574,7 +574,7 @@ func (res *VisitsResult) WriteText(w io.Writer) error {
 		return err
 	}
 	if f, o, ok := res.DoorCalibration(); ok {
-		fmt.Fprintf(w, "for the engine's calibration file (the daemon with match.door_templates up to %d; eval visits --calibrate FILE writes them):\n  door_factor: %.2f\n  door_offset: %g\n",
+		fmt.Fprintf(w, "for the engine's calibration file (the daemon with match.door_templates up to %d; eval visits --calibrate FILE writes them):\n  door_factor: %g\n  door_offset: %g\n",
 			cfg.Door.Cap, f, o)
 	} else if cfg.Door.Mode != DoorNone {
 		fmt.Fprintf(w, "the daemon's gallery cannot score this policy: no calibration values\n")

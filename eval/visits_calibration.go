@@ -15,7 +15,7 @@ import (
 
 // DoorCalibration is what an engine's calibration file needs for the
 // daemon to learn under this result's policy (enroll.Calibration's
-// door_factor and door_offset): the door factor rounded up to hundredths,
+// door_factor and door_offset): the door factor rounded up to thousandths,
 // and the policy's penalty, which the daemon's gallery adds to the door
 // centroid's distance. ok is false for a policy the daemon cannot score:
 // anything but one door centroid (DoorMean) of a capped number of faces,
@@ -25,7 +25,7 @@ func (res *VisitsResult) DoorCalibration() (factor, offset float64, ok bool) {
 	if d.Mode != DoorMean || d.PerVisit != 0 || d.Cap < 1 {
 		return 0, 0, false
 	}
-	return math.Ceil(res.DoorFactor*100-1e-9) / 100, d.Penalty, true
+	return math.Ceil(res.DoorFactor*1000-1e-9) / 1000, d.Penalty, true
 }
 
 // UpdateDoorCalibration sets door_factor and door_offset in the existing

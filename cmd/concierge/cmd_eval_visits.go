@@ -126,7 +126,7 @@ func evalVisitsCmd(m *Main, fs *flag.FlagSet) func(context.Context, string) erro
 			if err != nil {
 				return concierge.Errorf(concierge.EINVALID, "--calibrate: %v", err)
 			}
-			fmt.Fprintf(m.Stderr, "door_factor %.2f and door_offset %g of %s written to %s\n", cal.DoorFactor, cal.DoorOffset, cal.Model, *calibrate)
+			fmt.Fprintf(m.Stderr, "door_factor %g and door_offset %g of %s written to %s\n", cal.DoorFactor, cal.DoorOffset, cal.Model, *calibrate)
 		}
 		return m.printReport(ctx, out, nil, *asJSON)
 	}

@@ -24,7 +24,9 @@ import (
 // lowers the threshold only by what its door rows add to strangers'
 // chances (a factor of 1.27), so visit 1 loses a point, while later
 // visits are recognised far more often and no stranger visit is announced
-// (docs/accuracy.md reports the same figures).
+// (docs/accuracy.md reports the same figures). The daemon runs that
+// policy: the engine's shipped calibration holds the door factor and
+// offset measured here.
 func TestEvalVisitsKpop(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "concierge.yaml")
@@ -53,6 +55,17 @@ func TestEvalVisitsKpop(t *testing.T) {
 	}
 	if chosen.Config.Door != eval.DefaultVisits.Door {
 		t.Fatalf("--door mean ran %+v, want the default policy %+v", chosen.Config.Door, eval.DefaultVisits.Door)
+	}
+	b, err := models.ShippedCalibration(models.EngineFoamliu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shipped, err := enroll.ParseCalibration(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, o, ok := chosen.DoorCalibration(); !ok || f != shipped.DoorFactor || o != shipped.DoorOffset {
+		t.Errorf("measured door factor %v, offset %v (%v); the shipped calibration holds %v, %v", f, o, ok, shipped.DoorFactor, shipped.DoorOffset)
 	}
 	at := func(r eval.VisitsResult, visit int) (ann, card float64) {
 		v := r.Sizes[1].Visits[visit-1]
@@ -139,7 +152,7 @@ func TestEvalVisitsCalibrate(t *testing.T) {
 	if got.DoorFactor < 1 || got.DoorOffset != eval.DefaultVisits.Door.Penalty {
 		t.Fatalf("door factor %v, offset %v written", got.DoorFactor, got.DoorOffset)
 	}
-	if !strings.Contains(out, fmt.Sprintf("door_factor: %.2f", got.DoorFactor)) {
+	if !strings.Contains(out, fmt.Sprintf("door_factor: %g\n", got.DoorFactor)) {
 		t.Errorf("the report's door factor is not the one written (%v): %s", got.DoorFactor, out)
 	}
 	got.DoorFactor, got.DoorOffset = 0, 0
