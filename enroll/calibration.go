@@ -49,6 +49,16 @@ type Calibration struct {
 	// photos and the tails were measured on its projected embeddings, so
 	// the two only make sense together. Nil for a 128-d model.
 	Projection *face.Projection `yaml:"projection,omitempty" json:"-"`
+
+	// DoorFactor and DoorOffset are what learning from confirmed visits
+	// costs and how it is scored (match.door_templates, DoorPolicy): a
+	// customer's door centroid (DoorGroup) counts DoorOffset farther than
+	// their enrollment's (Gallery.SetGroupOffset), and so scored the door
+	// rows multiply a stranger's chance by DoorFactor (OpenSet.DoorFactor),
+	// both measured by `concierge eval visits`. DoorFactor 0 is "not
+	// measured": the daemon then learns nothing.
+	DoorFactor float64 `yaml:"door_factor,omitempty" json:"door_factor,omitempty"`
+	DoorOffset float64 `yaml:"door_offset,omitempty" json:"door_offset,omitempty"`
 }
 
 var hexDigest = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -68,6 +78,12 @@ func (c Calibration) Validate() error {
 		return fmt.Errorf("face_slack: %v must be in [0, 1]", c.FaceSlack)
 	case !c.Tail.Measured() || !c.TrackTail.Measured():
 		return errors.New("tail, track_tail: both need a fitted alpha and a positive beta")
+	case c.DoorFactor != 0 && !(c.DoorFactor >= 1 && c.DoorFactor <= 1000):
+		return fmt.Errorf("door_factor: %v must be 0 (not measured) or in [1, 1000]", c.DoorFactor)
+	case !(c.DoorOffset >= 0 && c.DoorOffset <= 1):
+		return fmt.Errorf("door_offset: %v must be in [0, 1]", c.DoorOffset)
+	case c.DoorOffset != 0 && c.DoorFactor == 0:
+		return errors.New("door_offset: needs the door_factor measured with it")
 	}
 	if c.Projection != nil {
 		return c.Projection.Validate(c.Projection.InputDim)

@@ -14,10 +14,11 @@ const DoorGroup = "door"
 
 // DoorPolicy is what a visit staff confirmed may add to the gallery. The
 // return-visit simulation (`concierge eval visits`) chose it: the mean of
-// a customer's last Max door faces as one centroid, its distance counted
-// Penalty farther than the enrollment's, so that the door row's impostor
-// rate stays under the enrollment row's and the calibrated threshold does
-// not move, while later visits are recognised far more often.
+// a customer's last Max door faces as one centroid (DoorGroup), its
+// distance counted the calibration's door offset farther than the
+// enrollment's (Calibration.DoorOffset, Gallery.SetGroupOffset), so that
+// the door rows add little to strangers' chances (Calibration.DoorFactor)
+// while later visits are recognised far more often.
 type DoorPolicy struct {
 	// Max is the number of door faces a customer keeps, the oldest
 	// replaced (match.door_templates); 0 turns learning off.
@@ -30,17 +31,15 @@ type DoorPolicy struct {
 	// templates (or of a face already taken from the visit): it adds no
 	// knowledge, only weight.
 	Dedupe float64
-	// Penalty is added to the door centroid's distance.
-	Penalty float64
 }
 
-// DefaultDoorPolicy is the measured choice for the MobileFaceNets (Max,
-// Penalty). The photo simulation has no quality scores and no repeated
+// DefaultDoorPolicy is the measured choice for the MobileFaceNets (Max;
+// the offset is the engine calibration's). The photo simulation has no quality scores and no repeated
 // frames, so MinQuality (checkin's embedding gate) and Dedupe (a tenth of
 // a MobileFaceNet's genuine distances lie under it) are not measured by
 // it: they keep a customer who stood still from filling the cap with one
 // frame.
-var DefaultDoorPolicy = DoorPolicy{Max: 10, MinQuality: 0.5, Dedupe: 0.3, Penalty: 0.05}
+var DefaultDoorPolicy = DoorPolicy{Max: 10, MinQuality: 0.5, Dedupe: 0.3}
 
 // DoorFace is a face of a confirmed visit, held in memory only for the
 // claim window: its embedding and its quality (face.Quality.Score).

@@ -1,6 +1,7 @@
 package enroll
 
 import (
+	"fmt"
 	"math"
 	"sort"
 	"sync"
@@ -33,6 +34,10 @@ type Match struct {
 // decides alone, and the average of several photos sits nearer the person
 // than any one of them. Groups let faces of another kind (door faces, say)
 // form centroids of their own instead of pulling the enrollment centroid.
+// A group may be scored stricter (SetGroupOffset): a customer's distance is
+// then the least, over their rows, of the distance to the row's centroid
+// plus its group's offset (0 unless set, as for the enrollment's), and
+// Match.Distance, RunnerUp and Margin are those penalised distances.
 //
 // Search is exact: it returns what a plain float32 scan of the centroids
 // (exactSearch) returns, bit for bit. It first scans 7-bit codes of the
@@ -69,6 +74,9 @@ type Gallery struct {
 	// centroid minus its decoded code) and the centroid norm. Removals leave
 	// them as they were: a larger bound is still a bound.
 	enMax, cnMax float64
+	// offsets are the groups' offsets (SetGroupOffset); each row holds its
+	// group's in row.off.
+	offsets map[string]float64
 
 	scratch sync.Pool // *searchScratch
 }
@@ -78,6 +86,7 @@ type row struct {
 	n     int32 // templates summed
 	unit  bool  // every template is a unit vector, as face.Mean checks
 	group string
+	off   float64 // the group's offset, added to the row's distance
 }
 
 // rowCode is what the scan needs of a row: the code's scale and the
@@ -131,7 +140,38 @@ func (g *Gallery) Load(ts []Template) {
 	g.rows, g.sums, g.codes, g.rq = fresh.rows, fresh.sums, fresh.codes, fresh.rq
 	g.enMax, g.cnMax = fresh.enMax, fresh.cnMax
 	g.center, g.centerN2, g.centered = fresh.center, fresh.centerN2, fresh.centered
+	if len(g.offsets) > 0 {
+		for r := range g.rows {
+			g.rows[r].off = g.offsets[g.rows[r].group]
+		}
+	}
 	g.mu.Unlock()
+}
+
+// SetGroupOffset makes the group's rows count offset farther than their
+// centroid is, from now on: a stricter rule for faces of another kind
+// whose rows would otherwise add to strangers' chances (door templates,
+// DoorGroup). Offset 0 scores the group as the enrollment's.
+func (g *Gallery) SetGroupOffset(group string, offset float64) error {
+	if !(offset >= 0) || math.IsInf(offset, 1) {
+		return fmt.Errorf("enroll: offset %v of group %q: want a finite distance, not negative", offset, group)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if offset == 0 {
+		delete(g.offsets, group)
+	} else {
+		if g.offsets == nil {
+			g.offsets = map[string]float64{}
+		}
+		g.offsets[group] = offset
+	}
+	for r := range g.rows {
+		if g.rows[r].group == group {
+			g.rows[r].off = offset
+		}
+	}
+	return nil
 }
 
 // reserve sizes an empty gallery's arrays for ts, so that a large load
@@ -260,7 +300,7 @@ func (g *Gallery) rowOf(ci int, group string) int {
 		}
 	}
 	r := len(g.rows)
-	g.rows = append(g.rows, row{cust: int32(ci), group: group})
+	g.rows = append(g.rows, row{cust: int32(ci), group: group, off: g.offsets[group]})
 	g.sums = append(g.sums, make([]float64, face.Dim)...)
 	g.rq = append(g.rq, rowCode{})
 	if r%blk == 0 {
@@ -424,8 +464,9 @@ func (g *Gallery) Templates(customerID string) int {
 // Search returns the best customer for the probe, skipping the customers in
 // exclude. ok is false when the gallery holds nobody else.
 //
-// A customer's distance is the distance to their nearest centroid; the
-// runner-up margin guards against a probe that sits between two customers.
+// A customer's distance is the distance to their nearest centroid, each
+// centroid's group offset added; the runner-up margin guards against a
+// probe that sits between two customers.
 func (g *Gallery) Search(probe *face.Embedding, exclude ...string) (m Match, ok bool) {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
@@ -444,6 +485,15 @@ func (g *Gallery) Search(probe *face.Embedding, exclude ...string) (m Match, ok 
 // at most a2+delta away, and a row with a > a2+2·delta is farther than
 // that: it is neither the best nor the runner-up, which the re-check of
 // the other rows decides as the plain scan does.
+//
+// Group offsets are added to distances, not to squared distances, so the
+// scan keeps its bounds as distances: a row's penalised distance lies
+// between √(a+|p|²−delta)+off and √(a+|p|²+delta)+off, u2 is the second
+// customer's least upper bound, and a row whose lower bound exceeds u2 is
+// out. Offsets are never negative, so the squared threshold of rows
+// without one, u2²−|p|²+delta (a2+2·delta when no row has an offset),
+// rules out every row it rules out without a square root; only rows that
+// pass it take one.
 func (g *Gallery) search(probe *face.Embedding, exclude []string) (Match, bool) {
 	nr := len(g.rows)
 	if nr == 0 {
@@ -502,8 +552,12 @@ func (g *Gallery) search(probe *face.Embedding, exclude []string) (Match, bool) 
 	// Σ(v+qOff)·w = v·w + qOff·Σw.
 	wOff := qOff * sw
 	tt := 2 * t
-	// a is the approximate squared distance less |p|², the same for all.
-	a1, a2 := math.Inf(1), math.Inf(1)
+	// a is the approximate squared distance less |p|², the same for all;
+	// upper and lower bound the row's distance from it, offset not added,
+	// with room for the float64 rounding of the square root.
+	upper := func(a float64) float64 { return math.Sqrt(max(0, a+pn2+delta)) * (1 + 1e-12) }
+	lower := func(a float64) float64 { return math.Sqrt(max(0, a+pn2-delta)) * (1 - 1e-12) }
+	u1, u2 := math.Inf(1), math.Inf(1)
 	c1, c2 := int32(-1), int32(-1)
 	thr := math.Inf(1)
 	lanes = lanes[:len(g.rq)]
@@ -513,54 +567,63 @@ func (g *Gallery) search(probe *face.Embedding, exclude []string) (Match, bool) 
 		if a > thr {
 			continue
 		}
-		cand = append(cand, candidate{int32(r), a})
-		if a >= a2 {
+		rw := &g.rows[r]
+		if rw.off != 0 && lower(a)+rw.off > u2 {
 			continue
 		}
-		c := g.rows[r].cust
+		cand = append(cand, candidate{int32(r), a})
+		u := upper(a) + rw.off
+		if u >= u2 {
+			continue
+		}
+		c := rw.cust
 		if excluded(ex, c) {
 			continue
 		}
 		switch {
 		case c == c1:
-			a1 = min(a1, a)
-		case a < a1: // c, even if second, is now first
-			a2, c2 = a1, c1
-			a1, c1 = a, c
+			u1 = min(u1, u)
+		case u < u1: // c, even if second, is now first
+			u2, c2 = u1, c1
+			u1, c1 = u, c
 		case c == c2:
-			a2 = a
+			u2 = u
 		default:
-			a2, c2 = a, c
+			u2, c2 = u, c
 		}
-		thr = a2 + 2*delta
+		thr = u2*u2*(1+1e-9) - pn2 + delta
 	}
 
 	// The re-check, in float32 as the plain scan: the best two customers
 	// by (distance, customer index), a customer at their nearest row.
-	d1, d2 := float32(math.Inf(1)), float32(math.Inf(1))
+	d1, d2 := math.Inf(1), math.Inf(1)
 	b1, b2 := int32(-1), int32(-1)
 	var cent face.Embedding
 	for _, cd := range cand {
 		if cd.a > thr {
 			continue
 		}
-		c := g.rows[cd.row].cust
+		rw := &g.rows[cd.row]
+		if rw.off != 0 && lower(cd.a)+rw.off > u2 {
+			continue
+		}
+		c := rw.cust
 		if excluded(ex, c) {
 			continue
 		}
 		g.centroid(int(cd.row), &cent)
-		d := face.SquaredDistance(&cent, probe)
+		d := math.Sqrt(float64(face.SquaredDistance(&cent, probe))) + rw.off
 		b1, d1, b2, d2 = top2(b1, d1, b2, d2, c, d)
 	}
 	sc.cand = cand[:0]
 	return g.match(b1, d1, b2, d2)
 }
 
-// top2 adds customer c at squared distance d to the best two customers,
-// ordered by distance then customer index; a customer already there keeps
-// their nearer distance.
-func top2(b1 int32, d1 float32, b2 int32, d2 float32, c int32, d float32) (int32, float32, int32, float32) {
-	less := func(d float32, c int32, e float32, f int32) bool {
+// top2 adds customer c at distance d to the best two customers, ordered
+// by distance then customer index; a customer already there keeps their
+// nearer distance.
+func top2(b1 int32, d1 float64, b2 int32, d2 float64, c int32, d float64) (int32, float64, int32, float64) {
+	less := func(d float64, c int32, e float64, f int32) bool {
 		return f < 0 || d < e || (d == e && c < f)
 	}
 	switch {
@@ -579,14 +642,16 @@ func top2(b1 int32, d1 float32, b2 int32, d2 float32, c int32, d float32) (int32
 	return b1, d1, b2, d2
 }
 
-func (g *Gallery) match(b1 int32, d1 float32, b2 int32, d2 float32) (Match, bool) {
+// match turns the best two customers at their (penalised) distances into
+// a Match.
+func (g *Gallery) match(b1 int32, d1 float64, b2 int32, d2 float64) (Match, bool) {
 	if b1 < 0 {
 		return Match{}, false
 	}
-	m := Match{CustomerID: g.ids[b1], Distance: math.Sqrt(float64(d1)), Margin: math.Inf(1)}
+	m := Match{CustomerID: g.ids[b1], Distance: d1, Margin: math.Inf(1)}
 	if b2 >= 0 {
 		m.RunnerUp = g.ids[b2]
-		m.Margin = math.Sqrt(float64(d2)) - m.Distance
+		m.Margin = d2 - m.Distance
 	}
 	return m, true
 }
@@ -639,18 +704,19 @@ func dotBlocksGo(codes []uint64, pat *[patLen]int8, out []int32) {
 
 // exactSearch is the plain scan Search must agree with: every row's
 // float32 centroid (from cents when given, face.Dim floats a row, else
-// recomputed), each customer at their nearest row, the best two by
-// distance then customer index. The caller holds g.mu.
+// recomputed), each customer at their nearest row (its distance plus its
+// group's offset), the best two by distance then customer index. The
+// caller holds g.mu.
 func (g *Gallery) exactSearch(cents []float32, probe *face.Embedding, exclude []string) (Match, bool) {
 	best := g.exactScores(cents, probe)
 	for _, id := range exclude {
 		if ci, ok := g.index[id]; ok {
-			best[ci] = float32(math.Inf(1))
+			best[ci] = math.Inf(1)
 		}
 	}
 	first, second := -1, -1
 	for ci, d := range best {
-		if math.IsInf(float64(d), 1) {
+		if math.IsInf(d, 1) {
 			continue
 		}
 		switch {
@@ -660,7 +726,7 @@ func (g *Gallery) exactSearch(cents []float32, probe *face.Embedding, exclude []
 			second = ci
 		}
 	}
-	d1, d2 := float32(0), float32(0)
+	d1, d2 := 0.0, 0.0
 	if first >= 0 {
 		d1 = best[first]
 	}
@@ -670,12 +736,14 @@ func (g *Gallery) exactSearch(cents []float32, probe *face.Embedding, exclude []
 	return g.match(int32(first), d1, int32(second), d2)
 }
 
-// exactScores returns each customer's squared distance to the probe, the
-// nearest of their rows, indexed like g.ids.
-func (g *Gallery) exactScores(cents []float32, probe *face.Embedding) []float32 {
-	out := make([]float32, len(g.ids))
+// exactScores returns each customer's distance to the probe, the nearest
+// of their rows with its group's offset, indexed like g.ids. The float32
+// squared distance is taken to float64 before its square root, which
+// keeps the order of distinct float32 values.
+func (g *Gallery) exactScores(cents []float32, probe *face.Embedding) []float64 {
+	out := make([]float64, len(g.ids))
 	for ci := range out {
-		out[ci] = float32(math.Inf(1))
+		out[ci] = math.Inf(1)
 	}
 	var c face.Embedding
 	for r := range g.rows {
@@ -686,7 +754,7 @@ func (g *Gallery) exactScores(cents []float32, probe *face.Embedding) []float32 
 			g.centroid(r, &c)
 		}
 		ci := g.rows[r].cust
-		out[ci] = min(out[ci], face.SquaredDistance(cp, probe))
+		out[ci] = min(out[ci], math.Sqrt(float64(face.SquaredDistance(cp, probe)))+g.rows[r].off)
 	}
 	return out
 }
@@ -708,7 +776,7 @@ func (g *Gallery) Nearest(probe *face.Embedding, k int) []Match {
 	best := g.exactScores(nil, probe)
 	out := make([]Match, 0, len(best))
 	for ci, d := range best {
-		out = append(out, Match{CustomerID: g.ids[ci], Distance: math.Sqrt(float64(d))})
+		out = append(out, Match{CustomerID: g.ids[ci], Distance: d})
 	}
 	g.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool {

@@ -29,6 +29,9 @@ type population struct {
 	// distance from it.
 	identity func(rng *rand.Rand) face.Embedding
 	near     func(rng *rand.Rand, e face.Embedding) face.Embedding
+	// door gives every customer a door centroid too (DoorGroup, the
+	// mean of two faces), for a gallery that learned from visits.
+	door bool
 }
 
 // unitPopulation is MobileFaceNet-like: unit vectors, templates and
@@ -156,6 +159,10 @@ func (p *population) templates(i int, id face.Embedding) []enroll.Template {
 	for k := range ts {
 		ts[k] = enroll.Template{CustomerID: customerID(i), Model: "m", Embedding: p.near(p.rng, id), Source: enroll.SourceEnrollment}
 	}
+	for range 2 * btoi(p.door) {
+		ts = append(ts, enroll.Template{CustomerID: customerID(i), Model: "m", Embedding: p.near(p.rng, id),
+			Source: enroll.SourceDoor, Group: enroll.DoorGroup})
+	}
 	return ts
 }
 
@@ -249,8 +256,12 @@ type benchGallery struct {
 //	go test -run '^$' -bench 'GallerySearch/unit/1M' -benchtime 200x ./enroll/  # 1M: about 1.5 GB, only when asked
 //	go test -run '^$' -bench 'GallerySearch/idols' -benchtime 2000x ./enroll/   # needs ../shared
 //	go test -run '^$' -bench 'GallerySearch/portable' -benchtime 2000x ./enroll/ # without AVX2
+//
+// "door" is "unit" with a door centroid per customer scored 0.05 farther
+// (Gallery.SetGroupOffset), as the daemon's gallery once every customer
+// learned from visits: twice the rows, and the offset's bounds.
 func BenchmarkGallerySearch(b *testing.B) {
-	for _, kind := range []string{"unit", "idols", "portable"} {
+	for _, kind := range []string{"unit", "idols", "portable", "door"} {
 		b.Run(kind, func(b *testing.B) {
 			if kind == "portable" { // unit data, the kernel of machines without AVX2
 				defer enroll.UsePortableKernel()()
@@ -277,7 +288,11 @@ func benchSearch(b *testing.B, kind string, n int) {
 		} else {
 			p = unitPopulation(7)
 		}
+		p.door = kind == "door"
 		bg = &benchGallery{g: enroll.NewGallery("m")}
+		if err := bg.g.SetGroupOffset(enroll.DoorGroup, 0.05); err != nil {
+			b.Fatal(err)
+		}
 		genuine := p.fill(bg.g, n, 500)
 		for i, e := range genuine {
 			bg.probes = append(bg.probes, e, p.identity(p.rng))
@@ -344,4 +359,11 @@ func benchSearch(b *testing.B, kind string, n int) {
 	b.ReportMetric(float64(top1)/float64(checks), "recall@1")
 	b.ReportMetric(float64(runnerUp)/float64(checks), "runner-up")
 	b.ReportMetric(float64(exact)/float64(checks), "exact")
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

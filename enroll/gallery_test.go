@@ -224,10 +224,74 @@ func TestGalleryGroups(t *testing.T) {
 	}
 }
 
+// A group's offset is added to its rows' distances: the customer's
+// distance, the runner-up and the margin are the penalised ones, and a
+// door row that is nearest loses to the enrollment's when its offset
+// says so. It holds for rows added later and across reloads.
+func TestGalleryGroupOffset(t *testing.T) {
+	g := enroll.NewGallery("m")
+	door := tmpl("A", vec(2, 1))
+	door.Source, door.Group = enroll.SourceDoor, enroll.DoorGroup
+	if err := g.SetGroupOffset(enroll.DoorGroup, 0.05); err != nil {
+		t.Fatal(err)
+	}
+	g.Load([]enroll.Template{tmpl("A", vec(0, 1)), door, tmpl("B", vec(4, 1))})
+	p := vec(2, 0.9) // 0.1 from A's door centroid
+	toB := math.Hypot(0.9, 1)
+	m, ok := g.Search(&p)
+	if !ok || m.CustomerID != "A" || math.Abs(m.Distance-0.15) > 1e-6 || m.RunnerUp != "B" || math.Abs(m.Margin-(toB-0.15)) > 1e-6 {
+		t.Fatalf("door probe, offset 0.05: %+v", m)
+	}
+	if d, _ := g.Distance(&p, "A"); math.Abs(d-0.15) > 1e-6 {
+		t.Fatalf("distance to A = %v, want 0.15", d)
+	}
+	if got := g.Nearest(&p, 1); len(got) != 1 || math.Abs(got[0].Distance-0.15) > 1e-6 {
+		t.Fatalf("nearest = %+v", got)
+	}
+	// An offset beyond the enrollment centroid's distance (hypot(1, 0.9)
+	// too): the door row no longer decides, and A ties with B at B's
+	// distance, A's index first.
+	if err := g.SetGroupOffset(enroll.DoorGroup, 1.5); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := g.Search(&p); m.CustomerID != "A" || math.Abs(m.Distance-toB) > 1e-6 || m.RunnerUp != "B" || m.Margin != 0 {
+		t.Fatalf("offset 1.5: %+v", m)
+	}
+	// The enrollment group may carry an offset too; here it hands B's
+	// probe to A's door row.
+	if err := g.SetGroupOffset("", 0.2); err != nil {
+		t.Fatal(err)
+	}
+	q := vec(4, 1)
+	if m, _ := g.Search(&q); m.CustomerID != "B" || math.Abs(m.Distance-0.2) > 1e-6 {
+		t.Fatalf("B's probe, enrollment offset 0.2: %+v", m)
+	}
+	if err := g.SetGroupOffset("", 0); err != nil {
+		t.Fatal(err)
+	}
+	// Rows added after the offset was set carry it.
+	c := tmpl("C", vec(6, 1))
+	c.Group = enroll.DoorGroup
+	g.Add(c)
+	r := vec(6, 1)
+	if d, _ := g.Distance(&r, "C"); math.Abs(d-1.5) > 1e-6 {
+		t.Fatalf("a door row added later: C at %v, want 1.5", d)
+	}
+	for _, bad := range []float64{-0.01, math.NaN(), math.Inf(1)} {
+		if err := g.SetGroupOffset(enroll.DoorGroup, bad); err == nil {
+			t.Errorf("offset %v accepted", bad)
+		}
+	}
+	if d, _ := g.Distance(&r, "C"); math.Abs(d-1.5) > 1e-6 {
+		t.Fatalf("a refused offset changed the gallery: C at %v", d)
+	}
+}
+
 // Search must return exactly what the plain float32 scan returns: the
 // same best customer, distance, runner-up and margin, bit for bit, on
-// genuine probes, strangers, ties and near-ties, groups, dlib-like
-// embeddings off the unit sphere, and after removals and replacements.
+// genuine probes, strangers, ties and near-ties, groups with and without
+// offsets, dlib-like embeddings off the unit sphere, and after removals,
+// replacements and reloads.
 func TestGallerySearchIsExact(t *testing.T) {
 	t.Run("kernel", func(t *testing.T) { searchIsExact(t, 3000) })
 	t.Run("portable kernel", func(t *testing.T) {
@@ -360,6 +424,53 @@ func searchIsExact(t *testing.T, n int) {
 	}
 	check("loaded", probes(n))
 
+	// Offsets on groups: the scan's bounds are distances then, and a
+	// door row that would win loses to the enrollment's, or to another
+	// customer, by its offset. The plain scan adds them too; checked
+	// against penalised centroids computed here from the templates.
+	for group, off := range map[string]float64{"door-0": 0.05, "door-1": 0.3} {
+		if err := g.SetGroupOffset(group, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	offsetProbes := probes(n)
+	check("offsets", offsetProbes)
+	type rowKey struct{ id, group string }
+	rows := map[rowKey][]face.Embedding{}
+	for _, tm := range ts {
+		k := rowKey{tm.CustomerID, tm.Group}
+		rows[k] = append(rows[k], tm.Embedding)
+	}
+	offsetOf := map[string]float64{"door-0": 0.05, "door-1": 0.3}
+	for i := range min(len(offsetProbes), 150) {
+		p := &offsetProbes[i]
+		best := map[string]float64{}
+		for k, es := range rows {
+			c := face.Mean(es, nil)
+			d := math.Sqrt(float64(face.SquaredDistance(&c, p))) + offsetOf[k.group]
+			if b, ok := best[k.id]; !ok || d < b {
+				best[k.id] = d
+			}
+		}
+		want, second := "", ""
+		for id, d := range best {
+			switch {
+			case want == "" || d < best[want] || d == best[want] && id < want:
+				want, second = id, want
+			case second == "" || d < best[second] || d == best[second] && id < second:
+				second = id
+			}
+		}
+		got, _ := g.Search(p)
+		if math.Abs(got.Distance-best[want]) > 1e-6 || math.Abs(got.Margin-(best[second]-best[want])) > 1e-6 ||
+			got.CustomerID != want && math.Abs(best[got.CustomerID]-best[want]) > 1e-6 {
+			t.Fatalf("offsets probe %d: Search %+v; penalised centroids: %s at %v, %s at %v", i, got, want, best[want], second, best[second])
+		}
+		if d, _ := g.Distance(p, got.CustomerID); d != got.Distance {
+			t.Fatalf("offsets probe %d: Distance %v, Search %v", i, d, got.Distance)
+		}
+	}
+
 	// Removals move rows and customers; Set and Add change centroids.
 	for i := range 300 {
 		g.Remove(ids[(i*7)%len(ids)])
@@ -370,12 +481,28 @@ func searchIsExact(t *testing.T, n int) {
 		d := tmpl(id, rotate(rng, e, 0.5))
 		d.Group = "door"
 		g.Set(id, []enroll.Template{tmpl(id, e), d})
+		if i == 100 { // rows of the group before and after the offset
+			if err := g.SetGroupOffset("door", 0.1); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	for i := range 100 {
 		id := ids[(i*13+5)%len(ids)]
 		g.Add(tmpl(id, rotate(rng, people[(i*13+5)%len(people)], 0.5)))
 	}
 	check("changed", probes(2*n/3))
+
+	// A reload keeps the offsets; offset 0 scores a group as the
+	// enrollment's again.
+	g.Load(ts)
+	check("reloaded", probes(n/3))
+	for _, group := range []string{"door", "door-0", "door-1"} {
+		if err := g.SetGroupOffset(group, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("offsets off", probes(n/3))
 }
 
 // A search allocates nothing: its scratch is pooled.

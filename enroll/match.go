@@ -7,8 +7,8 @@ import (
 )
 
 // Distance is the distance from probe to the customer's nearest centroid,
-// the distance Search ranks by; ok is false when the gallery holds no
-// template of the customer.
+// group offsets added: the distance Search ranks by; ok is false when the
+// gallery holds no template of the customer.
 func (g *Gallery) Distance(probe *face.Embedding, customerID string) (d float64, ok bool) {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
@@ -16,13 +16,13 @@ func (g *Gallery) Distance(probe *face.Embedding, customerID string) (d float64,
 	if !ok {
 		return math.Inf(1), false
 	}
-	best := float32(math.Inf(1))
+	best := math.Inf(1)
 	var c face.Embedding
 	for _, r := range g.crows[ci] {
 		g.centroid(int(r), &c)
-		best = min(best, face.SquaredDistance(&c, probe))
+		best = min(best, math.Sqrt(float64(face.SquaredDistance(&c, probe)))+g.rows[r].off)
 	}
-	return math.Sqrt(float64(best)), true
+	return best, true
 }
 
 // MatchesCustomer reports whether faces of one person are the customer, by

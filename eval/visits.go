@@ -570,5 +570,14 @@ func (res *VisitsResult) WriteText(w io.Writer) error {
 			s.StrangerAlerts.Events, s.StrangerAlerts.Trials, s.StrangerCards.Events, s.StrangerCards.Trials,
 			100*s.ExpectedAlerts, 100*s.ExpectedCards, s.DoorTemplates)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if f, o, ok := res.DoorCalibration(); ok {
+		fmt.Fprintf(w, "for the engine's calibration file (the daemon with match.door_templates up to %d; eval visits --calibrate FILE writes them):\n  door_factor: %g\n  door_offset: %g\n",
+			cfg.Door.Cap, f, o)
+	} else if cfg.Door.Mode != DoorNone {
+		fmt.Fprintf(w, "the daemon's gallery cannot score this policy: no calibration values\n")
+	}
+	return nil
 }

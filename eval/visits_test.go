@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
+	"strconv"
 	"testing"
 
 	"concierge/enroll"
+	"concierge/face"
 )
 
 // idolsVisits is the return-visit simulation on the idols' dlib
@@ -73,16 +76,26 @@ func TestVisitsIdols(t *testing.T) {
 }
 
 // TestDoorGalleryMatchesEnrollGallery: the simulation's door centroid
-// (DoorMean, no penalty) scores as enroll.Gallery does with door templates
-// in their own group, so the door factors measured here are those of the
-// daemon's gallery.
+// (DoorMean, with and without a penalty) scores as enroll.Gallery does
+// with door templates in their own group and the penalty as the group's
+// offset, so the door factors measured here are those of the daemon's
+// gallery.
 func TestDoorGalleryMatchesEnrollGallery(t *testing.T) {
+	for _, penalty := range []float64{0, DefaultVisits.Door.Penalty} {
+		t.Run(fmt.Sprint("penalty ", penalty), func(t *testing.T) { doorGalleryMatches(t, penalty) })
+	}
+}
+
+func doorGalleryMatches(t *testing.T, penalty float64) {
 	set := idolSet(t)
-	cfg := idolsVisits(DoorPolicy{Mode: DoorMean, Cap: 10})
+	cfg := idolsVisits(DoorPolicy{Mode: DoorMean, Cap: 10, Penalty: penalty})
 	labels, groups := set.byLabel()
 	sp := splitVisits(labels, groups, 45, cfg, 1)
 	g := newDoorGallery(set, sp, cfg.Door)
 	gal := enroll.NewGallery("m")
+	if err := gal.SetGroupOffset(enroll.DoorGroup, penalty); err != nil {
+		t.Fatal(err)
+	}
 	var ts []enroll.Template
 	for ci, idx := range sp.enroll {
 		id := fmt.Sprint(ci)
@@ -101,18 +114,25 @@ func TestDoorGalleryMatchesEnrollGallery(t *testing.T) {
 	for i := range ids {
 		ids[i] = fmt.Sprint(i)
 	}
-	n := 0
-	for _, v := range sp.strVisit {
+	n, doorWins := 0, 0
+	for _, v := range append(slices.Clone(sp.strVisit), sp.visits[0]...) {
 		for _, e := range embeddings(set, v) {
 			want, _ := topMatch(g.scores(&e), ids)
 			got, ok := gal.Search(&e)
 			if !ok || got.CustomerID != want.CustomerID || math.Abs(got.Distance-want.Distance) > 1e-6 || math.Abs(got.Margin-want.Margin) > 1e-6 {
 				t.Fatalf("probe %d: gallery %+v, simulation %+v", n, got, want)
 			}
+			ci, _ := strconv.Atoi(got.CustomerID)
+			c := &g.cust[ci]
+			if len(c.groups) > 1 && math.Sqrt(float64(face.SquaredDistance(&c.groups[1], &e)))+penalty < math.Sqrt(float64(face.SquaredDistance(&c.groups[0], &e))) {
+				doorWins++
+			}
 			n++
 		}
 	}
-	if n < 100 {
-		t.Fatalf("%d probes compared", n)
+	// The door rows, penalised, must decide some probes for the
+	// comparison to cover the offset.
+	if n < 100 || doorWins == 0 {
+		t.Fatalf("%d probes compared, %d decided by a door row", n, doorWins)
 	}
 }

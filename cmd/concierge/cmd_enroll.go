@@ -99,10 +99,15 @@ func (m *Main) openFaceApp(ctx context.Context, cfg Config, withEngine bool) (*f
 		}
 		model = det.Model()
 	}
+	gallery := enroll.NewGallery(model)
+	if err := gallery.SetGroupOffset(enroll.DoorGroup, cfg.doorOffset()); err != nil {
+		a.Close()
+		return nil, concierge.Errorf(concierge.EINVALID, "%v", err)
+	}
 	a.svc = &enroll.Service{
 		Store:    db,
 		Detector: det,
-		Gallery:  enroll.NewGallery(model),
+		Gallery:  gallery,
 		Quality: enroll.QualityRule{
 			MinFacePx:    max(cfg.Vision.MinFacePx, enroll.DefaultQualityRule.MinFacePx),
 			MinSharpness: cfg.Vision.MinSharpness,

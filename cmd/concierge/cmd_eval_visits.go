@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"concierge"
 	"concierge/eval"
 	"concierge/vision"
 )
@@ -36,6 +37,7 @@ func evalVisitsCmd(m *Main, fs *flag.FlagSet) func(context.Context, string) erro
 	dedupe := fs.Float64("dedupe", def.Door.Dedupe, "a face this near one of the customer's templates is not added")
 	penalty := fs.Float64("door-penalty", def.Door.Penalty, "added to a door centroid's distance: a stricter rule for door rows")
 	sizes := fs.String("sizes", "100,1000,10000", "gallery `sizes` to calibrate for")
+	calibrate := fs.String("calibrate", "", "set door_factor and door_offset of the policy (one door centroid) in the existing calibration `file` of the engine")
 	return func(ctx context.Context, path string) error {
 		modes := []eval.DoorMode{eval.DoorMode(*door)}
 		if *door == "all" {
@@ -45,6 +47,9 @@ func evalVisitsCmd(m *Main, fs *flag.FlagSet) func(context.Context, string) erro
 		}
 		if *doorCap < 0 || *perVisit < 0 || *dedupe < 0 || *penalty < 0 {
 			return usagef("--door-cap, --per-visit, --dedupe and --door-penalty must not be negative")
+		}
+		if *calibrate != "" && (modes[0] != eval.DoorMean || *perVisit != 0 || *doorCap < 1 || *doorCap > maxDoorTemplates) {
+			return usagef("--calibrate: the daemon scores one door centroid: --door mean, --door-cap 1 to %d, --per-visit 0", maxDoorTemplates)
 		}
 		st, err := os.Stat(path)
 		if err != nil {
@@ -114,6 +119,14 @@ func evalVisitsCmd(m *Main, fs *flag.FlagSet) func(context.Context, string) erro
 				return invalid(err)
 			}
 			out.Results = append(out.Results, res)
+		}
+		if *calibrate != "" {
+			f, o, _ := out.Results[0].DoorCalibration()
+			cal, err := eval.UpdateDoorCalibration(*calibrate, set.Model, f, o)
+			if err != nil {
+				return concierge.Errorf(concierge.EINVALID, "--calibrate: %v", err)
+			}
+			fmt.Fprintf(m.Stderr, "door_factor %g and door_offset %g of %s written to %s\n", cal.DoorFactor, cal.DoorOffset, cal.Model, *calibrate)
 		}
 		return m.printReport(ctx, out, nil, *asJSON)
 	}

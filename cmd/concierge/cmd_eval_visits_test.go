@@ -1,14 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
+	"concierge/enroll"
 	"concierge/eval"
 	"concierge/internal/testenv"
+	"concierge/models"
 )
 
 // TestEvalVisitsKpop is issue 15's return-visit simulation on the kpop
@@ -18,7 +24,9 @@ import (
 // lowers the threshold only by what its door rows add to strangers'
 // chances (a factor of 1.27), so visit 1 loses a point, while later
 // visits are recognised far more often and no stranger visit is announced
-// (docs/accuracy.md reports the same figures).
+// (docs/accuracy.md reports the same figures). The daemon runs that
+// policy: the engine's shipped calibration holds the door factor and
+// offset measured here.
 func TestEvalVisitsKpop(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "concierge.yaml")
@@ -47,6 +55,17 @@ func TestEvalVisitsKpop(t *testing.T) {
 	}
 	if chosen.Config.Door != eval.DefaultVisits.Door {
 		t.Fatalf("--door mean ran %+v, want the default policy %+v", chosen.Config.Door, eval.DefaultVisits.Door)
+	}
+	b, err := models.ShippedCalibration(models.EngineFoamliu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shipped, err := enroll.ParseCalibration(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, o, ok := chosen.DoorCalibration(); !ok || f != shipped.DoorFactor || o != shipped.DoorOffset {
+		t.Errorf("measured door factor %v, offset %v (%v); the shipped calibration holds %v, %v", f, o, ok, shipped.DoorFactor, shipped.DoorOffset)
 	}
 	at := func(r eval.VisitsResult, visit int) (ann, card float64) {
 		v := r.Sizes[1].Visits[visit-1]
@@ -91,6 +110,77 @@ func TestEvalVisitsKpop(t *testing.T) {
 			if s.Threshold > none.Sizes[0].Threshold+1e-9 && s.Customers == 100 {
 				t.Errorf("%s: threshold %.3f above the kiosk-only %.3f", r.Config.Door, s.Threshold, none.Sizes[0].Threshold)
 			}
+		}
+	}
+}
+
+// TestEvalVisitsCalibrate: `eval visits --calibrate FILE` writes the door
+// factor it measured and the policy's offset into an existing calibration
+// file, keeping its other values and comments; it refuses a policy the
+// daemon cannot score and a file measured on another model, leaving the
+// file as it was. (On the idols' dlib descriptors, which run in a second:
+// the shipped dlib calibration itself keeps no factor.)
+func TestEvalVisitsCalibrate(t *testing.T) {
+	idols := testenv.Shared(t, "data/idols-descriptors.json")
+	dir := t.TempDir()
+	file := func(engine string) (string, []byte) {
+		b, err := models.ShippedCalibration(engine)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, engine+".calibration.yaml")
+		if err := os.WriteFile(p, b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		return p, b
+	}
+	cfg := evalConfig(t)
+	dlib, orig := file(models.EngineDlib)
+	args := []string{"visits", "--config", cfg, "--track", "3", "--visits", "3", "--seeds", "5"}
+	out, stderr, code := evalCLI(t, append(args, "--calibrate", dlib, idols)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, "door_factor: ") || !strings.Contains(stderr, "written to "+dlib) {
+		t.Fatalf("report %q, stderr %q: want the values and where they went", out, stderr)
+	}
+	got, err := enroll.ReadCalibration(dlib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	was, _ := enroll.ParseCalibration(bytes.NewReader(orig))
+	if got.DoorFactor < 1 || got.DoorOffset != eval.DefaultVisits.Door.Penalty {
+		t.Fatalf("door factor %v, offset %v written", got.DoorFactor, got.DoorOffset)
+	}
+	if !strings.Contains(out, fmt.Sprintf("door_factor: %g\n", got.DoorFactor)) {
+		t.Errorf("the report's door factor is not the one written (%v): %s", got.DoorFactor, out)
+	}
+	got.DoorFactor, got.DoorOffset = 0, 0
+	if got != was {
+		t.Errorf("other values changed: %+v, was %+v", got, was)
+	}
+	if b, _ := os.ReadFile(dlib); !bytes.Contains(b, []byte("# Impostor tails fitted by")) {
+		t.Errorf("comments lost:\n%s", b)
+	}
+	if st, _ := os.Stat(dlib); st.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want the file's 0640", st.Mode().Perm())
+	}
+
+	foam, foamWas := file(models.EngineFoamliu)
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"a policy the gallery cannot score", []string{"--door", "faces", "--calibrate", foam}, 2},
+		{"another model's file", []string{"--calibrate", foam}, 1},
+	} {
+		_, stderr, code := evalCLI(t, append(append(slices.Clone(args), tc.args...), idols)...)
+		if code == 0 || !strings.Contains(stderr, "--calibrate") {
+			t.Errorf("%s: exit %d, %s", tc.name, code, stderr)
+		}
+		if b, _ := os.ReadFile(foam); !bytes.Equal(b, foamWas) {
+			t.Errorf("%s: the file changed", tc.name)
 		}
 	}
 }

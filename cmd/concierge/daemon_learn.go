@@ -39,14 +39,16 @@ type learner struct {
 }
 
 // openLearning starts learning when match.door_templates asks for it and
-// the engine has a measured door factor (config_learn.go); otherwise it
+// the engine's calibration has a measured door factor (config_learn.go;
+// the gallery scores door rows with the calibration's door offset, set
+// where it is made); otherwise it
 // drops door templates learned before, which the calibration in force no
 // longer counts. It runs after openCards and openFeedback, before
 // check-in is wired.
 func (d *Daemon) openLearning(ctx context.Context) error {
 	if d.cfg.doorFactor() == 0 {
 		if d.cfg.Match.DoorTemplates > 0 {
-			d.log.Warn("match.door_templates is set but the engine has no measured door factor: learning from confirmed visits is off",
+			d.log.Warn("match.door_templates is set but the engine's calibration has no door_factor: learning from confirmed visits is off",
 				"engine", d.cfg.Vision.Engine)
 		}
 		n, err := d.app.db.DropDoorTemplates(ctx)
@@ -64,9 +66,6 @@ func (d *Daemon) openLearning(ctx context.Context) error {
 	ttl := max(alert.DefaultAlertTTL, d.cfg.Alerts.VerifyTTL)
 	policy := enroll.DefaultDoorPolicy
 	policy.Max = d.cfg.Match.DoorTemplates
-	// The gallery scores door rows like the enrollment's (no offset), and
-	// the door factor in force is measured so.
-	policy.Penalty = 0
 	l := &learner{held: checkin.NewHeldFaces(ttl, nil), policy: policy, db: d.app.db, model: d.app.svc.Gallery.Model(),
 		log: d.log.WithGroup("learn"), now: time.Now}
 	var err error
@@ -93,7 +92,8 @@ func (d *Daemon) openLearning(ctx context.Context) error {
 		d.goRun("door learning: cards", l.followCards)
 	}
 	d.learn = l
-	d.log.Info("learning from confirmed visits", "door_templates", policy.Max, "door_factor", d.cfg.doorFactor(), "hold", ttl)
+	d.log.Info("learning from confirmed visits", "door_templates", policy.Max, "door_factor", d.cfg.doorFactor(),
+		"door_offset", d.cfg.doorOffset(), "hold", ttl)
 	return nil
 }
 

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"concierge/enroll"
+	"concierge/face"
 	"concierge/internal/testenv"
 )
 
@@ -55,8 +57,10 @@ func TestDaemonLearnsFromClaims(t *testing.T) {
 	if d.learn == nil || d.checkin.Held == nil {
 		t.Fatal("learning not wired")
 	}
-	if f := d.app.svc.OpenSet.DoorFactor; f <= 1 {
-		t.Fatalf("door factor %v in the calibration while learning", f)
+	// The engine's calibration holds the door factor and offset the
+	// simulation measured together (foamliu: 1.27 for 0.05).
+	if f, o := d.app.svc.OpenSet.DoorFactor, d.cfg.doorOffset(); f != d.cfg.calibration().DoorFactor || f <= 1 || o <= 0 {
+		t.Fatalf("door factor %v, offset %v in force while learning; calibration %+v", f, o, d.cfg.calibration())
 	}
 	arrivals, stop := collect(t, d.alertConn("test"), "concierge.t1.arrival")
 	defer stop()
@@ -94,6 +98,30 @@ func TestDaemonLearnsFromClaims(t *testing.T) {
 	})
 	if n := metric(t, d, "concierge_door_visits_learned_total"); n != 2 {
 		t.Fatalf("door_visits_learned_total %v, want 2", n)
+	}
+	// The live gallery scores the door centroid the calibration's offset
+	// farther than the enrollment's, as the door factor was measured.
+	ts, err := d.app.db.CustomerTemplates(ctx, second.Customer.ID, d.app.svc.Gallery.Model())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kiosk, door []face.Embedding
+	for _, tm := range ts {
+		if tm.Group == enroll.DoorGroup {
+			door = append(door, tm.Embedding)
+		} else {
+			kiosk = append(kiosk, tm.Embedding)
+		}
+	}
+	if len(door) == 0 || len(kiosk) == 0 {
+		t.Fatalf("%d door and %d enrollment templates", len(door), len(kiosk))
+	}
+	kc, dc := face.Mean(kiosk, nil), face.Mean(door, nil)
+	probe := door[0]
+	want := min(math.Sqrt(float64(face.SquaredDistance(&kc, &probe))),
+		math.Sqrt(float64(face.SquaredDistance(&dc, &probe)))+d.cfg.doorOffset())
+	if got, _ := d.app.svc.Gallery.Distance(&probe, second.Customer.ID); math.Abs(got-want) > 1e-6 {
+		t.Fatalf("a door face is %v from the customer in the gallery, want %v (door centroid plus %v)", got, want, d.cfg.doorOffset())
 	}
 
 	// "Not this person" on the first visit: what it taught goes, the
