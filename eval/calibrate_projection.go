@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
 	"slices"
 	"sort"
-	"sync"
 
 	"concierge/enroll"
 	"concierge/face"
@@ -37,55 +35,29 @@ func (e *Embedder) RawFolder(ctx context.Context, det RawDetector, dir string, l
 		return nil, err
 	}
 	raws := make([][]float32, len(paths))
-	workers := e.Workers
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(workers, len(paths)) {
-		wg.Go(func() {
-			for i := range next {
-				data, w, h, miss, err := e.load(paths[i])
-				if err != nil {
-					cancel(err)
-					return
-				}
-				if miss != "" {
-					continue
-				}
-				faces, rs, err := det.DetectRaw(ctx, data)
-				if err != nil {
-					if enroll.IsBadInput(err) {
-						continue
-					}
-					cancel(&DetectError{Image: paths[i], Err: err})
-					return
-				}
-				if f, ok := PickFace(faces, w, h); ok {
-					for j := range faces {
-						if faces[j].Box == f.Box {
-							raws[i] = rs[j]
-							break
-						}
-					}
+	err = e.each(ctx, len(paths), func(ctx context.Context, i int) error {
+		data, w, h, miss, err := e.load(paths[i])
+		if err != nil || miss != "" {
+			return err
+		}
+		faces, rs, err := det.DetectRaw(ctx, data)
+		if err != nil {
+			if enroll.IsBadInput(err) {
+				return nil
+			}
+			return &DetectError{Image: paths[i], Err: err}
+		}
+		if f, ok := PickFace(faces, w, h); ok {
+			for j := range faces {
+				if faces[j].Box == f.Box {
+					raws[i] = rs[j]
+					break
 				}
 			}
-		})
-	}
-feed:
-	for i := range paths {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
 		}
-	}
-	close(next)
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	set := &RawSet{Images: len(paths)}

@@ -230,6 +230,21 @@ type embedded struct {
 // miss; any other error stops the run.
 func (e *Embedder) embedFiles(ctx context.Context, paths []string) ([]embedded, error) {
 	out := make([]embedded, len(paths))
+	err := e.each(ctx, len(paths), func(ctx context.Context, i int) error {
+		r, err := e.embedOne(ctx, paths[i])
+		out[i] = r
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// each calls fn for the indexes 0..n-1 on e.Workers goroutines (all
+// cores when 0); the first error cancels fn's context, stops the run and
+// is returned.
+func (e *Embedder) each(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
 	workers := e.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -238,20 +253,18 @@ func (e *Embedder) embedFiles(ctx context.Context, paths []string) ([]embedded, 
 	defer cancel(nil)
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for range min(workers, max(1, len(paths))) {
+	for range min(workers, max(1, n)) {
 		wg.Go(func() {
 			for i := range next {
-				r, err := e.embedOne(ctx, paths[i])
-				if err != nil {
+				if err := fn(ctx, i); err != nil {
 					cancel(err)
 					return
 				}
-				out[i] = r
 			}
 		})
 	}
 feed:
-	for i := range paths {
+	for i := range n {
 		select {
 		case next <- i:
 		case <-ctx.Done():
@@ -260,10 +273,7 @@ feed:
 	}
 	close(next)
 	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return context.Cause(ctx)
 }
 
 func (e *Embedder) embedOne(ctx context.Context, path string) (embedded, error) {
