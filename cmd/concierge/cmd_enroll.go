@@ -102,7 +102,7 @@ func (m *Main) openFaceApp(ctx context.Context, cfg Config, withEngine bool) (*f
 	gallery := enroll.NewGallery(model)
 	if err := gallery.SetGroupOffset(enroll.DoorGroup, cfg.doorOffset()); err != nil {
 		a.Close()
-		return nil, concierge.Errorf(concierge.EINVALID, "%v", err)
+		return nil, concierge.Errorf(concierge.EINVALID, "%w", err)
 	}
 	a.svc = &enroll.Service{
 		Store:    db,

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,7 +36,8 @@ type Daemon struct {
 	checkin  *checkin.Service
 	notifier checkin.Notifier
 	feedback *feedback
-	learn    *learner // nil: match.door_templates 0
+	learn    *learner                          // nil: match.door_templates 0
+	held     atomic.Pointer[checkin.HeldFaces] // learn's, for the erasure queue
 	privacy  *privacy
 	closers  []func() error // alert publisher, NATS server: closed last-opened first
 

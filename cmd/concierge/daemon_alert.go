@@ -89,7 +89,7 @@ func (d *Daemon) openDesk() error {
 // and the screens (the database queues each withdrawal).
 func (d *Daemon) openEraser() error {
 	e, err := alert.NewEraser(alert.EraserConfig{Branch: d.cfg.Branch, Conn: d.alertConn("concierge-" + d.cfg.Branch + "-eraser"),
-		Queue: erasureQueue{d.app.db}, Logger: d.log})
+		Queue: erasureQueue{db: d.app.db, held: &d.held}, Logger: d.log})
 	if err != nil {
 		return err
 	}

@@ -2,13 +2,22 @@ package main
 
 import (
 	"context"
+	"sync/atomic"
 
 	"concierge/alert"
+	"concierge/checkin"
 	"concierge/sqlite"
 )
 
-// erasureQueue hands the database's queued withdrawals to the eraser.
-type erasureQueue struct{ db *sqlite.DB }
+// erasureQueue hands the database's queued withdrawals to the eraser, and
+// drops the faces learning holds in memory for each withdrawn customer:
+// the erasure message names alerts only, and a held visit can outlive its
+// alert's stream message (a card's, after alerts.verify_ttl). held is
+// empty until learning starts, after the eraser.
+type erasureQueue struct {
+	db   *sqlite.DB
+	held *atomic.Pointer[checkin.HeldFaces]
+}
 
 var _ alert.ErasureQueue = erasureQueue{}
 
@@ -17,9 +26,13 @@ func (q erasureQueue) PendingErasures(ctx context.Context) ([]alert.ErasureReque
 	if err != nil {
 		return nil, err
 	}
+	h := q.held.Load()
 	out := make([]alert.ErasureRequest, len(es))
 	for i, e := range es {
 		out[i] = alert.ErasureRequest{ID: e.ID, CustomerID: e.CustomerID, AlertIDs: e.AlertIDs}
+		if h != nil {
+			h.ForgetCustomer(e.CustomerID)
+		}
 	}
 	return out, nil
 }

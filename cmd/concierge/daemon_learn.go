@@ -57,7 +57,7 @@ func (d *Daemon) openLearning(ctx context.Context) error {
 		}
 		if n > 0 {
 			d.log.Info("door templates dropped: learning from confirmed visits is off", "templates", n)
-			if err := d.app.svc.Open(ctx); err != nil {
+			if err := d.app.svc.Reload(ctx); err != nil {
 				return err
 			}
 		}
@@ -72,10 +72,10 @@ func (d *Daemon) openLearning(ctx context.Context) error {
 	l.alerts, err = alert.NewSubscriber(alert.SubscriberConfig{Branch: d.cfg.Branch,
 		Conn: d.alertConn("concierge-" + d.cfg.Branch + "-learn"), Logger: d.log})
 	if err != nil {
-		return concierge.Errorf(concierge.EINVALID, "%v", err)
+		return err
 	}
 	if err := l.alerts.Open(); err != nil {
-		return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
+		return err
 	}
 	d.closers = append(d.closers, l.alerts.Close)
 	d.goRun("door learning: claims", l.followAlerts)
@@ -83,15 +83,16 @@ func (d *Daemon) openLearning(ctx context.Context) error {
 		l.cards, err = alert.NewSubscriber(alert.SubscriberConfig{Branch: d.cfg.Branch,
 			Conn: d.alertConn("concierge-" + d.cfg.Branch + "-learn-cards"), Logger: d.log})
 		if err != nil {
-			return concierge.Errorf(concierge.EINVALID, "%v", err)
+			return err
 		}
 		if err := l.cards.Open(); err != nil {
-			return concierge.Errorf(concierge.EUNAVAILABLE, "%v", err)
+			return err
 		}
 		d.closers = append(d.closers, l.cards.Close)
 		d.goRun("door learning: cards", l.followCards)
 	}
 	d.learn = l
+	d.held.Store(l.held)
 	d.log.Info("learning from confirmed visits", "door_templates", policy.Max, "door_factor", d.cfg.doorFactor(),
 		"door_offset", d.cfg.doorOffset(), "hold", ttl)
 	return nil
