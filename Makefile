@@ -16,6 +16,8 @@ test:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	go vet ./...
 	go test -race $$(go list ./... | grep -v -e /vision -e /cmd/)
+	# Allocation counts, which -race's sync.Pool makes random.
+	go test -count=1 -run 'Allocs$$' ./enroll/
 	go test -count=1 -timeout 30m ./vision/... ./cmd/...
 	go test -count=1 -tags matprofile -run TestNoMatLeak ./vision/
 	# Fuzzing by count, not by time: Go 1.26's coordinator can report a

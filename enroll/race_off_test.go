@@ -1,0 +1,5 @@
+//go:build !race
+
+package enroll_test
+
+const raceEnabled = false
