@@ -331,6 +331,15 @@ func (c *counter) add(seed int, event bool) {
 	}
 }
 
+// addN counts trials outcomes of seed, events of them events.
+func (c *counter) addN(seed, events, trials int) {
+	for len(c.trials) <= seed {
+		c.events, c.trials = append(c.events, 0), append(c.trials, 0)
+	}
+	c.trials[seed] += trials
+	c.events[seed] += events
+}
+
 func (c *counter) rate() Rate {
 	var r Rate
 	var per []float64

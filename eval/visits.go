@@ -5,7 +5,10 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
+	"strings"
+	"sync"
 	"text/tabwriter"
 
 	"concierge/checkin"
@@ -96,6 +99,14 @@ type VisitsConfig struct {
 	Target       float64 `json:"target"`
 	VerifyTarget float64 `json:"verify_target"`
 	Sizes        []int   `json:"sizes"`
+	// Others are photos of people outside the set (another labelled set,
+	// embedded with the same model). At each size the simulated gallery is
+	// filled up to that many customers with them (at most half of them),
+	// enrolled as the customers are, and the rest come in as strangers,
+	// all their photos in visits of up to Track: a real gallery of the
+	// size instead of one reached by the calibration alone, and stranger
+	// visits by the thousand. Nil: only the set's own people.
+	Others *Set `json:"-"`
 }
 
 // DefaultVisits is the simulation docs/accuracy.md reports.
@@ -112,7 +123,10 @@ type VisitStat struct {
 
 // VisitsSize is the simulation at one gallery size's calibrated rule.
 type VisitsSize struct {
-	Customers int     `json:"customers"`
+	Customers int `json:"customers"`
+	// Gallery is how many customers the simulated gallery held: the set's
+	// own, and with Others as many of them as filled it towards Customers.
+	Gallery   int     `json:"gallery"`
 	Threshold float64 `json:"threshold"`
 	Band      float64 `json:"band"`
 	// Expected false alerts and cards per stranger visit at this size, from
@@ -127,6 +141,15 @@ type VisitsSize struct {
 	// visits were learned.
 	StrangerAlerts Rate `json:"stranger_alerts"`
 	StrangerCards  Rate `json:"stranger_cards"`
+	// The same for the Others who were not in the gallery; FullVisits of
+	// their visits had Track photos (the others fewer: people with few
+	// photos).
+	OtherAlerts Rate `json:"other_alerts"`
+	OtherCards  Rate `json:"other_cards"`
+	FullVisits  int  `json:"other_full_visits"`
+	// Announced lists every stranger visit announced as a customer, so
+	// that each can be looked at (label noise of the other set, a look-alike).
+	Announced []StrangerAlert `json:"announced,omitempty"`
 	// DoorTemplates is the mean number of door templates a customer holds
 	// at the end.
 	DoorTemplates float64 `json:"door_templates"`
@@ -152,9 +175,11 @@ type VisitsResult struct {
 	// Comparisons behind the two tails.
 	Comparisons      int `json:"comparisons"`
 	TrackComparisons int `json:"track_comparisons"`
-	// Customers and stranger identities per seed.
+	// Customers and stranger identities per seed, and the identities in
+	// Others.
 	Customers   int           `json:"customers"`
 	StrangerIDs int           `json:"stranger_identities"`
+	OtherIDs    int           `json:"other_identities,omitempty"`
 	Sizes       []VisitsSize  `json:"sizes"`
 	split       []visitsSplit // per seed
 }
@@ -165,6 +190,7 @@ type visitsSplit struct {
 	enroll   [][]int   // by customer
 	visits   [][][]int // by customer: visits in order, Track distinct photos each
 	strVisit [][]int   // stranger visits
+	others   [][]int   // by identity of Others, in a seeded order: photos shuffled
 }
 
 // SimulateVisits runs the return-visit simulation: customers enrolled with
@@ -192,8 +218,18 @@ func SimulateVisits(set *Set, cfg VisitsConfig) (*VisitsResult, error) {
 		return nil, fmt.Errorf("visits: %d identities cannot make at least 2 customers and 1 stranger", len(labels))
 	}
 	res := &VisitsResult{Config: cfg, Customers: len(labels) - nStr, StrangerIDs: nStr}
+	var others [][]int
+	if cfg.Others != nil {
+		var err error
+		if set, others, err = withOthers(set, cfg.Others); err != nil {
+			return nil, err
+		}
+		res.OtherIDs = len(others)
+	}
 	for s := range cfg.Seeds {
-		res.split = append(res.split, splitVisits(labels, groups, nStr, cfg, cfg.Seed+uint64(s)))
+		sp := splitVisits(labels, groups, nStr, cfg, cfg.Seed+uint64(s))
+		sp.others = shuffleOthers(others, cfg.Seed+uint64(s))
+		res.split = append(res.split, sp)
 	}
 
 	// Calibration: every genuine visit learned, strangers and customers
@@ -225,7 +261,7 @@ func SimulateVisits(set *Set, cfg VisitsConfig) (*VisitsResult, error) {
 		rule := cfg.Rule
 		rule.Threshold = min(door.Threshold(n), kiosk.Threshold(n))
 		band := max(rule.Threshold, min(door.Band(cfg.VerifyTarget, n), kiosk.Band(cfg.VerifyTarget/res.DoorFactor, n)))
-		vs := res.run(set, rule, band)
+		vs := res.run(set, rule, band, n)
 		vs.Customers = n
 		vs.ExpectedAlerts = max(door.Expected(rule.Threshold, n), res.DoorFactor*kiosk.Expected(rule.Threshold, n))
 		if band > rule.Threshold {
@@ -353,46 +389,45 @@ func splitVisits(labels []string, groups map[string][]int, nStr int, cfg VisitsC
 	return sp
 }
 
-// run decides every visit under rule and band, learning as staff confirm.
-func (res *VisitsResult) run(set *Set, rule enroll.Rule, band float64) VisitsSize {
+// run decides every visit under rule and band, learning as staff confirm,
+// with the gallery filled towards n customers from the Others. Seeds run
+// in parallel; each tallies its own counts.
+func (res *VisitsResult) run(set *Set, rule enroll.Rule, band float64, n int) VisitsSize {
 	cfg := res.Config
 	out := VisitsSize{Threshold: rule.Threshold, Band: band}
+	tallies := make([]seedTally, len(res.split))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for s := range res.split {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			tallies[s] = res.runSeed(set, res.split[s], rule, band, n)
+		})
+	}
+	wg.Wait()
 	ann := make([]counter, cfg.Visits)
 	card := make([]counter, cfg.Visits)
-	var wrongA, wrongC, strA, strC counter
+	var wrongA, wrongC, strA, strC, othA, othC counter
 	var doors, custs int
-	for s, sp := range res.split {
-		g := newDoorGallery(set, sp, cfg.Door)
-		rounds := 0
-		for _, vs := range sp.visits {
-			rounds = max(rounds, len(vs))
+	for s, t := range tallies {
+		for k := range cfg.Visits {
+			ann[k].addN(s, t.ann[k], t.visits[k])
+			card[k].addN(s, t.card[k], t.visits[k])
 		}
-		for k := range rounds {
-			for ci, vs := range sp.visits {
-				if k >= len(vs) {
-					continue
-				}
-				es := embeddings(set, vs[k])
-				who, announced := g.visit(es, rule, band, cfg.Votes)
-				if k < cfg.Visits {
-					ann[k].add(s, announced && who == ci)
-					card[k].add(s, !announced && who == ci)
-				}
-				wrongA.add(s, announced && who >= 0 && who != ci)
-				wrongC.add(s, !announced && who >= 0 && who != ci)
-				if who == ci {
-					g.learn(ci, es)
-				}
-			}
-		}
-		for _, v := range sp.strVisit {
-			who, announced := g.visit(embeddings(set, v), rule, band, cfg.Votes)
-			strA.add(s, announced && who >= 0)
-			strC.add(s, !announced && who >= 0)
-		}
-		for _, c := range g.cust {
-			doors += len(c.door)
-			custs++
+		wrongA.addN(s, t.wrongA, t.genuine)
+		wrongC.addN(s, t.wrongC, t.genuine)
+		strA.addN(s, t.strA, t.strangers)
+		strC.addN(s, t.strC, t.strangers)
+		othA.addN(s, t.othA, t.others)
+		othC.addN(s, t.othC, t.others)
+		out.FullVisits += t.full
+		doors += t.doors
+		custs += t.customers
+		out.Gallery = t.gallery
+		for _, a := range t.announced {
+			a.Seed = s
+			out.Announced = append(out.Announced, a)
 		}
 	}
 	for k := range cfg.Visits {
@@ -400,7 +435,158 @@ func (res *VisitsResult) run(set *Set, rule enroll.Rule, band float64) VisitsSiz
 	}
 	out.WrongAlerts, out.WrongCards = wrongA.rate(), wrongC.rate()
 	out.StrangerAlerts, out.StrangerCards = strA.rate(), strC.rate()
+	if len(res.split) > 0 && len(res.split[0].others) > 0 {
+		out.OtherAlerts, out.OtherCards = othA.rate(), othC.rate()
+	}
 	out.DoorTemplates = float64(doors) / float64(max(custs, 1))
+	return out
+}
+
+// StrangerAlert is a stranger's visit announced as a customer: the
+// stranger's label and faces, whom they were taken for, and the fused
+// distance the alert was decided on.
+type StrangerAlert struct {
+	Seed     int      `json:"seed"`
+	Stranger string   `json:"stranger"`
+	Sources  []string `json:"sources"`
+	Customer string   `json:"customer"`
+	Distance float64  `json:"distance"`
+}
+
+// seedTally is one seed's counts: per visit k, genuine visits made,
+// announced and carded for their customer.
+type seedTally struct {
+	visits, ann, card         []int
+	genuine, wrongA, wrongC   int
+	strangers, strA, strC     int
+	others, othA, othC, full  int
+	doors, customers, gallery int
+	announced                 []StrangerAlert
+}
+
+func (res *VisitsResult) runSeed(set *Set, sp visitsSplit, rule enroll.Rule, band float64, n int) seedTally {
+	cfg := res.Config
+	t := seedTally{visits: make([]int, cfg.Visits), ann: make([]int, cfg.Visits), card: make([]int, cfg.Visits)}
+	fill := min(max(0, n-len(sp.enroll)), len(sp.others)/2)
+	g := newDoorGallery(set, sp, cfg.Door)
+	g.fill(set, sp.others[:fill], cfg.Enroll)
+	t.gallery = len(g.cust)
+	labels := make([]string, len(g.cust))
+	for ci, idx := range sp.enroll {
+		labels[ci] = set.Samples[idx[0]].Label
+	}
+	for i, idx := range sp.others[:fill] {
+		labels[len(sp.enroll)+i] = set.Samples[idx[0]].Label
+	}
+	stranger := func(v []int, who int) {
+		a := StrangerAlert{Stranger: set.Samples[v[0]].Label, Customer: labels[who]}
+		for _, j := range v {
+			a.Sources = append(a.Sources, set.Samples[j].Source)
+		}
+		es := embeddings(set, v)
+		a.Distance = math.Inf(1)
+		for k := range es {
+			a.Distance = math.Min(a.Distance, g.scores(ptr(checkin.Fuse(es[:k+1], nil)))[who])
+		}
+		t.announced = append(t.announced, a)
+	}
+	rounds := 0
+	for _, vs := range sp.visits {
+		rounds = max(rounds, len(vs))
+	}
+	for k := range rounds {
+		for ci, vs := range sp.visits {
+			if k >= len(vs) {
+				continue
+			}
+			es := embeddings(set, vs[k])
+			who, announced := g.visit(es, rule, band, cfg.Votes)
+			if k < cfg.Visits {
+				t.visits[k]++
+				t.ann[k] += b2i(announced && who == ci)
+				t.card[k] += b2i(!announced && who == ci)
+			}
+			t.genuine++
+			t.wrongA += b2i(announced && who >= 0 && who != ci)
+			t.wrongC += b2i(!announced && who >= 0 && who != ci)
+			if who == ci {
+				g.learn(ci, es)
+			}
+		}
+	}
+	for _, v := range sp.strVisit {
+		who, announced := g.visit(embeddings(set, v), rule, band, cfg.Votes)
+		t.strangers++
+		t.strA += b2i(announced && who >= 0)
+		t.strC += b2i(!announced && who >= 0)
+		if announced && who >= 0 {
+			stranger(v, who)
+		}
+	}
+	for _, idx := range sp.others[fill:] {
+		for len(idx) > 0 {
+			v := idx[:min(cfg.Track, len(idx))]
+			idx = idx[len(v):]
+			who, announced := g.visit(embeddings(set, v), rule, band, cfg.Votes)
+			t.others++
+			t.full += b2i(len(v) == cfg.Track)
+			t.othA += b2i(announced && who >= 0)
+			t.othC += b2i(!announced && who >= 0)
+			if announced && who >= 0 {
+				stranger(v, who)
+			}
+		}
+	}
+	for ci := range sp.enroll {
+		t.doors += len(g.cust[ci].door)
+		t.customers++
+	}
+	return t
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// withOthers returns set followed by the samples of others, relabelled
+// so that no label meets one of set's, and the indexes of each of
+// others' identities in it.
+func withOthers(set, others *Set) (*Set, [][]int, error) {
+	if others.Model != set.Model {
+		return nil, nil, fmt.Errorf("visits: the other people's faces are of model %q, the set's of %q", others.Model, set.Model)
+	}
+	all := &Set{Model: set.Model, Images: set.Images, Samples: slices.Clone(set.Samples)}
+	labels, groups := others.byLabel()
+	out := make([][]int, 0, len(labels))
+	for _, lab := range labels {
+		var idx []int
+		for _, j := range groups[lab] {
+			x := others.Samples[j]
+			x.Label = "other:" + x.Label
+			idx = append(idx, len(all.Samples))
+			all.Samples = append(all.Samples, x)
+		}
+		out = append(out, idx)
+	}
+	return all, out, nil
+}
+
+// shuffleOthers orders the other identities, and each one's photos, for
+// one seed: the first fill the gallery.
+func shuffleOthers(others [][]int, seed uint64) [][]int {
+	if len(others) == 0 {
+		return nil
+	}
+	rng := rand.New(rand.NewPCG(seed, seedStream+1))
+	out := make([][]int, len(others))
+	for i, idx := range others {
+		out[i] = slices.Clone(idx)
+		rng.Shuffle(len(idx), func(a, b int) { out[i][a], out[i][b] = out[i][b], out[i][a] })
+	}
+	rng.Shuffle(len(out), func(a, b int) { out[a], out[b] = out[b], out[a] })
 	return out
 }
 
@@ -426,6 +612,15 @@ func newDoorGallery(set *Set, sp visitsSplit, p DoorPolicy) *doorGallery {
 		g.regroup(ci)
 	}
 	return g
+}
+
+// fill enrolls the other people in ids (their first enroll photos) as
+// customers who never come back.
+func (g *doorGallery) fill(set *Set, ids [][]int, enroll int) {
+	for _, idx := range ids {
+		g.cust = append(g.cust, doorCustomer{kiosk: embeddings(set, idx[:min(enroll, len(idx))])})
+		g.regroup(len(g.cust) - 1)
+	}
 }
 
 func (g *doorGallery) regroup(ci int) {
@@ -551,27 +746,45 @@ func (g *doorGallery) visit(es []face.Embedding, rule enroll.Rule, band float64,
 // WriteText prints the simulation.
 func (res *VisitsResult) WriteText(w io.Writer) error {
 	cfg := res.Config
-	fmt.Fprintf(w, "Return visits, door policy %s: %d seeds, %d customers and %d strangers each, enrolled with %d photos, visits of %d photos\n",
-		cfg.Door, cfg.Seeds, res.Customers, res.StrangerIDs, cfg.Enroll, cfg.Track)
+	fmt.Fprintf(w, "Return visits, door policy %s, cards for %g per stranger visit: %d seeds, %d customers and %d strangers each, enrolled with %d photos, visits of %d photos\n",
+		cfg.Door, cfg.VerifyTarget, cfg.Seeds, res.Customers, res.StrangerIDs, cfg.Enroll, cfg.Track)
+	others := res.OtherIDs > 0
+	if others {
+		fmt.Fprintf(w, "%d other people fill each gallery towards its size (at most half of them); the rest come as strangers, all their photos in visits of up to %d\n",
+			res.OtherIDs, cfg.Track)
+	}
 	fmt.Fprintf(w, "tails with door templates in the gallery: faces %.3f + %.3f t (%d comparisons), visits %.3f + %.3f t (%d); door factor %.2f on the kiosk-only rate\n",
 		res.Tail.Alpha, res.Tail.Beta, res.Comparisons, res.TrackTail.Alpha, res.TrackTail.Beta, res.TrackComparisons, res.DoorFactor)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "customers\tthreshold\tband")
+	fmt.Fprintf(tw, "customers\tgallery\tthreshold\tband")
 	for k := 1; k <= cfg.Visits; k++ {
 		fmt.Fprintf(tw, "\tvisit %d announced / carded", k)
 	}
-	fmt.Fprintf(tw, "\twrong alerts / cards\tstranger alerts\tstranger cards\texpected alerts / cards per 100 stranger visits\tdoor templates\n")
+	fmt.Fprintf(tw, "\twrong alerts / cards\tstranger alerts\tstranger cards")
+	if others {
+		fmt.Fprintf(tw, "\tother strangers' alerts\tcards (full visits)")
+	}
+	fmt.Fprintf(tw, "\texpected alerts / cards per 100 stranger visits\tdoor templates\n")
 	for _, s := range res.Sizes {
-		fmt.Fprintf(tw, "%d\t%.3f\t%.3f", s.Customers, s.Threshold, s.Band)
+		fmt.Fprintf(tw, "%d\t%d\t%.3f\t%.3f", s.Customers, s.Gallery, s.Threshold, s.Band)
 		for _, v := range s.Visits {
 			fmt.Fprintf(tw, "\t%s / %s (n %d)", pct(v.Announced.Rate), pct(v.Carded.Rate), v.Announced.Trials)
 		}
-		fmt.Fprintf(tw, "\t%d / %d\t%d/%d\t%d/%d\t%.3g / %.3g\t%.2f\n", s.WrongAlerts.Events, s.WrongCards.Events,
-			s.StrangerAlerts.Events, s.StrangerAlerts.Trials, s.StrangerCards.Events, s.StrangerCards.Trials,
-			100*s.ExpectedAlerts, 100*s.ExpectedCards, s.DoorTemplates)
+		fmt.Fprintf(tw, "\t%d / %d\t%d/%d\t%d/%d", s.WrongAlerts.Events, s.WrongCards.Events,
+			s.StrangerAlerts.Events, s.StrangerAlerts.Trials, s.StrangerCards.Events, s.StrangerCards.Trials)
+		if others {
+			fmt.Fprintf(tw, "\t%d/%d\t%d/%d (%d)", s.OtherAlerts.Events, s.OtherAlerts.Trials, s.OtherCards.Events, s.OtherCards.Trials, s.FullVisits)
+		}
+		fmt.Fprintf(tw, "\t%.3g / %.3g\t%.2f\n", 100*s.ExpectedAlerts, 100*s.ExpectedCards, s.DoorTemplates)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, s := range res.Sizes {
+		for _, a := range s.Announced {
+			fmt.Fprintf(w, "at %d customers, seed %d: stranger %s announced as %s (fused distance %.3f; %s)\n",
+				s.Customers, a.Seed, a.Stranger, a.Customer, a.Distance, strings.Join(a.Sources, ", "))
+		}
 	}
 	if f, o, ok := res.DoorCalibration(); ok {
 		fmt.Fprintf(w, "for the engine's calibration file (the daemon with match.door_templates up to %d; eval visits --calibrate FILE writes them):\n  door_factor: %g\n  door_offset: %g\n",

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"concierge/enroll"
@@ -134,5 +135,82 @@ func doorGalleryMatches(t *testing.T, penalty float64) {
 	// comparison to cover the offset.
 	if n < 100 || doorWins == 0 {
 		t.Fatalf("%d probes compared, %d decided by a door row", n, doorWins)
+	}
+}
+
+// TestVisitsOthers: other people fill the gallery towards each size (at
+// most half of them) and the rest come as strangers, every photo once;
+// the set's own customers and visits are the same as without them, and
+// every stranger alert is listed.
+func TestVisitsOthers(t *testing.T) {
+	all := idolSet(t)
+	labels := all.Labels()
+	mine := map[string]bool{}
+	for _, l := range labels[:len(labels)/2] {
+		mine[l] = true
+	}
+	set, others := &Set{Model: all.Model}, &Set{Model: all.Model}
+	for _, s := range all.Samples {
+		if mine[s.Label] {
+			set.Samples = append(set.Samples, s)
+		} else {
+			others.Samples = append(others.Samples, s)
+		}
+	}
+	cfg := idolsVisits(DefaultVisits.Door)
+	cfg.Sizes = []int{10, 50, 1000}
+	alone, err := SimulateVisits(set, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Others = others
+	res, err := SimulateVisits(set, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nOthers := len(others.Labels())
+	if res.OtherIDs != nOthers || res.Customers != alone.Customers {
+		t.Fatalf("%d others, %d customers; want %d, %d", res.OtherIDs, res.Customers, nOthers, alone.Customers)
+	}
+	photos := len(others.Samples)
+	for i, s := range res.Sizes {
+		want := max(res.Customers, min(s.Customers, res.Customers+nOthers/2))
+		if s.Gallery != want || alone.Sizes[i].Gallery != res.Customers {
+			t.Errorf("%d customers: gallery %d (alone %d); want %d (%d)", s.Customers, s.Gallery, alone.Sizes[i].Gallery, want, res.Customers)
+		}
+		// Strangers from the others: every photo of those not filling the
+		// gallery, in visits of up to Track, in every seed.
+		fill := want - res.Customers
+		if s.OtherAlerts.Trials < (nOthers-fill)*cfg.Seeds || s.OtherAlerts.Trials > (photos-fill)*cfg.Seeds ||
+			s.FullVisits > s.OtherAlerts.Trials || s.OtherCards.Trials != s.OtherAlerts.Trials {
+			t.Errorf("%d customers: %d other strangers' visits (%d full) of %d people left", s.Customers, s.OtherAlerts.Trials, s.FullVisits, nOthers-fill)
+		}
+		if alone.Sizes[i].OtherAlerts.Trials != 0 {
+			t.Errorf("without others: %d other visits", alone.Sizes[i].OtherAlerts.Trials)
+		}
+		if s.Threshold != alone.Sizes[i].Threshold || s.StrangerAlerts.Trials != alone.Sizes[i].StrangerAlerts.Trials {
+			t.Errorf("%d customers: the calibration or the set's strangers changed with others", s.Customers)
+		}
+		for k, v := range s.Visits {
+			if v.Announced.Trials != alone.Sizes[i].Visits[k].Announced.Trials {
+				t.Errorf("%d customers, visit %d: %d trials, %d alone", s.Customers, k+1, v.Announced.Trials, alone.Sizes[i].Visits[k].Announced.Trials)
+			}
+		}
+		if got := s.StrangerAlerts.Events + s.OtherAlerts.Events; got != len(s.Announced) {
+			t.Errorf("%d customers: %d stranger alerts, %d listed", s.Customers, got, len(s.Announced))
+		}
+		for _, a := range s.Announced {
+			if a.Distance > s.Threshold || a.Customer == "" || !mine[a.Stranger] && !strings.HasPrefix(a.Stranger, "other:") {
+				t.Errorf("listed alert %+v", a)
+			}
+		}
+	}
+	if fewer, more := res.Sizes[0].OtherAlerts.Trials, res.Sizes[2].OtherAlerts.Trials; more >= fewer {
+		t.Errorf("a larger gallery leaves fewer strangers: %d visits at 10, %d at 1,000", fewer, more)
+	}
+
+	others.Model = "another"
+	if _, err := SimulateVisits(set, cfg); err == nil {
+		t.Error("others of another model accepted")
 	}
 }

@@ -37,6 +37,8 @@ func evalVisitsCmd(m *Main, fs *flag.FlagSet) func(context.Context, string) erro
 	dedupe := fs.Float64("dedupe", def.Door.Dedupe, "a face this near one of the customer's templates is not added")
 	penalty := fs.Float64("door-penalty", def.Door.Penalty, "added to a door centroid's distance: a stricter rule for door rows")
 	sizes := fs.String("sizes", "100,1000,10000", "gallery `sizes` to calibrate for")
+	verifyTargets := fs.String("verify-target", "", "card `budgets` per stranger visit to simulate, e.g. 0.01,0.02 (default: the config's match.verify_target)")
+	othersPath := fs.String("others", "", "labelled photos (a folder; a descriptor file for descriptors) of other `people`: they fill the gallery towards each size and the rest come as strangers")
 	calibrate := fs.String("calibrate", "", "set door_factor and door_offset of the policy (one door centroid) in the existing calibration `file` of the engine")
 	return func(ctx context.Context, path string) error {
 		modes := []eval.DoorMode{eval.DoorMode(*door)}
@@ -78,6 +80,21 @@ func evalVisitsCmd(m *Main, fs *flag.FlagSet) func(context.Context, string) erro
 		// The rule's threshold is the engine's ceiling: the simulation
 		// calibrates below it from the tails it measures.
 		vc.Rule.Threshold = cfg.openSet().Ceiling
+		targets := []float64{vc.VerifyTarget}
+		if *verifyTargets != "" {
+			var err error
+			if targets, err = parseFloats(*verifyTargets); err != nil || len(targets) == 0 {
+				return usagef("--verify-target %q: want card budgets, e.g. 0.01,0.02", *verifyTargets)
+			}
+			for _, t := range targets {
+				if t < 0 || t >= 1 || (t > 0 && t <= vc.Target) {
+					return usagef("--verify-target: %v must be 0 or a rate above match.false_alert_target %v and below 1", t, vc.Target)
+				}
+			}
+		}
+		if *calibrate != "" && len(targets) > 1 {
+			return usagef("--calibrate: give one --verify-target")
+		}
 		fl, err := parseFloats(*sizes)
 		if err != nil || len(fl) == 0 {
 			return usagef("--sizes %q: want gallery sizes, e.g. 100,1000", *sizes)
@@ -89,36 +106,62 @@ func evalVisitsCmd(m *Main, fs *flag.FlagSet) func(context.Context, string) erro
 			vc.Sizes = append(vc.Sizes, int(f))
 		}
 
-		var set *eval.Set
-		if descriptors {
-			if set, err = readDescriptorSet(path); err != nil {
-				return err
+		if *othersPath != "" {
+			st, err := os.Stat(*othersPath)
+			if err != nil {
+				return invalid(err)
 			}
-		} else {
+			if st.IsDir() == descriptors {
+				return usagef("--others must be of the same kind as the set: a folder of photos with photos, a descriptor file with descriptors")
+			}
+		}
+		var emb *eval.Embedder
+		if !descriptors {
 			det, closeDet, derr := m.evalDetector(cfg, cfg.Vision.Engine)
 			if derr != nil {
 				return derr
 			}
 			defer closeDet()
-			start := time.Now()
-			emb := &eval.Embedder{Detector: det, Pad: 0.5, PadMode: eval.PadReplicate, Workers: cfg.Vision.Pool}
-			set, err = emb.EmbedFolder(ctx, path, nil)
-			if err != nil {
-				return m.printReport(ctx, nil, inputOrInternal(err), false)
-			}
-			m.Logger.Info("photos embedded", "photos", set.Images, "faces", len(set.Samples), "took", time.Since(start).Round(time.Millisecond))
+			emb = &eval.Embedder{Detector: det, Pad: 0.5, PadMode: eval.PadReplicate, Workers: cfg.Vision.Pool}
 		}
-		if err := set.Dedupe(*duplicate); err != nil {
-			return invalid(err)
+		load := func(path string) (*eval.Set, error) {
+			var set *eval.Set
+			var err error
+			if descriptors {
+				if set, err = readDescriptorSet(path); err != nil {
+					return nil, err
+				}
+			} else {
+				start := time.Now()
+				if set, err = emb.EmbedFolder(ctx, path, nil); err != nil {
+					return nil, m.printReport(ctx, nil, inputOrInternal(err), false)
+				}
+				m.Logger.Info("photos embedded", "photos", set.Images, "faces", len(set.Samples), "took", time.Since(start).Round(time.Millisecond))
+			}
+			if err := set.Dedupe(*duplicate); err != nil {
+				return nil, invalid(err)
+			}
+			return set, nil
+		}
+		set, err := load(path)
+		if err != nil {
+			return err
+		}
+		if *othersPath != "" {
+			if vc.Others, err = load(*othersPath); err != nil {
+				return err
+			}
 		}
 		out := &visitsReport{}
 		for _, mode := range modes {
-			vc.Door.Mode = mode
-			res, err := eval.SimulateVisits(set, vc)
-			if err != nil {
-				return invalid(err)
+			for _, t := range targets {
+				vc.Door.Mode, vc.VerifyTarget = mode, t
+				res, err := eval.SimulateVisits(set, vc)
+				if err != nil {
+					return invalid(err)
+				}
+				out.Results = append(out.Results, res)
 			}
-			out.Results = append(out.Results, res)
 		}
 		if *calibrate != "" {
 			f, o, _ := out.Results[0].DoorCalibration()
