@@ -79,11 +79,13 @@ func (d *DB) FinishNetworkChange(ctx context.Context, id int64) error {
 }
 
 // NetworkEnrollment is what this box tells the network of a customer: the
-// latest active network-scope consent given here and the templates made
-// under this box's active network-scope consents. Door templates stay at
-// the branch whose door camera they were learned from (docs/checkin.md,
-// "Learning from confirmed visits"): they are not sent as enrollment. ENOTFOUND when there is
-// none (withdrawn since, or never given here).
+// latest active network-scope consent given here and the enrollment
+// templates made under this box's active network-scope consents. Door
+// templates (learned from confirmed visits) are not part of it: they
+// travel as the box's door set of the customer, on a subject of their own
+// (NetworkDoorSet), so that a visit learned never displaces the
+// enrollment. ENOTFOUND when there is none (withdrawn since, or never
+// given here).
 func (d *DB) NetworkEnrollment(ctx context.Context, customerID string) (enroll.NetworkEnrollment, error) {
 	var e enroll.NetworkEnrollment
 	c, err := d.Customer(ctx, customerID)
@@ -137,10 +139,14 @@ func (d *DB) ApplyNetworkEnrollment(ctx context.Context, origin string, e enroll
 
 // ApplyNetworkEnrollments stores, in order and in one transaction, what
 // other branches told the network of customers: each replaces whatever
-// active consent and templates this box held from the network about that
-// customer (the latest word wins); the customer's own consents given at
-// this box, and the records of consents that ended here, stay. Applying
-// them twice changes nothing. One transaction for many is what lets a new
+// active consent and enrollment templates this box held from the network
+// about that customer (the latest word wins); the customer's own consents
+// given at this box, and the records of consents that ended here, stay.
+// Door templates held under the replaced consent (learned here, or
+// received from other branches) are kept under the new one: a
+// re-enrollment elsewhere is no reason to forget what confirmed visits
+// taught, and a mark or a withdrawal still removes them. Applying them
+// twice changes nothing. One transaction for many is what lets a new
 // box catch up with a large network quickly.
 func (d *DB) ApplyNetworkEnrollments(ctx context.Context, es []enroll.NetworkEnrollment) error {
 	for _, e := range es {
@@ -169,14 +175,6 @@ func applyNetworkEnrollment(ctx context.Context, tx *sql.Tx, key *seal.Key, e en
 		id, e.Customer.DisplayName, e.Customer.Created.UTC().Format(timeFormat)); err != nil {
 		return fmt.Errorf("network customer: %w", err)
 	}
-	// By customer first: templates have no index on their consent.
-	if _, err := tx.ExecContext(ctx, `DELETE FROM templates WHERE customer_id = ?1 AND consent_id IN
-		(SELECT id FROM consents WHERE customer_id = ?1 AND origin <> '' AND withdrawn_at IS NULL)`, id); err != nil {
-		return fmt.Errorf("network templates: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM consents WHERE customer_id = ? AND origin <> '' AND withdrawn_at IS NULL`, id); err != nil {
-		return fmt.Errorf("network consents: %w", err)
-	}
 	c := e.Consent
 	r, err := tx.ExecContext(ctx, `INSERT INTO consents (customer_id, reference, text_version, channel, language, granted_at, scope, origin)
 		VALUES (?, ?, ?, ?, ?, ?, 'network', ?)`,
@@ -188,6 +186,18 @@ func applyNetworkEnrollment(ctx context.Context, tx *sql.Tx, key *seal.Key, e en
 	if err != nil {
 		return err
 	}
+	// By customer first: templates have no index on their consent.
+	const replaced = `(SELECT id FROM consents WHERE customer_id = ?1 AND origin <> '' AND withdrawn_at IS NULL AND id <> ?2)`
+	if _, err := tx.ExecContext(ctx, `UPDATE templates SET consent_id = ?2 WHERE customer_id = ?1 AND source = 'door'
+		AND consent_id IN `+replaced, id, consentID); err != nil {
+		return fmt.Errorf("network door templates: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM templates WHERE customer_id = ?1 AND consent_id IN `+replaced, id, consentID); err != nil {
+		return fmt.Errorf("network templates: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM consents WHERE id IN `+replaced, id, consentID); err != nil {
+		return fmt.Errorf("network consents: %w", err)
+	}
 	for _, t := range e.Templates {
 		blob, err := sealEmbedding(key, id, &t.Embedding)
 		if err != nil {
@@ -197,10 +207,10 @@ func applyNetworkEnrollment(ctx context.Context, tx *sql.Tx, key *seal.Key, e en
 			t.Source = enroll.SourceEnrollment
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO templates
-			(customer_id, consent_id, model, embedding, size_px, sharpness, frontal, brightness, created_at, source)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			(customer_id, consent_id, model, embedding, size_px, sharpness, frontal, brightness, created_at, source, origin)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			id, consentID, t.Model, blob, t.Quality.SizePx, t.Quality.Sharpness,
-			t.Quality.Frontal, t.Quality.Brightness, t.Created.UTC().Format(timeFormat), t.Source); err != nil {
+			t.Quality.Frontal, t.Quality.Brightness, t.Created.UTC().Format(timeFormat), t.Source, e.Origin); err != nil {
 			return fmt.Errorf("network template: %w", err)
 		}
 	}
@@ -226,19 +236,42 @@ func (d *DB) ApplyNetworkWithdrawal(ctx context.Context, customerID string, at t
 	return nil
 }
 
-// DropUnsharedWithdrawals deletes the queued withdrawals of a box that
-// has never read the hub's stream: their customers never left the box, so
-// no other branch needs to hear of them, and the queue row would be the
-// last copy of the customer id. The daemon calls it when it runs without
-// hq.url.
+// DropUnsharedWithdrawals deletes the queued withdrawals and retractions
+// of a box that has never read the hub's stream: their customers never
+// left the box, so no other branch needs to hear of them, and the queue
+// row would be the last copy of the customer id. Of its queued door
+// changes it keeps one per customer still holding a network consent (the
+// set is read when it is sent), so that a box learning without a hub does
+// not grow its queue visit by visit. The daemon calls it when it runs
+// without hq.url.
 func (d *DB) DropUnsharedWithdrawals(ctx context.Context) (int, error) {
-	r, err := d.db.ExecContext(ctx, `DELETE FROM network_outbox WHERE kind = 'withdraw'
-		AND NOT EXISTS (SELECT 1 FROM network_position)`)
+	var n int64
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			`DELETE FROM network_outbox WHERE kind IN ('withdraw', 'retract')
+				AND NOT EXISTS (SELECT 1 FROM network_position)`,
+			`DELETE FROM network_outbox WHERE kind = 'door'
+				AND id NOT IN (SELECT MAX(id) FROM network_outbox WHERE kind = 'door' GROUP BY customer_id)`,
+			`DELETE FROM network_outbox WHERE kind = 'door' AND NOT EXISTS (SELECT 1 FROM network_position)
+				AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.customer_id = network_outbox.customer_id
+					AND c.scope = 'network' AND c.withdrawn_at IS NULL)`,
+		} {
+			r, err := tx.ExecContext(ctx, q)
+			if err != nil {
+				return err
+			}
+			m, err := r.RowsAffected()
+			if err != nil {
+				return err
+			}
+			n += m
+		}
+		return nil
+	})
 	if err != nil {
 		return 0, fmt.Errorf("drop unshared withdrawals: %w", err)
 	}
-	n, err := r.RowsAffected()
-	return int(n), err
+	return int(n), nil
 }
 
 // NetworkPosition is the hub stream's sequence this box has applied up
