@@ -80,7 +80,7 @@ func benchSync(b *testing.B, n int) {
 		}
 		ev := event{V: 1, Kind: enroll.ChangeEnroll, CustomerID: id, At: at}
 		ev.fill(e)
-		subj := sealer.subject("a", id)
+		subj := sealer.subject("a", subjectCustomer, id)
 		data, err := sealer.seal(subj, ev)
 		if err != nil {
 			b.Fatal(err)
