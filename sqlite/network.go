@@ -159,8 +159,13 @@ func (d *DB) ApplyNetworkEnrollments(ctx context.Context, es []enroll.NetworkEnr
 		if err != nil {
 			return err
 		}
+		st, err := prepareNetworkStmts(ctx, tx)
+		if err != nil {
+			return err
+		}
+		defer st.close()
 		for _, e := range es {
-			if err := applyNetworkEnrollment(ctx, tx, key, e); err != nil {
+			if err := applyNetworkEnrollment(ctx, tx, st, key, e); err != nil {
 				return err
 			}
 		}
@@ -168,17 +173,59 @@ func (d *DB) ApplyNetworkEnrollments(ctx context.Context, es []enroll.NetworkEnr
 	})
 }
 
-func applyNetworkEnrollment(ctx context.Context, tx *sql.Tx, key *seal.Key, e enroll.NetworkEnrollment) error {
+// networkStmts are the statements applying an enrollment runs for every
+// customer, prepared once per batch: compiling them (and the triggers on
+// their tables) each time was a third of a new box's catch-up.
+type networkStmts struct {
+	customer, held, consent, template *sql.Stmt
+}
+
+func prepareNetworkStmts(ctx context.Context, tx *sql.Tx) (*networkStmts, error) {
+	st := &networkStmts{}
+	for _, p := range []struct {
+		to *(*sql.Stmt)
+		q  string
+	}{
+		{&st.customer, `INSERT INTO customers (id, display_name, created_at) VALUES (?, ?, ?)
+			ON CONFLICT(id) DO UPDATE SET display_name = excluded.display_name`},
+		{&st.held, `SELECT COUNT(*) FROM consents WHERE customer_id = ? AND origin <> '' AND withdrawn_at IS NULL`},
+		{&st.consent, `INSERT INTO consents (customer_id, reference, text_version, channel, language, granted_at, scope, origin)
+			VALUES (?, ?, ?, ?, ?, ?, 'network', ?)`},
+		{&st.template, `INSERT INTO templates
+			(customer_id, consent_id, model, embedding, size_px, sharpness, frontal, brightness, created_at, source, origin)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+	} {
+		s, err := tx.PrepareContext(ctx, p.q)
+		if err != nil {
+			st.close()
+			return nil, fmt.Errorf("network enrollment: %w", err)
+		}
+		*p.to = s
+	}
+	return st, nil
+}
+
+func (st *networkStmts) close() {
+	for _, s := range []*sql.Stmt{st.customer, st.held, st.consent, st.template} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+func applyNetworkEnrollment(ctx context.Context, tx *sql.Tx, st *networkStmts, key *seal.Key, e enroll.NetworkEnrollment) error {
 	id := e.Customer.ID
-	if _, err := tx.ExecContext(ctx, `INSERT INTO customers (id, display_name, created_at) VALUES (?, ?, ?)
-		ON CONFLICT(id) DO UPDATE SET display_name = excluded.display_name`,
-		id, e.Customer.DisplayName, e.Customer.Created.UTC().Format(timeFormat)); err != nil {
+	if _, err := st.customer.ExecContext(ctx, id, e.Customer.DisplayName, e.Customer.Created.UTC().Format(timeFormat)); err != nil {
 		return fmt.Errorf("network customer: %w", err)
 	}
+	// A new box catching up meets most customers for the first time:
+	// nothing to replace then.
+	var held int
+	if err := st.held.QueryRowContext(ctx, id).Scan(&held); err != nil {
+		return fmt.Errorf("network consents: %w", err)
+	}
 	c := e.Consent
-	r, err := tx.ExecContext(ctx, `INSERT INTO consents (customer_id, reference, text_version, channel, language, granted_at, scope, origin)
-		VALUES (?, ?, ?, ?, ?, ?, 'network', ?)`,
-		id, c.Reference, c.TextVersion, c.Channel, c.Language, c.GrantedAt.UTC().Format(timeFormat), e.Origin)
+	r, err := st.consent.ExecContext(ctx, id, c.Reference, c.TextVersion, c.Channel, c.Language, c.GrantedAt.UTC().Format(timeFormat), e.Origin)
 	if err != nil {
 		return fmt.Errorf("network consent: %w", err)
 	}
@@ -186,17 +233,19 @@ func applyNetworkEnrollment(ctx context.Context, tx *sql.Tx, key *seal.Key, e en
 	if err != nil {
 		return err
 	}
-	// By customer first: templates have no index on their consent.
-	const replaced = `(SELECT id FROM consents WHERE customer_id = ?1 AND origin <> '' AND withdrawn_at IS NULL AND id <> ?2)`
-	if _, err := tx.ExecContext(ctx, `UPDATE templates SET consent_id = ?2 WHERE customer_id = ?1 AND source = 'door'
-		AND consent_id IN `+replaced, id, consentID); err != nil {
-		return fmt.Errorf("network door templates: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM templates WHERE customer_id = ?1 AND consent_id IN `+replaced, id, consentID); err != nil {
-		return fmt.Errorf("network templates: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM consents WHERE id IN `+replaced, id, consentID); err != nil {
-		return fmt.Errorf("network consents: %w", err)
+	if held > 0 {
+		// By customer first: templates have no index on their consent.
+		const replaced = `(SELECT id FROM consents WHERE customer_id = ?1 AND origin <> '' AND withdrawn_at IS NULL AND id <> ?2)`
+		if _, err := tx.ExecContext(ctx, `UPDATE templates SET consent_id = ?2 WHERE customer_id = ?1 AND source = 'door'
+			AND consent_id IN `+replaced, id, consentID); err != nil {
+			return fmt.Errorf("network door templates: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM templates WHERE customer_id = ?1 AND consent_id IN `+replaced, id, consentID); err != nil {
+			return fmt.Errorf("network templates: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM consents WHERE id IN `+replaced, id, consentID); err != nil {
+			return fmt.Errorf("network consents: %w", err)
+		}
 	}
 	for _, t := range e.Templates {
 		blob, err := sealEmbedding(key, id, &t.Embedding)
@@ -206,9 +255,7 @@ func applyNetworkEnrollment(ctx context.Context, tx *sql.Tx, key *seal.Key, e en
 		if t.Source == "" {
 			t.Source = enroll.SourceEnrollment
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO templates
-			(customer_id, consent_id, model, embedding, size_px, sharpness, frontal, brightness, created_at, source, origin)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		if _, err := st.template.ExecContext(ctx,
 			id, consentID, t.Model, blob, t.Quality.SizePx, t.Quality.Sharpness,
 			t.Quality.Frontal, t.Quality.Brightness, t.Created.UTC().Format(timeFormat), t.Source, e.Origin); err != nil {
 			return fmt.Errorf("network template: %w", err)
