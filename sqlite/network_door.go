@@ -156,10 +156,38 @@ func (d *DB) ApplyNetworkDoorSets(ctx context.Context, sets []enroll.NetworkDoor
 		if err != nil {
 			return err
 		}
+		// Prepared once for the batch, as for enrollments (a new box
+		// catching up applies one set per customer and branch).
+		var st [4]*sql.Stmt
+		defer func() {
+			for _, s := range st {
+				if s != nil {
+					s.Close()
+				}
+			}
+		}()
+		for i, q := range []string{
+			`SELECT id FROM consents WHERE customer_id = ? AND scope = 'network' AND withdrawn_at IS NULL
+				ORDER BY granted_at DESC, id DESC LIMIT 1`,
+			`DELETE FROM templates WHERE customer_id = ? AND source = 'door' AND origin = ?`,
+			`INSERT INTO templates
+				(customer_id, consent_id, model, embedding, size_px, sharpness, frontal, brightness, created_at, source, visit_id, origin)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'door', ?, ?)`,
+			// +model: by the customer's index, never the model's, which
+			// holds every row of the box's model.
+			`DELETE FROM templates WHERE id IN (
+				SELECT id FROM templates WHERE customer_id = ?1 AND +model = ?2 AND source = 'door' AND origin <> ''
+				ORDER BY created_at, id
+				LIMIT max(0, (SELECT COUNT(*) FROM templates WHERE customer_id = ?1 AND +model = ?2 AND source = 'door') - ?3))`,
+		} {
+			if st[i], err = tx.PrepareContext(ctx, q); err != nil {
+				return fmt.Errorf("network door templates: %w", err)
+			}
+		}
+		consent, clear, insert, trim := st[0], st[1], st[2], st[3]
 		for _, s := range sets {
 			var consentID int64
-			err := tx.QueryRowContext(ctx, `SELECT id FROM consents WHERE customer_id = ? AND scope = 'network' AND withdrawn_at IS NULL
-				ORDER BY granted_at DESC, id DESC LIMIT 1`, s.CustomerID).Scan(&consentID)
+			err := consent.QueryRowContext(ctx, s.CustomerID).Scan(&consentID)
 			if errors.Is(err, sql.ErrNoRows) {
 				skipped = append(skipped, s.CustomerID)
 				continue
@@ -167,8 +195,7 @@ func (d *DB) ApplyNetworkDoorSets(ctx context.Context, sets []enroll.NetworkDoor
 			if err != nil {
 				return fmt.Errorf("network door templates: %w", err)
 			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM templates WHERE customer_id = ? AND source = 'door' AND origin = ?`,
-				s.CustomerID, s.Origin); err != nil {
+			if _, err := clear.ExecContext(ctx, s.CustomerID, s.Origin); err != nil {
 				return fmt.Errorf("network door templates: %w", err)
 			}
 			models := map[string]bool{}
@@ -177,21 +204,14 @@ func (d *DB) ApplyNetworkDoorSets(ctx context.Context, sets []enroll.NetworkDoor
 				if err != nil {
 					return fmt.Errorf("seal template: %w", err)
 				}
-				if _, err := tx.ExecContext(ctx, `INSERT INTO templates
-					(customer_id, consent_id, model, embedding, size_px, sharpness, frontal, brightness, created_at, source, visit_id, origin)
-					VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'door', ?, ?)`,
-					s.CustomerID, consentID, t.Model, blob, t.Quality.SizePx, t.Quality.Sharpness,
+				if _, err := insert.ExecContext(ctx, s.CustomerID, consentID, t.Model, blob, t.Quality.SizePx, t.Quality.Sharpness,
 					t.Quality.Frontal, t.Quality.Brightness, t.Created.UTC().Format(timeFormat), t.VisitID, s.Origin); err != nil {
 					return fmt.Errorf("network door template: %w", err)
 				}
 				models[t.Model] = true
 			}
 			for m := range models {
-				if _, err := tx.ExecContext(ctx, `DELETE FROM templates WHERE id IN (
-					SELECT id FROM templates WHERE customer_id = ?1 AND model = ?2 AND source = 'door' AND origin <> ''
-					ORDER BY created_at, id
-					LIMIT max(0, (SELECT COUNT(*) FROM templates WHERE customer_id = ?1 AND model = ?2 AND source = 'door') - ?3))`,
-					s.CustomerID, m, keep); err != nil {
+				if _, err := trim.ExecContext(ctx, s.CustomerID, m, keep); err != nil {
 					return fmt.Errorf("network door templates: %w", err)
 				}
 			}
