@@ -15,11 +15,21 @@ const WithdrawnInNetwork = "withdrawn_network"
 const (
 	ChangeEnroll   = "enroll"
 	ChangeWithdraw = "withdraw"
+	// ChangeRetract: a network-scope consent given at this box ended for
+	// another reason than the customer's withdrawal here (a withdrawal
+	// made at another branch, retention): the box takes back what it told
+	// the network, without asking other boxes to erase the customer.
+	ChangeRetract = "retract"
+	// ChangeDoor: the box's own door templates of a customer holding a
+	// network-scope consent changed; the box sends its whole current set.
+	ChangeDoor = "door"
 )
 
 // NetworkChange is a change made at this box that the bank's other
-// branches must hear of: a network-scope enrollment (or re-enrollment) or
-// the withdrawal of a customer holding a network-scope consent.
+// branches must hear of: a network-scope enrollment (or re-enrollment),
+// the withdrawal of a customer holding a network-scope consent, the end
+// of a network consent given here (retract), or a change of the door
+// templates the box learned of such a customer.
 type NetworkChange struct {
 	ID         int64
 	CustomerID string
@@ -47,6 +57,33 @@ func (e NetworkEnrollment) Check() error {
 		return concierge.Errorf(concierge.EINVALID, "network enrollment: customer id and consent reference must be set")
 	case len(e.Templates) == 0:
 		return concierge.Errorf(concierge.EINVALID, "network enrollment: no templates")
+	}
+	return nil
+}
+
+// NetworkDoorSet is one branch's whole current set of door templates of a
+// customer (learned there from visits staff confirmed): a receiving box
+// replaces what it held from that branch with it, and an empty set takes
+// back everything the branch sent before.
+type NetworkDoorSet struct {
+	// Origin is the branch that learned them; empty for this box's own.
+	Origin     string
+	CustomerID string
+	At         time.Time
+	Templates  []NetworkDoorTemplate
+}
+
+// NetworkDoorTemplate is a door template as the network carries it, with
+// the visit (alert id at its branch) it was learned from.
+type NetworkDoorTemplate struct {
+	Template
+	VisitID string
+}
+
+// Check refuses a door set from the network that cannot be stored.
+func (s NetworkDoorSet) Check() error {
+	if s.Origin == "" || s.CustomerID == "" {
+		return concierge.Errorf(concierge.EINVALID, "network door templates: origin branch and customer id must be set")
 	}
 	return nil
 }

@@ -14,8 +14,15 @@ const (
 )
 
 // BranchSubjects is what branch may publish: its own events, so the
-// stream records which box said what and no branch can speak for another.
-func BranchSubjects(branch string) string { return SubjectPrefix + "." + branch + ".>" }
+// stream records which box said what and no branch can speak for another,
+// and of those only the two kinds a box sends about a customer (its
+// enrollment or its end on c, its door set on d, each under the
+// customer's token), so a branch credential cannot fill the stream with
+// subjects of its own invention.
+func BranchSubjects(branch string) []string {
+	p := SubjectPrefix + "." + branch + "."
+	return []string{p + subjectCustomer + ".*", p + subjectDoor + ".*"}
+}
 
 // Permissions is what a branch identity may do at the hub, whether it
 // connects as a leaf node (the box's embedded server) or as a client: the
@@ -26,7 +33,7 @@ func BranchSubjects(branch string) string { return SubjectPrefix + "." + branch 
 // delete the stream. Nothing else in the account is readable: replies come
 // back on _INBOX.
 func Permissions(branch string) *server.Permissions {
-	pub := []string{BranchSubjects(branch), "$JS.ACK." + StreamName + ".>", "$JS.FC.>"}
+	pub := append(BranchSubjects(branch), "$JS.ACK."+StreamName+".>", "$JS.FC.>")
 	// Over a leaf node JetStream's API is addressed by domain; the
 	// server maps $JS.hq.API to $JS.API inside the account.
 	for _, api := range []string{"$JS.API", "$JS." + Domain + ".API"} {

@@ -88,17 +88,28 @@ func TestBranchPermissions(t *testing.T) {
 	if _, err := js.Publish(ctx, hub.SubjectPrefix+".a.c.x", []byte("{}")); err != nil {
 		t.Fatalf("own subject: %v", err)
 	}
+	if _, err := js.Publish(ctx, hub.SubjectPrefix+".a.d.x", []byte("{}")); err != nil {
+		t.Fatalf("own door subject: %v", err)
+	}
 	short, cancelShort := context.WithTimeout(ctx, time.Second)
 	defer cancelShort()
 	if _, err := js.Publish(short, hub.SubjectPrefix+".b.c.x", []byte("{}")); err == nil {
 		t.Fatal("branch a published an event as branch b")
 	}
+	for _, subj := range []string{".b.d.x", ".a.x.x", ".a.c.x.y", ".a.tiers.x"} {
+		short, cancelShort := context.WithTimeout(ctx, time.Second)
+		_, err := js.Publish(short, hub.SubjectPrefix+subj, []byte("{}"))
+		cancelShort()
+		if err == nil {
+			t.Fatalf("branch a published on %s", hub.SubjectPrefix+subj)
+		}
+	}
 	s, err := js.Stream(ctx, hub.StreamName)
 	if err != nil {
 		t.Fatalf("stream info: %v", err)
 	}
-	if n := s.CachedInfo().State.Msgs; n != 1 {
-		t.Fatalf("stream holds %d messages, want only a's", n)
+	if n := s.CachedInfo().State.Msgs; n != 2 {
+		t.Fatalf("stream holds %d messages, want only a's 2", n)
 	}
 	if err := js.DeleteStream(short, hub.StreamName); err == nil {
 		t.Fatal("a branch deleted the network stream")
@@ -107,7 +118,7 @@ func TestBranchPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	nc.Flush()
-	if err := waitViolation(errs); err != nil {
+	if err := waitViolation(errs, "concierge.b.arrival"); err != nil {
 		t.Fatal(err)
 	}
 	// It reads the network stream through a consumer of its own.
@@ -121,12 +132,14 @@ func TestBranchPermissions(t *testing.T) {
 	}
 }
 
-func waitViolation(errs chan error) error {
+// waitViolation waits for the server's permissions violation on subj
+// (the publishes refused before report theirs too).
+func waitViolation(errs chan error, subj string) error {
 	deadline := time.After(5 * time.Second)
 	for {
 		select {
 		case err := <-errs:
-			if strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			if strings.Contains(strings.ToLower(err.Error()), "permissions violation") && strings.Contains(err.Error(), subj) {
 				return nil
 			}
 		case <-deadline:

@@ -33,6 +33,8 @@ type Store interface {
 	NetworkEnrollment(ctx context.Context, customerID string) (enroll.NetworkEnrollment, error)
 	ApplyNetworkEnrollments(ctx context.Context, es []enroll.NetworkEnrollment) error
 	ApplyNetworkWithdrawal(ctx context.Context, customerID string, at time.Time) error
+	NetworkDoorSet(ctx context.Context, customerID string) (enroll.NetworkDoorSet, error)
+	ApplyNetworkDoorSets(ctx context.Context, sets []enroll.NetworkDoorSet, keep int) (skipped []string, err error)
 	NetworkPosition(ctx context.Context) (uint64, error)
 	SetNetworkPosition(ctx context.Context, seq uint64) error
 }
@@ -53,6 +55,12 @@ type ReplicatorConfig struct {
 	// every box (`concierge tiers import --hub`); source names it. An
 	// EINVALID error refuses that file (logged); others are retried.
 	Tiers func(ctx context.Context, source string, data []byte) error
+	// DoorTemplates is how many door templates of a model a customer
+	// keeps at this box (match.door_templates) when the box learns from
+	// confirmed visits; 0 when it does not, and then it keeps none from
+	// the network either: door sets of other branches are passed over,
+	// as the daemon drops its own door templates when learning is off.
+	DoorTemplates int
 	// Poll is how often the box looks for its own changes (default 1s).
 	Poll   time.Duration
 	Logger *slog.Logger
@@ -182,16 +190,26 @@ func (r *Replicator) publishLoop(ctx context.Context) {
 }
 
 // PublishPending sends the box's queued network changes to the hub and
-// deletes each once the hub's stream has stored it.
+// deletes each once the hub's stream has stored it. A door change is sent
+// as the customer's whole door set read when it is sent, so of several
+// queued for a customer only the last is sent.
 func (r *Replicator) PublishPending(ctx context.Context) error {
 	for {
 		changes, err := r.cfg.Store.NetworkChanges(ctx, 100)
 		if err != nil || len(changes) == 0 {
 			return err
 		}
+		lastDoor := map[string]int64{}
 		for _, c := range changes {
-			if err := r.publish(ctx, c); err != nil {
-				return err
+			if c.Kind == enroll.ChangeDoor {
+				lastDoor[c.CustomerID] = c.ID
+			}
+		}
+		for _, c := range changes {
+			if c.Kind != enroll.ChangeDoor || lastDoor[c.CustomerID] == c.ID {
+				if err := r.publish(ctx, c); err != nil {
+					return err
+				}
 			}
 			if err := r.cfg.Store.FinishNetworkChange(ctx, c.ID); err != nil {
 				return err
@@ -202,7 +220,9 @@ func (r *Replicator) PublishPending(ctx context.Context) error {
 
 func (r *Replicator) publish(ctx context.Context, c enroll.NetworkChange) error {
 	ev := event{V: 1, Kind: c.Kind, CustomerID: c.CustomerID, At: c.At.UTC()}
-	if c.Kind == enroll.ChangeEnroll {
+	subj := r.subject(r.cfg.Branch, subjectCustomer, c.CustomerID)
+	switch c.Kind {
+	case enroll.ChangeEnroll:
 		e, err := r.cfg.Store.NetworkEnrollment(ctx, c.CustomerID)
 		if concierge.ErrorCode(err) == concierge.ENOTFOUND {
 			return nil // withdrawn since: the withdrawal follows in the queue
@@ -211,8 +231,16 @@ func (r *Replicator) publish(ctx context.Context, c enroll.NetworkChange) error 
 			return err
 		}
 		ev.fill(e)
+	case enroll.ChangeDoor:
+		// Its own subject: a door set never displaces the enrollment,
+		// and an empty one overwrites what the box sent before.
+		subj = r.subject(r.cfg.Branch, subjectDoor, c.CustomerID)
+		s, err := r.cfg.Store.NetworkDoorSet(ctx, c.CustomerID)
+		if err != nil {
+			return err
+		}
+		ev.fillDoor(s)
 	}
-	subj := r.subject(r.cfg.Branch, c.CustomerID)
 	data, err := r.seal(subj, ev)
 	if err != nil {
 		return err
@@ -224,7 +252,7 @@ func (r *Replicator) publish(ctx context.Context, c enroll.NetworkChange) error 
 		return fmt.Errorf("publish to the hub: %w", err)
 	}
 	r.touch()
-	r.log.Info("network change sent", slog.String("kind", c.Kind))
+	r.log.Info("network change sent", slog.String("kind", c.Kind), slog.Int("templates", len(ev.Templates)))
 	r.log.Debug("network change sent", slog.String("customer", c.CustomerID), slog.String("kind", c.Kind))
 	return nil
 }
@@ -338,10 +366,14 @@ func fetch(ctx context.Context, cons jetstream.Consumer) ([]jetstream.Msg, uint6
 const fetchBatch = 500
 
 // applier applies a batch of events in stream order: enrollments are
-// gathered and stored together, a withdrawal first stores those before it.
+// gathered and stored together, then the door sets gathered with them (a
+// door set hangs on the customer's network consent, which an enrollment
+// later in the batch may bring); a withdrawal first stores those before
+// it.
 type applier struct {
 	r       *Replicator
 	pending []enroll.NetworkEnrollment
+	doors   []enroll.NetworkDoorSet
 	applied int
 }
 
@@ -376,7 +408,8 @@ func (a *applier) add(ctx context.Context, subj string, data []byte) error {
 		r.log.Info("tier file from HQ imported", slog.String("source", ev.Source))
 		return nil
 	}
-	if ev.Kind == enroll.ChangeEnroll {
+	switch ev.Kind {
+	case enroll.ChangeEnroll:
 		e := ev.enrollment()
 		e.Origin = origin
 		if err := e.Check(); err != nil {
@@ -384,6 +417,25 @@ func (a *applier) add(ctx context.Context, subj string, data []byte) error {
 			return nil
 		}
 		a.pending = append(a.pending, e)
+		return nil
+	case enroll.ChangeDoor:
+		if r.cfg.DoorTemplates <= 0 {
+			r.log.Debug("door templates from the network passed over: this box does not learn",
+				slog.String("customer", ev.CustomerID), slog.String("from", origin))
+			return nil
+		}
+		s := ev.doorSet()
+		s.Origin = origin
+		if err := s.Check(); err != nil {
+			r.log.Error("network event refused", slog.String("subject", subj), slog.Any("error", err))
+			return nil
+		}
+		a.doors = append(a.doors, s)
+		return nil
+	case enroll.ChangeRetract:
+		// The branch took back what it said (its network consent ended
+		// there for another reason than the customer's withdrawal): boxes
+		// keep what they hold under their own or other branches' word.
 		return nil
 	}
 	if err := a.flush(ctx); err != nil {
@@ -394,21 +446,32 @@ func (a *applier) add(ctx context.Context, subj string, data []byte) error {
 }
 
 func (a *applier) flush(ctx context.Context) error {
-	if len(a.pending) == 0 {
-		return nil
+	if len(a.pending) > 0 {
+		if err := a.r.cfg.Store.ApplyNetworkEnrollments(ctx, a.pending); err != nil {
+			return err
+		}
+		a.applied += len(a.pending)
+		a.pending = a.pending[:0]
 	}
-	if err := a.r.cfg.Store.ApplyNetworkEnrollments(ctx, a.pending); err != nil {
-		return err
+	if len(a.doors) > 0 {
+		skipped, err := a.r.cfg.Store.ApplyNetworkDoorSets(ctx, a.doors, a.r.cfg.DoorTemplates)
+		if err != nil {
+			return err
+		}
+		for _, id := range skipped {
+			a.r.log.Debug("door templates from the network passed over: no network-scope consent here", slog.String("customer", id))
+		}
+		a.applied += len(a.doors) - len(skipped)
+		a.doors = a.doors[:0]
 	}
-	a.applied += len(a.pending)
-	a.pending = a.pending[:0]
 	return nil
 }
 
 // decode opens one event of another branch; nil for the box's own.
 func (r *Replicator) decode(subj string, data []byte) (*event, string, error) {
 	parts := strings.Split(subj, ".")
-	if len(parts) != 4 || parts[0] != SubjectPrefix || (parts[2] != "c" && parts[2] != "tiers") {
+	if len(parts) != 4 || parts[0] != SubjectPrefix ||
+		(parts[2] != subjectCustomer && parts[2] != subjectDoor && parts[2] != "tiers") {
 		return nil, "", concierge.Errorf(concierge.EINVALID, "subject %s is not a network event", subj)
 	}
 	origin := parts[1]
@@ -429,22 +492,34 @@ func (r *Replicator) decode(subj string, data []byte) (*event, string, error) {
 	}
 	// The subject names the customer by a keyed hash: an event moved to
 	// another customer's subject does not open as theirs.
-	if r.subject(origin, ev.CustomerID) != subj {
+	if r.subject(origin, parts[2], ev.CustomerID) != subj {
 		return nil, origin, concierge.Errorf(concierge.EINVALID, "event for another customer than its subject")
 	}
-	if ev.Kind != enroll.ChangeEnroll && ev.Kind != enroll.ChangeWithdraw {
-		return nil, origin, concierge.Errorf(concierge.EINVALID, "event kind %q", ev.Kind)
+	switch {
+	case parts[2] == subjectDoor && ev.Kind == enroll.ChangeDoor,
+		parts[2] == subjectCustomer && (ev.Kind == enroll.ChangeEnroll || ev.Kind == enroll.ChangeWithdraw || ev.Kind == enroll.ChangeRetract):
+		return &ev, origin, nil
 	}
-	return &ev, origin, nil
+	return nil, origin, concierge.Errorf(concierge.EINVALID, "event kind %q on subject %s", ev.Kind, subj)
 }
 
-// subject is where branch's events about a customer go: the id appears
-// only as a keyed hash, so the hub's store does not list the bank's
-// customers, and the stream keeps one event per customer and branch.
-func (r *Replicator) subject(branch, customerID string) string {
+// The kinds of a branch's subjects about a customer: "c" carries the
+// customer's enrollment and its end (withdrawal or retraction), "d" the
+// branch's door set of them. Each keeps one message (the stream's limit
+// per subject), so the hub holds the current state, never the history.
+const (
+	subjectCustomer = "c"
+	subjectDoor     = "d"
+)
+
+// subject is where branch's events of a kind about a customer go: the id
+// appears only as a keyed hash, so the hub's store does not list the
+// bank's customers, and the stream keeps one event per customer, kind and
+// branch.
+func (r *Replicator) subject(branch, kind, customerID string) string {
 	m := hmac.New(sha256.New, r.idKey)
 	m.Write([]byte(customerID))
-	return SubjectPrefix + "." + branch + ".c." + hex.EncodeToString(m.Sum(nil)[:16])
+	return SubjectPrefix + "." + branch + "." + kind + "." + hex.EncodeToString(m.Sum(nil)[:16])
 }
 
 // event is the plaintext of a network message.
@@ -467,6 +542,8 @@ type wireTemplate struct {
 	Embedding []float32    `json:"embedding"`
 	Quality   face.Quality `json:"quality"`
 	Created   time.Time    `json:"created"`
+	// VisitID is the visit a door template was learned from.
+	VisitID string `json:"visit_id,omitempty"`
 }
 
 func (ev *event) fill(e enroll.NetworkEnrollment) {
@@ -478,6 +555,27 @@ func (ev *event) fill(e enroll.NetworkEnrollment) {
 		ev.Templates = append(ev.Templates, wireTemplate{Model: t.Model, Embedding: t.Embedding[:],
 			Quality: t.Quality, Created: t.Created.UTC()})
 	}
+}
+
+func (ev *event) fillDoor(s enroll.NetworkDoorSet) {
+	for _, t := range s.Templates {
+		ev.Templates = append(ev.Templates, wireTemplate{Model: t.Model, Embedding: t.Embedding[:],
+			Quality: t.Quality, Created: t.Created.UTC(), VisitID: t.VisitID})
+	}
+}
+
+func (ev event) doorSet() enroll.NetworkDoorSet {
+	s := enroll.NetworkDoorSet{CustomerID: ev.CustomerID, At: ev.At}
+	for _, w := range ev.Templates {
+		t := enroll.NetworkDoorTemplate{Template: enroll.Template{CustomerID: ev.CustomerID, Model: w.Model,
+			Quality: w.Quality, Created: w.Created, Source: enroll.SourceDoor, Group: enroll.DoorGroup}, VisitID: w.VisitID}
+		if len(w.Embedding) != len(t.Embedding) {
+			continue
+		}
+		copy(t.Embedding[:], w.Embedding)
+		s.Templates = append(s.Templates, t)
+	}
+	return s
 }
 
 func (ev event) enrollment() enroll.NetworkEnrollment {

@@ -38,6 +38,13 @@ func startBox(t *testing.T, h *hub.Hub, dir, id string) *box {
 
 func startBoxCA(t *testing.T, h *hub.Hub, dir, id, ca string) *box {
 	t.Helper()
+	return startBoxWith(t, h, dir, id, ca, 0)
+}
+
+// startBoxWith starts a box that keeps up to doors door templates of a
+// customer (0: it does not learn).
+func startBoxWith(t *testing.T, h *hub.Hub, dir, id, ca string, doors int) *box {
+	t.Helper()
 	b := &box{id: id}
 	b.db = testdb.Open(t)
 	n := testenv.RunNATS(t, testenv.ClosedNATS(id), testenv.NATSConfig(func(c *alert.ServerConfig) {
@@ -60,7 +67,7 @@ func startBoxCA(t *testing.T, h *hub.Hub, dir, id, ca string) *box {
 		t.Fatal(err)
 	}
 	b.rep, err = hub.NewReplicator(hub.ReplicatorConfig{Branch: id, Conn: nc, Store: b.db, NetworkKey: key,
-		Poll: 100 * time.Millisecond, Logger: testLogger()})
+		DoorTemplates: doors, Poll: 100 * time.Millisecond, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

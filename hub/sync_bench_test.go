@@ -24,7 +24,9 @@ import (
 // BenchmarkSync measures how long a new box takes to catch up with a
 // network of n customers (three templates each) held by the hub, and the
 // process's peak RSS afterwards (hub and box share the process, so it is
-// an upper bound for the box). CONCIERGE_SYNC_N overrides n.
+// an upper bound for the box). CONCIERGE_SYNC_N overrides n;
+// CONCIERGE_SYNC_DOORS=k gives each customer a door set of k templates
+// too, which the box, learning, keeps.
 func BenchmarkSync(b *testing.B) {
 	ns := []int{1000, 10000}
 	if v, err := strconv.Atoi(os.Getenv("CONCIERGE_SYNC_N")); err == nil && v > 0 {
@@ -36,6 +38,7 @@ func BenchmarkSync(b *testing.B) {
 }
 
 func benchSync(b *testing.B, n int) {
+	doors, _ := strconv.Atoi(os.Getenv("CONCIERGE_SYNC_DOORS"))
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		quiet = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -80,9 +83,29 @@ func benchSync(b *testing.B, n int) {
 		}
 		ev := event{V: 1, Kind: enroll.ChangeEnroll, CustomerID: id, At: at}
 		ev.fill(e)
-		subj := sealer.subject("a", id)
+		subj := sealer.subject("a", subjectCustomer, id)
 		data, err := sealer.seal(subj, ev)
 		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := js.PublishAsync(subj, data); err != nil {
+			b.Fatal(err)
+		}
+		if doors <= 0 {
+			continue
+		}
+		ds := enroll.NetworkDoorSet{CustomerID: id}
+		for k := range doors {
+			t := enroll.NetworkDoorTemplate{Template: enroll.Template{Model: "m", Created: at}, VisitID: fmt.Sprintf("V%d-%d", i, k)}
+			for j := range t.Embedding {
+				t.Embedding[j] = float32((i*5+k*11+j)%89) / 89
+			}
+			ds.Templates = append(ds.Templates, t)
+		}
+		ev = event{V: 1, Kind: enroll.ChangeDoor, CustomerID: id, At: at}
+		ev.fillDoor(ds)
+		subj = sealer.subject("a", subjectDoor, id)
+		if data, err = sealer.seal(subj, ev); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := js.PublishAsync(subj, data); err != nil {
@@ -113,7 +136,8 @@ func benchSync(b *testing.B, n int) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		rep, err := NewReplicator(ReplicatorConfig{Branch: "b", Conn: nc, Store: db, NetworkKey: key, Logger: quiet})
+		rep, err := NewReplicator(ReplicatorConfig{Branch: "b", Conn: nc, Store: db, NetworkKey: key, Logger: quiet,
+			DoorTemplates: 10})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -127,8 +151,8 @@ func benchSync(b *testing.B, n int) {
 		b.StopTimer()
 		b.ReportMetric(time.Since(start).Seconds(), "sync-s")
 		ts, err := db.Templates(context.Background(), "m")
-		if err != nil || len(ts) != 3*n {
-			b.Fatalf("%d templates after sync, want %d: %v", len(ts), 3*n, err)
+		if err != nil || len(ts) != (3+max(doors, 0))*n {
+			b.Fatalf("%d templates after sync, want %d: %v", len(ts), (3+max(doors, 0))*n, err)
 		}
 		var ru syscall.Rusage
 		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)

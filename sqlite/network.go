@@ -79,11 +79,13 @@ func (d *DB) FinishNetworkChange(ctx context.Context, id int64) error {
 }
 
 // NetworkEnrollment is what this box tells the network of a customer: the
-// latest active network-scope consent given here and the templates made
-// under this box's active network-scope consents. Door templates stay at
-// the branch whose door camera they were learned from (docs/checkin.md,
-// "Learning from confirmed visits"): they are not sent as enrollment. ENOTFOUND when there is
-// none (withdrawn since, or never given here).
+// latest active network-scope consent given here and the enrollment
+// templates made under this box's active network-scope consents. Door
+// templates (learned from confirmed visits) are not part of it: they
+// travel as the box's door set of the customer, on a subject of their own
+// (NetworkDoorSet), so that a visit learned never displaces the
+// enrollment. ENOTFOUND when there is none (withdrawn since, or never
+// given here).
 func (d *DB) NetworkEnrollment(ctx context.Context, customerID string) (enroll.NetworkEnrollment, error) {
 	var e enroll.NetworkEnrollment
 	c, err := d.Customer(ctx, customerID)
@@ -137,10 +139,14 @@ func (d *DB) ApplyNetworkEnrollment(ctx context.Context, origin string, e enroll
 
 // ApplyNetworkEnrollments stores, in order and in one transaction, what
 // other branches told the network of customers: each replaces whatever
-// active consent and templates this box held from the network about that
-// customer (the latest word wins); the customer's own consents given at
-// this box, and the records of consents that ended here, stay. Applying
-// them twice changes nothing. One transaction for many is what lets a new
+// active consent and enrollment templates this box held from the network
+// about that customer (the latest word wins); the customer's own consents
+// given at this box, and the records of consents that ended here, stay.
+// Door templates held under the replaced consent (learned here, or
+// received from other branches) are kept under the new one: a
+// re-enrollment elsewhere is no reason to forget what confirmed visits
+// taught, and a mark or a withdrawal still removes them. Applying them
+// twice changes nothing. One transaction for many is what lets a new
 // box catch up with a large network quickly.
 func (d *DB) ApplyNetworkEnrollments(ctx context.Context, es []enroll.NetworkEnrollment) error {
 	for _, e := range es {
@@ -153,8 +159,13 @@ func (d *DB) ApplyNetworkEnrollments(ctx context.Context, es []enroll.NetworkEnr
 		if err != nil {
 			return err
 		}
+		st, err := prepareNetworkStmts(ctx, tx)
+		if err != nil {
+			return err
+		}
+		defer st.close()
 		for _, e := range es {
-			if err := applyNetworkEnrollment(ctx, tx, key, e); err != nil {
+			if err := applyNetworkEnrollment(ctx, tx, st, key, e); err != nil {
 				return err
 			}
 		}
@@ -162,31 +173,79 @@ func (d *DB) ApplyNetworkEnrollments(ctx context.Context, es []enroll.NetworkEnr
 	})
 }
 
-func applyNetworkEnrollment(ctx context.Context, tx *sql.Tx, key *seal.Key, e enroll.NetworkEnrollment) error {
+// networkStmts are the statements applying an enrollment runs for every
+// customer, prepared once per batch: compiling them (and the triggers on
+// their tables) each time was a third of a new box's catch-up.
+type networkStmts struct {
+	customer, held, consent, template *sql.Stmt
+}
+
+func prepareNetworkStmts(ctx context.Context, tx *sql.Tx) (*networkStmts, error) {
+	st := &networkStmts{}
+	for _, p := range []struct {
+		to *(*sql.Stmt)
+		q  string
+	}{
+		{&st.customer, `INSERT INTO customers (id, display_name, created_at) VALUES (?, ?, ?)
+			ON CONFLICT(id) DO UPDATE SET display_name = excluded.display_name`},
+		{&st.held, `SELECT COUNT(*) FROM consents WHERE customer_id = ? AND origin <> '' AND withdrawn_at IS NULL`},
+		{&st.consent, `INSERT INTO consents (customer_id, reference, text_version, channel, language, granted_at, scope, origin)
+			VALUES (?, ?, ?, ?, ?, ?, 'network', ?)`},
+		{&st.template, `INSERT INTO templates
+			(customer_id, consent_id, model, embedding, size_px, sharpness, frontal, brightness, created_at, source, origin)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+	} {
+		s, err := tx.PrepareContext(ctx, p.q)
+		if err != nil {
+			st.close()
+			return nil, fmt.Errorf("network enrollment: %w", err)
+		}
+		*p.to = s
+	}
+	return st, nil
+}
+
+func (st *networkStmts) close() {
+	for _, s := range []*sql.Stmt{st.customer, st.held, st.consent, st.template} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+func applyNetworkEnrollment(ctx context.Context, tx *sql.Tx, st *networkStmts, key *seal.Key, e enroll.NetworkEnrollment) error {
 	id := e.Customer.ID
-	if _, err := tx.ExecContext(ctx, `INSERT INTO customers (id, display_name, created_at) VALUES (?, ?, ?)
-		ON CONFLICT(id) DO UPDATE SET display_name = excluded.display_name`,
-		id, e.Customer.DisplayName, e.Customer.Created.UTC().Format(timeFormat)); err != nil {
+	if _, err := st.customer.ExecContext(ctx, id, e.Customer.DisplayName, e.Customer.Created.UTC().Format(timeFormat)); err != nil {
 		return fmt.Errorf("network customer: %w", err)
 	}
-	// By customer first: templates have no index on their consent.
-	if _, err := tx.ExecContext(ctx, `DELETE FROM templates WHERE customer_id = ?1 AND consent_id IN
-		(SELECT id FROM consents WHERE customer_id = ?1 AND origin <> '' AND withdrawn_at IS NULL)`, id); err != nil {
-		return fmt.Errorf("network templates: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM consents WHERE customer_id = ? AND origin <> '' AND withdrawn_at IS NULL`, id); err != nil {
+	// A new box catching up meets most customers for the first time:
+	// nothing to replace then.
+	var held int
+	if err := st.held.QueryRowContext(ctx, id).Scan(&held); err != nil {
 		return fmt.Errorf("network consents: %w", err)
 	}
 	c := e.Consent
-	r, err := tx.ExecContext(ctx, `INSERT INTO consents (customer_id, reference, text_version, channel, language, granted_at, scope, origin)
-		VALUES (?, ?, ?, ?, ?, ?, 'network', ?)`,
-		id, c.Reference, c.TextVersion, c.Channel, c.Language, c.GrantedAt.UTC().Format(timeFormat), e.Origin)
+	r, err := st.consent.ExecContext(ctx, id, c.Reference, c.TextVersion, c.Channel, c.Language, c.GrantedAt.UTC().Format(timeFormat), e.Origin)
 	if err != nil {
 		return fmt.Errorf("network consent: %w", err)
 	}
 	consentID, err := r.LastInsertId()
 	if err != nil {
 		return err
+	}
+	if held > 0 {
+		// By customer first: templates have no index on their consent.
+		const replaced = `(SELECT id FROM consents WHERE customer_id = ?1 AND origin <> '' AND withdrawn_at IS NULL AND id <> ?2)`
+		if _, err := tx.ExecContext(ctx, `UPDATE templates SET consent_id = ?2 WHERE customer_id = ?1 AND source = 'door'
+			AND consent_id IN `+replaced, id, consentID); err != nil {
+			return fmt.Errorf("network door templates: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM templates WHERE customer_id = ?1 AND consent_id IN `+replaced, id, consentID); err != nil {
+			return fmt.Errorf("network templates: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM consents WHERE id IN `+replaced, id, consentID); err != nil {
+			return fmt.Errorf("network consents: %w", err)
+		}
 	}
 	for _, t := range e.Templates {
 		blob, err := sealEmbedding(key, id, &t.Embedding)
@@ -196,11 +255,9 @@ func applyNetworkEnrollment(ctx context.Context, tx *sql.Tx, key *seal.Key, e en
 		if t.Source == "" {
 			t.Source = enroll.SourceEnrollment
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO templates
-			(customer_id, consent_id, model, embedding, size_px, sharpness, frontal, brightness, created_at, source)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		if _, err := st.template.ExecContext(ctx,
 			id, consentID, t.Model, blob, t.Quality.SizePx, t.Quality.Sharpness,
-			t.Quality.Frontal, t.Quality.Brightness, t.Created.UTC().Format(timeFormat), t.Source); err != nil {
+			t.Quality.Frontal, t.Quality.Brightness, t.Created.UTC().Format(timeFormat), t.Source, e.Origin); err != nil {
 			return fmt.Errorf("network template: %w", err)
 		}
 	}
@@ -226,19 +283,42 @@ func (d *DB) ApplyNetworkWithdrawal(ctx context.Context, customerID string, at t
 	return nil
 }
 
-// DropUnsharedWithdrawals deletes the queued withdrawals of a box that
-// has never read the hub's stream: their customers never left the box, so
-// no other branch needs to hear of them, and the queue row would be the
-// last copy of the customer id. The daemon calls it when it runs without
-// hq.url.
+// DropUnsharedWithdrawals deletes the queued withdrawals and retractions
+// of a box that has never read the hub's stream: their customers never
+// left the box, so no other branch needs to hear of them, and the queue
+// row would be the last copy of the customer id. Of its queued door
+// changes it keeps one per customer still holding a network consent (the
+// set is read when it is sent), so that a box learning without a hub does
+// not grow its queue visit by visit. The daemon calls it when it runs
+// without hq.url.
 func (d *DB) DropUnsharedWithdrawals(ctx context.Context) (int, error) {
-	r, err := d.db.ExecContext(ctx, `DELETE FROM network_outbox WHERE kind = 'withdraw'
-		AND NOT EXISTS (SELECT 1 FROM network_position)`)
+	var n int64
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			`DELETE FROM network_outbox WHERE kind IN ('withdraw', 'retract')
+				AND NOT EXISTS (SELECT 1 FROM network_position)`,
+			`DELETE FROM network_outbox WHERE kind = 'door'
+				AND id NOT IN (SELECT MAX(id) FROM network_outbox WHERE kind = 'door' GROUP BY customer_id)`,
+			`DELETE FROM network_outbox WHERE kind = 'door' AND NOT EXISTS (SELECT 1 FROM network_position)
+				AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.customer_id = network_outbox.customer_id
+					AND c.scope = 'network' AND c.withdrawn_at IS NULL)`,
+		} {
+			r, err := tx.ExecContext(ctx, q)
+			if err != nil {
+				return err
+			}
+			m, err := r.RowsAffected()
+			if err != nil {
+				return err
+			}
+			n += m
+		}
+		return nil
+	})
 	if err != nil {
 		return 0, fmt.Errorf("drop unshared withdrawals: %w", err)
 	}
-	n, err := r.RowsAffected()
-	return int(n), err
+	return int(n), nil
 }
 
 // NetworkPosition is the hub stream's sequence this box has applied up

@@ -43,7 +43,7 @@ func (d *Daemon) openHQ(ctx context.Context) error {
 			return err
 		}
 		if n > 0 {
-			d.log.Info("hq: withdrawals of customers who never left this box need not be sent", "withdrawals", n)
+			d.log.Info("hq: network changes that no other branch needs were dropped from the queue (withdrawals of customers who never left this box, repeated door changes)", "changes", n)
 		}
 		return nil
 	}
@@ -82,8 +82,14 @@ func (d *Daemon) openHQ(ctx context.Context) error {
 		_, err := im.Import(ctx, data, tiering.ImportOptions{Source: "hq:" + source, Encoding: tiering.EncodingAuto, SkipBadRows: true})
 		return err
 	}
+	// A box that does not learn keeps no door templates, its own or the
+	// network's (openLearning drops them).
+	doors := 0
+	if d.cfg.doorFactor() > 0 {
+		doors = d.cfg.Match.DoorTemplates
+	}
 	rep, err := hub.NewReplicator(hub.ReplicatorConfig{Branch: d.cfg.Branch, Conn: nc, Store: d.app.db,
-		NetworkKey: key, Logger: d.log, Tiers: importTiers})
+		NetworkKey: key, Logger: d.log, Tiers: importTiers, DoorTemplates: doors})
 	if err != nil {
 		return err
 	}

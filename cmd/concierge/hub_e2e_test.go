@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"concierge/alert"
+	"concierge/checkin"
 	"concierge/enroll"
 	"concierge/hub"
 	"concierge/internal/testenv"
@@ -87,6 +88,63 @@ func (b *hqBranch) holds(t *testing.T, customer string) bool {
 		t.Fatal(err)
 	}
 	return n > 0
+}
+
+// learnDoor stores a door template of the customer at the branch, learned
+// from a visit, as the daemon's learner does: a copy of their first
+// enrollment template.
+func (b *hqBranch) learnDoor(t *testing.T, customer, visit string) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, b.cfg.DB, b.cfg.dbOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ts, err := db.CustomerTemplates(ctx, customer, b.d.app.svc.Gallery.Model())
+	if err != nil || len(ts) == 0 {
+		t.Fatalf("%s's templates at %s: %d, %v", customer, b.id, len(ts), err)
+	}
+	if err := db.RecordVisit(ctx, checkin.Arrival{ID: visit, Branch: b.id, Camera: "door-1", CustomerID: customer,
+		At: time.Now(), Distance: 0.5, Margin: 0.1, Votes: 1}); err != nil {
+		t.Fatal(err)
+	}
+	door := enroll.Template{Embedding: ts[0].Embedding, Model: ts[0].Model, Created: time.Now()}
+	if _, err := db.SaveDoorTemplates(ctx, customer, visit, []enroll.Template{door}, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// doorsFrom is how many door templates of the customer the branch holds
+// from branch origin.
+func (b *hqBranch) doorsFrom(t *testing.T, customer, origin string) int {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), b.cfg.DB, b.cfg.dbOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.SQL().QueryRow(`SELECT COUNT(*) FROM templates WHERE customer_id = ? AND source = 'door' AND origin = ?`,
+		customer, origin).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// position is how far the branch has applied the hub's stream.
+func (b *hqBranch) position(t *testing.T) uint64 {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), b.cfg.DB, b.cfg.dbOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p, err := db.NetworkPosition(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func (b *hqBranch) tierSnapshots(t *testing.T, customer string) int {
@@ -269,6 +327,10 @@ func TestHubTwoBranches(t *testing.T) {
 	kioskChallenge = func() []enroll.Turn { return leftThenRight }
 	t.Cleanup(func() { kioskChallenge = nil })
 	t.Setenv("KIOSK_TEST_TOKEN", kioskTestToken)
+	// a learns from confirmed visits, so it keeps door templates from the
+	// network; b does not, so it keeps none. (Not b: learning lowers the
+	// threshold a little, and b's recognition of Blair below is marginal.)
+	learning := "match:\n  door_templates: 10\n"
 	a := startBranch(t, hqDir, leaf, "a", fmt.Sprintf(`kiosk:
   devices:
     - id: kiosk-1
@@ -276,7 +338,7 @@ func TestHubTwoBranches(t *testing.T) {
 web:
   staff:
     - {name: staff-1, password: "%s"}
-`, kioskStaffPassword))
+`, kioskStaffPassword), learning)
 	b := startBranch(t, hqDir, leaf, "b")
 
 	// Branch scope stays at a; network scope, from the CLI and from the
@@ -364,12 +426,38 @@ web:
 		t.Fatalf("the hub stored a's forged event for b: %v", subj)
 	}
 
+	// A door template of Blair stored at b (as a learner stores one)
+	// reaches a, which learns; one stored at a never stays at b, which
+	// does not.
+	b.learnDoor(t, "C-blair", "01B-VISIT")
+	eventually(t, 10*time.Second, "b's door template of Blair at a", func() bool { return a.doorsFrom(t, "C-blair", "b") == 1 })
+	if subj := hubSubjects(t, hqDir, listen, hub.SubjectPrefix+".b.d.>"); len(subj) != 1 {
+		t.Fatalf("the hub holds door sets on %d of b's subjects, want 1 (Blair's): %v", len(subj), subj)
+	}
+	a.learnDoor(t, "C-blair", "01A-VISIT")
+	eventually(t, 10*time.Second, "a's door set in the hub", func() bool {
+		return len(hubSubjects(t, hqDir, listen, hub.SubjectPrefix+".a.d.>")) == 1
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	info, err := testenv.HubStream(t, hqDir, "nats://"+listen).Info(ctx)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "b reading the stream to its end", func() bool { return b.position(t) >= info.State.LastSeq })
+	if n := b.doorsFrom(t, "C-blair", "a"); n != 0 {
+		t.Fatalf("b, which does not learn, keeps %d of a's door templates", n)
+	}
+
 	// A withdrawal at b reaches a: a names Blair no more.
 	if !a.holds(t, "C-blair") {
 		t.Fatal("a lost Blair before the withdrawal")
 	}
 	b.forget(t, "C-blair")
 	eventually(t, 10*time.Second, "Blair gone from a", func() bool { return !a.holds(t, "C-blair") })
+	if n := a.doorsFrom(t, "C-blair", "b"); n != 0 {
+		t.Fatalf("a keeps %d of b's door templates of Blair after his withdrawal", n)
+	}
 	if n := recognised(t, identifyCLI(t, a.path, probes), "C-blair"); n != 0 {
 		t.Fatalf("a still names Blair in %d photos after his withdrawal at b", n)
 	}
