@@ -131,7 +131,9 @@ func (d *DB) Templates(ctx context.Context, model string) ([]enroll.Template, er
 // consents in force: what a confirmed visit's door templates are compared
 // with (enroll.DoorPolicy.Learn).
 func (d *DB) CustomerTemplates(ctx context.Context, customerID, model string) ([]enroll.Template, error) {
-	return d.templates(ctx, `t.customer_id = ? AND t.model = ?`, customerID, model)
+	// +t.model: SQLite would otherwise pick the index on model, which
+	// holds every template of the box's model, over the customer's.
+	return d.templates(ctx, `t.customer_id = ? AND +t.model = ?`, customerID, model)
 }
 
 func (d *DB) templates(ctx context.Context, where string, args ...any) ([]enroll.Template, error) {
