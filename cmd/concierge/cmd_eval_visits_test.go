@@ -184,3 +184,91 @@ func TestEvalVisitsCalibrate(t *testing.T) {
 		}
 	}
 }
+
+// TestEvalVisitsOthers: `eval visits --others` brings another labelled
+// set's people into the simulation (half of the idols' descriptors as the
+// set, the other half as the others): they fill the gallery towards each
+// size and come in as strangers, the report says so, every stranger
+// alert is listed, and --others of another kind than the set is a usage
+// error.
+func TestEvalVisitsOthers(t *testing.T) {
+	b, err := os.ReadFile(testenv.Shared(t, "data/idols-descriptors.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all struct {
+		Idols []json.RawMessage `json:"idols"`
+		Faces []struct {
+			Descriptor string `json:"descriptor"`
+			IdolID     string `json:"idol_id"`
+		} `json:"faces"`
+	}
+	if err := json.Unmarshal(b, &all); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, f := range all.Faces {
+		if !slices.Contains(ids, f.IdolID) {
+			ids = append(ids, f.IdolID)
+		}
+	}
+	dir := t.TempDir()
+	half := func(name string, mine bool) string {
+		part := all
+		part.Faces = nil
+		for _, f := range all.Faces {
+			if (slices.Index(ids, f.IdolID) < len(ids)/2) == mine {
+				part.Faces = append(part.Faces, f)
+			}
+		}
+		b, err := json.Marshal(part)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	set, others := half("set.json", true), half("others.json", false)
+	args := []string{"visits", "--config", evalConfig(t), "--track", "3", "--visits", "3", "--seeds", "3", "--sizes", "10,100,10000"}
+	out, stderr, code := evalCLI(t, append(args, "--others", others, "--verify-target", "0.01,0.05", "--json", set)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var rep struct {
+		Results []eval.VisitsResult `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 2 || rep.Results[0].Config.VerifyTarget != 0.01 || rep.Results[1].Config.VerifyTarget != 0.05 {
+		t.Fatalf("%d results; want one per card budget", len(rep.Results))
+	}
+	for _, r := range rep.Results {
+		if r.OtherIDs < 50 {
+			t.Fatalf("%d other people", r.OtherIDs)
+		}
+		for _, s := range r.Sizes {
+			want := max(r.Customers, min(s.Customers, r.Customers+r.OtherIDs/2))
+			if s.Gallery != want || s.OtherAlerts.Trials == 0 || len(s.Announced) != s.OtherAlerts.Events+s.StrangerAlerts.Events {
+				t.Errorf("at %d: gallery %d (want %d), %d other strangers' visits, %d alerts listed", s.Customers, s.Gallery, want,
+					s.OtherAlerts.Trials, len(s.Announced))
+			}
+		}
+	}
+	if b, c := rep.Results[1].Sizes[1].Band, rep.Results[0].Sizes[1].Band; b <= c {
+		t.Errorf("band %.3f for 5 cards per 100, %.3f for 1", b, c)
+	}
+	text, _, code := evalCLI(t, append(args, "--others", others, set)...)
+	if code != 0 || !strings.Contains(text, "other people fill each gallery") || !strings.Contains(text, "other strangers' alerts") {
+		t.Errorf("exit %d, text report:\n%s", code, text)
+	}
+	for _, bad := range [][]string{{"--others", dir}, {"--verify-target", "2"}, {"--verify-target", "x"}} {
+		_, stderr, code := evalCLI(t, append(append(slices.Clone(args), bad...), set)...)
+		if code != 2 || !strings.Contains(stderr, bad[0]) {
+			t.Errorf("%v: exit %d, %s", bad, code, stderr)
+		}
+	}
+}
