@@ -131,7 +131,7 @@ func runEnroll(ctx context.Context, m *Main, args []string) error {
 	id := fs.String("customer", "", "customer id (required)")
 	name := fs.String("name", "", "display name shown to staff (required)")
 	consentRef := fs.String("consent", "", "consent reference, e.g. the signed form's number (required)")
-	consentText := fs.String("consent-text", "v1", "version of the consent text the customer agreed to")
+	consentText := fs.String("consent-text", "v1", "version of the consent text the customer agreed to; only versions listed in match.door_consent_versions let confirmed visits teach door templates")
 	channel := fs.String("channel", "cli", "where consent was given: cli, counter, kiosk")
 	lang := fs.String("lang", "", "language of the consent text (zh, en)")
 	scope := fs.String("scope", "", "where the customer agreed to be recognised: branch (this box only) or network (every branch; default: enroll.default_scope)")
