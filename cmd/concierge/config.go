@@ -133,8 +133,9 @@ type MatchConfig struct {
 	DuplicateThreshold float64 `yaml:"duplicate_threshold"`
 	// DoorTemplates is how many faces of visits staff confirmed (claimed
 	// arrivals, confirmed cards) each customer keeps as door templates,
-	// the oldest replaced; 0 (the default) learns nothing and drops what
-	// was learned (config_learn.go, docs/accuracy.md).
+	// the oldest replaced (default maxDoorTemplates, for customers whose
+	// consent text DoorConsentVersions lists); 0 learns nothing and drops
+	// what was learned (config_learn.go, docs/accuracy.md).
 	DoorTemplates int `yaml:"door_templates"`
 	// DoorConsentVersions are the consent text versions whose wording
 	// covers door templates (enroll.DoorConsents): a customer whose
@@ -227,8 +228,10 @@ func DefaultConfig() Config {
 		// Zero match values take the configured engine's calibration
 		// (models/engines, enroll.Calibration), so switching engines never keeps a threshold
 		// measured for the other one.
+		// Learning is on: the built-in consent texts cover it, and the
+		// daemon checks each customer's (config_learn.go).
 		Match: MatchConfig{FalseAlertTarget: 1e-4, VerifyTarget: 1e-2,
-			DoorConsentVersions: []string{kiosk.BuiltinConsentVersion}},
+			DoorTemplates: maxDoorTemplates, DoorConsentVersions: []string{kiosk.BuiltinConsentVersion}},
 
 		Checkin: defaultCheckinConfig(),
 

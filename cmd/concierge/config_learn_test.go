@@ -19,6 +19,19 @@ func TestDoorConsentConfig(t *testing.T) {
 	if v := d.Match.DoorConsentVersions; len(v) != 1 || v[0] != kiosk.BuiltinConsentVersion {
 		t.Fatalf("default door_consent_versions %q, want the built-in %s", v, kiosk.BuiltinConsentVersion)
 	}
+	// Learning is on by default where the engine's calibration has a
+	// door factor, so the calibrated thresholds count it; dlib learns
+	// nothing.
+	if d.Match.DoorTemplates != maxDoorTemplates {
+		t.Errorf("default door_templates %d, want %d", d.Match.DoorTemplates, maxDoorTemplates)
+	}
+	for engine, learns := range map[string]bool{engineFoamliu: true, engineMobileFaceNet: true, engineDlib: false} {
+		c := d
+		c.Vision.Engine = engine
+		if f := c.doorFactor(); (f > 1) != learns || c.openSet().DoorFactor != f {
+			t.Errorf("%s: door factor %v by default, open set's %v", engine, f, c.openSet().DoorFactor)
+		}
+	}
 	if p := d.doorPolicy(); !p.Consents.Covers(kiosk.BuiltinConsentVersion+"@sha256:0123456789abcdef") || p.Consents.Covers("2026-12-v2") {
 		t.Errorf("default policy covers %q", p.Consents)
 	}

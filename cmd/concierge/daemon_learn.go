@@ -50,7 +50,7 @@ type learner struct {
 func (d *Daemon) openLearning(ctx context.Context) error {
 	if d.cfg.doorFactor() == 0 {
 		if d.cfg.Match.DoorTemplates > 0 {
-			d.log.Warn("match.door_templates is set but the engine's calibration has no door_factor: learning from confirmed visits is off",
+			d.log.Warn("match.door_templates is set but the engine's calibration has no door_factor: learning from confirmed visits is off (match.door_templates: 0 says so)",
 				"engine", d.cfg.Vision.Engine)
 		}
 		n, err := d.app.db.DropDoorTemplates(ctx)

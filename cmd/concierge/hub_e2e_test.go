@@ -282,11 +282,14 @@ web:
 	// Branch scope stays at a; network scope, from the CLI and from the
 	// kiosk, is recognised at b.
 	a.enroll(t, "C-chretien", "branch", chretien[:3])
-	a.enroll(t, "C-blair", "network", blair[:3])
+	// Five photos: from three, Blair's nearest other photo lay 0.699 from
+	// his centroid, on the calibrated threshold for one customer (0.704
+	// kiosk-only, 0.698 while learning from confirmed visits).
+	a.enroll(t, "C-blair", "network", blair[:5])
 	eventually(t, 10*time.Second, "Blair at b", func() bool { return b.holds(t, "C-blair") })
 	// Photos not enrolled: b names Blair in some and nobody else in any.
 	var probes [][]byte
-	for _, f := range blair[3:9] {
+	for _, f := range blair[5:11] {
 		img, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
