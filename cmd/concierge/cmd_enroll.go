@@ -202,6 +202,12 @@ func runEnroll(ctx context.Context, m *Main, args []string) error {
 			fmt.Fprintf(m.Stderr, "concierge: warning: %s refused: %s\n", p.Name, photoReason(p))
 		}
 	}
+	// The recorded text decides whether confirmed visits may teach this
+	// customer (match.door_consent_versions); say so while it can be put
+	// right with the signed form at hand.
+	if cfg.doorFactor() > 0 && !cfg.doorPolicy().Consents.Covers(*consentText) {
+		fmt.Fprintf(m.Stderr, "concierge: warning: consent text %q is not listed in match.door_consent_versions: confirmed visits will not teach this customer door templates\n", *consentText)
+	}
 	if assign != nil {
 		assign.AssignedAt = time.Now()
 		if err := app.db.SetTierAssignment(ctx, *assign); err != nil {

@@ -96,6 +96,11 @@ func TestEnrollIdentifyForgetCLI(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("enroll exit %d: %s", code, stderr)
 	}
+	// The default --consent-text (v1) does not cover learning from
+	// confirmed visits, which is on by default: the operator hears it.
+	if !strings.Contains(stderr, `consent text "v1" is not listed in match.door_consent_versions`) {
+		t.Errorf("enroll under a text that does not cover learning: stderr %q", stderr)
+	}
 	var res struct {
 		CustomerID string `json:"customer_id"`
 		Templates  int    `json:"templates"`
