@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -259,5 +261,37 @@ func TestDaemonLearnsOnlyUnderCoveringConsent(t *testing.T) {
 	}
 	if n := metric(t, d, "concierge_door_visits_learned_total"); n != 1 {
 		t.Fatalf("door_visits_learned_total %v, want 1 (C11's)", n)
+	}
+}
+
+// A bank's own kiosk texts that match.door_consent_versions does not list
+// mean nobody enrolling at its kiosks will ever be learned from: the
+// daemon says so at start, and is quiet once the version is listed.
+func TestDaemonWarnsKioskTextNotCovered(t *testing.T) {
+	_, cfg, app := clipApp(t)
+	app.Close()
+	texts := t.TempDir()
+	if err := os.WriteFile(filepath.Join(texts, "en.txt"), []byte("The bank's own consent text.\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.NATS.Listen = "127.0.0.1:-1"
+	cfg.Kiosk.Devices = []KioskDevice{{ID: "k1", Token: kioskTestToken}}
+	cfg.Kiosk.ConsentDir, cfg.Kiosk.ConsentVersion = texts, "bank-2027-01"
+	for _, tc := range []struct {
+		versions []string
+		warns    bool
+	}{{[]string{kiosk.BuiltinConsentVersion}, true}, {[]string{kiosk.BuiltinConsentVersion, "bank-2027-01"}, false}} {
+		cfg.Match.DoorConsentVersions = tc.versions
+		cfg.NATS.StoreDir = filepath.Join(t.TempDir(), "js")
+		var logs syncBuffer
+		d := NewDaemon(cfg, newLogger(&logs, LogConfig{Level: "warn"}))
+		if err := d.Open(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+		if got := strings.Contains(logs.String(), "consent texts do not cover learning"); got != tc.warns {
+			t.Errorf("door_consent_versions %q: warned %v, want %v:\n%s", tc.versions, got, tc.warns, logs.String())
+		}
 	}
 }
