@@ -1,9 +1,12 @@
 package enroll
 
 import (
+	"errors"
 	"slices"
+	"strings"
 	"time"
 
+	"concierge"
 	"concierge/face"
 )
 
@@ -31,10 +34,51 @@ type DoorPolicy struct {
 	// templates (or of a face already taken from the visit): it adds no
 	// knowledge, only weight.
 	Dedupe float64
+	// Consents are the consent texts whose wording covers door templates
+	// (match.door_consent_versions); the store refuses them for a customer
+	// whose consent in force was given on any other text.
+	Consents DoorConsents
+}
+
+// ErrConsentNotCovered is why a store refused door templates: the
+// customer's consent in force was given on a text that does not cover
+// them (DoorConsents.Check). Templates from the entrance camera are a
+// purpose the customer must have agreed to in the words they signed, so
+// the customer learns nothing until they sign a text that covers it.
+var ErrConsentNotCovered = errors.New("the consent text in force does not cover learning from confirmed visits")
+
+// DoorConsents lists the consent text versions whose wording covers door
+// templates: the built-in texts from 2026-12-v3 on (kiosk), or a bank's
+// own versions that say so. Empty covers no one.
+type DoorConsents []string
+
+// Covers reports whether a consent recorded with textVersion covers door
+// templates. The kiosk records "<version>@sha256:<16 hex digits>" and the
+// CLI the version as typed: the part before the '@' must be listed, or
+// the whole string when a listed entry pins the text's hash too.
+func (v DoorConsents) Covers(textVersion string) bool {
+	base, _, _ := strings.Cut(textVersion, "@")
+	for _, c := range v {
+		if c == textVersion || c == base && base != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// Check returns nil when a consent recorded with textVersion covers door
+// templates, and otherwise an ECONFLICT error wrapping
+// ErrConsentNotCovered (its message names the version, not the customer).
+func (v DoorConsents) Check(textVersion string) error {
+	if v.Covers(textVersion) {
+		return nil
+	}
+	return concierge.Errorf(concierge.ECONFLICT, "consent text %q: %w", textVersion, ErrConsentNotCovered)
 }
 
 // DefaultDoorPolicy is the measured choice for the MobileFaceNets (Max;
-// the offset is the engine calibration's). The photo simulation has no quality scores and no repeated
+// the offset is the engine calibration's); its Consents are the caller's
+// to set (the daemon: match.door_consent_versions). The photo simulation has no quality scores and no repeated
 // frames, so MinQuality (checkin's embedding gate) and Dedupe (a tenth of
 // a MobileFaceNet's genuine distances lie under it) are not measured by
 // it: they keep a customer who stood still from filling the cap with one
@@ -52,8 +96,8 @@ type DoorFace struct {
 // templates (best quality first, at most Max, none a near-duplicate of
 // the customer's templates, have) and the customer's existing door
 // templates to delete so that at most Max remain, oldest first. The
-// caller sets ConsentID to the customer's consent in force and stores both
-// in one transaction.
+// caller stores both in one transaction under the customer's consent in
+// force, if Consents covers it.
 func (p DoorPolicy) Learn(customerID, model string, have []Template, visit []DoorFace, at time.Time) (add, drop []Template) {
 	if p.Max <= 0 || len(visit) == 0 {
 		return nil, nil

@@ -1,10 +1,12 @@
 package enroll_test
 
 import (
+	"errors"
 	"os"
 	"testing"
 	"time"
 
+	"concierge"
 	"concierge/enroll"
 	"concierge/eval"
 	"concierge/face"
@@ -97,5 +99,36 @@ func TestOpenSetDoorFactor(t *testing.T) {
 		if b, db := base.Band(1e-2, n), door.Band(1e-2, n); db >= b {
 			t.Errorf("%d customers: band %.4f with door rows, %.4f without", n, db, b)
 		}
+	}
+}
+
+// Which recorded consents cover door templates: the kiosk records the
+// version with the text's hash, the CLI the version alone; an entry with
+// a hash pins that text only; anything else, and an empty list, covers
+// no one, and the refusal is an ECONFLICT that wraps ErrConsentNotCovered.
+func TestDoorConsentsCover(t *testing.T) {
+	v := enroll.DoorConsents{"2026-12-v3", "bank-2027@sha256:0123456789abcdef"}
+	for rec, want := range map[string]bool{
+		"2026-12-v3":                         true,
+		"2026-12-v3@sha256:fedcba9876543210": true,
+		"2026-12-v2":                         false,
+		"2026-12-v2@sha256:fedcba9876543210": false,
+		"2026-12-v3x":                        false,
+		"bank-2027@sha256:0123456789abcdef":  true,
+		"bank-2027@sha256:ffffffffffffffff":  false,
+		"bank-2027":                          false,
+		"":                                   false,
+		"@sha256:0123456789abcdef":           false,
+	} {
+		if got := v.Covers(rec); got != want {
+			t.Errorf("Covers(%q) = %v, want %v", rec, got, want)
+		}
+		if err := v.Check(rec); (err == nil) != want ||
+			!want && (!errors.Is(err, enroll.ErrConsentNotCovered) || concierge.ErrorCode(err) != concierge.ECONFLICT) {
+			t.Errorf("Check(%q) = %v", rec, err)
+		}
+	}
+	if (enroll.DoorConsents{}).Covers("2026-12-v3") {
+		t.Error("an empty list covers a consent")
 	}
 }

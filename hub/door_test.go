@@ -60,7 +60,7 @@ func (b *box) learn(t *testing.T, customer, visit string, vs ...float32) {
 	for _, v := range vs {
 		ts = append(ts, enroll.Template{Embedding: vec(v), Model: "m", Created: at})
 	}
-	if _, err := b.db.SaveDoorTemplates(ctx, customer, visit, ts, nil); err != nil {
+	if _, err := b.db.SaveDoorTemplates(ctx, enroll.DoorConsents{"v1"}, customer, visit, ts, nil); err != nil {
 		t.Fatal(err)
 	}
 }

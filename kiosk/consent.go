@@ -22,7 +22,7 @@ var builtinConsent embed.FS
 
 // BuiltinConsentVersion is the version of the texts shipped in consent/.
 // Change it whenever their wording changes.
-const BuiltinConsentVersion = "2026-12-v2"
+const BuiltinConsentVersion = "2026-12-v3"
 
 // ConsentText is one language's consent text.
 type ConsentText struct {

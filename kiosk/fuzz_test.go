@@ -75,7 +75,7 @@ var jsonOps = []struct{ method, path string }{
 
 func FuzzJSONBodies(f *testing.F) {
 	f.Add(uint8(0), []byte(`{"customer_id":"C1","display_name":"王女士","staff":{"name":"staff-17","password":"clerk-password-17"}}`))
-	f.Add(uint8(1), []byte(`{"text_version":"2026-12-v2","language":"zh","accepted":true}`))
+	f.Add(uint8(1), []byte(`{"text_version":"2026-12-v3","language":"zh","accepted":true}`))
 	f.Add(uint8(2), []byte(`{}`))
 	f.Add(uint8(3), []byte(`{"confirm":true,"reference":"CB-1"}`))
 	f.Add(uint8(0), []byte(`{"customer_id":`))

@@ -14,10 +14,16 @@ import (
 // gallery (enroll.DoorPolicy.Learn): add, sealed, with source door and the
 // visit's id, under the customer's consent in force at this box, and
 // deletes the customer's door templates in drop (the oldest, replaced), in
-// one transaction. ENOTFOUND when the customer holds no active consent;
-// ECONFLICT when the visit was marked "not this person": such a visit never
-// teaches anything. It returns the stored templates with their ids.
-func (d *DB) SaveDoorTemplates(ctx context.Context, customerID, visitID string, add []enroll.Template, drop []int64) ([]enroll.Template, error) {
+// one transaction. The consent in force must have been given on a text
+// that covers door templates (covers, enroll.DoorConsents): it is checked
+// in the transaction that stores under it, so a re-consent or withdrawal
+// racing the learner cannot slip a template under the wrong text.
+// ENOTFOUND when the customer holds no active consent; ECONFLICT when the
+// visit was marked "not this person" (such a visit never teaches
+// anything) and, wrapping enroll.ErrConsentNotCovered, when the consent's
+// text does not cover learning; then nothing is stored or dropped. It
+// returns the stored templates with their ids.
+func (d *DB) SaveDoorTemplates(ctx context.Context, covers enroll.DoorConsents, customerID, visitID string, add []enroll.Template, drop []int64) ([]enroll.Template, error) {
 	if customerID == "" || visitID == "" {
 		return nil, concierge.Errorf(concierge.EINVALID, "door templates: customer and visit are required")
 	}
@@ -31,12 +37,17 @@ func (d *DB) SaveDoorTemplates(ctx context.Context, customerID, visitID string, 
 			return concierge.Errorf(concierge.ECONFLICT, "visit %s was marked \"not this person\"", visitID)
 		}
 		var consentID int64
-		err := tx.QueryRowContext(ctx, `SELECT id FROM consents WHERE customer_id = ? AND withdrawn_at IS NULL
-			ORDER BY granted_at DESC, id DESC LIMIT 1`, customerID).Scan(&consentID)
+		var textVersion string
+		err := tx.QueryRowContext(ctx, `SELECT id, text_version FROM consents WHERE customer_id = ? AND withdrawn_at IS NULL
+			ORDER BY granted_at DESC, id DESC LIMIT 1`, customerID).Scan(&consentID, &textVersion)
 		if errors.Is(err, sql.ErrNoRows) {
-			return concierge.Errorf(concierge.ENOTFOUND, "customer %s has no consent in force", customerID)
+			// No customer id in the message: the learner logs it at Info.
+			return concierge.Errorf(concierge.ENOTFOUND, "the customer has no consent in force")
 		}
 		if err != nil {
+			return err
+		}
+		if err := covers.Check(textVersion); err != nil {
 			return err
 		}
 		for _, id := range drop {

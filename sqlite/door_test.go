@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -32,10 +33,11 @@ func TestDoorTemplates(t *testing.T) {
 		}
 	}
 	later := day.Add(100 * 24 * time.Hour)
+	v1 := enroll.DoorConsents{"v1"}
 	door := func(v float32) enroll.Template {
 		return enroll.Template{Embedding: emb(v), Model: "m", Created: later}
 	}
-	saved, err := db.SaveDoorTemplates(ctx, "C1", "01V1", []enroll.Template{door(0.2), door(0.3)}, nil)
+	saved, err := db.SaveDoorTemplates(ctx, v1, "C1", "01V1", []enroll.Template{door(0.2), door(0.3)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +66,7 @@ func TestDoorTemplates(t *testing.T) {
 		t.Fatalf("C1's templates: %d, %v; want 3", len(mine), err)
 	}
 	// The second visit replaces the oldest door template.
-	if _, err := db.SaveDoorTemplates(ctx, "C1", "01V2", []enroll.Template{door(0.4)}, []int64{saved[0].ID}); err != nil {
+	if _, err := db.SaveDoorTemplates(ctx, v1, "C1", "01V2", []enroll.Template{door(0.4)}, []int64{saved[0].ID}); err != nil {
 		t.Fatal(err)
 	}
 	if n := count(t, db, `SELECT COUNT(*) FROM templates WHERE source = 'door'`); n != 2 {
@@ -93,7 +95,7 @@ func TestDoorTemplates(t *testing.T) {
 	if n, _ := db.VisitTemplates(ctx, "01V1"); n != 1 {
 		t.Fatalf("%d door templates left of visit 1, want 1", n)
 	}
-	if _, err := db.SaveDoorTemplates(ctx, "C1", "01V2", []enroll.Template{door(0.5)}, nil); concierge.ErrorCode(err) != concierge.ECONFLICT {
+	if _, err := db.SaveDoorTemplates(ctx, v1, "C1", "01V2", []enroll.Template{door(0.5)}, nil); concierge.ErrorCode(err) != concierge.ECONFLICT {
 		t.Fatalf("door templates of a rejected visit: %v, want ECONFLICT", err)
 	}
 	marks, err := db.FalseMatches(ctx)
@@ -115,7 +117,70 @@ func TestDoorTemplates(t *testing.T) {
 	if n := count(t, db, `SELECT COUNT(*) FROM templates`); n != 0 {
 		t.Fatalf("%d templates after erasure", n)
 	}
-	if _, err := db.SaveDoorTemplates(ctx, "C1", "01V3", []enroll.Template{door(0.6)}, nil); concierge.ErrorCode(err) != concierge.ENOTFOUND {
+	if _, err := db.SaveDoorTemplates(ctx, v1, "C1", "01V3", []enroll.Template{door(0.6)}, nil); concierge.ErrorCode(err) != concierge.ENOTFOUND {
 		t.Fatalf("door templates after erasure: %v, want ENOTFOUND", err)
+	}
+}
+
+// Door templates are stored only under a consent whose text covers them,
+// checked in the storing transaction: a customer who signed the kiosk's
+// 2026-12-v2 text (which says only the kiosk's photos are kept) learns
+// nothing, and the refusal drops nothing either, until they sign a text
+// that covers learning (a re-enrollment records it); then the templates
+// go under the new consent.
+func TestDoorTemplatesNeedCoveringConsent(t *testing.T) {
+	db := testdb.Open(t)
+	ctx := context.Background()
+	day := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	enrollUnder := func(version string, at time.Time) {
+		t.Helper()
+		if _, err := db.SaveEnrollment(ctx, enroll.Customer{ID: "C2", DisplayName: "x", Created: day},
+			enroll.Consent{Reference: "kiosk " + version, TextVersion: version, Channel: "kiosk", GrantedAt: at, Scope: enroll.ScopeBranch},
+			[]enroll.Template{{Embedding: emb(0.1), Model: "m", Created: at}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	enrollUnder("2026-12-v2@sha256:0123456789abcdef", day)
+	covers := enroll.DoorConsents{"2026-12-v3", "bank-2027-01"}
+	door := func(v float32, at time.Time) enroll.Template {
+		return enroll.Template{Embedding: emb(v), Model: "m", Created: at}
+	}
+	// A door template a bank stored while it (wrongly) listed v2: the
+	// refusal below must not drop it either.
+	old, err := db.SaveDoorTemplates(ctx, enroll.DoorConsents{"2026-12-v2"}, "C2", "01V0", []enroll.Template{door(0.15, day)}, nil)
+	if err != nil || len(old) != 1 {
+		t.Fatalf("door template under a listed v2: %+v, %v", old, err)
+	}
+
+	at := day.Add(24 * time.Hour)
+	_, err = db.SaveDoorTemplates(ctx, covers, "C2", "01V1", []enroll.Template{door(0.2, at)}, []int64{old[0].ID})
+	if !errors.Is(err, enroll.ErrConsentNotCovered) || concierge.ErrorCode(err) != concierge.ECONFLICT {
+		t.Fatalf("door templates under the v2 text: %v, want ECONFLICT wrapping ErrConsentNotCovered", err)
+	}
+	if n := count(t, db, `SELECT COUNT(*) FROM templates WHERE source = 'door'`); n != 1 {
+		t.Fatalf("%d door templates after a refusal, want the 1 stored before", n)
+	}
+	if n, _ := db.VisitTemplates(ctx, "01V1"); n != 0 {
+		t.Fatalf("%d door templates of a visit under an uncovering consent", n)
+	}
+	// The version alone is not enough when the list pins the text's hash.
+	if _, err := db.SaveDoorTemplates(ctx, enroll.DoorConsents{"2026-12-v2@sha256:ffffffffffffffff"}, "C2", "01V1",
+		[]enroll.Template{door(0.2, at)}, nil); !errors.Is(err, enroll.ErrConsentNotCovered) {
+		t.Fatalf("door templates under another hash of v2: %v, want ErrConsentNotCovered", err)
+	}
+
+	// The customer signs the v3 text at the kiosk: learning starts, under
+	// the new consent.
+	enrollUnder("2026-12-v3@sha256:fedcba9876543210", at.Add(time.Hour))
+	var v3 int64
+	if err := db.SQL().QueryRowContext(ctx, `SELECT id FROM consents WHERE text_version LIKE '2026-12-v3@%'`).Scan(&v3); err != nil {
+		t.Fatal(err)
+	}
+	saved, err := db.SaveDoorTemplates(ctx, covers, "C2", "01V2", []enroll.Template{door(0.3, at.Add(2*time.Hour))}, nil)
+	if err != nil || len(saved) != 1 || saved[0].ConsentID != v3 {
+		t.Fatalf("door templates under the v3 consent: %+v, %v; want 1 under consent %d", saved, err, v3)
+	}
+	if n, _ := db.VisitTemplates(ctx, "01V2"); n != 1 {
+		t.Fatalf("%d door templates of the visit after re-consent, want 1", n)
 	}
 }

@@ -75,10 +75,10 @@ func TestNetworkDoorOutbox(t *testing.T) {
 	drain(t, db)
 	visit("V1", "C-net")
 	visit("V2", "C-branch")
-	if _, err := db.SaveDoorTemplates(ctx, "C-net", "V1", []enroll.Template{door(0.2), door(0.3)}, nil); err != nil {
+	if _, err := db.SaveDoorTemplates(ctx, enroll.DoorConsents{"v"}, "C-net", "V1", []enroll.Template{door(0.2), door(0.3)}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.SaveDoorTemplates(ctx, "C-branch", "V2", []enroll.Template{door(0.5)}, nil); err != nil {
+	if _, err := db.SaveDoorTemplates(ctx, enroll.DoorConsents{"v"}, "C-branch", "V2", []enroll.Template{door(0.5)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := distinct(drain(t, db)); len(got) != 1 || got[0] != "door:C-net" {
@@ -153,7 +153,7 @@ func TestNetworkDoorOutbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	visit("V3", "C-far")
-	if _, err := db.SaveDoorTemplates(ctx, "C-far", "V3", []enroll.Template{door(0.3)}, nil); err != nil {
+	if _, err := db.SaveDoorTemplates(ctx, enroll.DoorConsents{"v"}, "C-far", "V3", []enroll.Template{door(0.3)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.ApplyNetworkDoorSets(ctx, []enroll.NetworkDoorSet{set("b003", "C-far", 0.7)}, 10); err != nil {
@@ -260,7 +260,7 @@ func TestDropUnsharedDoorChanges(t *testing.T) {
 				At: at.Add(time.Hour), Distance: 0.5, Margin: 0.1, Votes: 1}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := db.SaveDoorTemplates(ctx, id, v, []enroll.Template{{Embedding: emb(0.1 * float32(i+1)), Model: "m", Created: at}}, nil); err != nil {
+			if _, err := db.SaveDoorTemplates(ctx, enroll.DoorConsents{"v"}, id, v, []enroll.Template{{Embedding: emb(0.1 * float32(i+1)), Model: "m", Created: at}}, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -321,7 +321,7 @@ func TestNetworkDoorMigration(t *testing.T) {
 		At: at.Add(time.Hour), Distance: 0.5, Margin: 0.1, Votes: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.SaveDoorTemplates(ctx, "C1", "V1", []enroll.Template{{Embedding: emb(0.2), Model: "m", Created: at}}, nil); err != nil {
+	if _, err := db.SaveDoorTemplates(ctx, enroll.DoorConsents{"v"}, "C1", "V1", []enroll.Template{{Embedding: emb(0.2), Model: "m", Created: at}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	got := drain(t, db)

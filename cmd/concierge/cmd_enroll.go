@@ -131,7 +131,7 @@ func runEnroll(ctx context.Context, m *Main, args []string) error {
 	id := fs.String("customer", "", "customer id (required)")
 	name := fs.String("name", "", "display name shown to staff (required)")
 	consentRef := fs.String("consent", "", "consent reference, e.g. the signed form's number (required)")
-	consentText := fs.String("consent-text", "v1", "version of the consent text the customer agreed to")
+	consentText := fs.String("consent-text", "v1", "version of the consent text the customer agreed to; only versions listed in match.door_consent_versions let confirmed visits teach door templates")
 	channel := fs.String("channel", "cli", "where consent was given: cli, counter, kiosk")
 	lang := fs.String("lang", "", "language of the consent text (zh, en)")
 	scope := fs.String("scope", "", "where the customer agreed to be recognised: branch (this box only) or network (every branch; default: enroll.default_scope)")
@@ -201,6 +201,12 @@ func runEnroll(ctx context.Context, m *Main, args []string) error {
 		if !p.OK {
 			fmt.Fprintf(m.Stderr, "concierge: warning: %s refused: %s\n", p.Name, photoReason(p))
 		}
+	}
+	// The recorded text decides whether confirmed visits may teach this
+	// customer (match.door_consent_versions); say so while it can be put
+	// right with the signed form at hand.
+	if cfg.doorFactor() > 0 && !cfg.doorPolicy().Consents.Covers(*consentText) {
+		fmt.Fprintf(m.Stderr, "concierge: warning: consent text %q is not listed in match.door_consent_versions: confirmed visits will not teach this customer door templates\n", *consentText)
 	}
 	if assign != nil {
 		assign.AssignedAt = time.Now()

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"concierge/kiosk"
 )
 
 // wallPhoto writes a photo of a plain wall: an image with no face in it.
@@ -66,18 +68,19 @@ func TestIdentifyNoFace(t *testing.T) {
 }
 
 // TestEnrollWarnsRefusedPhoto: enrolled from the good photos, with a warning
-// on stderr naming the refused one and why.
+// on stderr naming the refused one and why (and none about the consent
+// text: the built-in 2026-12-v3 covers learning from confirmed visits).
 func TestEnrollWarnsRefusedPhoto(t *testing.T) {
 	cfg := faceConfig(t)
 	blair := lfw(t, "Tony_Blair")
 	wall := wallPhoto(t)
 	out, stderr, code := run(t, "enroll", "--config", cfg, "--customer", "C8", "--name", "Mr B", "--consent", "F-8",
-		blair[0], wall, blair[3])
+		"--consent-text", kiosk.BuiltinConsentVersion, blair[0], wall, blair[3])
 	if code != 0 {
 		t.Fatalf("enroll: exit %d, %s", code, stderr)
 	}
-	if !strings.Contains(stderr, "warning: wall.png refused: no_face") {
-		t.Errorf("stderr should warn about the refused photo: %q", stderr)
+	if !strings.Contains(stderr, "warning: wall.png refused: no_face") || strings.Contains(stderr, "door_consent_versions") {
+		t.Errorf("stderr should warn about the refused photo only: %q", stderr)
 	}
 	if !strings.Contains(out, `"ok":false`) || !strings.Contains(out, `"templates":`) {
 		t.Errorf("stdout should stay the JSON result: %s", out)

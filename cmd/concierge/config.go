@@ -19,6 +19,7 @@ import (
 	"concierge/alert"
 	"concierge/checkin"
 	"concierge/enroll"
+	"concierge/kiosk"
 	"concierge/models"
 )
 
@@ -132,9 +133,15 @@ type MatchConfig struct {
 	DuplicateThreshold float64 `yaml:"duplicate_threshold"`
 	// DoorTemplates is how many faces of visits staff confirmed (claimed
 	// arrivals, confirmed cards) each customer keeps as door templates,
-	// the oldest replaced; 0 (the default) learns nothing and drops what
-	// was learned (config_learn.go, docs/accuracy.md).
+	// the oldest replaced (default maxDoorTemplates, for customers whose
+	// consent text DoorConsentVersions lists); 0 learns nothing and drops
+	// what was learned (config_learn.go, docs/accuracy.md).
 	DoorTemplates int `yaml:"door_templates"`
+	// DoorConsentVersions are the consent text versions whose wording
+	// covers door templates (enroll.DoorConsents): a customer whose
+	// consent in force names another learns nothing. Default: the
+	// built-in texts' version (kiosk.BuiltinConsentVersion).
+	DoorConsentVersions []string `yaml:"door_consent_versions"`
 }
 
 // NATSConfig: an empty URL starts an embedded server listening on Listen.
@@ -221,7 +228,10 @@ func DefaultConfig() Config {
 		// Zero match values take the configured engine's calibration
 		// (models/engines, enroll.Calibration), so switching engines never keeps a threshold
 		// measured for the other one.
-		Match: MatchConfig{FalseAlertTarget: 1e-4, VerifyTarget: 1e-2},
+		// Learning is on: the built-in consent texts cover it, and the
+		// daemon checks each customer's (config_learn.go).
+		Match: MatchConfig{FalseAlertTarget: 1e-4, VerifyTarget: 1e-2,
+			DoorTemplates: maxDoorTemplates, DoorConsentVersions: []string{kiosk.BuiltinConsentVersion}},
 
 		Checkin: defaultCheckinConfig(),
 
@@ -345,6 +355,9 @@ func (c Config) Validate() error {
 		return errors.New("match.duplicate_threshold: must be >= 0")
 	case c.Match.DoorTemplates < 0 || c.Match.DoorTemplates > maxDoorTemplates:
 		return fmt.Errorf("match.door_templates: %d must be in [0, %d] (0: learn nothing from confirmed visits)", c.Match.DoorTemplates, maxDoorTemplates)
+	}
+	if err := c.Match.validateDoorConsents(); err != nil {
+		return err
 	}
 	if err := c.Vision.Embedder.validate(c.Vision.Engine); err != nil {
 		return err

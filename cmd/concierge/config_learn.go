@@ -1,5 +1,14 @@
 package main
 
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"concierge/enroll"
+	"concierge/kiosk"
+)
+
 // maxDoorTemplates is the most door templates match.door_templates may
 // keep per customer: the shipped door factors were measured with 10, and
 // more door faces can only cost more.
@@ -26,4 +35,39 @@ func (c Config) doorFactor() float64 {
 func (c Config) doorOffset() float64 {
 	c.resolveEngine()
 	return c.calibration().DoorOffset
+}
+
+// validateDoorConsents: a listed version is matched as written against
+// what consents record, so a blank or padded one would silently cover no
+// one; an empty list while learning is on learns from no one, which is
+// what match.door_templates 0 says plainly.
+func (m MatchConfig) validateDoorConsents() error {
+	for _, v := range m.DoorConsentVersions {
+		if v == "" || strings.TrimSpace(v) != v {
+			return fmt.Errorf("match.door_consent_versions: %q is not a consent text version (e.g. %s)", v, kiosk.BuiltinConsentVersion)
+		}
+	}
+	if m.DoorTemplates > 0 && len(m.DoorConsentVersions) == 0 {
+		return fmt.Errorf("match.door_consent_versions: empty while match.door_templates is %d: list the consent text versions that cover learning from confirmed visits (the built-in: %s), or set match.door_templates 0", m.DoorTemplates, kiosk.BuiltinConsentVersion)
+	}
+	return nil
+}
+
+// doorPolicy is what a confirmed visit may teach (enroll.DoorPolicy): the
+// measured policy, capped at match.door_templates, for customers whose
+// consent text is listed in match.door_consent_versions.
+func (c Config) doorPolicy() enroll.DoorPolicy {
+	p := enroll.DefaultDoorPolicy
+	p.Max = c.Match.DoorTemplates
+	p.Consents = enroll.DoorConsents(slices.Clone(c.Match.DoorConsentVersions))
+	return p
+}
+
+// kioskConsentVersion is the version of the texts the kiosks show, which
+// every kiosk enrollment records.
+func (c Config) kioskConsentVersion() string {
+	if c.Kiosk.ConsentVersion == "" {
+		return kiosk.BuiltinConsentVersion
+	}
+	return c.Kiosk.ConsentVersion
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -34,8 +35,9 @@ type learner struct {
 	log    *slog.Logger
 	now    func() time.Time
 
-	learned atomic.Int64 // door templates stored
-	visits  atomic.Int64 // visits that taught something
+	learned    atomic.Int64 // door templates stored
+	visits     atomic.Int64 // visits that taught something
+	notCovered atomic.Int64 // confirmed visits of customers whose consent text does not cover learning
 }
 
 // openLearning starts learning when match.door_templates asks for it and
@@ -48,7 +50,7 @@ type learner struct {
 func (d *Daemon) openLearning(ctx context.Context) error {
 	if d.cfg.doorFactor() == 0 {
 		if d.cfg.Match.DoorTemplates > 0 {
-			d.log.Warn("match.door_templates is set but the engine's calibration has no door_factor: learning from confirmed visits is off",
+			d.log.Warn("match.door_templates is set but the engine's calibration has no door_factor: learning from confirmed visits is off (match.door_templates: 0 says so)",
 				"engine", d.cfg.Vision.Engine)
 		}
 		n, err := d.app.db.DropDoorTemplates(ctx)
@@ -64,8 +66,13 @@ func (d *Daemon) openLearning(ctx context.Context) error {
 		return nil
 	}
 	ttl := max(alert.DefaultAlertTTL, d.cfg.Alerts.VerifyTTL)
-	policy := enroll.DefaultDoorPolicy
-	policy.Max = d.cfg.Match.DoorTemplates
+	policy := d.cfg.doorPolicy()
+	if len(d.cfg.Kiosk.Devices) > 0 && !policy.Consents.Covers(d.cfg.kioskConsentVersion()) {
+		// The bank's own texts: whoever enrolls at the kiosk now will
+		// never be learned from, which the operator should hear once.
+		d.log.Warn("the kiosks' consent texts do not cover learning from confirmed visits: customers enrolled at them learn nothing (match.door_consent_versions)",
+			"consent_version", d.cfg.kioskConsentVersion(), "door_consent_versions", policy.Consents)
+	}
 	l := &learner{held: checkin.NewHeldFaces(ttl, nil), policy: policy, db: d.app.db, model: d.app.svc.Gallery.Model(),
 		log: d.log.WithGroup("learn"), now: time.Now}
 	var err error
@@ -169,8 +176,17 @@ func (l *learner) learn(ctx context.Context, visitID string) {
 	for i, t := range drop {
 		ids[i] = t.ID
 	}
-	saved, err := l.db.SaveDoorTemplates(ctx, customer, visitID, add, ids)
+	saved, err := l.db.SaveDoorTemplates(ctx, l.policy.Consents, customer, visitID, add, ids)
 	switch code := concierge.ErrorCode(err); {
+	case errors.Is(err, enroll.ErrConsentNotCovered):
+		// The customer signed a text that does not cover learning (e.g.
+		// the built-in 2026-12-v2): nothing is kept until they sign one
+		// that does.
+		l.notCovered.Add(1)
+		l.log.Info("door templates not learned: the customer's consent text does not cover learning", slog.String("visit", visitID),
+			slog.String("why", concierge.ErrorMessage(err)))
+		l.log.Debug("door templates not learned: consent text", slog.String("visit", visitID), slog.String("customer", customer))
+		return
 	case code == concierge.ENOTFOUND || code == concierge.ECONFLICT:
 		// Withdrawn meanwhile, or marked "not this person": nothing to learn.
 		l.log.Info("door templates not learned", slog.String("visit", visitID), slog.String("why", concierge.ErrorMessage(err)))
@@ -193,6 +209,9 @@ func (l *learner) registerMetrics(reg *prometheus.Registry) {
 			Help: "Door templates stored from visits staff confirmed."}, func() float64 { return float64(l.learned.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "concierge", Name: "door_visits_learned_total",
 			Help: "Confirmed visits that added door templates."}, func() float64 { return float64(l.visits.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "concierge", Name: "door_visits_not_covered_total",
+			Help: "Confirmed visits that taught nothing because the customer's consent text does not cover learning (match.door_consent_versions)."},
+			func() float64 { return float64(l.notCovered.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "concierge", Name: "door_visits_held",
 			Help: "Decided visits whose faces are held in memory for the claim window."}, func() float64 { return float64(l.held.Len()) }),
 	)

@@ -109,8 +109,15 @@ func (b *hqBranch) learnDoor(t *testing.T, customer, visit string) {
 		At: time.Now(), Distance: 0.5, Margin: 0.1, Votes: 1}); err != nil {
 		t.Fatal(err)
 	}
+	// The learner's consent check is not what this test is about: the
+	// consent in force covers learning here, whatever text it recorded.
+	var version string
+	if err := db.SQL().QueryRowContext(ctx, `SELECT text_version FROM consents WHERE customer_id = ? AND withdrawn_at IS NULL
+		ORDER BY granted_at DESC, id DESC LIMIT 1`, customer).Scan(&version); err != nil {
+		t.Fatal(err)
+	}
 	door := enroll.Template{Embedding: ts[0].Embedding, Model: ts[0].Model, Created: time.Now()}
-	if _, err := db.SaveDoorTemplates(ctx, customer, visit, []enroll.Template{door}, nil); err != nil {
+	if _, err := db.SaveDoorTemplates(ctx, enroll.DoorConsents{version}, customer, visit, []enroll.Template{door}, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -344,11 +351,14 @@ web:
 	// Branch scope stays at a; network scope, from the CLI and from the
 	// kiosk, is recognised at b.
 	a.enroll(t, "C-chretien", "branch", chretien[:3])
-	a.enroll(t, "C-blair", "network", blair[:3])
+	// Five photos: from three, Blair's nearest other photo lay 0.699 from
+	// his centroid, on the calibrated threshold for one customer (0.704
+	// kiosk-only, 0.698 while learning from confirmed visits).
+	a.enroll(t, "C-blair", "network", blair[:5])
 	eventually(t, 10*time.Second, "Blair at b", func() bool { return b.holds(t, "C-blair") })
 	// Photos not enrolled: b names Blair in some and nobody else in any.
 	var probes [][]byte
-	for _, f := range blair[3:9] {
+	for _, f := range blair[5:11] {
 		img, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
