@@ -230,7 +230,7 @@ func DefaultConfig() Config {
 		// measured for the other one.
 		// Learning is on: the built-in consent texts cover it, and the
 		// daemon checks each customer's (config_learn.go).
-		Match: MatchConfig{FalseAlertTarget: 1e-4, VerifyTarget: 1e-2,
+		Match: MatchConfig{FalseAlertTarget: 1e-4, VerifyTarget: 2e-2,
 			DoorTemplates: maxDoorTemplates, DoorConsentVersions: []string{kiosk.BuiltinConsentVersion}},
 
 		Checkin: defaultCheckinConfig(),

@@ -13,7 +13,7 @@ import (
 // name the key, and the band they give the enroll rule.
 func TestVerifyConfig(t *testing.T) {
 	d := DefaultConfig()
-	if d.Match.VerifyTarget != 1e-2 || d.Alerts.VerifyTTL != 5*time.Minute || !d.verifyBand() {
+	if d.Match.VerifyTarget != 2e-2 || d.Alerts.VerifyTTL != 5*time.Minute || !d.verifyBand() {
 		t.Fatalf("defaults: verify_target %v verify_ttl %v", d.Match.VerifyTarget, d.Alerts.VerifyTTL)
 	}
 	// A card needs a face even when alerts carry none.

@@ -334,9 +334,8 @@ func TestHubTwoBranches(t *testing.T) {
 	kioskChallenge = func() []enroll.Turn { return leftThenRight }
 	t.Cleanup(func() { kioskChallenge = nil })
 	t.Setenv("KIOSK_TEST_TOKEN", kioskTestToken)
-	// a learns from confirmed visits, so it keeps door templates from the
-	// network; b does not, so it keeps none. (Not b: learning lowers the
-	// threshold a little, and b's recognition of Blair below is marginal.)
+	// a learns from confirmed visits (the default), so it keeps door
+	// templates from the network; b is set not to, so it keeps none.
 	learning := "match:\n  door_templates: 10\n"
 	a := startBranch(t, hqDir, leaf, "a", fmt.Sprintf(`kiosk:
   devices:
@@ -346,7 +345,7 @@ web:
   staff:
     - {name: staff-1, password: "%s"}
 `, kioskStaffPassword), learning)
-	b := startBranch(t, hqDir, leaf, "b")
+	b := startBranch(t, hqDir, leaf, "b", "match:\n  door_templates: 0\n")
 
 	// Branch scope stays at a; network scope, from the CLI and from the
 	// kiosk, is recognised at b.
