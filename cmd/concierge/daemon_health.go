@@ -23,6 +23,12 @@ import (
 // customer to find out.
 const defaultProbeEvery = 10 * time.Second
 
+// probeTimeout is the least time a write probe is given: a write that is
+// merely slow (a busy disk, a loaded box) is not an unwritable database,
+// and with a short probeEvery a probe cut off at that interval would keep
+// the health failing after the disk came back.
+const probeTimeout = 5 * time.Second
+
 // health is what /healthz knows beyond the counters: the latest write
 // probe's failure and when the daemon started (a camera that never
 // delivered a frame is stale from then).
@@ -82,7 +88,7 @@ func (d *Daemon) probeLoop(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		pctx, cancel := context.WithTimeout(ctx, d.health.probeEvery)
+		pctx, cancel := context.WithTimeout(ctx, max(d.health.probeEvery, probeTimeout))
 		err := d.app.db.ProbeWrite(pctx)
 		cancel()
 		if ctx.Err() != nil {
@@ -90,6 +96,11 @@ func (d *Daemon) probeLoop(ctx context.Context) error {
 		}
 		if err != nil {
 			resets = 2
+			// The probe's own connection may be one SQLite opened while
+			// the file was unwritable, read-only for good: without a fresh
+			// one the probe could never pass again, and only a passing
+			// probe resets the pool below.
+			d.app.db.ResetConnections()
 			// The text varies with the pool's connection (read-only, or
 			// refused writes): log the failure once, not each variant.
 			if d.health.setDBErr(concierge.ErrorMessage(err)) && !d.health.wasFailing() {
