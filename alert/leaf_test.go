@@ -53,7 +53,8 @@ func TestLeafToHub(t *testing.T) {
 	admin.Flush()
 	// Messages over one connection keep their order: once the network
 	// event after it has arrived, the alert would have too.
-	barrier := hub.SubjectPrefix + "." + branch + ".barrier"
+	// The barrier goes where a branch may publish (hub.BranchSubjects).
+	barrier := hub.SubjectPrefix + "." + branch + ".c.barrier"
 	testenv.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
 		daemon.Publish(alert.Subject(branch, alert.FeedArrival), []byte("{}"))
 		daemon.Publish(barrier, nil)
