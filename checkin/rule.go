@@ -117,7 +117,8 @@ func (r Rule) Decide(faces []enroll.Match, fused func() (enroll.Match, bool), ti
 
 // Card decides whether a track that ends unannounced becomes a "please
 // verify" card for band, the band's outer threshold, which takes the place
-// of the rule's threshold (the margin and face slack stay): the fused embedding of
+// of the rule's threshold (the margin and face slack stay, and the rule's
+// Unlearned, which the caller sets to the band's): the fused embedding of
 // all its faces (fused, ok as the gallery returned them) names one customer
 // within the band with the rule's margin, and no face names anyone else
 // within the band (staff cannot be asked "is this C?" on evidence that also

@@ -80,8 +80,14 @@ type Service struct {
 	// was not announced, whose fused embedding names one customer within
 	// it, becomes a Card for Cards. 0 or less: no band. It is called on the
 	// camera path and must be fast and safe for concurrent use.
-	Band  func() float64
-	Cards CardNotifier
+	Band func() float64
+	// Unlearned, when set, gives how much farther than the threshold and
+	// than the band a match may lie when its customer holds no door row
+	// (enroll.Rule.Unlearned: while learning, the calibration counts the
+	// door rows' cost only against customers who have them). It is called
+	// on the camera path and must be fast and safe for concurrent use.
+	Unlearned func() (threshold, band float64)
+	Cards     CardNotifier
 	// CardThumbnailsOnly: the camera offers thumbnails for cards only
 	// (the branch sends none with alerts), so arrivals go without.
 	CardThumbnailsOnly bool
@@ -241,7 +247,8 @@ func (s *Service) Observe(ctx context.Context, cameraID string, at time.Time, de
 
 	// The rule of this frame: the calibrated threshold moves only with the
 	// gallery's size, so one look per frame serves every face in it.
-	base := enroll.Rule{Threshold: s.threshold(), Margin: s.cfg.Margin, FaceSlack: s.cfg.FaceSlack}
+	unlearned, _ := s.unlearned()
+	base := enroll.Rule{Threshold: s.threshold(), Margin: s.cfg.Margin, FaceSlack: s.cfg.FaceSlack, Unlearned: unlearned}
 	embedded, out, errs := s.track(ctx, cameraID, cam, at, dets, embed, base)
 	for _, f := range embedded {
 		d, ok := s.decide(cameraID, f.tr, at, base)
@@ -277,6 +284,7 @@ func (s *Service) Observe(ctx context.Context, cameraID string, at time.Time, de
 func (s *Service) track(ctx context.Context, cameraID string, cam *camera, at time.Time, dets []Detection, embed EmbedFunc, base enroll.Rule) ([]seen, []decision, []error) {
 	cfg := &s.cfg
 	band := s.band()
+	_, bandUnlearned := s.unlearned()
 	idx := make([]int, 0, len(dets))
 	boxes := make([]box, 0, len(dets))
 	for i := range dets {
@@ -332,7 +340,7 @@ func (s *Service) track(ctx context.Context, cameraID string, cam *camera, at ti
 		s.Stats.Embeddings.Add(1)
 		m, ok := s.matcher.Search(&e)
 		f.tr.samples = append(f.tr.samples, sample{emb: e, quality: q, match: m, found: ok})
-		s.keepThumb(cameraID, f.tr, &f.tr.samples[len(f.tr.samples)-1], &dets[f.det], band)
+		s.keepThumb(cameraID, f.tr, &f.tr.samples[len(f.tr.samples)-1], &dets[f.det], band, bandUnlearned)
 		f.tr.bestQuality = max(f.tr.bestQuality, q)
 		f.tr.named = f.tr.named || (ok && base.Face().Accept(m))
 		embedded = append(embedded, f)
@@ -435,6 +443,14 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// unlearned is Unlearned now, zeros when it is not set.
+func (s *Service) unlearned() (threshold, band float64) {
+	if s.Unlearned == nil {
+		return 0, 0
+	}
+	return s.Unlearned()
 }
 
 // threshold is the base distance threshold now: Config.Threshold, or the

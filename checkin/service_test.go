@@ -775,3 +775,43 @@ func TestFaceSlack(t *testing.T) {
 		}
 	}
 }
+
+// TestUnlearned: a customer who holds no door row is held to the looser
+// kiosk-only threshold (Service.Unlearned); once they hold one, the
+// threshold calibrated with the door rows applies to them.
+func TestUnlearned(t *testing.T) {
+	p := newPopulation(t, 24)
+	id := p.customer(t, 0, 3)
+	probes := p.recognisable(id, defaultRule())[:3]
+	nearest := math.Inf(1)
+	for _, e := range probes {
+		m, _ := p.gallery.Search(&e)
+		nearest = min(nearest, m.Distance)
+	}
+	play := func(unlearned float64) int {
+		t.Helper()
+		svc, rec := newService(t, testConfig(), p.gallery)
+		svc.Calibrated = func() float64 { return nearest - 0.01 }
+		svc.Unlearned = func() (float64, float64) { return unlearned, 0 }
+		sc := &scene{camera: "door-1", start: t0, walkers: []*walker{approach(0, 300, probes)}}
+		sc.play(t, svc, 45)
+		return len(rec.got())
+	}
+	if n := play(0); n != 0 {
+		t.Fatalf("%d arrivals below every probe", n)
+	}
+	if n := play(1); n != 1 {
+		t.Fatalf("%d arrivals of a customer without door rows under the kiosk-only threshold, want 1", n)
+	}
+	// A door row far from the probes: the customer's distance is still
+	// the enrollment's, but they have learned, and the stricter threshold
+	// is theirs.
+	far := p.set.faces[p.strangers[0]][0]
+	p.gallery.Add(enroll.Template{CustomerID: id, Embedding: far, Model: p.gallery.Model(), Group: enroll.DoorGroup})
+	if m, _ := p.gallery.Search(&probes[0]); m.CustomerID != id || !m.Learned {
+		t.Fatalf("after a door row: %+v", m)
+	}
+	if n := play(1); n != 0 {
+		t.Fatalf("%d arrivals of a customer with a door row below their threshold", n)
+	}
+}

@@ -60,11 +60,11 @@ func (s *Service) band() float64 {
 // so far (the band's face rule, margin included): a card needs the live face after the frame is gone, and no face
 // outside the band is ever rendered for it. The caller holds the camera
 // lock.
-func (s *Service) keepThumb(cameraID string, tr *track, sm *sample, d *Detection, band float64) {
+func (s *Service) keepThumb(cameraID string, tr *track, sm *sample, d *Detection, band, unlearned float64) {
 	if band <= 0 || d.Thumbnail == nil || !sm.found {
 		return
 	}
-	if r := (enroll.Rule{Threshold: band, Margin: s.cfg.Margin, FaceSlack: s.cfg.FaceSlack}); !r.Face().Accept(sm.match) {
+	if r := (enroll.Rule{Threshold: band, Margin: s.cfg.Margin, FaceSlack: s.cfg.FaceSlack, Unlearned: unlearned}); !r.Face().Accept(sm.match) {
 		return
 	}
 	if tr.thumb != nil && sm.quality <= tr.thumbQuality {
@@ -92,7 +92,9 @@ func (s *Service) card(cameraID string, tr *track, at time.Time) (decision, bool
 	}
 	fused := tr.fuse()
 	fm, ok := s.matcher.Search(&fused)
-	v := s.cfg.Rule().Card(band, tr.matches(), fm, ok, s.tighten(at))
+	rule := s.cfg.Rule()
+	_, rule.Match.Unlearned = s.unlearned()
+	v := rule.Card(band, tr.matches(), fm, ok, s.tighten(at))
 	if v.Verdict != Arrives {
 		return decision{}, false
 	}

@@ -19,6 +19,9 @@ type Match struct {
 	// there is no runner-up.
 	RunnerUp string  `json:"runner_up,omitempty"`
 	Margin   float64 `json:"margin"`
+	// Learned: the customer holds a door row (DoorGroup), learned from
+	// visits staff confirmed. Rule.Unlearned applies to those who do not.
+	Learned bool `json:"learned,omitempty"`
 }
 
 // Gallery is the in-memory index of every consented template of one model.
@@ -648,12 +651,22 @@ func (g *Gallery) match(b1 int32, d1 float64, b2 int32, d2 float64) (Match, bool
 	if b1 < 0 {
 		return Match{}, false
 	}
-	m := Match{CustomerID: g.ids[b1], Distance: d1, Margin: math.Inf(1)}
+	m := Match{CustomerID: g.ids[b1], Distance: d1, Margin: math.Inf(1), Learned: g.learned(b1)}
 	if b2 >= 0 {
 		m.RunnerUp = g.ids[b2]
 		m.Margin = d2 - m.Distance
 	}
 	return m, true
+}
+
+// learned reports whether customer c holds a door row.
+func (g *Gallery) learned(c int32) bool {
+	for _, r := range g.crows[c] {
+		if g.rows[r].group == DoorGroup {
+			return true
+		}
+	}
+	return false
 }
 
 func excluded(ex []int32, c int32) bool {
@@ -810,14 +823,27 @@ type Rule struct {
 	// templates than any one face is, while no face may be accepted on its
 	// own beyond Threshold: a one-face track's fused embedding is that face.
 	FaceSlack float64 `json:"face_slack,omitempty"`
+	// Unlearned is how much farther than Threshold a match may lie when its
+	// customer holds no door row (Match.Learned false). The threshold in
+	// force while learning is calibrated for the door factor, which only
+	// customers with door rows bring: a stranger's chance against one who
+	// has learned nothing is the kiosk-only tail's, so each customer's
+	// share of the budget (target/n, the union bound the calibration for n
+	// customers rests on) holds with the kiosk-only threshold for them
+	// (Service.Recognition). 0 without learning.
+	Unlearned float64 `json:"unlearned,omitempty"`
 }
 
 // Face is the rule one face of a track must meet to name a customer.
 func (r Rule) Face() Rule {
-	return Rule{Threshold: r.Threshold + r.FaceSlack, Margin: r.Margin}
+	return Rule{Threshold: r.Threshold + r.FaceSlack, Margin: r.Margin, Unlearned: r.Unlearned}
 }
 
 // Accept reports whether m names a customer under the rule.
 func (r Rule) Accept(m Match) bool {
-	return m.CustomerID != "" && m.Distance <= r.Threshold && m.Margin >= r.Margin
+	th := r.Threshold
+	if !m.Learned {
+		th += r.Unlearned
+	}
+	return m.CustomerID != "" && m.Distance <= th && m.Margin >= r.Margin
 }

@@ -356,12 +356,43 @@ func (s *Service) duplicateThreshold() float64 {
 
 // Recognition is the rule in force for recognising customers now: Rule,
 // with the OpenSet threshold for the gallery's size when that is stricter.
+//
+// While learning (OpenSet.DoorFactor above 1) the threshold holds the
+// budget with every customer's door rows counted; Unlearned widens it back
+// to the kiosk-only calibration for customers who hold none (Rule.Unlearned).
 func (s *Service) Recognition() Rule {
 	r := s.Rule
 	if s.OpenSet.Ceiling > 0 {
-		r.Threshold = min(r.Threshold, s.OpenSet.Threshold(s.Gallery.Customers()))
+		n := s.Gallery.Customers()
+		r.Threshold = min(r.Threshold, s.OpenSet.Threshold(n))
+		if k := s.kioskOnly(); k != nil {
+			r.Unlearned = max(0, min(s.Rule.Threshold, k.Threshold(n))-r.Threshold)
+		}
 	}
 	return r
+}
+
+// Unlearned is how much farther than the recognition threshold and the
+// verify band a customer who holds no door row may match
+// (Rule.Unlearned of Recognition and Verification): check-in's per-frame
+// view of both.
+func (s *Service) Unlearned() (threshold, band float64) {
+	threshold = s.Recognition().Unlearned
+	if r, ok := s.Verification(); ok {
+		band = r.Unlearned
+	}
+	return threshold, band
+}
+
+// kioskOnly is the open-set calibration without the door factor, nil when
+// there is none: what a customer without door rows is calibrated with.
+func (s *Service) kioskOnly() *OpenSet {
+	if s.OpenSet.DoorFactor <= 1 {
+		return nil
+	}
+	k := s.OpenSet
+	k.DoorFactor = 0
+	return &k
 }
 
 // Verification is the rule of the "please verify" band now: the rule in
@@ -373,11 +404,15 @@ func (s *Service) Verification() (r Rule, ok bool) {
 	if s.VerifyTarget <= 0 || s.OpenSet.Ceiling <= 0 {
 		return r, false
 	}
-	b := s.OpenSet.Band(s.VerifyTarget, s.Gallery.Customers())
+	n := s.Gallery.Customers()
+	b := s.OpenSet.Band(s.VerifyTarget, n)
 	if b <= r.Threshold {
 		return r, false
 	}
 	r.Threshold = b
+	if k := s.kioskOnly(); k != nil {
+		r.Unlearned = max(0, k.Band(s.VerifyTarget, n)-b)
+	}
 	return r, true
 }
 

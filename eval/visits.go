@@ -129,6 +129,10 @@ type VisitsSize struct {
 	Gallery   int     `json:"gallery"`
 	Threshold float64 `json:"threshold"`
 	Band      float64 `json:"band"`
+	// Unlearned and BandUnlearned are how much farther both lie for a
+	// customer who holds no door row (enroll.Rule.Unlearned).
+	Unlearned     float64 `json:"unlearned,omitempty"`
+	BandUnlearned float64 `json:"band_unlearned,omitempty"`
 	// Expected false alerts and cards per stranger visit at this size, from
 	// the tails measured with door templates in the gallery.
 	ExpectedAlerts float64     `json:"expected_alerts"`
@@ -257,11 +261,22 @@ func SimulateVisits(set *Set, cfg VisitsConfig) (*VisitsResult, error) {
 	kiosk.Target = cfg.Target / res.DoorFactor
 	door.Target = cfg.Target
 	door.Ceiling, kiosk.Ceiling = cfg.Rule.Threshold, cfg.Rule.Threshold
+	// A customer who holds no door row costs a stranger's visit only the
+	// kiosk-only rate: they are calibrated without the factor
+	// (enroll.Rule.Unlearned), as the daemon does.
+	plain := kiosk
+	plain.Target = cfg.Target
 	for _, n := range cfg.Sizes {
 		rule := cfg.Rule
 		rule.Threshold = min(door.Threshold(n), kiosk.Threshold(n))
 		band := max(rule.Threshold, min(door.Band(cfg.VerifyTarget, n), kiosk.Band(cfg.VerifyTarget/res.DoorFactor, n)))
-		vs := res.run(set, rule, band, n)
+		var bandUnlearned float64
+		if cfg.Door.Mode != DoorNone {
+			th := plain.Threshold(n)
+			rule.Unlearned = max(0, th-rule.Threshold)
+			bandUnlearned = max(0, max(th, plain.Band(cfg.VerifyTarget, n))-band)
+		}
+		vs := res.run(set, rule, band, bandUnlearned, n)
 		vs.Customers = n
 		vs.ExpectedAlerts = max(door.Expected(rule.Threshold, n), res.DoorFactor*kiosk.Expected(rule.Threshold, n))
 		if band > rule.Threshold {
@@ -392,9 +407,9 @@ func splitVisits(labels []string, groups map[string][]int, nStr int, cfg VisitsC
 // run decides every visit under rule and band, learning as staff confirm,
 // with the gallery filled towards n customers from the Others. Seeds run
 // in parallel; each tallies its own counts.
-func (res *VisitsResult) run(set *Set, rule enroll.Rule, band float64, n int) VisitsSize {
+func (res *VisitsResult) run(set *Set, rule enroll.Rule, band, bandUnlearned float64, n int) VisitsSize {
 	cfg := res.Config
-	out := VisitsSize{Threshold: rule.Threshold, Band: band}
+	out := VisitsSize{Threshold: rule.Threshold, Band: band, Unlearned: rule.Unlearned, BandUnlearned: bandUnlearned}
 	tallies := make([]seedTally, len(res.split))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
@@ -402,7 +417,7 @@ func (res *VisitsResult) run(set *Set, rule enroll.Rule, band float64, n int) Vi
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			tallies[s] = res.runSeed(set, res.split[s], rule, band, n)
+			tallies[s] = res.runSeed(set, res.split[s], rule, band, bandUnlearned, n)
 		})
 	}
 	wg.Wait()
@@ -464,7 +479,7 @@ type seedTally struct {
 	announced                 []StrangerAlert
 }
 
-func (res *VisitsResult) runSeed(set *Set, sp visitsSplit, rule enroll.Rule, band float64, n int) seedTally {
+func (res *VisitsResult) runSeed(set *Set, sp visitsSplit, rule enroll.Rule, band, bandUnlearned float64, n int) seedTally {
 	cfg := res.Config
 	t := seedTally{visits: make([]int, cfg.Visits), ann: make([]int, cfg.Visits), card: make([]int, cfg.Visits)}
 	fill := min(max(0, n-len(sp.enroll)), len(sp.others)/2)
@@ -500,7 +515,7 @@ func (res *VisitsResult) runSeed(set *Set, sp visitsSplit, rule enroll.Rule, ban
 				continue
 			}
 			es := embeddings(set, vs[k])
-			who, announced := g.visit(es, rule, band, cfg.Votes)
+			who, announced := g.visit(es, rule, band, bandUnlearned, cfg.Votes)
 			if k < cfg.Visits {
 				t.visits[k]++
 				t.ann[k] += b2i(announced && who == ci)
@@ -515,7 +530,7 @@ func (res *VisitsResult) runSeed(set *Set, sp visitsSplit, rule enroll.Rule, ban
 		}
 	}
 	for _, v := range sp.strVisit {
-		who, announced := g.visit(embeddings(set, v), rule, band, cfg.Votes)
+		who, announced := g.visit(embeddings(set, v), rule, band, bandUnlearned, cfg.Votes)
 		t.strangers++
 		t.strA += b2i(announced && who >= 0)
 		t.strC += b2i(!announced && who >= 0)
@@ -527,7 +542,7 @@ func (res *VisitsResult) runSeed(set *Set, sp visitsSplit, rule enroll.Rule, ban
 		for len(idx) > 0 {
 			v := idx[:min(cfg.Track, len(idx))]
 			idx = idx[len(v):]
-			who, announced := g.visit(embeddings(set, v), rule, band, cfg.Votes)
+			who, announced := g.visit(embeddings(set, v), rule, band, bandUnlearned, cfg.Votes)
 			t.others++
 			t.full += b2i(len(v) == cfg.Track)
 			t.othA += b2i(announced && who >= 0)
@@ -715,7 +730,7 @@ func (g *doorGallery) scores(e *face.Embedding) []float64 {
 // announced for (announced true), carded for (false), or -1. It builds the
 // run and track the open-set simulation decides on, so that both decide
 // with check-in's own rule (decide, bandCard: checkin.Rule).
-func (g *doorGallery) visit(es []face.Embedding, rule enroll.Rule, band float64, votes int) (int, bool) {
+func (g *doorGallery) visit(es []face.Embedding, rule enroll.Rule, band, bandUnlearned float64, votes int) (int, bool) {
 	ids := make([]string, len(g.cust))
 	for i := range ids {
 		ids[i] = fmt.Sprint(i)
@@ -725,10 +740,12 @@ func (g *doorGallery) visit(es []face.Embedding, rule enroll.Rule, band float64,
 	for k := range es {
 		p := probe{scores: g.scores(&es[k])}
 		p.match, p.top = topMatch(p.scores, ids)
+		p.match.Learned = g.learned(p.top)
 		r.probes[k] = p
 		t.probes[k] = k
 		f := fused{scores: g.scores(ptr(checkin.Fuse(es[:k+1], nil)))}
 		f.match, f.top = topMatch(f.scores, ids)
+		f.match.Learned = g.learned(f.top)
 		t.fused[k] = f
 	}
 	tracks := checkin.Rule{Match: rule, Votes: votes}
@@ -736,11 +753,19 @@ func (g *doorGallery) visit(es []face.Embedding, rule enroll.Rule, band float64,
 		return c, true
 	}
 	if band > rule.Threshold {
-		if c := bandCard(r, t, tracks, band); c >= 0 {
+		cards := tracks
+		cards.Match.Unlearned = bandUnlearned
+		if c := bandCard(r, t, cards, band); c >= 0 {
 			return c, false
 		}
 	}
 	return -1, false
+}
+
+// learned reports whether customer ci holds door templates, as
+// enroll.Match.Learned does for the daemon's gallery.
+func (g *doorGallery) learned(ci int) bool {
+	return ci >= 0 && len(g.cust[ci].door) > 0
 }
 
 // WriteText prints the simulation.

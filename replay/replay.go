@@ -33,6 +33,9 @@ type Pipeline struct {
 	// Calibrated gives the recognition threshold in force for the
 	// gallery's size (enroll.Service.Recognition), as in the daemon.
 	Calibrated func() float64
+	// Unlearned gives how much farther a customer without door rows may
+	// match (checkin.Service.Unlearned); nil for none.
+	Unlearned func() (threshold, band float64)
 	// YuNet is the face detector's model file.
 	YuNet string
 	// MinFacePx and DetectInterval are the cameras' (vision.min_face_px,
@@ -182,6 +185,7 @@ func (p *Pipeline) Play(ctx context.Context, run Run) (Result, error) {
 		return Result{}, err
 	}
 	svc.Calibrated = p.Calibrated
+	svc.Unlearned = p.Unlearned
 	rec := &recorder{}
 	svc.Notifier = rec
 	if run.Publish != nil {

@@ -204,6 +204,7 @@ func (a *faceApp) pipeline(cfg Config) *replay.Pipeline {
 		Embedder:       a.embedder,
 		Checkin:        cfg.checkinConfig(),
 		Calibrated:     func() float64 { return a.svc.Recognition().Threshold },
+		Unlearned:      a.svc.Unlearned,
 		YuNet:          models.Path(cfg.Models.Dir, models.YuNet),
 		MinFacePx:      cfg.Vision.MinFacePx,
 		DetectInterval: cfg.Vision.DetectInterval,

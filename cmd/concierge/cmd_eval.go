@@ -269,7 +269,10 @@ func (f openSetFlags) rule(cfg Config, rf ruleFlags, opt *eval.Options) error {
 	if *rf.threshold > 0 {
 		opt.Rule.Threshold = *rf.threshold
 	} else {
+		// The simulated customers hold no door rows, and the daemon holds
+		// such customers to the kiosk-only calibration (enroll.Rule.Unlearned).
 		opt.Calibrated = cfg.openSet()
+		opt.Calibrated.DoorFactor = 0
 		opt.VerifyTarget, opt.BandSizes = cfg.Match.VerifyTarget, []int{10, 100, 1000}
 	}
 	if *rf.margin >= 0 {

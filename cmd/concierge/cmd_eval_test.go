@@ -195,15 +195,16 @@ func TestEvalKpopShippedRule(t *testing.T) {
 		threshold                                float64
 		strangers, faces, visits, strangerVisits float64
 	}{
-		// The shipped rule learns from confirmed visits, so its threshold
-		// holds the budget for the door factor too (0.654 without).
-		{"shipped", nil, 0.649, 0, 0.137, 0.906, 0},
+		// The shipped rule learns from confirmed visits, but customers
+		// without door rows, as all of these, are held to the kiosk-only
+		// threshold (0.649 for those who hold one).
+		{"shipped", nil, 0.654, 0, 0.147, 0.917, 0},
 		// A fixed threshold at the ceiling decides fused tracks far beyond
 		// the budget: 6 of 500 strangers' visits.
 		{"ceiling", []string{"--threshold", "0.78"}, 0.78, 0.00085, 0.540, 0.996, 0.012},
 		// The 160 px face crops shrunk to 80 px and JPEG 70, as a door
 		// camera sees faces; strangers still never pass.
-		{"door-camera faces", []string{"--shrink", "80"}, 0.649, 0, 0.102, 0.855, 0},
+		{"door-camera faces", []string{"--shrink", "80"}, 0.654, 0, 0.114, 0.878, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"--config", cfg, "--folder", testenv.Shared(t, "data/kpop"), "--seeds", "20", "--json"}, tc.args...)

@@ -120,6 +120,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		return err
 	}
 	svc.Calibrated = func() float64 { return d.app.svc.Recognition().Threshold }
+	svc.Unlearned = d.app.svc.Unlearned
 	svc.Notifier = d.notifier
 	svc.VisitLog = d.app.db
 	svc.Directory = directory{d.app.db}
