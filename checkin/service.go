@@ -247,9 +247,9 @@ func (s *Service) Observe(ctx context.Context, cameraID string, at time.Time, de
 
 	// The rule of this frame: the calibrated threshold moves only with the
 	// gallery's size, so one look per frame serves every face in it.
-	unlearned, _ := s.unlearned()
+	unlearned, bandUnlearned := s.unlearned()
 	base := enroll.Rule{Threshold: s.threshold(), Margin: s.cfg.Margin, FaceSlack: s.cfg.FaceSlack, Unlearned: unlearned}
-	embedded, out, errs := s.track(ctx, cameraID, cam, at, dets, embed, base)
+	embedded, out, errs := s.track(ctx, cameraID, cam, at, dets, embed, base, bandUnlearned)
 	for _, f := range embedded {
 		d, ok := s.decide(cameraID, f.tr, at, base)
 		if !ok {
@@ -281,10 +281,9 @@ func (s *Service) Observe(ctx context.Context, cameraID string, at time.Time, de
 // chosen faces and returns the tracks that got an embedding, and the cards
 // of tracks that a failed embedding exhausted; base, the frame's rule, says
 // which embeddings name someone. The caller holds cam.mu.
-func (s *Service) track(ctx context.Context, cameraID string, cam *camera, at time.Time, dets []Detection, embed EmbedFunc, base enroll.Rule) ([]seen, []decision, []error) {
+func (s *Service) track(ctx context.Context, cameraID string, cam *camera, at time.Time, dets []Detection, embed EmbedFunc, base enroll.Rule, bandUnlearned float64) ([]seen, []decision, []error) {
 	cfg := &s.cfg
 	band := s.band()
-	_, bandUnlearned := s.unlearned()
 	idx := make([]int, 0, len(dets))
 	boxes := make([]box, 0, len(dets))
 	for i := range dets {

@@ -377,11 +377,11 @@ func (s *Service) Recognition() Rule {
 // (Rule.Unlearned of Recognition and Verification): check-in's per-frame
 // view of both.
 func (s *Service) Unlearned() (threshold, band float64) {
-	threshold = s.Recognition().Unlearned
-	if r, ok := s.Verification(); ok {
-		band = r.Unlearned
+	r := s.Recognition()
+	if v, ok := s.verification(r); ok {
+		band = v.Unlearned
 	}
-	return threshold, band
+	return r.Unlearned, band
 }
 
 // kioskOnly is the open-set calibration without the door factor, nil when
@@ -400,7 +400,11 @@ func (s *Service) kioskOnly() *OpenSet {
 // ok is false when there is no band: VerifyTarget 0, an uncalibrated
 // threshold, or a band no wider than the recognition threshold.
 func (s *Service) Verification() (r Rule, ok bool) {
-	r = s.Recognition()
+	return s.verification(s.Recognition())
+}
+
+// verification widens r, the rule in force, into the band's rule.
+func (s *Service) verification(r Rule) (Rule, bool) {
 	if s.VerifyTarget <= 0 || s.OpenSet.Ceiling <= 0 {
 		return r, false
 	}
